@@ -1,0 +1,267 @@
+//! Elections: PreVote, votes, becoming leader, CheckQuorum (Raft §5.2, §5.4.1;
+//! thesis §9.6 PreVote and §6.2 leases).
+
+use crate::event::{Note, TimerKind};
+use crate::message::{Body, Message};
+use crate::node::{HigherTerm, Node};
+use crate::progress::Progress;
+use crate::quorum::{VoteResult, VoteTracker};
+use crate::types::{LogIndex, NodeId, Payload, Role, Term};
+
+impl Node {
+    pub(crate) fn on_election_timeout(&mut self) {
+        if self.role == Role::Leader {
+            return;
+        }
+        if self.config.pre_vote {
+            self.become_pre_candidate();
+        } else {
+            self.become_candidate(false);
+        }
+    }
+
+    /// Whether this node heard from a live leader within the minimum election
+    /// timeout. While it does, it refuses to help depose that leader.
+    pub(crate) fn in_leader_lease(&self) -> bool {
+        if self.role == Role::Leader {
+            return true;
+        }
+        match (self.leader, self.leader_contact_ms) {
+            (Some(_), Some(at_ms)) => self.now_ms < at_ms + self.config.election_timeout_ms_min,
+            _ => false,
+        }
+    }
+
+    /// A higher term is adopted unless the message is a PreVote (which changes
+    /// nothing), a PreVote grant (which carries the proposed term), or a vote
+    /// request arriving while we still hear a leader (CheckQuorum lease).
+    pub(crate) fn higher_term_policy(&self, message: &Message) -> HigherTerm {
+        match message.body {
+            Body::RequestVote { pre_vote: true, .. } => HigherTerm::KeepTerm,
+            Body::RequestVoteResponse {
+                pre_vote: true,
+                granted: true,
+            } => HigherTerm::KeepTerm,
+            Body::RequestVote {
+                pre_vote: false,
+                transfer,
+                ..
+            } if self.config.check_quorum && !transfer && self.in_leader_lease() => {
+                HigherTerm::Drop
+            }
+            _ => HigherTerm::Adopt,
+        }
+    }
+
+    fn log_is_up_to_date(&self, last_log_index: LogIndex, last_log_term: Term) -> bool {
+        (last_log_term, last_log_index) >= (self.log.last_term(), self.log.last_index())
+    }
+
+    pub(crate) fn become_pre_candidate(&mut self) {
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.votes = VoteTracker::default();
+        self.note(Note::PreVoteStarted {
+            term: self.term.next_term(),
+        });
+        self.reset_election_deadline();
+        self.request_votes(true, false);
+    }
+
+    pub(crate) fn become_candidate(&mut self, transfer: bool) {
+        self.term = self.term.next_term();
+        self.voted_for = Some(self.config.id);
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.votes = VoteTracker::default();
+        self.drop_forwarded_reads();
+        self.note(Note::ElectionStarted { term: self.term });
+        self.reset_election_deadline();
+        self.request_votes(false, transfer);
+    }
+
+    fn request_votes(&mut self, pre_vote: bool, transfer: bool) {
+        self.votes.record(self.config.id, true);
+        let body = Body::RequestVote {
+            pre_vote,
+            transfer,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+        };
+        for peer in self.peers() {
+            if pre_vote {
+                self.send(peer, body.clone());
+            } else {
+                // Our own vote must be durable before we ask for others (§5.2).
+                self.send_after_persist(peer, body.clone());
+            }
+        }
+        self.tally_votes(pre_vote);
+    }
+
+    pub(crate) fn on_request_vote(
+        &mut self,
+        candidate: NodeId,
+        term: Term,
+        pre_vote: bool,
+        transfer: bool,
+        last_log_index: LogIndex,
+        last_log_term: Term,
+    ) {
+        let up_to_date = self.log_is_up_to_date(last_log_index, last_log_term);
+        let lease = self.config.check_quorum && !transfer && self.in_leader_lease();
+        if pre_vote {
+            // A PreVote changes nothing here; grant only what a real vote would get.
+            let grant = term > self.term && up_to_date && !lease;
+            if grant {
+                let message = Message {
+                    from: self.config.id,
+                    to: candidate,
+                    term,
+                    body: Body::RequestVoteResponse {
+                        pre_vote: true,
+                        granted: true,
+                    },
+                };
+                self.actions.push(crate::event::Action::Send(message));
+            } else {
+                let reason = if lease {
+                    "still hears a leader"
+                } else if !up_to_date {
+                    "log not up to date"
+                } else {
+                    "stale term"
+                };
+                self.note(Note::VoteRejected {
+                    candidate,
+                    pre_vote: true,
+                    reason,
+                });
+                self.send(
+                    candidate,
+                    Body::RequestVoteResponse {
+                        pre_vote: true,
+                        granted: false,
+                    },
+                );
+            }
+            return;
+        }
+        assert_eq!(term, self.term, "the term was settled before dispatch");
+        let can_vote = self.voted_for.is_none_or(|voted| voted == candidate);
+        if can_vote && up_to_date {
+            self.voted_for = Some(candidate);
+            self.reset_election_deadline();
+            // Term and vote are durable before the grant leaves (§5.2, Figure 2).
+            self.send_after_persist(
+                candidate,
+                Body::RequestVoteResponse {
+                    pre_vote: false,
+                    granted: true,
+                },
+            );
+        } else {
+            let reason = if !up_to_date {
+                "log not up to date"
+            } else {
+                "already voted in this term"
+            };
+            self.note(Note::VoteRejected {
+                candidate,
+                pre_vote: false,
+                reason,
+            });
+            self.send(
+                candidate,
+                Body::RequestVoteResponse {
+                    pre_vote: false,
+                    granted: false,
+                },
+            );
+        }
+    }
+
+    pub(crate) fn on_vote_response(
+        &mut self,
+        voter: NodeId,
+        term: Term,
+        pre_vote: bool,
+        granted: bool,
+    ) {
+        let expected = match (self.role, pre_vote) {
+            (Role::PreCandidate, true) => {
+                term == self.term.next_term() || (!granted && term == self.term)
+            }
+            (Role::Candidate, false) => term == self.term,
+            _ => false,
+        };
+        if !expected {
+            return; // A reply to an older round.
+        }
+        self.votes.record(voter, granted);
+        self.note(Note::VoteReceived {
+            from: voter,
+            granted: self.votes.granted(),
+            voters: self.config.voters.len(),
+            pre_vote,
+        });
+        self.tally_votes(pre_vote);
+    }
+
+    fn tally_votes(&mut self, pre_vote: bool) {
+        match self.votes.result(&self.config.voters) {
+            VoteResult::Pending => {}
+            VoteResult::Won if pre_vote => self.become_candidate(false),
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => {
+                let term = self.term;
+                self.become_follower(term, None, "lost the election");
+            }
+        }
+    }
+
+    pub(crate) fn become_leader(&mut self) {
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate becomes leader"
+        );
+        self.role = Role::Leader;
+        self.leader = Some(self.config.id);
+        self.leader_contact_ms = Some(self.now_ms);
+        self.note(Note::BecameLeader { term: self.term });
+        let last_index = self.log.last_index();
+        for peer in self.peers() {
+            self.progress.insert(peer, Progress::new(last_index));
+        }
+        self.set_timer(TimerKind::Election, None);
+        self.set_timer(
+            TimerKind::QuorumCheck,
+            Some(self.now_ms + self.config.election_timeout_ms_max),
+        );
+        // A no-op of our term lets us commit everything before it (§5.4.2, §8).
+        self.append_as_leader(Payload::Noop);
+        self.on_heartbeat_timeout();
+    }
+
+    /// CheckQuorum: a leader that has not heard from a majority within an
+    /// election timeout steps down, so clients stop waiting on it.
+    pub(crate) fn on_quorum_check(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
+        for progress in self.progress.values_mut() {
+            progress.recent_active = false;
+        }
+        if self.config.check_quorum && active < self.config.quorum() {
+            let term = self.term;
+            self.become_follower(term, None, "quorum inactive");
+            return;
+        }
+        self.set_timer(
+            TimerKind::QuorumCheck,
+            Some(self.now_ms + self.config.election_timeout_ms_max),
+        );
+    }
+}

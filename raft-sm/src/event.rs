@@ -1,0 +1,289 @@
+//! What goes into the core ([`Event`]) and what comes out ([`Action`]).
+
+use crate::message::Message;
+use crate::types::{Entry, HardState, LogIndex, NodeId, Snapshot, Term};
+use serde::{Deserialize, Serialize};
+
+/// The timers a node may ask for. Each kind has one slot; a later `SetTimer`
+/// of the same kind replaces the earlier deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TimerKind {
+    /// Follower or candidate: no leader heard within the randomized timeout; start (pre-)voting.
+    Election,
+    /// Leader: time to send heartbeats to every follower.
+    Heartbeat,
+    /// Leader: time to check that a majority was heard from (CheckQuorum).
+    QuorumCheck,
+    /// Leader: a leadership transfer has run out of time.
+    Transfer,
+}
+
+impl TimerKind {
+    /// All kinds, in slot order.
+    pub const ALL: [TimerKind; 4] = [
+        TimerKind::Election,
+        TimerKind::Heartbeat,
+        TimerKind::QuorumCheck,
+        TimerKind::Transfer,
+    ];
+}
+
+/// Identifies a durable-write barrier. Ids grow by one per [`Action::Sync`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct PersistId(pub u64);
+
+/// Everything that can happen to a node. Each is handed to [`crate::Node::step`]
+/// together with the driver's monotonic clock in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A timer the node asked for with [`Action::SetTimer`] fired. Stale or early
+    /// timer events are ignored, so a driver may deliver them loosely.
+    Timer(TimerKind),
+    /// A message from a peer arrived.
+    Message(Message),
+    /// A client proposes a command. `id` is the driver's, echoed in the answer.
+    Propose {
+        /// The driver's id for the proposal.
+        id: u64,
+        /// The encoded command.
+        command: Vec<u8>,
+    },
+    /// A client asks for a linearizable read (ReadIndex). `id` is the driver's.
+    Read {
+        /// The driver's id for the read.
+        id: u64,
+    },
+    /// Everything written before [`Action::Sync`] `{ id }` (and every earlier
+    /// sync) is durable.
+    Persisted {
+        /// The sync that completed.
+        id: PersistId,
+    },
+    /// The driver applied every entry up to `index` to its state machine.
+    Applied {
+        /// The last applied index.
+        index: LogIndex,
+    },
+    /// The driver produced a snapshot of its state machine, as asked by
+    /// [`Action::TakeSnapshot`]. `index` is the state machine's applied index.
+    SnapshotTaken {
+        /// The last index the snapshot covers.
+        index: LogIndex,
+        /// The serialized state machine.
+        data: Vec<u8>,
+    },
+    /// An operator asks the leader to hand leadership to `to`.
+    TransferLeadership {
+        /// The node that should become leader.
+        to: NodeId,
+    },
+}
+
+/// What the driver must do, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Write the hard state (durable at the next [`Action::Sync`]).
+    PersistHardState(HardState),
+    /// Remove every durable log entry with index ≥ `from`.
+    TruncateLog {
+        /// First index removed.
+        from: LogIndex,
+    },
+    /// Append entries to the durable log; they follow its last entry directly.
+    AppendLog {
+        /// The entries, contiguous.
+        entries: Vec<Entry>,
+    },
+    /// Durably store `snapshot` (atomically, replacing any older one).
+    SaveSnapshot(Snapshot),
+    /// Drop durable log entries with index ≤ `up_to` (they are in the saved snapshot).
+    CompactLog {
+        /// Last index dropped.
+        up_to: LogIndex,
+    },
+    /// Discard the whole durable log; the next entry appended follows `base_index`
+    /// (a snapshot that conflicts with the log replaces it, Raft Figure 13 rule 7).
+    ResetLog {
+        /// The snapshot's last index.
+        base_index: LogIndex,
+    },
+    /// Make every write above durable, then step `Event::Persisted { id }`.
+    /// A driver may cover several syncs with one fsync and report the last id.
+    Sync {
+        /// The barrier's id.
+        id: PersistId,
+    },
+    /// Put a message on the wire. Messages that depend on durable state are only
+    /// emitted after their `Persisted` event, so a driver never has to hold one back.
+    Send(Message),
+    /// Apply committed entries to the state machine, in order, exactly once.
+    Apply {
+        /// The entries, contiguous, following the last ones handed out.
+        entries: Vec<Entry>,
+    },
+    /// Replace the state machine with the snapshot's state (a follower installed it).
+    RestoreSnapshot(Snapshot),
+    /// Produce a snapshot of the state machine at its applied index and step
+    /// `Event::SnapshotTaken`.
+    TakeSnapshot,
+    /// The answer to a proposal.
+    ProposalResult {
+        /// The driver's id of the proposal.
+        id: u64,
+        /// What happened.
+        outcome: ProposalOutcome,
+    },
+    /// The answer to a read: serve it from the state machine now.
+    ReadResult {
+        /// The driver's id of the read.
+        id: u64,
+        /// What happened.
+        outcome: ReadOutcome,
+    },
+    /// Step `Event::Timer(kind)` at or after `deadline_ms`, or never if `None`.
+    SetTimer {
+        /// Which timer.
+        kind: TimerKind,
+        /// When it is due.
+        deadline_ms: Option<u64>,
+    },
+    /// Something notable happened (elections, step-downs, snapshots), for logs
+    /// and coverage counters. Never needed for correctness.
+    Note(Note),
+}
+
+/// The answer to [`Event::Propose`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProposalOutcome {
+    /// Appended on the leader at `index` in `term`. The command takes effect when
+    /// the driver applies the entry at `index` with term `term`.
+    Accepted {
+        /// Where the entry was placed.
+        index: LogIndex,
+        /// The leader's term.
+        term: Term,
+    },
+    /// Not accepted; nothing was appended.
+    Rejected(Rejection),
+    /// Accepted, then leadership was lost before it applied: the outcome is
+    /// unknown (it may still commit). Retrying with the same client session is safe.
+    Dropped,
+}
+
+/// The answer to [`Event::Read`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadOutcome {
+    /// The state machine has applied at least `read_index`; reading it now is linearizable.
+    Ready {
+        /// The confirmed read index.
+        read_index: LogIndex,
+    },
+    /// Not served.
+    Rejected(Rejection),
+    /// Leadership changed while the read waited; nothing was read. Safe to retry.
+    Dropped,
+}
+
+/// Why a proposal or read was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rejection {
+    /// This node is not the leader; `leader` is the one it knows, if any.
+    NotLeader {
+        /// The known leader.
+        leader: Option<NodeId>,
+    },
+    /// Leadership is being transferred; retry shortly (at the new leader).
+    TransferInProgress,
+    /// Too many proposals or reads are pending.
+    Busy,
+}
+
+/// Notable events for logs and coverage counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Note {
+    /// Started a PreVote round for `term`.
+    PreVoteStarted {
+        /// The term it would run in.
+        term: Term,
+    },
+    /// Started an election in `term`.
+    ElectionStarted {
+        /// The new term.
+        term: Term,
+    },
+    /// A vote arrived.
+    VoteReceived {
+        /// The voter.
+        from: NodeId,
+        /// Granted votes so far.
+        granted: usize,
+        /// Voters in total.
+        voters: usize,
+        /// Whether it was a PreVote.
+        pre_vote: bool,
+    },
+    /// Refused a (pre-)vote.
+    VoteRejected {
+        /// The candidate.
+        candidate: NodeId,
+        /// Whether it was a PreVote.
+        pre_vote: bool,
+        /// Why, in words.
+        reason: &'static str,
+    },
+    /// Became leader of `term`.
+    BecameLeader {
+        /// The term.
+        term: Term,
+    },
+    /// Stepped down from leader or candidate.
+    SteppedDown {
+        /// The term after stepping down.
+        term: Term,
+        /// Why, in words.
+        reason: &'static str,
+    },
+    /// Removed a conflicting log suffix.
+    Truncated {
+        /// First index removed.
+        from: LogIndex,
+        /// How many entries were removed.
+        count: u64,
+    },
+    /// Compacted the log after a local snapshot.
+    SnapshotTaken {
+        /// The snapshot's last index.
+        index: LogIndex,
+    },
+    /// Started sending a snapshot to a follower.
+    SnapshotSent {
+        /// The follower.
+        to: NodeId,
+        /// The snapshot's last index.
+        index: LogIndex,
+    },
+    /// Installed a snapshot from the leader.
+    SnapshotInstalled {
+        /// The snapshot's last index.
+        index: LogIndex,
+    },
+    /// Served a linearizable read.
+    ReadServed {
+        /// The read index.
+        read_index: LogIndex,
+    },
+    /// Answered a proposal as dropped.
+    ProposalDropped,
+    /// Started a leadership transfer.
+    TransferStarted {
+        /// The target.
+        to: NodeId,
+    },
+    /// A leadership transfer timed out.
+    TransferAborted {
+        /// The target.
+        to: NodeId,
+    },
+}

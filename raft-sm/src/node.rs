@@ -1,0 +1,775 @@
+//! The node: its state, `step`, the dispatch by term and role, the one `send`
+//! chokepoint and the invariants checked after every step.
+
+use crate::config::{Config, ConfigError};
+use crate::event::{
+    Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind,
+};
+use crate::log::Log;
+use crate::message::{Body, Message};
+use crate::progress::Progress;
+use crate::quorum::VoteTracker;
+use crate::read::Reads;
+use crate::snapshot::IncomingSnapshot;
+use crate::timer::Timers;
+use crate::types::{Entry, HardState, LogIndex, NodeId, RestoredState, Role, Snapshot, Term};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Something that may only happen once a sync is durable.
+#[derive(Clone, Debug)]
+pub(crate) enum AfterPersist {
+    /// A message that reports durable state (a vote, an append acknowledgement).
+    Send(Message),
+    /// The local log is durable up to this index.
+    LogDurable(LogIndex),
+}
+
+/// What a message with a higher term than ours does to our term.
+pub(crate) enum HigherTerm {
+    /// Adopt the term and become a follower (Raft §5.1).
+    Adopt,
+    /// Handle the message without changing the term (PreVote traffic).
+    KeepTerm,
+    /// Ignore the message entirely (a vote request while we hear a leader).
+    Drop,
+}
+
+/// A leadership transfer in progress.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Transfer {
+    pub(crate) to: NodeId,
+    pub(crate) timeout_now_sent: bool,
+}
+
+/// A Raft node: a pure state machine driven by [`Node::step`].
+///
+/// # Contract
+/// - **Time is an input.** Every call passes `now_ms`, the driver's monotonic
+///   clock in milliseconds; it never goes backwards. The node never reads a clock.
+/// - **Events in, actions out.** [`Event`]s are timers the node asked for,
+///   messages from peers, client proposals and reads, acknowledgements of durable
+///   writes ([`Event::Persisted`]), of application ([`Event::Applied`]) and of
+///   snapshots ([`Event::SnapshotTaken`]), and operator requests. `step` returns
+///   the [`Action`]s to execute, **in order**.
+/// - **Persistence.** Write actions (`PersistHardState`, `TruncateLog`,
+///   `AppendLog`, `SaveSnapshot`, `CompactLog`, `ResetLog`) become durable at the
+///   next `Sync { id }`; the driver then steps `Persisted { id }` (it may cover
+///   many syncs with one fsync and report the last id). Messages that reveal durable
+///   state (vote grants, append acknowledgements) are held inside the node until
+///   their sync is reported, so every `Send` may go on the wire at once.
+/// - **Apply.** `Apply` hands out committed entries in index order, each once;
+///   the driver applies them and steps `Applied { index }`.
+/// - **Timers.** `SetTimer { kind, deadline_ms }` replaces the deadline of `kind`;
+///   the driver steps `Timer(kind)` at or after it. Early or stale timer events are
+///   ignored, so nothing needs to tick.
+/// - **Determinism.** The only randomness is a ChaCha RNG seeded from
+///   [`Config::rng_seed`]: the same config, restored state and events give the same
+///   actions, bit for bit.
+pub struct Node {
+    pub(crate) config: Config,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) now_ms: u64,
+
+    // Durable state (mirrored by the driver's disk).
+    pub(crate) term: Term,
+    pub(crate) voted_for: Option<NodeId>,
+    pub(crate) log: Log,
+    pub(crate) snapshot: Option<Snapshot>,
+
+    // Volatile state.
+    pub(crate) role: Role,
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) commit_index: LogIndex,
+    /// Last index the driver reported applied.
+    pub(crate) applied_index: LogIndex,
+    /// Last index handed out in an `Apply` action.
+    pub(crate) apply_sent_index: LogIndex,
+    pub(crate) timers: Timers,
+    pub(crate) votes: VoteTracker,
+    /// When a leader was last heard from (for PreVote and vote leases).
+    pub(crate) leader_contact_ms: Option<u64>,
+    /// Whether a snapshot was asked for and not yet produced.
+    pub(crate) snapshot_requested: bool,
+    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+
+    // Leader state.
+    pub(crate) progress: BTreeMap<NodeId, Progress>,
+    /// Accepted proposals not yet applied: (index, driver id), in index order.
+    pub(crate) pending_proposals: VecDeque<(LogIndex, u64)>,
+    pub(crate) transfer: Option<Transfer>,
+    pub(crate) reads: Reads,
+    /// Followers that should get an append (or heartbeat) when the step ends.
+    pub(crate) needs_append: Vec<NodeId>,
+
+    // Persistence bookkeeping.
+    /// The local log is durable up to here.
+    pub(crate) durable_index: LogIndex,
+    pub(crate) last_sync_id: PersistId,
+    pub(crate) last_persisted_id: PersistId,
+    /// Log or vote writes issued in this step (they need a sync).
+    pub(crate) wrote_this_step: bool,
+    pub(crate) hard_state_written: HardState,
+    pub(crate) after_persist: VecDeque<(PersistId, AfterPersist)>,
+    /// Messages of this step that wait for the step's writes.
+    pub(crate) held_this_step: Vec<Message>,
+
+    pub(crate) actions: Vec<Action>,
+    /// (term, vote) as of the last check: a node votes at most once per term.
+    pub(crate) vote_seen: (Term, Option<NodeId>),
+}
+
+impl Node {
+    /// Builds a node from its configuration and what was durable (`RestoredState::default()`
+    /// for a brand-new node). Call [`Node::start`] next.
+    pub fn new(config: Config, restored: RestoredState) -> Result<Node, ConfigError> {
+        config.validate()?;
+        let (base_index, base_term) = match &restored.snapshot {
+            Some(snapshot) => (snapshot.last_index, snapshot.last_term),
+            None => (LogIndex(0), Term(0)),
+        };
+        let log = Log::new(base_index, base_term, restored.entries);
+        let hard_state = restored.hard_state;
+        let commit_index = hard_state.commit.clamp(base_index, log.last_index());
+        let durable_index = log.last_index();
+        let rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
+        Ok(Node {
+            config,
+            rng,
+            now_ms: 0,
+            term: hard_state.term,
+            voted_for: hard_state.voted_for,
+            log,
+            snapshot: restored.snapshot,
+            role: Role::Follower,
+            leader: None,
+            commit_index,
+            applied_index: base_index,
+            apply_sent_index: base_index,
+            timers: Timers::default(),
+            votes: VoteTracker::default(),
+            leader_contact_ms: None,
+            snapshot_requested: false,
+            incoming_snapshot: None,
+            progress: BTreeMap::new(),
+            pending_proposals: VecDeque::new(),
+            transfer: None,
+            reads: Reads::default(),
+            needs_append: Vec::new(),
+            durable_index,
+            last_sync_id: PersistId(0),
+            last_persisted_id: PersistId(0),
+            wrote_this_step: false,
+            hard_state_written: HardState {
+                term: hard_state.term,
+                voted_for: hard_state.voted_for,
+                commit: commit_index,
+            },
+            after_persist: VecDeque::new(),
+            held_this_step: Vec::new(),
+            actions: Vec::new(),
+            vote_seen: (hard_state.term, hard_state.voted_for),
+        })
+    }
+
+    /// Arms the first election timer and hands out committed entries that a
+    /// restarted node must re-apply.
+    pub fn start(&mut self, now_ms: u64) -> Vec<Action> {
+        self.now_ms = now_ms;
+        self.reset_election_deadline();
+        self.finish_step()
+    }
+
+    /// Feeds one event at `now_ms`; returns the actions to execute in order.
+    pub fn step(&mut self, now_ms: u64, event: Event) -> Vec<Action> {
+        assert!(
+            now_ms >= self.now_ms,
+            "time went backwards: {now_ms} < {}",
+            self.now_ms
+        );
+        self.now_ms = now_ms;
+        match event {
+            Event::Timer(kind) => self.on_timer(kind),
+            Event::Message(message) => self.on_message(message),
+            Event::Propose { id, command } => self.on_propose(id, command),
+            Event::Read { id } => self.on_read(id),
+            Event::Persisted { id } => self.on_persisted(id),
+            Event::Applied { index } => self.on_applied(index),
+            Event::SnapshotTaken { index, data } => self.on_snapshot_taken(index, data),
+            Event::TransferLeadership { to } => self.on_transfer_leadership(to),
+        }
+        self.finish_step()
+    }
+
+    fn on_timer(&mut self, kind: TimerKind) {
+        if !self.timers.is_due(kind, self.now_ms) {
+            return; // Stale or early: the slot moved on.
+        }
+        self.timers.set(kind, None);
+        match kind {
+            TimerKind::Election => self.on_election_timeout(),
+            TimerKind::Heartbeat => self.on_heartbeat_timeout(),
+            TimerKind::QuorumCheck => self.on_quorum_check(),
+            TimerKind::Transfer => self.on_transfer_timeout(),
+        }
+    }
+
+    /// Term first, then role (Raft §5.1: any message with a higher term makes the
+    /// receiver adopt it and become a follower).
+    fn on_message(&mut self, message: Message) {
+        if message.to != self.config.id
+            || !self.config.voters.contains(&message.from)
+            || message.from == self.config.id
+        {
+            return; // Not for us, or from outside the configuration.
+        }
+        if message.term > self.term {
+            match self.higher_term_policy(&message) {
+                HigherTerm::Drop => return,
+                HigherTerm::KeepTerm => {}
+                HigherTerm::Adopt => {
+                    let leader = match message.body {
+                        Body::AppendEntries { .. } | Body::InstallSnapshot { .. } => {
+                            Some(message.from)
+                        }
+                        _ => None,
+                    };
+                    self.become_follower(message.term, leader, "saw a higher term");
+                }
+            }
+        } else if message.term < self.term {
+            self.on_lower_term_message(message);
+            return;
+        }
+        match message.body.clone() {
+            Body::RequestVote {
+                pre_vote,
+                transfer,
+                last_log_index,
+                last_log_term,
+            } => self.on_request_vote(
+                message.from,
+                message.term,
+                pre_vote,
+                transfer,
+                last_log_index,
+                last_log_term,
+            ),
+            Body::RequestVoteResponse { pre_vote, granted } => {
+                self.on_vote_response(message.from, message.term, pre_vote, granted)
+            }
+            Body::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+                read_round,
+            } => self.on_append_entries(
+                message.from,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+                read_round,
+            ),
+            Body::AppendEntriesResponse {
+                success,
+                match_index,
+                reject_hint,
+                read_round,
+            } => {
+                self.on_append_response(message.from, success, match_index, reject_hint, read_round)
+            }
+            Body::InstallSnapshot {
+                last_index,
+                last_term,
+                voters,
+                offset,
+                data,
+                done,
+            } => self.on_install_snapshot(
+                message.from,
+                last_index,
+                last_term,
+                voters,
+                offset,
+                data,
+                done,
+            ),
+            Body::InstallSnapshotResponse {
+                last_index,
+                next_offset,
+                done,
+            } => self.on_install_snapshot_response(message.from, last_index, next_offset, done),
+            Body::TimeoutNow => self.on_timeout_now(message.from),
+            Body::ReadIndexRequest { read_id } => self.on_read_index_request(message.from, read_id),
+            Body::ReadIndexResponse {
+                read_id,
+                read_index,
+            } => self.on_read_index_response(read_id, read_index),
+        }
+    }
+
+    /// A message from an older term. A stale leader or candidate learns the newer
+    /// term from our answer; everything else is dropped.
+    fn on_lower_term_message(&mut self, message: Message) {
+        match message.body {
+            Body::AppendEntries { read_round, .. } => {
+                let body = Body::AppendEntriesResponse {
+                    success: false,
+                    match_index: LogIndex(0),
+                    reject_hint: None,
+                    read_round,
+                };
+                self.send(message.from, body);
+            }
+            Body::InstallSnapshot { last_index, .. } => {
+                self.send(
+                    message.from,
+                    Body::InstallSnapshotResponse {
+                        last_index,
+                        next_offset: 0,
+                        done: false,
+                    },
+                );
+            }
+            Body::RequestVote { pre_vote, .. } => {
+                self.send(
+                    message.from,
+                    Body::RequestVoteResponse {
+                        pre_vote,
+                        granted: false,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    // ----- role changes ---------------------------------------------------------
+
+    pub(crate) fn become_follower(
+        &mut self,
+        term: Term,
+        leader: Option<NodeId>,
+        reason: &'static str,
+    ) {
+        assert!(term >= self.term, "terms never decrease");
+        let was = self.role;
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+        }
+        if was == Role::Leader || was == Role::Candidate || was == Role::PreCandidate {
+            self.note(Note::SteppedDown { term, reason });
+        }
+        if was == Role::Leader {
+            self.drop_leader_state();
+        }
+        if self.leader != leader {
+            self.drop_forwarded_reads();
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes = VoteTracker::default();
+        self.set_timer(TimerKind::Heartbeat, None);
+        self.set_timer(TimerKind::QuorumCheck, None);
+        self.set_timer(TimerKind::Transfer, None);
+        self.reset_election_deadline();
+    }
+
+    /// Answers every pending proposal and read as dropped: their outcome is now
+    /// unknown to this node, and clients must not wait for a timeout to learn it.
+    fn drop_leader_state(&mut self) {
+        while let Some((_, id)) = self.pending_proposals.pop_front() {
+            self.note(Note::ProposalDropped);
+            self.actions.push(Action::ProposalResult {
+                id,
+                outcome: ProposalOutcome::Dropped,
+            });
+        }
+        self.drop_leader_reads();
+        self.progress.clear();
+        self.needs_append.clear();
+        self.transfer = None;
+    }
+
+    // ----- proposals ------------------------------------------------------------
+
+    fn on_propose(&mut self, id: u64, command: Vec<u8>) {
+        let rejection = if self.role != Role::Leader {
+            Some(Rejection::NotLeader {
+                leader: self.leader,
+            })
+        } else if self.transfer.is_some() {
+            Some(Rejection::TransferInProgress)
+        } else if self.pending_proposals.len() >= self.config.pending_proposals_max {
+            Some(Rejection::Busy)
+        } else {
+            None
+        };
+        if let Some(rejection) = rejection {
+            self.actions.push(Action::ProposalResult {
+                id,
+                outcome: ProposalOutcome::Rejected(rejection),
+            });
+            return;
+        }
+        let index = self.append_as_leader(crate::types::Payload::Command(command));
+        self.pending_proposals.push_back((index, id));
+        self.actions.push(Action::ProposalResult {
+            id,
+            outcome: ProposalOutcome::Accepted {
+                index,
+                term: self.term,
+            },
+        });
+    }
+
+    // ----- persistence ----------------------------------------------------------
+
+    /// Appends to the in-memory log and asks the driver to append durably.
+    pub(crate) fn append_entries_locally(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        for entry in &entries {
+            self.log.append(entry.clone());
+        }
+        self.wrote_this_step = true;
+        self.actions.push(Action::AppendLog { entries });
+    }
+
+    pub(crate) fn truncate_locally(&mut self, from: LogIndex) {
+        assert!(
+            from > self.commit_index,
+            "never truncate committed entries (from {from}, commit {})",
+            self.commit_index
+        );
+        let count = self.log.truncate_from(from);
+        if count == 0 {
+            return;
+        }
+        self.durable_index = self.durable_index.min(from.prev());
+        for (_, after) in self.after_persist.iter_mut() {
+            if let AfterPersist::LogDurable(index) = after {
+                *index = (*index).min(from.prev());
+            }
+        }
+        self.wrote_this_step = true;
+        self.note(Note::Truncated { from, count });
+        self.actions.push(Action::TruncateLog { from });
+    }
+
+    fn on_persisted(&mut self, id: PersistId) {
+        if id <= self.last_persisted_id || id > self.last_sync_id {
+            return; // A duplicate or a sync from before a restart.
+        }
+        self.last_persisted_id = id;
+        while self
+            .after_persist
+            .front()
+            .is_some_and(|(sync, _)| *sync <= id)
+        {
+            let (_, after) = self.after_persist.pop_front().expect("front exists");
+            match after {
+                AfterPersist::Send(message) => self.actions.push(Action::Send(message)),
+                AfterPersist::LogDurable(index) => {
+                    self.durable_index = self.durable_index.max(index.min(self.log.last_index()));
+                }
+            }
+        }
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
+    /// Sends a message that reveals durable state once everything written so far is durable.
+    pub(crate) fn send_after_persist(&mut self, to: NodeId, body: Body) {
+        let message = self.message(to, body);
+        self.held_this_step.push(message);
+    }
+
+    /// The one chokepoint for outgoing messages.
+    pub(crate) fn send(&mut self, to: NodeId, body: Body) {
+        let message = self.message(to, body);
+        self.actions.push(Action::Send(message));
+    }
+
+    fn message(&self, to: NodeId, body: Body) -> Message {
+        assert_ne!(to, self.config.id, "never send to self");
+        // PreVote requests and grants carry the term the candidate would run in.
+        let term = match &body {
+            Body::RequestVote { pre_vote: true, .. } => self.term.next_term(),
+            _ => self.term,
+        };
+        Message {
+            from: self.config.id,
+            to,
+            term,
+            body,
+        }
+    }
+
+    /// Ends a step: sends queued appends, writes the hard state, issues a sync
+    /// for the step's writes and orders held messages after it (Raft §5.1 and
+    /// thesis §3.8: state is durable before the messages that reveal it).
+    fn finish_step(&mut self) -> Vec<Action> {
+        self.flush_appends();
+        self.maybe_hand_out_applies();
+        self.maybe_request_snapshot();
+        let hard_state = HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+            commit: self.commit_index,
+        };
+        if hard_state != self.hard_state_written {
+            if (hard_state.term, hard_state.voted_for)
+                != (
+                    self.hard_state_written.term,
+                    self.hard_state_written.voted_for,
+                )
+            {
+                self.wrote_this_step = true;
+            }
+            self.hard_state_written = hard_state;
+            self.actions.push(Action::PersistHardState(hard_state));
+        }
+        if self.wrote_this_step {
+            self.last_sync_id = PersistId(self.last_sync_id.0 + 1);
+            let id = self.last_sync_id;
+            self.actions.push(Action::Sync { id });
+            self.after_persist
+                .push_back((id, AfterPersist::LogDurable(self.log.last_index())));
+            self.wrote_this_step = false;
+        }
+        let held = std::mem::take(&mut self.held_this_step);
+        for message in held {
+            if self.last_sync_id > self.last_persisted_id {
+                self.after_persist
+                    .push_back((self.last_sync_id, AfterPersist::Send(message)));
+            } else {
+                self.actions.push(Action::Send(message));
+            }
+        }
+        if self.last_sync_id == self.last_persisted_id {
+            self.durable_index = self.log.last_index();
+        }
+        if self.vote_seen.0 != self.term || self.vote_seen.1.is_none() {
+            self.vote_seen = (self.term, self.voted_for);
+        }
+        self.check_invariants();
+        std::mem::take(&mut self.actions)
+    }
+
+    // ----- timers and helpers ---------------------------------------------------
+
+    pub(crate) fn set_timer(&mut self, kind: TimerKind, deadline_ms: Option<u64>) {
+        if self.timers.set(kind, deadline_ms) {
+            self.actions.push(Action::SetTimer { kind, deadline_ms });
+        }
+    }
+
+    /// The one place randomness is used: a fresh election deadline in
+    /// [min, max) from now (Raft §5.2).
+    pub(crate) fn reset_election_deadline(&mut self) {
+        let span = self.config.election_timeout_ms_max - self.config.election_timeout_ms_min;
+        let jitter = self.rng.next_u64() % span;
+        let deadline = self.now_ms + self.config.election_timeout_ms_min + jitter;
+        self.set_timer(TimerKind::Election, Some(deadline));
+    }
+
+    pub(crate) fn note(&mut self, note: Note) {
+        self.actions.push(Action::Note(note));
+    }
+
+    pub(crate) fn peers(&self) -> Vec<NodeId> {
+        self.config
+            .voters
+            .iter()
+            .copied()
+            .filter(|&id| id != self.config.id)
+            .collect()
+    }
+
+    /// Hands committed entries to the state machine, in order, each once.
+    fn maybe_hand_out_applies(&mut self) {
+        while self.apply_sent_index < self.commit_index {
+            let from = self.apply_sent_index.next();
+            let entries = self.log.slice(
+                from,
+                self.commit_index,
+                self.config.apply_entries_max,
+                usize::MAX,
+            );
+            assert!(
+                !entries.is_empty(),
+                "committed entries {from}..={} are in the log",
+                self.commit_index
+            );
+            self.apply_sent_index = entries.last().expect("not empty").index;
+            self.actions.push(Action::Apply { entries });
+        }
+    }
+
+    fn on_applied(&mut self, index: LogIndex) {
+        if index <= self.applied_index {
+            return; // Already known (e.g. a snapshot was installed meanwhile).
+        }
+        assert!(
+            index <= self.apply_sent_index,
+            "applied {index} was never handed out"
+        );
+        self.applied_index = index;
+        while self
+            .pending_proposals
+            .front()
+            .is_some_and(|&(at, _)| at <= index)
+        {
+            self.pending_proposals.pop_front();
+        }
+        self.serve_reads_up_to_applied();
+    }
+
+    /// Debug-build invariants that hold at the end of every step.
+    fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        assert!(
+            self.commit_index <= self.log.last_index(),
+            "commit beyond the log"
+        );
+        assert!(
+            self.commit_index >= self.log.base_index(),
+            "commit below the snapshot"
+        );
+        assert!(
+            self.applied_index <= self.apply_sent_index,
+            "applied beyond handed out"
+        );
+        assert!(
+            self.apply_sent_index <= self.commit_index,
+            "handed out beyond commit"
+        );
+        assert!(
+            self.durable_index <= self.log.last_index(),
+            "durable beyond the log"
+        );
+        if self.vote_seen.0 == self.term {
+            if let Some(voted) = self.vote_seen.1 {
+                assert_eq!(self.voted_for, Some(voted), "two votes in {}", self.term);
+            }
+        }
+        if self.role == Role::Leader {
+            assert_eq!(self.leader, Some(self.config.id));
+            for (peer, progress) in &self.progress {
+                assert!(
+                    progress.match_index < progress.next_index,
+                    "match ≥ next for {peer}"
+                );
+            }
+        } else {
+            assert!(self.progress.is_empty(), "only a leader tracks progress");
+            assert!(
+                self.pending_proposals.is_empty(),
+                "only a leader has pending proposals"
+            );
+        }
+    }
+
+    // ----- views ----------------------------------------------------------------
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// The current term.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    /// The vote cast in the current term.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+    /// The current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// The leader this node knows in the current term.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    /// The commit index.
+    pub fn commit_index(&self) -> LogIndex {
+        self.commit_index
+    }
+    /// The last index the driver reported applied.
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied_index
+    }
+    /// The last log index.
+    pub fn last_log_index(&self) -> LogIndex {
+        self.log.last_index()
+    }
+    /// The term of the last log entry.
+    pub fn last_log_term(&self) -> Term {
+        self.log.last_term()
+    }
+    /// The snapshot base: (index, term) of the compacted prefix.
+    pub fn log_base(&self) -> (LogIndex, Term) {
+        (self.log.base_index(), self.log.base_term())
+    }
+    /// Number of entries in memory after the base.
+    pub fn log_len(&self) -> usize {
+        self.log.len()
+    }
+    /// The term at `index`, if held (or the base).
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        self.log.term_at(index)
+    }
+    /// The entry at `index`, if held.
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        self.log.entry(index)
+    }
+    /// The latest snapshot this node holds.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+    /// On a leader, each follower's (match index, next index).
+    pub fn replication_progress(&self) -> Vec<(NodeId, LogIndex, LogIndex)> {
+        self.progress
+            .iter()
+            .map(|(&id, p)| (id, p.match_index, p.next_index))
+            .collect()
+    }
+    /// Number of proposals accepted and not yet applied (leader only).
+    pub fn pending_proposals(&self) -> usize {
+        self.pending_proposals.len()
+    }
+    /// The leadership transfer target, if a transfer is running.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.transfer.map(|transfer| transfer.to)
+    }
+    /// When a leader was last heard from, on the driver's clock.
+    pub fn leader_contact_ms(&self) -> Option<u64> {
+        self.leader_contact_ms
+    }
+}
+
+impl Term {
+    /// The term after this one.
+    pub fn next_term(self) -> Term {
+        Term(self.0 + 1)
+    }
+}
+
+/// Shorthand used by handlers: the answer to a read that is ready.
+pub(crate) fn read_ready(read_index: LogIndex) -> ReadOutcome {
+    ReadOutcome::Ready { read_index }
+}

@@ -1,0 +1,269 @@
+//! Snapshots: asking the state machine for one past the threshold, compacting
+//! the log, streaming it in bounded chunks to followers behind the log base, and
+//! installing it on a follower (Raft §7, Figure 13).
+
+use crate::event::{Action, Note};
+use crate::message::Body;
+use crate::node::Node;
+use crate::progress::ReplicationMode;
+use crate::types::{LogIndex, NodeId, Snapshot, Term};
+
+/// A snapshot being received, chunk by chunk.
+#[derive(Clone, Debug)]
+pub(crate) struct IncomingSnapshot {
+    last_index: LogIndex,
+    last_term: Term,
+    data: Vec<u8>,
+}
+
+impl Node {
+    /// Past the threshold of applied entries in the log, ask for a snapshot.
+    pub(crate) fn maybe_request_snapshot(&mut self) {
+        let threshold = self.config.snapshot_threshold_entries;
+        if threshold == 0 || self.snapshot_requested {
+            return;
+        }
+        if self.applied_index.0 - self.log.base_index().0 >= threshold {
+            self.snapshot_requested = true;
+            self.actions.push(Action::TakeSnapshot);
+        }
+    }
+
+    /// The state machine produced a snapshot at `index`: keep it, save it, compact.
+    pub(crate) fn on_snapshot_taken(&mut self, index: LogIndex, data: Vec<u8>) {
+        self.snapshot_requested = false;
+        if index <= self.log.base_index() {
+            return; // Older than what we hold (a snapshot was installed meanwhile).
+        }
+        assert!(
+            index <= self.applied_index.max(self.apply_sent_index),
+            "snapshot beyond what was applied"
+        );
+        let last_term = self
+            .log
+            .term_at(index)
+            .expect("snapshot index is in the log");
+        let snapshot = Snapshot {
+            last_index: index,
+            last_term,
+            voters: self.config.voters.clone(),
+            data,
+        };
+        self.actions.push(Action::SaveSnapshot(snapshot.clone()));
+        self.actions.push(Action::CompactLog { up_to: index });
+        self.wrote_this_step = true;
+        self.log.compact_to(index);
+        self.snapshot = Some(snapshot);
+        self.note(Note::SnapshotTaken { index });
+    }
+
+    pub(crate) fn start_snapshot_transfer(&mut self, peer: NodeId) {
+        let Some(snapshot) = &self.snapshot else {
+            panic!("follower {peer} is behind the log base but there is no snapshot");
+        };
+        let last_index = snapshot.last_index;
+        let progress = self
+            .progress
+            .get_mut(&peer)
+            .expect("leader tracks every peer");
+        progress.mode = ReplicationMode::Snapshot {
+            last_index,
+            offset: 0,
+        };
+        progress.inflight.clear();
+        self.note(Note::SnapshotSent {
+            to: peer,
+            index: last_index,
+        });
+        self.send_snapshot_chunk(peer);
+    }
+
+    /// Sends the chunk at the acknowledged offset (also the retry on heartbeat).
+    pub(crate) fn send_snapshot_chunk(&mut self, peer: NodeId) {
+        let snapshot = self.snapshot.as_ref().expect("sending a snapshot we hold");
+        let ReplicationMode::Snapshot { last_index, offset } = self.progress[&peer].mode else {
+            return;
+        };
+        if last_index != snapshot.last_index {
+            // A newer snapshot replaced the one being sent: start over with it.
+            return self.start_snapshot_transfer(peer);
+        }
+        let start = (offset as usize).min(snapshot.data.len());
+        let end = (start + self.config.snapshot_chunk_bytes_max).min(snapshot.data.len());
+        let body = Body::InstallSnapshot {
+            last_index,
+            last_term: snapshot.last_term,
+            voters: snapshot.voters.clone(),
+            offset: start as u64,
+            data: snapshot.data[start..end].to_vec(),
+            done: end == snapshot.data.len(),
+        };
+        self.send(peer, body);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_install_snapshot(
+        &mut self,
+        leader: NodeId,
+        last_index: LogIndex,
+        last_term: Term,
+        voters: Vec<NodeId>,
+        offset: u64,
+        data: Vec<u8>,
+        done: bool,
+    ) {
+        if self.role != crate::types::Role::Follower || self.leader != Some(leader) {
+            let term = self.term;
+            self.become_follower(term, Some(leader), "heard the leader of the term");
+        }
+        self.leader_contact_ms = Some(self.now_ms);
+        self.reset_election_deadline();
+        if last_index <= self.commit_index {
+            // We already hold everything it covers: an old or duplicated snapshot.
+            let body = Body::InstallSnapshotResponse {
+                last_index,
+                next_offset: offset,
+                done: true,
+            };
+            return self.send_after_persist(leader, body);
+        }
+        if offset == 0 {
+            self.incoming_snapshot = Some(IncomingSnapshot {
+                last_index,
+                last_term,
+                data: Vec::new(),
+            });
+        }
+        let expected = match &self.incoming_snapshot {
+            Some(incoming)
+                if incoming.last_index == last_index && incoming.last_term == last_term =>
+            {
+                incoming.data.len() as u64
+            }
+            _ => 0,
+        };
+        if offset != expected {
+            let body = Body::InstallSnapshotResponse {
+                last_index,
+                next_offset: expected,
+                done: false,
+            };
+            return self.send(leader, body);
+        }
+        let incoming = self
+            .incoming_snapshot
+            .as_mut()
+            .expect("started at offset 0");
+        incoming.data.extend_from_slice(&data);
+        let next_offset = incoming.data.len() as u64;
+        if !done {
+            return self.send(
+                leader,
+                Body::InstallSnapshotResponse {
+                    last_index,
+                    next_offset,
+                    done: false,
+                },
+            );
+        }
+        let incoming = self.incoming_snapshot.take().expect("present");
+        let snapshot = Snapshot {
+            last_index,
+            last_term,
+            voters,
+            data: incoming.data,
+        };
+        self.install_snapshot(snapshot);
+        self.send_after_persist(
+            leader,
+            Body::InstallSnapshotResponse {
+                last_index,
+                next_offset,
+                done: true,
+            },
+        );
+    }
+
+    /// Replaces the state machine with the snapshot. If the log holds the
+    /// snapshot's last entry, the entries after it stay; otherwise the log is
+    /// discarded (Figure 13, rules 6 and 7).
+    fn install_snapshot(&mut self, snapshot: Snapshot) {
+        let last_index = snapshot.last_index;
+        assert!(
+            last_index > self.commit_index,
+            "only newer snapshots are installed"
+        );
+        self.actions.push(Action::SaveSnapshot(snapshot.clone()));
+        if self.log.term_at(last_index) == Some(snapshot.last_term) {
+            self.log.compact_to(last_index);
+            self.actions.push(Action::CompactLog { up_to: last_index });
+        } else {
+            let removed = self
+                .log
+                .last_index()
+                .0
+                .saturating_sub(self.log.base_index().0);
+            if removed > 0 {
+                self.note(Note::Truncated {
+                    from: self.log.base_index().next(),
+                    count: removed,
+                });
+            }
+            self.log.reset(last_index, snapshot.last_term);
+            self.durable_index = self.durable_index.min(last_index);
+            self.actions.push(Action::ResetLog {
+                base_index: last_index,
+            });
+        }
+        self.wrote_this_step = true;
+        self.actions.push(Action::RestoreSnapshot(snapshot.clone()));
+        self.commit_index = last_index;
+        self.applied_index = last_index;
+        self.apply_sent_index = last_index;
+        self.snapshot = Some(snapshot);
+        self.note(Note::SnapshotInstalled { index: last_index });
+        self.serve_reads_up_to_applied();
+    }
+
+    pub(crate) fn on_install_snapshot_response(
+        &mut self,
+        peer: NodeId,
+        last_index: LogIndex,
+        next_offset: u64,
+        done: bool,
+    ) {
+        if self.role != crate::types::Role::Leader {
+            return;
+        }
+        let progress = self
+            .progress
+            .get_mut(&peer)
+            .expect("leader tracks every peer");
+        progress.recent_active = true;
+        if done {
+            if progress.maybe_update(last_index) {
+                self.maybe_commit();
+            }
+            let progress = self
+                .progress
+                .get_mut(&peer)
+                .expect("leader tracks every peer");
+            if matches!(progress.mode, ReplicationMode::Snapshot { .. }) {
+                let next = progress.match_index.next();
+                progress.become_probe(next);
+            }
+            self.mark_needs_append(peer);
+            return;
+        }
+        match &mut progress.mode {
+            ReplicationMode::Snapshot {
+                last_index: sending,
+                offset,
+            } if *sending == last_index => {
+                *offset = next_offset;
+            }
+            _ => return, // A reply about a transfer we gave up.
+        }
+        self.send_snapshot_chunk(peer);
+    }
+}
