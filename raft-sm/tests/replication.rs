@@ -138,8 +138,8 @@ fn a_stale_append_after_a_newer_one_does_not_truncate() {
 /// trips (Raft §5.3's optimisation), not one per entry.
 #[test]
 fn fast_backtracking_skips_whole_terms() {
-    let leader_log: Vec<u64> = std::iter::repeat(1).take(10).chain(std::iter::repeat(3).take(290)).collect();
-    let follower_log: Vec<u64> = std::iter::repeat(1).take(10).chain(std::iter::repeat(2).take(190)).collect();
+    let leader_log: Vec<u64> = std::iter::repeat_n(1, 10).chain(std::iter::repeat_n(3, 290)).collect();
+    let follower_log: Vec<u64> = std::iter::repeat_n(1, 10).chain(std::iter::repeat_n(2, 190)).collect();
     let states = vec![restored(3, &leader_log, 10), restored(3, &follower_log, 10), restored(3, &leader_log, 10)];
     let mut pump = Pump::from_restored(states, |c| c.pre_vote = false);
     pump.isolate(NodeId(2));

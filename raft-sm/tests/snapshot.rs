@@ -87,12 +87,17 @@ fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
     // leader's snapshot covers index 3 with term 2 (Figure 13, rule 7).
     let mut kv = KvStore::default();
     for i in 1..=3u64 {
-        let entry = Entry { term: Term(2), index: LogIndex(i), payload: Payload::Command(Command::set("s", format!("{i}")).encode()) };
+        let entry = Entry {
+            term: Term(2),
+            index: LogIndex(i),
+            payload: Payload::Command(Command::set("s", format!("{i}")).encode()),
+        };
         kv.apply_entry(&entry);
     }
     let snapshot = Snapshot { last_index: LogIndex(3), last_term: Term(2), voters: ids(3), data: kv.snapshot() };
     let follower_state = support::restored(1, &[1, 1, 1, 1], 1);
-    let mut pump = Pump::from_restored(vec![RestoredState::default(), follower_state, RestoredState::default()], |_| {});
+    let mut pump =
+        Pump::from_restored(vec![RestoredState::default(), follower_state, RestoredState::default()], |_| {});
     let message = Message {
         from: NodeId(1),
         to: NodeId(2),

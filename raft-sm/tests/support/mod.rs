@@ -56,6 +56,8 @@ pub struct Host {
     pub timers: BTreeMap<TimerKind, u64>,
     /// Every entry applied, in order, since the last restart (plus restored snapshot index).
     pub applied: Vec<Entry>,
+    /// The index `applied` continues from (a restored snapshot's last index).
+    pub applied_base: LogIndex,
     pub up: bool,
     pub config: Config,
 }
@@ -130,6 +132,7 @@ impl Pump {
                 Some(snapshot) => KvStore::restore(&snapshot.data).expect("valid snapshot"),
                 None => KvStore::default(),
             };
+            let kv_base = kv.applied_index();
             let node = raft_sm::Node::new(config.clone(), restored).expect("valid config");
             let host = Host {
                 node,
@@ -139,6 +142,7 @@ impl Pump {
                 pending_syncs: Vec::new(),
                 timers: BTreeMap::new(),
                 applied: Vec::new(),
+                applied_base: kv_base,
                 up: true,
                 config,
             };
@@ -211,6 +215,8 @@ impl Pump {
                     let host = self.host(id);
                     host.kv = KvStore::restore(&snapshot.data).expect("valid snapshot");
                     assert_eq!(host.kv.applied_index(), snapshot.last_index);
+                    host.applied.clear();
+                    host.applied_base = snapshot.last_index;
                 }
                 Action::TakeSnapshot => {
                     let host = self.host(id);
@@ -250,15 +256,14 @@ impl Pump {
         for write in &writes {
             host.disk.write(write);
         }
-        let Some(last) = host.pending_syncs.drain(..).last() else { return };
+        let Some(last) = host.pending_syncs.drain(..).next_back() else { return };
         self.step(id, Event::Persisted { id: last });
     }
 
     fn record_apply(&mut self, id: NodeId, entry: &Entry) {
         let host = &self.hosts[&id];
-        if let Some(previous) = host.applied.last() {
-            assert_eq!(previous.index.next(), entry.index, "{id} applies in order, each index once");
-        }
+        let previous = host.applied.last().map_or(host.applied_base, |e| e.index);
+        assert_eq!(previous.next(), entry.index, "{id} applies in order, each index once");
         match self.checks.applied_at.get(&entry.index) {
             Some(first) => {
                 assert_eq!(first, entry, "state-machine safety: {id} applies a different entry at {}", entry.index)
@@ -428,6 +433,7 @@ impl Pump {
             None => KvStore::default(),
         };
         host.applied.clear();
+        host.applied_base = host.kv.applied_index();
         host.node = raft_sm::Node::new(host.config.clone(), restored).expect("valid config");
         host.up = true;
         let actions = host.node.start(now_ms);
