@@ -181,8 +181,23 @@ impl Node {
 
     /// Feeds one event at `now_ms`; returns the actions to execute in order.
     pub fn step(&mut self, now_ms: u64, event: Event) -> Vec<Action> {
+        self.step_batch(now_ms, std::iter::once(event))
+    }
+
+    /// Feeds several events that happened at `now_ms` as one step: their writes
+    /// share one `Sync` and their new entries go to each follower in one batched
+    /// append. A driver uses it for group commit (e.g. all client requests that
+    /// arrived during one loop turn).
+    pub fn step_batch(&mut self, now_ms: u64, events: impl IntoIterator<Item = Event>) -> Vec<Action> {
         assert!(now_ms >= self.now_ms, "time went backwards: {now_ms} < {}", self.now_ms);
         self.now_ms = now_ms;
+        for event in events {
+            self.dispatch(event);
+        }
+        self.finish_step()
+    }
+
+    fn dispatch(&mut self, event: Event) {
         match event {
             Event::Timer(kind) => self.on_timer(kind),
             Event::Message(message) => self.on_message(message),
@@ -193,7 +208,6 @@ impl Node {
             Event::SnapshotTaken { index, data } => self.on_snapshot_taken(index, data),
             Event::TransferLeadership { to } => self.on_transfer_leadership(to),
         }
-        self.finish_step()
     }
 
     fn on_timer(&mut self, kind: TimerKind) {

@@ -218,3 +218,23 @@ fn a_retried_client_command_is_applied_once() {
         assert_eq!(pump.hosts[&id].kv.get("k"), Ok("other"), "{id}: the retry did not apply again");
     }
 }
+
+#[test]
+fn proposals_stepped_together_share_one_sync_and_one_append_per_follower() {
+    let mut pump = Pump::new(3);
+    let leader = pump.elect(5_000);
+    pump.run_for(300);
+    let now_ms = pump.now_ms;
+    let events = (0..50).map(|i| raft_sm::Event::Propose { id: i, command: set("k", &format!("{i}")).encode() });
+    let actions = pump.host(leader).node.step_batch(now_ms, events);
+    let syncs = actions.iter().filter(|a| matches!(a, raft_sm::Action::Sync { .. })).count();
+    let appends: Vec<usize> = actions
+        .iter()
+        .filter_map(|a| match a {
+            raft_sm::Action::Send(Message { body: Body::AppendEntries { entries, .. }, .. }) => Some(entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(syncs, 1, "one durable write for the whole batch");
+    assert_eq!(appends, vec![50, 50], "one append with all 50 entries per follower");
+}
