@@ -70,8 +70,7 @@ pub struct ClientArgs {
 
 fn init_logging() {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
@@ -81,10 +80,7 @@ fn init_logging() {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("build the tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("build the tokio runtime")
 }
 
 /// Parses the command line, runs the command and returns the exit code.
@@ -94,15 +90,9 @@ pub fn main() -> i32 {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(*args),
         Some(Command::Cluster(args)) => crate::cluster_cmd::run(args),
-        Some(Command::Set { key, value, client }) => {
-            runtime().block_on(crate::client_cmd::set(&client, &key, &value))
-        }
-        Some(Command::Get { key, stale, client }) => {
-            runtime().block_on(crate::client_cmd::get(&client, &key, stale))
-        }
-        Some(Command::Del { key, client }) => {
-            runtime().block_on(crate::client_cmd::del(&client, &key))
-        }
+        Some(Command::Set { key, value, client }) => runtime().block_on(crate::client_cmd::set(&client, &key, &value)),
+        Some(Command::Get { key, stale, client }) => runtime().block_on(crate::client_cmd::get(&client, &key, stale)),
+        Some(Command::Del { key, client }) => runtime().block_on(crate::client_cmd::del(&client, &key)),
         Some(Command::Status { client }) => runtime().block_on(crate::client_cmd::status(&client)),
     }
 }

@@ -23,17 +23,12 @@ fn endpoints(args: &ClientArgs) -> Vec<String> {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(6))
-        .build()
-        .expect("build the HTTP client")
+    reqwest::Client::builder().timeout(Duration::from_secs(6)).build().expect("build the HTTP client")
 }
 
 /// A client id unlikely to collide: wall-clock nanoseconds mixed with the pid.
 fn client_id() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     nanos ^ (u64::from(std::process::id()) << 40)
 }
 
@@ -89,10 +84,7 @@ async fn request(
         next += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!(
-        "gave up after {} ms; last problem: {last_problem}",
-        args.timeout_ms
-    ))
+    Err(format!("gave up after {} ms; last problem: {last_problem}", args.timeout_ms))
 }
 
 fn report(result: Result<(StatusCode, Value), String>, print_value: bool) -> i32 {
@@ -150,11 +142,7 @@ pub async fn get(args: &ClientArgs, key: &str, stale: bool) -> i32 {
 
 /// `raftkv del KEY`.
 pub async fn del(args: &ClientArgs, key: &str) -> i32 {
-    let path = format!(
-        "/delete?key={}&clientId={}&seq=1",
-        query_escape(key),
-        client_id()
-    );
+    let path = format!("/delete?key={}&clientId={}&seq=1", query_escape(key), client_id());
     report(request(args, Method::DELETE, &path, None).await, false)
 }
 
@@ -168,11 +156,7 @@ pub async fn status(args: &ClientArgs) -> i32 {
     let mut reachable = 0;
     for endpoint in endpoints(args) {
         let health = async {
-            let response = http
-                .get(format!("{endpoint}/health"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await?;
+            let response = http.get(format!("{endpoint}/health")).timeout(Duration::from_secs(2)).send().await?;
             response.json::<Value>().await
         };
         match health.await {

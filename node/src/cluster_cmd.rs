@@ -39,10 +39,7 @@ pub fn run(args: ClusterArgs) -> i32 {
         eprintln!("raftkv: invalid configuration: ports run past 65535");
         return 2;
     };
-    if last_port
-        .checked_add(crate::config::RAFT_PORT_OFFSET)
-        .is_none()
-    {
+    if last_port.checked_add(crate::config::RAFT_PORT_OFFSET).is_none() {
         eprintln!("raftkv: invalid configuration: Raft ports (client port + 1000) run past 65535");
         return 2;
     }
@@ -54,10 +51,8 @@ pub fn run(args: ClusterArgs) -> i32 {
         }
     };
     let ports: Vec<u16> = (0..args.nodes).map(|i| args.base_port + i).collect();
-    let peers: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{}", p + crate::config::RAFT_PORT_OFFSET))
-        .collect();
+    let peers: Vec<String> =
+        ports.iter().map(|p| format!("http://127.0.0.1:{}", p + crate::config::RAFT_PORT_OFFSET)).collect();
     let peers = peers.join(",");
     let mut children: Vec<(String, Child)> = Vec::new();
     for &port in &ports {
@@ -66,10 +61,7 @@ pub fn run(args: ClusterArgs) -> i32 {
         command
             .arg("serve")
             .env("KVSTORE_PORT", port.to_string())
-            .env(
-                "RAFT_PORT",
-                (port + crate::config::RAFT_PORT_OFFSET).to_string(),
-            )
+            .env("RAFT_PORT", (port + crate::config::RAFT_PORT_OFFSET).to_string())
             .env("NODE_ID", &name)
             .env("PEERS", &peers)
             .env_remove("PEER_IDS")
@@ -91,10 +83,7 @@ pub fn run(args: ClusterArgs) -> i32 {
                 let stderr = child.stderr.take().expect("piped");
                 prefix_lines(name.clone(), stdout);
                 prefix_lines(name.clone(), stderr);
-                println!(
-                    "[cluster] started {name} (pid {}) client http://127.0.0.1:{port}",
-                    child.id()
-                );
+                println!("[cluster] started {name} (pid {}) client http://127.0.0.1:{port}", child.id());
                 children.push((name, child));
             }
             Err(error) => {
@@ -104,10 +93,7 @@ pub fn run(args: ClusterArgs) -> i32 {
             }
         }
     }
-    let endpoints: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
+    let endpoints: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
     println!(
         "[cluster] {} nodes up; try: raftkv status --endpoints {}   (Ctrl-C stops the cluster)",
         args.nodes,
@@ -117,17 +103,13 @@ pub fn run(args: ClusterArgs) -> i32 {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         std::thread::spawn(move || {
             runtime.block_on(async {
                 #[cfg(unix)]
                 {
-                    let mut term =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                            .expect("SIGTERM handler");
+                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => {},
                         _ = term.recv() => {},
@@ -174,19 +156,14 @@ fn prefix_lines(name: String, stream: impl std::io::Read + Send + 'static) {
 /// SIGTERM to every child (graceful: a leader hands over), then SIGKILL after 5 s.
 fn stop_all(children: &mut [(String, Child)]) {
     for (_, child) in children.iter() {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     for (name, child) in children.iter_mut() {
         loop {
             match child.try_wait() {
                 Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
                 _ => {
                     println!("[cluster] {name} did not stop in time; killing it");
                     let _ = child.kill();

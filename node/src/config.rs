@@ -138,35 +138,23 @@ pub fn node_id_of(name: &str) -> NodeId {
 
 /// Splits a comma-separated list, trimming spaces and dropping empty items.
 pub fn split_list(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_owned)
-        .collect()
+    list.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
 }
 
 /// `host:port` or `http://host:port[/]` → (`http://host:port`, host, port).
 fn parse_url(raw: &str) -> Result<(String, String, u16), String> {
-    let rest = raw
-        .strip_prefix("http://")
-        .unwrap_or(raw)
-        .trim_end_matches('/');
+    let rest = raw.strip_prefix("http://").unwrap_or(raw).trim_end_matches('/');
     if raw.starts_with("https://") {
         return Err(format!(
             "peer URL {raw:?}: https is not supported, use http:// (set RAFT_CLUSTER_TOKEN to authenticate peers)"
         ));
     }
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| format!("peer URL {raw:?} has no port (expected http://host:port)"))?;
+    let (host, port) =
+        rest.rsplit_once(':').ok_or_else(|| format!("peer URL {raw:?} has no port (expected http://host:port)"))?;
     if host.is_empty() || host.contains('/') {
-        return Err(format!(
-            "peer URL {raw:?} is not of the form http://host:port"
-        ));
+        return Err(format!("peer URL {raw:?} is not of the form http://host:port"));
     }
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("peer URL {raw:?} has an invalid port {port:?}"))?;
+    let port: u16 = port.parse().map_err(|_| format!("peer URL {raw:?} has an invalid port {port:?}"))?;
     Ok((format!("http://{host}:{port}"), host.to_owned(), port))
 }
 
@@ -181,39 +169,27 @@ impl ServeArgs {
         let port = match self.port {
             Some(port) => port,
             None => match env("PORT") {
-                Some(raw) => raw
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("PORT={raw:?} is not a port number"))?,
+                Some(raw) => raw.trim().parse().map_err(|_| format!("PORT={raw:?} is not a port number"))?,
                 None => 8080,
             },
         };
         let raft_port = match self.raft_port {
             Some(raft_port) => raft_port,
-            None => port.checked_add(RAFT_PORT_OFFSET).ok_or_else(|| {
-                format!("client port {port} + {RAFT_PORT_OFFSET} is not a port; set RAFT_PORT")
-            })?,
+            None => port
+                .checked_add(RAFT_PORT_OFFSET)
+                .ok_or_else(|| format!("client port {port} + {RAFT_PORT_OFFSET} is not a port; set RAFT_PORT"))?,
         };
         if port == raft_port {
-            return Err(format!(
-                "the client port and the Raft port are both {port}; they must differ"
-            ));
+            return Err(format!("the client port and the Raft port are both {port}; they must differ"));
         }
-        let name = self
-            .node_id
-            .clone()
-            .map(|name| name.trim().to_owned())
-            .unwrap_or_else(|| format!("node-{port}"));
+        let name = self.node_id.clone().map(|name| name.trim().to_owned()).unwrap_or_else(|| format!("node-{port}"));
         if name.is_empty() || name.contains(['/', '\\', ',']) || name.starts_with('.') {
             return Err(format!(
                 "NODE_ID {name:?} must be non-empty and contain no '/', '\\' or ',' (it names the data directory)"
             ));
         }
         let bind = self.bind.clone().unwrap_or_else(|| "0.0.0.0".into());
-        let advertise_host = self
-            .advertise_host
-            .clone()
-            .unwrap_or_else(|| "127.0.0.1".into());
+        let advertise_host = self.advertise_host.clone().unwrap_or_else(|| "127.0.0.1".into());
         let peers_raw = self.peers.clone().or_else(|| env("RAFT_NODES"));
         let urls = peers_raw.as_deref().map(split_list).unwrap_or_default();
         let names = self.peer_ids.as_deref().map(split_list);
@@ -241,8 +217,7 @@ impl ServeArgs {
                     }
                 },
             };
-            let is_self = peer_name == name
-                || (peer_raft_port == raft_port && is_local_host(&host, &advertise_host));
+            let is_self = peer_name == name || (peer_raft_port == raft_port && is_local_host(&host, &advertise_host));
             if is_self {
                 continue;
             }
@@ -250,12 +225,7 @@ impl ServeArgs {
                 Some(client_port) => format!("http://{host}:{client_port}"),
                 None => String::new(),
             };
-            peers.push(PeerConfig {
-                id: node_id_of(&peer_name),
-                name: peer_name,
-                raft_url,
-                client_url,
-            });
+            peers.push(PeerConfig { id: node_id_of(&peer_name), name: peer_name, raft_url, client_url });
         }
         let mut seen: BTreeMap<NodeId, &str> = BTreeMap::new();
         seen.insert(node_id_of(&name), &name);
@@ -264,21 +234,13 @@ impl ServeArgs {
                 return Err(if other == peer.name {
                     format!("node id {:?} is listed twice", peer.name)
                 } else {
-                    format!(
-                        "node ids {other:?} and {:?} hash to the same number; rename one",
-                        peer.name
-                    )
+                    format!("node ids {other:?} and {:?} hash to the same number; rename one", peer.name)
                 });
             }
         }
-        let base_dir = self
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("data"));
+        let base_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from("data"));
         let election_timeout_ms_min = self.election_timeout_min_ms.unwrap_or(600);
-        let election_timeout_ms_max = self
-            .election_timeout_max_ms
-            .unwrap_or(election_timeout_ms_min * 2);
+        let election_timeout_ms_max = self.election_timeout_max_ms.unwrap_or(election_timeout_ms_min * 2);
         let heartbeat_interval_ms = self.heartbeat_ms.unwrap_or(100);
         let config = NodeConfig {
             id: node_id_of(&name),
@@ -328,10 +290,7 @@ impl NodeConfig {
         if id == self.id {
             return Some(&self.name);
         }
-        self.peers
-            .iter()
-            .find(|peer| peer.id == id)
-            .map(|peer| peer.name.as_str())
+        self.peers.iter().find(|peer| peer.id == id).map(|peer| peer.name.as_str())
     }
 }
 
@@ -358,9 +317,7 @@ mod tests {
     fn port_falls_back_to_port_env_and_peers_to_raft_nodes() {
         let env = |name: &str| match name {
             "PORT" => Some("8081".to_owned()),
-            "RAFT_NODES" => {
-                Some(" http://127.0.0.1:9080 , 127.0.0.1:9081,http://127.0.0.1:9082/ ".to_owned())
-            }
+            "RAFT_NODES" => Some(" http://127.0.0.1:9080 , 127.0.0.1:9081,http://127.0.0.1:9082/ ".to_owned()),
             _ => None,
         };
         let config = ServeArgs::default().resolve(env).unwrap();
@@ -395,37 +352,16 @@ mod tests {
 
     #[test]
     fn invalid_configurations_say_what_is_wrong() {
-        let mismatch = ServeArgs {
-            peers: Some("h:9081,h:9082".into()),
-            peer_ids: Some("x".into()),
-            ..ServeArgs::default()
-        };
-        assert!(mismatch
-            .resolve(no_env)
-            .unwrap_err()
-            .contains("PEER_IDS names 1"));
-        let bad_url = ServeArgs {
-            peers: Some("http://h".into()),
-            ..ServeArgs::default()
-        };
+        let mismatch =
+            ServeArgs { peers: Some("h:9081,h:9082".into()), peer_ids: Some("x".into()), ..ServeArgs::default() };
+        assert!(mismatch.resolve(no_env).unwrap_err().contains("PEER_IDS names 1"));
+        let bad_url = ServeArgs { peers: Some("http://h".into()), ..ServeArgs::default() };
         assert!(bad_url.resolve(no_env).unwrap_err().contains("no port"));
-        let bad_timeouts = ServeArgs {
-            heartbeat_ms: Some(900),
-            ..ServeArgs::default()
-        };
-        assert!(bad_timeouts
-            .resolve(no_env)
-            .unwrap_err()
-            .contains("heartbeat interval"));
-        let twice = ServeArgs {
-            peers: Some("h:9081,h:9081".into()),
-            ..ServeArgs::default()
-        };
+        let bad_timeouts = ServeArgs { heartbeat_ms: Some(900), ..ServeArgs::default() };
+        assert!(bad_timeouts.resolve(no_env).unwrap_err().contains("heartbeat interval"));
+        let twice = ServeArgs { peers: Some("h:9081,h:9081".into()), ..ServeArgs::default() };
         assert!(twice.resolve(no_env).unwrap_err().contains("listed twice"));
         let bad_port = |name: &str| (name == "PORT").then(|| "eighty".to_owned());
-        assert!(ServeArgs::default()
-            .resolve(bad_port)
-            .unwrap_err()
-            .contains("PORT"));
+        assert!(ServeArgs::default().resolve(bad_port).unwrap_err().contains("PORT"));
     }
 }

@@ -16,8 +16,8 @@ use crate::storage::{WriteBatch, WriteOp};
 use crate::transport::Transport;
 use raft_sm::kv::{Command, KvError, KvStore, Op};
 use raft_sm::{
-    Action, Event, LogIndex, Node, NodeId, Note, PersistId, ProposalOutcome, ReadOutcome,
-    Rejection, Role, Term, TimerKind,
+    Action, Event, LogIndex, Node, NodeId, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, Role, Term,
+    TimerKind,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -36,18 +36,12 @@ pub struct Directory {
 impl Directory {
     /// A directory for `config`.
     pub fn new(config: NodeConfig) -> Directory {
-        Directory {
-            config,
-            learned: Mutex::new(HashMap::new()),
-        }
+        Directory { config, learned: Mutex::new(HashMap::new()) }
     }
 
     /// The name of `id` (or its number if it is not a member).
     pub fn name(&self, id: NodeId) -> String {
-        self.config
-            .name_of(id)
-            .map(str::to_owned)
-            .unwrap_or_else(|| id.to_string())
+        self.config.name_of(id).map(str::to_owned).unwrap_or_else(|| id.to_string())
     }
 
     /// The client URL of `id`, if known.
@@ -192,10 +186,7 @@ pub struct Driver {
 }
 
 fn timer_slot(kind: TimerKind) -> usize {
-    TimerKind::ALL
-        .iter()
-        .position(|&k| k == kind)
-        .expect("every kind has a slot")
+    TimerKind::ALL.iter().position(|&k| k == kind).expect("every kind has a slot")
 }
 
 impl Driver {
@@ -232,11 +223,7 @@ impl Driver {
     }
 
     /// Runs until `Input::Stop` or until every input sender is gone.
-    pub async fn run(
-        mut self,
-        mut inputs: mpsc::Receiver<Input>,
-        mut persisted: mpsc::UnboundedReceiver<PersistId>,
-    ) {
+    pub async fn run(mut self, mut inputs: mpsc::Receiver<Input>, mut persisted: mpsc::UnboundedReceiver<PersistId>) {
         let actions = self.node.start(self.now_ms());
         self.execute_all(actions);
         self.end_turn();
@@ -249,9 +236,7 @@ impl Driver {
             if earliest != armed_at {
                 armed_at = earliest;
                 if let Some(deadline_ms) = earliest {
-                    sleep
-                        .as_mut()
-                        .reset((self.started + Duration::from_millis(deadline_ms)).into());
+                    sleep.as_mut().reset((self.started + Duration::from_millis(deadline_ms)).into());
                 }
             }
             tokio::select! {
@@ -267,6 +252,11 @@ impl Driver {
             for _ in 0..1024 {
                 match inputs.try_recv() {
                     Ok(Input::Stop) => return self.end_turn(),
+                    Ok(input @ (Input::Status { .. } | Input::StaleRead { .. })) => {
+                        // Answer after the events queued before it took effect.
+                        self.step_pending();
+                        self.on_input(input);
+                    }
                     Ok(input) => self.on_input(input),
                     Err(_) => break,
                 }
@@ -288,6 +278,7 @@ impl Driver {
     }
 
     fn end_turn(&mut self) {
+        self.step_pending();
         if !self.batch.ops.is_empty() || self.batch.sync.is_some() {
             let batch = std::mem::take(&mut self.batch);
             if self.storage.send(batch).is_err() {
@@ -335,10 +326,7 @@ impl Driver {
                 self.next_id += 1;
                 self.metrics.proposals.inc();
                 self.proposals.insert(id, reply);
-                self.step(Event::Propose {
-                    id,
-                    command: command.encode(),
-                });
+                self.step(Event::Propose { id, command: command.encode() });
             }
             Input::Read { key, reply } => {
                 let id = self.next_id;
@@ -355,11 +343,7 @@ impl Driver {
                 let _ = reply.send(self.status());
             }
             Input::TransferLeadership => {
-                let best = self
-                    .node
-                    .replication_progress()
-                    .into_iter()
-                    .max_by_key(|&(_, match_index, _)| match_index);
+                let best = self.node.replication_progress().into_iter().max_by_key(|&(_, match_index, _)| match_index);
                 if let Some((to, _, _)) = best {
                     tracing::info!(to = %self.directory.name(to), "transferring leadership before shutdown");
                     self.step(Event::TransferLeadership { to });
@@ -374,9 +358,7 @@ impl Driver {
         let last_heartbeat_ago_ms = if self.node.role() == Role::Leader {
             Some(0)
         } else {
-            self.node
-                .leader_contact_ms()
-                .map(|at| now.saturating_sub(at))
+            self.node.leader_contact_ms().map(|at| now.saturating_sub(at))
         };
         StatusView {
             role: self.node.role(),
@@ -402,11 +384,17 @@ impl Driver {
         }
     }
 
-    /// Steps one event and every event its actions lead to.
+    /// Queues an event for the turn's batch.
     fn step(&mut self, event: Event) {
         self.events.push_back(event);
-        while let Some(event) = self.events.pop_front() {
-            let actions = self.node.step(self.now_ms(), event);
+    }
+
+    /// Steps every queued event as one batch (one sync, one append per follower),
+    /// then the events their actions lead to (applies, snapshots), until none is left.
+    fn step_pending(&mut self) {
+        while !self.events.is_empty() {
+            let events: Vec<Event> = self.events.drain(..).collect();
+            let actions = self.node.step_batch(self.now_ms(), events);
             self.execute_all(actions);
         }
         let leader = self.node.leader();
@@ -414,11 +402,7 @@ impl Driver {
             self.known_leader = leader;
             if let Some(leader) = leader {
                 self.metrics.leader_changes.inc();
-                tracing::info!(
-                    "LEADER is {} term={}",
-                    self.directory.name(leader),
-                    self.node.term().0
-                );
+                tracing::info!("LEADER is {} term={}", self.directory.name(leader), self.node.term().0);
             }
         }
     }
@@ -431,9 +415,7 @@ impl Driver {
 
     fn execute(&mut self, action: Action) {
         match action {
-            Action::PersistHardState(hard_state) => {
-                self.batch.ops.push(WriteOp::HardState(hard_state))
-            }
+            Action::PersistHardState(hard_state) => self.batch.ops.push(WriteOp::HardState(hard_state)),
             Action::TruncateLog { from } => self.batch.ops.push(WriteOp::Truncate(from)),
             Action::AppendLog { entries } => self.batch.ops.push(WriteOp::Append(entries)),
             Action::SaveSnapshot(snapshot) => self.batch.ops.push(WriteOp::SaveSnapshot(snapshot)),
@@ -456,9 +438,7 @@ impl Driver {
                         } else {
                             // Another leader's entry took the slot: ours never applied.
                             self.metrics.proposals_failed.inc();
-                            WriteReply::Rejected(Rejection::NotLeader {
-                                leader: self.node.leader(),
-                            })
+                            WriteReply::Rejected(Rejection::NotLeader { leader: self.node.leader() })
                         };
                         if let Some(sender) = self.proposals.remove(&id) {
                             let _ = sender.send(reply);
@@ -472,16 +452,10 @@ impl Driver {
             }
             Action::RestoreSnapshot(snapshot) => {
                 self.kv = KvStore::restore(&snapshot.data).unwrap_or_else(|error| {
-                    panic!(
-                        "the snapshot at index {} from the leader does not decode: {error}",
-                        snapshot.last_index.0
-                    )
+                    panic!("the snapshot at index {} from the leader does not decode: {error}", snapshot.last_index.0)
                 });
-                let covered: Vec<LogIndex> = self
-                    .accepted
-                    .range(..=snapshot.last_index)
-                    .map(|(&index, _)| index)
-                    .collect();
+                let covered: Vec<LogIndex> =
+                    self.accepted.range(..=snapshot.last_index).map(|(&index, _)| index).collect();
                 for index in covered {
                     let (_, id) = self.accepted.remove(&index).expect("listed");
                     if let Some(sender) = self.proposals.remove(&id) {
@@ -491,10 +465,7 @@ impl Driver {
             }
             Action::TakeSnapshot => {
                 let data = self.kv.snapshot();
-                self.events.push_back(Event::SnapshotTaken {
-                    index: self.kv.applied_index(),
-                    data,
-                });
+                self.events.push_back(Event::SnapshotTaken { index: self.kv.applied_index(), data });
             }
             Action::ProposalResult { id, outcome } => match outcome {
                 ProposalOutcome::Accepted { index, term } => {
@@ -508,8 +479,7 @@ impl Driver {
                 }
                 ProposalOutcome::Dropped => {
                     self.metrics.proposals_failed.inc();
-                    self.accepted
-                        .retain(|_, &mut (_, accepted_id)| accepted_id != id);
+                    self.accepted.retain(|_, &mut (_, accepted_id)| accepted_id != id);
                     if let Some(sender) = self.proposals.remove(&id) {
                         let _ = sender.send(WriteReply::Unknown);
                     }
@@ -520,9 +490,7 @@ impl Driver {
                     return; // The client gave up.
                 };
                 let reply = match outcome {
-                    ReadOutcome::Ready { .. } => {
-                        ReadReply::Value(self.kv.get(&key).map(str::to_owned))
-                    }
+                    ReadOutcome::Ready { .. } => ReadReply::Value(self.kv.get(&key).map(str::to_owned)),
                     ReadOutcome::Rejected(rejection) => ReadReply::Rejected(rejection),
                     ReadOutcome::Dropped => ReadReply::Dropped,
                 };
@@ -541,24 +509,11 @@ impl Driver {
                 self.metrics.elections.inc();
                 tracing::info!("ELECTION start term={}", term.0);
             }
-            Note::VoteReceived {
-                from,
-                granted,
-                voters,
-                pre_vote,
-            } => {
+            Note::VoteReceived { from, granted, voters, pre_vote } => {
                 let kind = if pre_vote { "PREVOTE" } else { "VOTE" };
-                tracing::info!(
-                    "{kind} from {} votes={granted}/{voters} term={}",
-                    name(from),
-                    self.node.term().0
-                );
+                tracing::info!("{kind} from {} votes={granted}/{voters} term={}", name(from), self.node.term().0);
             }
-            Note::VoteRejected {
-                candidate,
-                pre_vote,
-                reason,
-            } => {
+            Note::VoteRejected { candidate, pre_vote, reason } => {
                 let kind = if pre_vote { "prevote" } else { "vote" };
                 tracing::info!("{kind} refused to {}: {reason}", name(candidate));
             }
@@ -593,11 +548,9 @@ fn log_apply(entry: &raft_sm::Entry) {
         raft_sm::Payload::Noop => tracing::debug!("[apply] index={} op=noop", entry.index.0),
         raft_sm::Payload::Command(bytes) => match Command::decode(bytes) {
             Ok(command) => match &command.op {
-                Op::Set { key, value } => tracing::debug!(
-                    "[apply] index={} op=set key={key} value_bytes={}",
-                    entry.index.0,
-                    value.len()
-                ),
+                Op::Set { key, value } => {
+                    tracing::debug!("[apply] index={} op=set key={key} value_bytes={}", entry.index.0, value.len())
+                }
                 Op::Delete { key } => {
                     tracing::debug!("[apply] index={} op=delete key={key}", entry.index.0)
                 }

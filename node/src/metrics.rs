@@ -35,10 +35,8 @@ impl Gauge {
     }
 }
 
-const BUCKETS_SECONDS: [f64; 16] = [
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0,
-];
+const BUCKETS_SECONDS: [f64; 16] =
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// A latency histogram with fixed buckets.
 pub struct Histogram {
@@ -65,8 +63,7 @@ impl Histogram {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
@@ -126,93 +123,30 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let gauges = [
             ("raftkv_term", "Current Raft term.", self.term.get()),
-            (
-                "raftkv_role",
-                "Raft role: 0 follower, 1 pre-candidate, 2 candidate, 3 leader.",
-                self.role.get(),
-            ),
-            (
-                "raftkv_commit_index",
-                "Commit index.",
-                self.commit_index.get(),
-            ),
-            (
-                "raftkv_applied_index",
-                "Last applied index.",
-                self.applied_index.get(),
-            ),
+            ("raftkv_role", "Raft role: 0 follower, 1 pre-candidate, 2 candidate, 3 leader.", self.role.get()),
+            ("raftkv_commit_index", "Commit index.", self.commit_index.get()),
+            ("raftkv_applied_index", "Last applied index.", self.applied_index.get()),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
         let counters = [
-            (
-                "raftkv_proposals_total",
-                "Writes proposed to Raft.",
-                &self.proposals,
-            ),
-            (
-                "raftkv_proposals_committed_total",
-                "Writes committed and applied.",
-                &self.proposals_committed,
-            ),
-            (
-                "raftkv_proposals_failed_total",
-                "Writes rejected, dropped or lost.",
-                &self.proposals_failed,
-            ),
+            ("raftkv_proposals_total", "Writes proposed to Raft.", &self.proposals),
+            ("raftkv_proposals_committed_total", "Writes committed and applied.", &self.proposals_committed),
+            ("raftkv_proposals_failed_total", "Writes rejected, dropped or lost.", &self.proposals_failed),
             ("raftkv_reads_total", "Linearizable reads.", &self.reads),
-            (
-                "raftkv_elections_total",
-                "Elections started by this node.",
-                &self.elections,
-            ),
-            (
-                "raftkv_leader_changes_total",
-                "Leader changes seen by this node.",
-                &self.leader_changes,
-            ),
-            (
-                "raftkv_snapshots_saved_total",
-                "Snapshots written to disk.",
-                &self.snapshots_saved,
-            ),
-            (
-                "raftkv_peer_messages_sent_total",
-                "Raft messages sent to peers.",
-                &self.messages_sent,
-            ),
-            (
-                "raftkv_peer_messages_received_total",
-                "Raft messages received from peers.",
-                &self.messages_received,
-            ),
-            (
-                "raftkv_peer_messages_dropped_total",
-                "Raft messages dropped (peer queue full).",
-                &self.messages_dropped,
-            ),
+            ("raftkv_elections_total", "Elections started by this node.", &self.elections),
+            ("raftkv_leader_changes_total", "Leader changes seen by this node.", &self.leader_changes),
+            ("raftkv_snapshots_saved_total", "Snapshots written to disk.", &self.snapshots_saved),
+            ("raftkv_peer_messages_sent_total", "Raft messages sent to peers.", &self.messages_sent),
+            ("raftkv_peer_messages_received_total", "Raft messages received from peers.", &self.messages_received),
+            ("raftkv_peer_messages_dropped_total", "Raft messages dropped (peer queue full).", &self.messages_dropped),
         ];
         for (name, help, counter) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                counter.get()
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.get());
         }
-        self.fsync_seconds.render(
-            &mut out,
-            "raftkv_wal_fsync_seconds",
-            "WAL fdatasync latency.",
-        );
-        self.request_seconds.render(
-            &mut out,
-            "raftkv_http_request_seconds",
-            "Client API request latency.",
-        );
+        self.fsync_seconds.render(&mut out, "raftkv_wal_fsync_seconds", "WAL fdatasync latency.");
+        self.request_seconds.render(&mut out, "raftkv_http_request_seconds", "Client API request latency.");
         out
     }
 }

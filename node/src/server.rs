@@ -17,11 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 /// Runs a node until it is told to stop. Errors are start-up failures, in one line.
 pub async fn serve(config: NodeConfig) -> Result<(), String> {
-    let peers: Vec<String> = config
-        .peers
-        .iter()
-        .map(|p| format!("{}={}", p.name, p.raft_url))
-        .collect();
+    let peers: Vec<String> = config.peers.iter().map(|p| format!("{}={}", p.name, p.raft_url)).collect();
     tracing::info!(
         id = %config.name,
         client = %config.client_url,
@@ -41,12 +37,8 @@ pub async fn serve(config: NodeConfig) -> Result<(), String> {
         "recovered durable state"
     );
     let kv = match &restored.snapshot {
-        Some(snapshot) => KvStore::restore(&snapshot.data).map_err(|error| {
-            format!(
-                "snapshot in {} does not decode: {error}",
-                config.data_dir.display()
-            )
-        })?,
+        Some(snapshot) => KvStore::restore(&snapshot.data)
+            .map_err(|error| format!("snapshot in {} does not decode: {error}", config.data_dir.display()))?,
         None => KvStore::default(),
     };
     let node = Node::new(config.raft_config(), restored).map_err(|error| error.0)?;
@@ -55,19 +47,11 @@ pub async fn serve(config: NodeConfig) -> Result<(), String> {
     let raft_listener = bind(&config.bind, config.raft_port, "Raft RPC").await?;
 
     let (persisted_tx, persisted_rx) = mpsc::unbounded_channel();
-    let storage_tx =
-        storage::spawn_writer(config.data_dir.clone(), wal, persisted_tx, metrics.clone());
+    let storage_tx = storage::spawn_writer(config.data_dir.clone(), wal, persisted_tx, metrics.clone());
     let transport = Transport::start(&config, metrics.clone());
     let directory = Arc::new(Directory::new(config.clone()));
     let (inputs_tx, inputs_rx) = mpsc::channel(8192);
-    let driver = Driver::new(
-        node,
-        kv,
-        directory.clone(),
-        metrics.clone(),
-        transport,
-        storage_tx,
-    );
+    let driver = Driver::new(node, kv, directory.clone(), metrics.clone(), transport, storage_tx);
     let driver_task = tokio::spawn(driver.run(inputs_rx, persisted_rx));
 
     let state = AppState {
@@ -82,11 +66,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let client_server = tokio::spawn(run_http(client_listener, client_app, stop_rx.clone()));
     let raft_server = tokio::spawn(run_http(raft_listener, raft_app, stop_rx));
-    tracing::info!(
-        "listening: client API on {}, Raft RPC on port {}",
-        config.client_url,
-        config.raft_port
-    );
+    tracing::info!("listening: client API on {}, Raft RPC on port {}", config.client_url, config.raft_port);
 
     shutdown_signal().await;
     tracing::info!("shutdown requested");
@@ -113,25 +93,15 @@ fn with_middleware(router: axum::Router, state: &AppState) -> axum::Router {
     router
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            api::observe,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), api::observe))
         .layer(CatchPanicLayer::custom(api::panic_response))
 }
 
-async fn run_http(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn run_http(listener: tokio::net::TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>) {
     let shutdown = async move {
         let _ = stop.wait_for(|&stopped| stopped).await;
     };
-    if let Err(error) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
+    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         tracing::error!(%error, "HTTP server failed");
     }
 }

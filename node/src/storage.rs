@@ -101,17 +101,9 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => {
-            return Err(StorageError::Snapshot {
-                path,
-                problem: error.to_string(),
-            })
-        }
+        Err(error) => return Err(StorageError::Snapshot { path, problem: error.to_string() }),
     };
-    let fail = |problem: &str| StorageError::Snapshot {
-        path: path.clone(),
-        problem: problem.to_owned(),
-    };
+    let fail = |problem: &str| StorageError::Snapshot { path: path.clone(), problem: problem.to_owned() };
     if bytes.len() < 20 || &bytes[..8] != SNAPSHOT_MAGIC {
         return Err(fail("not a raftkv snapshot file"));
     }
@@ -137,12 +129,7 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
         return Err(fail("truncated voter list"));
     }
     let data = body[24 + 8 * voter_count..].to_vec();
-    Ok(Some(Snapshot {
-        last_index,
-        last_term,
-        voters,
-        data,
-    }))
+    Ok(Some(Snapshot { last_index, last_term, voters, data }))
 }
 
 /// Rebuilds the core's state from the data directory. Returns the open WAL too.
@@ -155,17 +142,11 @@ pub fn recover(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, RestoredState
     let (wal, replay) = Wal::open(&dir.join("wal"), segment_bytes_max)?;
     let mut entries = replay.entries;
     let base = replay.base_index.unwrap_or(LogIndex(0));
-    let inconsistent = |problem: String| StorageError::Inconsistent {
-        dir: dir.to_owned(),
-        problem,
-    };
+    let inconsistent = |problem: String| StorageError::Inconsistent { dir: dir.to_owned(), problem };
     match &snapshot {
         None => {
             if !entries.is_empty() && base != LogIndex(0) {
-                return Err(inconsistent(format!(
-                    "the log starts after index {} but there is no snapshot",
-                    base.0
-                )));
+                return Err(inconsistent(format!("the log starts after index {} but there is no snapshot", base.0)));
             }
         }
         Some(snapshot) => {
@@ -173,9 +154,7 @@ pub fn recover(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, RestoredState
             let term_at_s = if s == base {
                 None
             } else if s > base {
-                entries
-                    .get((s.0 - base.0 - 1) as usize)
-                    .map(|entry| entry.term)
+                entries.get((s.0 - base.0 - 1) as usize).map(|entry| entry.term)
             } else {
                 return Err(inconsistent(format!(
                     "the log starts after index {} but the snapshot ends at {}",
@@ -192,11 +171,7 @@ pub fn recover(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, RestoredState
             }
         }
     }
-    let restored = RestoredState {
-        hard_state: replay.hard_state,
-        snapshot,
-        entries,
-    };
+    let restored = RestoredState { hard_state: replay.hard_state, snapshot, entries };
     Ok((wal, restored))
 }
 
@@ -296,11 +271,7 @@ mod tests {
     use raft_sm::Payload;
 
     fn entry(index: u64, term: u64) -> Entry {
-        Entry {
-            term: Term(term),
-            index: LogIndex(index),
-            payload: Payload::Noop,
-        }
+        Entry { term: Term(term), index: LogIndex(index), payload: Payload::Noop }
     }
 
     fn snapshot(last_index: u64, last_term: u64) -> Snapshot {
@@ -354,15 +325,7 @@ mod tests {
         save_snapshot(dir.path(), &snapshot(8, 5)).unwrap();
         let (_, restored) = recover(dir.path(), 1 << 20).unwrap();
         assert!(restored.entries.is_empty());
-        write(
-            dir.path(),
-            &[
-                Record::Reset {
-                    base_index: LogIndex(8),
-                },
-                Record::Entry(entry(9, 5)),
-            ],
-        );
+        write(dir.path(), &[Record::Reset { base_index: LogIndex(8) }, Record::Entry(entry(9, 5))]);
         let (_, restored) = recover(dir.path(), 1 << 20).unwrap();
         let indexes: Vec<u64> = restored.entries.iter().map(|e| e.index.0).collect();
         assert_eq!(indexes, [9]);

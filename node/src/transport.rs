@@ -174,19 +174,10 @@ mod tests {
 
     #[test]
     fn batches_round_trip_and_single_messages_are_accepted() {
-        let message = Message {
-            from: NodeId(1),
-            to: NodeId(2),
-            term: Term(3),
-            body: Body::ReadIndexRequest { read_id: 9 },
-        };
-        let other = Message {
-            body: Body::ReadIndexResponse {
-                read_id: 9,
-                read_index: Some(LogIndex(4)),
-            },
-            ..message.clone()
-        };
+        let message =
+            Message { from: NodeId(1), to: NodeId(2), term: Term(3), body: Body::ReadIndexRequest { read_id: 9 } };
+        let other =
+            Message { body: Body::ReadIndexResponse { read_id: 9, read_index: Some(LogIndex(4)) }, ..message.clone() };
         let batch = vec![message.clone(), other];
         assert_eq!(decode(&encode(&batch)).unwrap(), batch);
         let single = serde_json::to_vec(&message).unwrap();

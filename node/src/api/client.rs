@@ -62,11 +62,7 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 }
 
 /// The session of a write: JSON fields win over `X-Client-Id` / `X-Client-Seq` headers.
-fn session(
-    headers: &HeaderMap,
-    client_id: Option<u64>,
-    seq: Option<u64>,
-) -> Result<Option<(u64, u64)>, ApiError> {
+fn session(headers: &HeaderMap, client_id: Option<u64>, seq: Option<u64>) -> Result<Option<(u64, u64)>, ApiError> {
     let header = |name: &str| -> Result<Option<u64>, ApiError> {
         match headers.get(name) {
             None => Ok(None),
@@ -75,12 +71,7 @@ fn session(
                 .ok()
                 .and_then(|v| v.trim().parse().ok())
                 .map(Some)
-                .ok_or_else(|| {
-                    bad_request(
-                        "bad_session",
-                        format!("header {name} must be an unsigned integer"),
-                    )
-                }),
+                .ok_or_else(|| bad_request("bad_session", format!("header {name} must be an unsigned integer"))),
         }
     };
     let client_id = match client_id {
@@ -94,10 +85,7 @@ fn session(
     match (client_id, seq) {
         (Some(client_id), Some(seq)) => Ok(Some((client_id, seq))),
         (None, None) => Ok(None),
-        _ => Err(bad_request(
-            "bad_session",
-            "clientId and seq go together: give both or neither",
-        )),
+        _ => Err(bad_request("bad_session", "clientId and seq go together: give both or neither")),
     }
 }
 
@@ -112,42 +100,26 @@ async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-async fn set(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>, ApiError> {
+async fn set(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
     let bytes = read_body(body).await?;
     if bytes.is_empty() {
-        return Err(bad_request(
-            "bad_json",
-            r#"request body is empty; expected JSON {"key": "...", "value": "..."}"#,
-        ));
+        return Err(bad_request("bad_json", r#"request body is empty; expected JSON {"key": "...", "value": "..."}"#));
     }
     if let Err(error) = std::str::from_utf8(&bytes) {
         return Err(bad_request(
             "bad_encoding",
-            format!(
-                "request body is not valid UTF-8 (at byte {})",
-                error.valid_up_to()
-            ),
+            format!("request body is not valid UTF-8 (at byte {})", error.valid_up_to()),
         ));
     }
     let request: SetRequest = serde_json::from_slice(&bytes).map_err(|error| {
-        bad_request(
-            "bad_json",
-            format!(r#"malformed JSON: {error}; expected {{"key": "...", "value": "..."}}"#),
-        )
+        bad_request("bad_json", format!(r#"malformed JSON: {error}; expected {{"key": "...", "value": "..."}}"#))
     })?;
     check_key(&request.key)?;
     if request.value.len() > VALUE_BYTES_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "value_too_large",
-            format!(
-                "value is {} bytes; the limit is {VALUE_BYTES_MAX}",
-                request.value.len()
-            ),
+            format!("value is {} bytes; the limit is {VALUE_BYTES_MAX}", request.value.len()),
         ));
     }
     let mut command = Command::set(request.key.clone(), request.value);
@@ -155,9 +127,7 @@ async fn set(
         command = command.with_session(client_id, seq);
     }
     let index = propose(&state, command).await?;
-    Ok(Json(
-        json!({ "ok": true, "key": request.key, "index": index }),
-    ))
+    Ok(Json(json!({ "ok": true, "key": request.key, "index": index })))
 }
 
 #[derive(Deserialize)]
@@ -172,17 +142,10 @@ struct KeyQuery {
 fn parse_query(
     query: Result<Query<KeyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<(KeyQuery, String), ApiError> {
-    let Query(query) = query.map_err(|rejection| {
-        bad_request(
-            "bad_query",
-            format!("bad query string: {}", rejection.body_text()),
-        )
-    })?;
+    let Query(query) =
+        query.map_err(|rejection| bad_request("bad_query", format!("bad query string: {}", rejection.body_text())))?;
     let Some(key) = query.key.clone() else {
-        return Err(bad_request(
-            "key_missing",
-            "query parameter `key` is required, e.g. ?key=name",
-        ));
+        return Err(bad_request("key_missing", "query parameter `key` is required, e.g. ?key=name"));
     };
     check_key(&key)?;
     Ok((query, key))
@@ -199,21 +162,21 @@ async fn read(
         Some(other) => {
             return Err(bad_request(
                 "bad_query",
-                format!(
-                    "consistency={other:?} is unknown; use `linearizable` (default) or `stale`"
-                ),
+                format!("consistency={other:?} is unknown; use `linearizable` (default) or `stale`"),
             ))
         }
     };
     let lookup = key.clone();
     let reply = state
-        .ask(move |reply| {
-            if stale {
-                Input::StaleRead { key: lookup, reply }
-            } else {
-                Input::Read { key: lookup, reply }
-            }
-        })
+        .ask(
+            move |reply| {
+                if stale {
+                    Input::StaleRead { key: lookup, reply }
+                } else {
+                    Input::Read { key: lookup, reply }
+                }
+            },
+        )
         .await?;
     match reply {
         ReadReply::Value(Ok(value)) => Ok(Json(json!({ "ok": true, "key": key, "value": value }))),
@@ -260,19 +223,13 @@ fn kv_error(error: KvError) -> ApiError {
         KvError::KeyEmpty => bad_request("key_empty", "key must not be empty"),
         KvError::KeyNotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "key not found"),
         KvError::SessionExpired => bad_request("session_expired", error.to_string()),
-        KvError::BadCommand => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            error.to_string(),
-        ),
+        KvError::BadCommand => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()),
     }
 }
 
 fn rejected(state: &AppState, rejection: Rejection, is_read: bool) -> ApiError {
     match rejection {
-        Rejection::NotLeader {
-            leader: Some(leader),
-        } if !is_read => {
+        Rejection::NotLeader { leader: Some(leader) } if !is_read => {
             let (leader_id, leader_url) = state.leader_hint(Some(leader));
             ApiError::new(
                 StatusCode::CONFLICT,
@@ -298,11 +255,9 @@ fn rejected(state: &AppState, rejection: Rejection, is_read: bool) -> ApiError {
             "transfer_in_progress",
             "leadership is being transferred; retry shortly",
         ),
-        Rejection::Busy => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "too many requests are pending; retry shortly",
-        ),
+        Rejection::Busy => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many requests are pending; retry shortly")
+        }
     }
 }
 
@@ -329,11 +284,5 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        state.metrics.render(),
-    )
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

@@ -66,9 +66,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
         if self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -76,17 +74,10 @@ impl IntoResponse for ApiError {
 
 impl AppState {
     /// Sends `input` to the driver and waits for its answer, up to the request timeout.
-    pub async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Input,
-    ) -> Result<T, ApiError> {
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Input) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
         if self.inputs.send(make(tx)).await.is_err() {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the node is shutting down",
-            ));
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down"));
         }
         match tokio::time::timeout(self.request_timeout, rx).await {
             Ok(Ok(answer)) => Ok(answer),
@@ -191,11 +182,7 @@ pub async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!(
-            "{} is not allowed on {}",
-            request.method(),
-            request.uri().path()
-        ),
+        format!("{} is not allowed on {}", request.method(), request.uri().path()),
     )
 }
 

@@ -34,41 +34,25 @@ pub fn router(state: AppState) -> Router {
         .route("/raft/timeoutnow", post(messages))
         .route("/raft/status", get(status))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_token,
-        ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     use axum::response::IntoResponse;
     if let Some(expected) = &state.directory.config.cluster_token {
-        let given = request
-            .headers()
-            .get(TOKEN_HEADER)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
+        let given = request.headers().get(TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
         if !constant_time_eq(given, expected.as_bytes()) {
             tracing::warn!(path = %request.uri().path(), "raft request with a missing or wrong cluster token rejected");
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong X-Raft-Token",
-            )
-            .into_response();
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong X-Raft-Token")
+                .into_response();
         }
     }
     next.run(request).await
 }
 
-async fn messages(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    let messages = decode(&body)
-        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_message", message))?;
+async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+    let messages = decode(&body).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_message", message))?;
     let config = &state.directory.config;
     for message in &messages {
         let known = config.peers.iter().any(|peer| peer.id == message.from);
@@ -93,11 +77,7 @@ async fn messages(
         }
     }
     if state.inputs.send(Input::Messages(messages)).await.is_err() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "the node is shutting down",
-        ));
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down"));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -106,11 +86,7 @@ async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     let status = state.status().await?;
     let config = &state.directory.config;
     let (leader_id, leader_addr) = state.leader_hint(status.leader);
-    let peers: BTreeMap<&str, &str> = config
-        .peers
-        .iter()
-        .map(|p| (p.name.as_str(), p.raft_url.as_str()))
-        .collect();
+    let peers: BTreeMap<&str, &str> = config.peers.iter().map(|p| (p.name.as_str(), p.raft_url.as_str())).collect();
     let mut body = json!({
         "node_id": config.name,
         "state": role_name(status.role),
@@ -128,16 +104,8 @@ async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         "keys": status.keys,
     });
     if status.role == raft_sm::Role::Leader {
-        let next: BTreeMap<&str, u64> = status
-            .progress
-            .iter()
-            .map(|p| (p.id.as_str(), p.next_index))
-            .collect();
-        let matched: BTreeMap<&str, u64> = status
-            .progress
-            .iter()
-            .map(|p| (p.id.as_str(), p.match_index))
-            .collect();
+        let next: BTreeMap<&str, u64> = status.progress.iter().map(|p| (p.id.as_str(), p.next_index)).collect();
+        let matched: BTreeMap<&str, u64> = status.progress.iter().map(|p| (p.id.as_str(), p.match_index)).collect();
         body["nextIndex"] = json!(next);
         body["matchIndex"] = json!(matched);
     }

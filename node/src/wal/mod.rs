@@ -71,8 +71,7 @@ pub struct Replay {
 
 impl Replay {
     fn next_index(&self) -> Option<LogIndex> {
-        self.base_index
-            .map(|base| LogIndex(base.0 + self.entries.len() as u64 + 1))
+        self.base_index.map(|base| LogIndex(base.0 + self.entries.len() as u64 + 1))
     }
 
     fn apply(&mut self, record: Record, path: &Path) -> Result<(), WalError> {
@@ -150,11 +149,7 @@ impl Wal {
             if let Some(damage) = &scan.damage {
                 let is_tail = i + 1 == count && !damage.intact_record_after;
                 if !is_tail {
-                    return Err(WalError::Corrupt {
-                        path,
-                        offset: damage.offset,
-                        reason: damage.reason,
-                    });
+                    return Err(WalError::Corrupt { path, offset: damage.offset, reason: damage.reason });
                 }
                 tracing::warn!(
                     segment = %path.display(),
@@ -163,10 +158,8 @@ impl Wal {
                     reason = damage.reason,
                     "WAL torn tail: truncating the last segment after a crash"
                 );
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(io(format!("opening {}", path.display())))?;
+                let file =
+                    OpenOptions::new().write(true).open(&path).map_err(io(format!("opening {}", path.display())))?;
                 file.set_len(damage.offset)
                     .and_then(|()| file.sync_all())
                     .map_err(io(format!("truncating {}", path.display())))?;
@@ -178,11 +171,7 @@ impl Wal {
                 }
                 replay.apply(record, &path)?;
             }
-            segments.push(SegmentInfo {
-                seq,
-                path,
-                max_index,
-            });
+            segments.push(SegmentInfo { seq, path, max_index });
         }
         let (active, active_bytes) = match segments.last() {
             Some(last) => {
@@ -190,20 +179,13 @@ impl Wal {
                     .append(true)
                     .open(&last.path)
                     .map_err(io(format!("opening {}", last.path.display())))?;
-                let len = file
-                    .metadata()
-                    .map_err(io(format!("inspecting {}", last.path.display())))?
-                    .len();
+                let len = file.metadata().map_err(io(format!("inspecting {}", last.path.display())))?.len();
                 (file, len)
             }
             None => {
                 let path = dir.join(segment::file_name(0));
                 let file = create_segment(dir, &path)?;
-                segments.push(SegmentInfo {
-                    seq: 0,
-                    path,
-                    max_index: LogIndex(0),
-                });
+                segments.push(SegmentInfo { seq: 0, path, max_index: LogIndex(0) });
                 (file, 0)
             }
         };
@@ -241,9 +223,7 @@ impl Wal {
     /// rotates the segment when it is full.
     pub fn sync(&mut self) -> Result<(), WalError> {
         if !self.buf.is_empty() {
-            self.active
-                .write_all(&self.buf)
-                .map_err(io("writing the WAL"))?;
+            self.active.write_all(&self.buf).map_err(io("writing the WAL"))?;
             self.active_bytes += self.buf.len() as u64;
             self.buf.clear();
         }
@@ -260,16 +240,10 @@ impl Wal {
         let mut file = create_segment(&self.dir, &path)?;
         let mut first = Vec::new();
         record::encode(&Record::HardState(self.hard_state), &mut first);
-        file.write_all(&first)
-            .and_then(|()| file.sync_data())
-            .map_err(io(format!("writing {}", path.display())))?;
+        file.write_all(&first).and_then(|()| file.sync_data()).map_err(io(format!("writing {}", path.display())))?;
         self.active = file;
         self.active_bytes = first.len() as u64;
-        self.segments.push(SegmentInfo {
-            seq,
-            path,
-            max_index: LogIndex(0),
-        });
+        self.segments.push(SegmentInfo { seq, path, max_index: LogIndex(0) });
         tracing::debug!(seq, "WAL segment rotated");
         Ok(())
     }
@@ -280,17 +254,12 @@ impl Wal {
         let mut removed = 0;
         while self.segments.len() > 1 && self.segments[0].max_index <= up_to {
             let segment = self.segments.remove(0);
-            std::fs::remove_file(&segment.path)
-                .map_err(io(format!("removing {}", segment.path.display())))?;
+            std::fs::remove_file(&segment.path).map_err(io(format!("removing {}", segment.path.display())))?;
             removed += 1;
         }
         if removed > 0 {
             sync_dir(&self.dir).map_err(io("fsyncing the WAL directory"))?;
-            tracing::info!(
-                removed,
-                up_to = up_to.0,
-                "WAL segments deleted after snapshot"
-            );
+            tracing::info!(removed, up_to = up_to.0, "WAL segments deleted after snapshot");
         }
         Ok(removed)
     }

@@ -125,11 +125,7 @@ fn decode_body(body: &[u8]) -> Option<Record> {
                 1 => Payload::Command(rest[17..].to_vec()),
                 _ => return None,
             };
-            Some(Record::Entry(Entry {
-                term,
-                index,
-                payload,
-            }))
+            Some(Record::Entry(Entry { term, index, payload }))
         }
         KIND_HARD_STATE if rest.len() == 25 => {
             let voted_for = match rest[8] {
@@ -143,12 +139,8 @@ fn decode_body(body: &[u8]) -> Option<Record> {
                 commit: LogIndex(u64_at(rest, 17)?),
             }))
         }
-        KIND_TRUNCATE if rest.len() == 8 => Some(Record::Truncate {
-            from: LogIndex(u64_at(rest, 0)?),
-        }),
-        KIND_RESET if rest.len() == 8 => Some(Record::Reset {
-            base_index: LogIndex(u64_at(rest, 0)?),
-        }),
+        KIND_TRUNCATE if rest.len() == 8 => Some(Record::Truncate { from: LogIndex(u64_at(rest, 0)?) }),
+        KIND_RESET if rest.len() == 8 => Some(Record::Reset { base_index: LogIndex(u64_at(rest, 0)?) }),
         _ => None,
     }
 }
@@ -159,26 +151,12 @@ mod tests {
 
     fn samples() -> Vec<Record> {
         vec![
-            Record::Entry(Entry {
-                term: Term(3),
-                index: LogIndex(7),
-                payload: Payload::Command(b"hello".to_vec()),
-            }),
-            Record::Entry(Entry {
-                term: Term(3),
-                index: LogIndex(8),
-                payload: Payload::Noop,
-            }),
-            Record::HardState(HardState {
-                term: Term(4),
-                voted_for: Some(NodeId(u64::MAX)),
-                commit: LogIndex(6),
-            }),
+            Record::Entry(Entry { term: Term(3), index: LogIndex(7), payload: Payload::Command(b"hello".to_vec()) }),
+            Record::Entry(Entry { term: Term(3), index: LogIndex(8), payload: Payload::Noop }),
+            Record::HardState(HardState { term: Term(4), voted_for: Some(NodeId(u64::MAX)), commit: LogIndex(6) }),
             Record::HardState(HardState::default()),
             Record::Truncate { from: LogIndex(5) },
-            Record::Reset {
-                base_index: LogIndex(100),
-            },
+            Record::Reset { base_index: LogIndex(100) },
         ]
     }
 
@@ -211,10 +189,7 @@ mod tests {
         for byte in 4..buf.len() {
             let mut damaged = buf.clone();
             damaged[byte] ^= 0x10;
-            assert!(
-                matches!(decode(&damaged), Decoded::Corrupt(_)),
-                "flip in byte {byte}"
-            );
+            assert!(matches!(decode(&damaged), Decoded::Corrupt(_)), "flip in byte {byte}");
         }
     }
 }

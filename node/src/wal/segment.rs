@@ -10,10 +10,7 @@ pub fn file_name(seq: u64) -> String {
 
 /// The sequence number in a segment file name, if it is one.
 pub fn parse_name(name: &str) -> Option<u64> {
-    name.strip_prefix("wal-")?
-        .strip_suffix(".log")?
-        .parse()
-        .ok()
+    name.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok()
 }
 
 /// Segment files in `dir`, oldest first.
@@ -65,17 +62,7 @@ pub fn scan(bytes: &[u8]) -> Scan {
         };
         let intact_record_after =
             (at + 1..bytes.len()).any(|from| matches!(decode(&bytes[from..]), Decoded::Record(..)));
-        return Scan {
-            records,
-            damage: Some(Damage {
-                offset: at as u64,
-                reason,
-                intact_record_after,
-            }),
-        };
+        return Scan { records, damage: Some(Damage { offset: at as u64, reason, intact_record_after }) };
     }
-    Scan {
-        records,
-        damage: None,
-    }
+    Scan { records, damage: None }
 }

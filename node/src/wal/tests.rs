@@ -10,11 +10,7 @@ fn entry(index: u64, term: u64) -> Entry {
 }
 
 fn hard_state(term: u64, commit: u64) -> HardState {
-    HardState {
-        term: Term(term),
-        voted_for: Some(NodeId(2)),
-        commit: LogIndex(commit),
-    }
+    HardState { term: Term(term), voted_for: Some(NodeId(2)), commit: LogIndex(commit) }
 }
 
 fn indexes(replay: &Replay) -> Vec<u64> {
@@ -57,16 +53,10 @@ fn replays_entries_hard_state_truncation_and_reset() {
     assert_eq!(replay.hard_state, hard_state(2, 3));
     assert_eq!(replay.base_index, Some(LogIndex(0)));
     assert_eq!(indexes(&replay), [1, 2, 3, 4]);
-    assert_eq!(
-        replay.entries[3].term,
-        Term(2),
-        "the truncated entry 4 was replaced"
-    );
+    assert_eq!(replay.entries[3].term, Term(2), "the truncated entry 4 was replaced");
     {
         let (mut wal, _) = Wal::open(dir.path(), 1 << 30).unwrap();
-        wal.append(&Record::Reset {
-            base_index: LogIndex(50),
-        });
+        wal.append(&Record::Reset { base_index: LogIndex(50) });
         wal.append(&Record::Entry(entry(51, 3)));
         wal.sync().unwrap();
     }
@@ -82,20 +72,11 @@ fn a_torn_tail_is_truncated_and_the_log_continues() {
     let path = only_segment(dir.path());
     // Half of record 3 reached the disk.
     let cut = lengths[1] + (lengths[2] - lengths[1]) / 2;
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(cut)
-        .unwrap();
+    OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
     {
         let (mut wal, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
         assert_eq!(indexes(&replay), [1, 2]);
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().len(),
-            lengths[1],
-            "tail cut off"
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), lengths[1], "tail cut off");
         wal.append(&Record::Entry(entry(3, 2)));
         wal.sync().unwrap();
     }
@@ -151,11 +132,7 @@ fn a_crash_between_write_and_fsync_leaves_a_readable_prefix_at_every_cut() {
         std::fs::write(&path, &full[..cut as usize]).unwrap();
         let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
         let expected = lengths.iter().filter(|&&end| end <= cut).count() as u64;
-        assert_eq!(
-            indexes(&replay),
-            (1..=expected).collect::<Vec<_>>(),
-            "cut {cut}"
-        );
+        assert_eq!(indexes(&replay), (1..=expected).collect::<Vec<_>>(), "cut {cut}");
     }
 }
 
@@ -185,21 +162,14 @@ fn segments_rotate_and_snapshotted_ones_are_deleted() {
             }
         }
         let before = wal.segment_count();
-        assert!(
-            before >= 4,
-            "600 entries over 4 KiB segments rotate: {before}"
-        );
+        assert!(before >= 4, "600 entries over 4 KiB segments rotate: {before}");
         let removed = wal.compact(LogIndex(400)).unwrap();
         assert!(removed >= 2, "removed {removed}");
         assert_eq!(wal.segment_count(), before - removed);
         assert_eq!(segment::list(dir.path()).unwrap().len(), before - removed);
     }
     let (_, replay) = Wal::open(dir.path(), 4096).unwrap();
-    assert_eq!(
-        replay.hard_state,
-        hard_state(1, 600),
-        "hard state survives deletion"
-    );
+    assert_eq!(replay.hard_state, hard_state(1, 600), "hard state survives deletion");
     let first = replay.entries.first().unwrap().index.0;
     assert!(first > 1 && first <= 401, "first surviving entry {first}");
     assert_eq!(replay.entries.last().unwrap().index.0, 600);
@@ -220,8 +190,5 @@ fn damage_in_an_older_segment_is_a_startup_error() {
     let first = &segments[0].1;
     let bytes = std::fs::read(first).unwrap();
     std::fs::write(first, &bytes[..bytes.len() - 5]).unwrap();
-    assert!(matches!(
-        Wal::open(dir.path(), 4096),
-        Err(WalError::Corrupt { .. })
-    ));
+    assert!(matches!(Wal::open(dir.path(), 4096), Err(WalError::Corrupt { .. })));
 }

@@ -1,0 +1,409 @@
+//! End-to-end tests against real `raftkv` processes on loopback.
+
+mod common;
+
+use common::{Cluster, Options};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const LEADER_WITHIN: Duration = Duration::from_secs(15);
+const ACK_WITHIN: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn election_write_hint_and_linearizable_reads_on_every_node() {
+    let cluster = Cluster::start(Options::default());
+    let leader = cluster.wait_leader(LEADER_WITHIN).await;
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &i in &followers {
+        let health = cluster.health(i).await.unwrap();
+        assert_eq!(health["state"], "Follower");
+        assert_eq!(health["peersCount"], 2, "self is filtered from PEERS");
+    }
+
+    // A write on the leader commits.
+    let response = cluster
+        .http
+        .put(format!("{}/set", cluster.url(leader)))
+        .json(&serde_json::json!({"key": "color", "value": "blue"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A write on a follower is refused with the leader's id and client URL.
+    let response = cluster
+        .http
+        .put(format!("{}/set", cluster.url(followers[0])))
+        .json(&serde_json::json!({"key": "color", "value": "red"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["ok"], false);
+    assert_eq!(body["error"], "not_leader");
+    assert_eq!(body["leaderId"], cluster.nodes[leader].name.as_str());
+    assert_eq!(body["leader"], cluster.url(leader).as_str());
+
+    // A linearizable read on every node sees the write at once, followers included.
+    for i in 0..3 {
+        let response = cluster.http.get(format!("{}/get?key=color", cluster.url(i))).send().await.unwrap();
+        assert_eq!(response.status(), 200, "node {i}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["value"], "blue", "node {i}");
+    }
+    // Missing keys are 404 everywhere; deletes go through the leader.
+    let response = cluster.http.get(format!("{}/get?key=nothing", cluster.url(followers[1]))).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let response = cluster.http.delete(format!("{}/delete?key=color", cluster.url(leader))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(cluster.get("color", ACK_WITHIN).await.unwrap(), None);
+
+    // The Raft status shows replication progress on the leader.
+    let status: Value = cluster
+        .http
+        .get(format!("{}/raft/status", cluster.raft_url(leader)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["state"], "Leader");
+    assert_eq!(status["matchIndex"].as_object().unwrap().len(), 2);
+    assert!(status["commitIndex"].as_u64().unwrap() >= 3);
+    assert!(cluster.log_text(leader).contains("LEADER term="));
+}
+
+/// Writers that record every acknowledged write.
+struct Load {
+    acked: Arc<Mutex<BTreeMap<String, String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(cluster: &Arc<Cluster>, writers: usize, prefix: &str) -> Load {
+        let acked = Arc::new(Mutex::new(BTreeMap::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..writers)
+            .map(|w| {
+                let cluster = cluster.clone();
+                let acked = acked.clone();
+                let stop = stop.clone();
+                let prefix = prefix.to_owned();
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let key = format!("{prefix}-{w}-{n}");
+                        let value = format!("value-{w}-{n}");
+                        if cluster.put(&key, &value, Duration::from_secs(3)).await.is_ok() {
+                            acked.lock().unwrap().insert(key, value);
+                        }
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        Load { acked, stop, tasks }
+    }
+
+    async fn stop(self) -> BTreeMap<String, String> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        acked
+    }
+
+    fn count(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    async fn wait_acked(&self, more_than: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.count() <= more_than {
+            assert!(Instant::now() < deadline, "the load made no progress: {} acknowledged writes", self.count());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn assert_all_readable(cluster: &Cluster, acked: &BTreeMap<String, String>) {
+    for (key, value) in acked {
+        let read = cluster.get(key, ACK_WITHIN).await;
+        assert_eq!(read, Ok(Some(value.clone())), "acknowledged write {key}={value} lost");
+    }
+}
+
+/// Stale reads on node `i` until it has applied every acknowledged write.
+async fn wait_node_has(cluster: &Cluster, i: usize, acked: &BTreeMap<String, String>) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for (key, value) in acked {
+        loop {
+            let response = cluster
+                .http
+                .get(format!("{}/get", cluster.url(i)))
+                .query(&[("key", key.as_str()), ("consistency", "stale")])
+                .send()
+                .await;
+            if let Ok(response) = response {
+                if response.status() == 200 {
+                    let body: Value = response.json().await.unwrap();
+                    assert_eq!(body["value"], value.as_str(), "{key} on node {i}");
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "node {i} never caught up with {key}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_the_leader_during_writes_loses_no_acknowledged_write() {
+    let cluster = Arc::new(Cluster::start(Options::default()));
+    let old_leader = cluster.wait_leader(LEADER_WITHIN).await;
+    let load = Load::start(&cluster, 3, "k");
+    load.wait_acked(30, ACK_WITHIN).await;
+
+    // kill -9 the leader in the middle of the load; the others elect a new one.
+    cluster.kill(old_leader);
+    let before_kill = load.count();
+    let new_leader = cluster.wait_leader(LEADER_WITHIN).await;
+    assert_ne!(new_leader, old_leader);
+    load.wait_acked(before_kill + 30, ACK_WITHIN).await;
+    let acked = load.stop().await;
+    assert!(acked.len() > 60, "only {} writes acknowledged", acked.len());
+    assert_all_readable(&cluster, &acked).await;
+
+    // The old leader restarts from its disk as a follower of the new leader and catches up.
+    cluster.spawn(old_leader);
+    let leader = cluster.wait_leader(LEADER_WITHIN).await;
+    let health = cluster.health(old_leader).await.unwrap();
+    assert_eq!(health["state"], "Follower");
+    assert_eq!(health["leaderId"], cluster.nodes[leader].name.as_str());
+    wait_node_has(&cluster, old_leader, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_any_node_during_writes_loses_no_acknowledged_write() {
+    let cluster = Arc::new(Cluster::start(Options::default()));
+    cluster.wait_leader(LEADER_WITHIN).await;
+    let load = Load::start(&cluster, 2, "any");
+    // Kill every node once, whatever its role, each time under load, and restart it.
+    for victim in 0..3 {
+        load.wait_acked(load.count() + 15, ACK_WITHIN).await;
+        cluster.kill(victim);
+        load.wait_acked(load.count() + 15, Duration::from_secs(20)).await;
+        cluster.spawn(victim);
+        cluster.wait_leader(LEADER_WITHIN).await;
+    }
+    let acked = load.stop().await;
+    assert_all_readable(&cluster, &acked).await;
+    for i in 0..3 {
+        wait_node_has(&cluster, i, &acked).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cluster_restart_keeps_the_data() {
+    let cluster = Cluster::start(Options::default());
+    cluster.wait_leader(LEADER_WITHIN).await;
+    let mut acked = BTreeMap::new();
+    for n in 0..20 {
+        let (key, value) = (format!("r{n}"), format!("v{n}"));
+        cluster.put(&key, &value, ACK_WITHIN).await.unwrap();
+        acked.insert(key, value);
+    }
+    cluster.put("r3", "overwritten", ACK_WITHIN).await.unwrap();
+    acked.insert("r3".into(), "overwritten".into());
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    for i in 0..3 {
+        cluster.spawn(i);
+    }
+    cluster.wait_leader(LEADER_WITHIN).await;
+    assert_all_readable(&cluster, &acked).await;
+    for i in 0..3 {
+        wait_node_has(&cluster, i, &acked).await;
+    }
+}
+
+async fn write_many(cluster: &Cluster, prefix: &str, count: usize) -> BTreeMap<String, String> {
+    let mut acked = BTreeMap::new();
+    for n in 0..count {
+        let (key, value) = (format!("{prefix}{n}"), format!("{n}-{}", "x".repeat(100)));
+        cluster.put(&key, &value, ACK_WITHIN).await.unwrap();
+        acked.insert(key, value);
+    }
+    acked
+}
+
+fn snapshot_options() -> Options {
+    Options { snapshot_threshold: Some(20), wal_segment_bytes: Some(4096), ..Options::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_compact_the_log_and_survive_restart() {
+    let cluster = Cluster::start(snapshot_options());
+    let leader = cluster.wait_leader(LEADER_WITHIN).await;
+    let acked = write_many(&cluster, "s", 120).await;
+    // The leader snapshotted and compacted its log (in memory and on disk).
+    let status: Value = cluster
+        .http
+        .get(format!("{}/raft/status", cluster.raft_url(leader)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(status["logBaseIndex"].as_u64().unwrap() >= 20, "{status}");
+    for i in 0..3 {
+        let dir = cluster.data_dir(i);
+        assert!(dir.join("snapshot.bin").exists(), "node {i} has a snapshot");
+        let segments = std::fs::read_dir(dir.join("wal")).unwrap().count();
+        assert!(segments <= 3, "node {i}: old segments were deleted: {segments} left");
+    }
+    assert!(cluster.log_text(leader).contains("SNAPSHOT taken index="));
+
+    // Everything survives a full restart from snapshot + log.
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    for i in 0..3 {
+        cluster.spawn(i);
+    }
+    cluster.wait_leader(LEADER_WITHIN).await;
+    assert_all_readable(&cluster, &acked).await;
+    for i in 0..3 {
+        wait_node_has(&cluster, i, &acked).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "raft-sm liveness bug: a leader never contacts a follower whose in-flight window is full of lost appends and whose match index was compacted away (heartbeat skipped when term_at(match_index) is None); see node/README.md"]
+async fn a_follower_behind_the_log_base_catches_up_by_snapshot() {
+    let cluster = Cluster::start(snapshot_options());
+    let leader = cluster.wait_leader(LEADER_WITHIN).await;
+    let lagging = (leader + 1) % 3;
+    cluster.kill(lagging);
+    let acked = write_many(&cluster, "s", 120).await;
+    cluster.spawn(lagging);
+    wait_node_has(&cluster, lagging, &acked).await;
+    assert!(cluster.log_text(lagging).contains("SNAPSHOT installed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_token_rejects_a_bad_caller() {
+    let cluster = Cluster::start(Options { token: Some("s3cret-token".into()), ..Options::default() });
+    // The nodes authenticate each other: they elect a leader and replicate.
+    let leader = cluster.wait_leader(LEADER_WITHIN).await;
+    cluster.put("t", "1", ACK_WITHIN).await.unwrap();
+    let url = format!("{}/raft/appendentries", cluster.raft_url(leader));
+    let message = serde_json::json!({
+        "from": 1, "to": 2, "term": 99, "body": "TimeoutNow"
+    });
+    for token in [None, Some("wrong"), Some("s3cret-tokeN")] {
+        let mut request = cluster.http.post(&url).json(&message);
+        if let Some(token) = token {
+            request = request.header("x-raft-token", token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "token {token:?}");
+    }
+    let response = cluster.http.get(format!("{}/raft/status", cluster.raft_url(leader))).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    // The right token but a sender outside the configuration: 403, and no term change.
+    let response = cluster.http.post(&url).header("x-raft-token", "s3cret-token").json(&message).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let health = cluster.health(leader).await.unwrap();
+    assert_eq!(health["state"], "Leader");
+    assert!(health["term"].as_u64().unwrap() < 99);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_the_documented_answers() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    cluster.wait_leader(LEADER_WITHIN).await;
+    let url = cluster.url(0);
+    let http = &cluster.http;
+    async fn answer(response: reqwest::Response) -> (u16, Value) {
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+    let put = |body: Vec<u8>| http.put(format!("{url}/set")).body(body).send();
+
+    let (status, body) = answer(put(b"{\"key\": \"a\"".to_vec()).await.unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_json")));
+    assert!(body["message"].as_str().unwrap().contains("EOF"), "{body}");
+    let (status, body) = answer(put(b"{\"key\":\"a\",\"value\":\"b\",\"extra\":1}".to_vec()).await.unwrap()).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("unknown field `extra`"), "{body}");
+    let (status, body) = answer(put(b"{\"key\":\"a\",\"value\":\"\xff\"}".to_vec()).await.unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_encoding")));
+    let (status, body) = answer(put(b"{\"key\":\"\",\"value\":\"b\"}".to_vec()).await.unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("key_empty")));
+    let (status, body) = answer(put(b"{\"key\":\"a\",\"value\":1}".to_vec()).await.unwrap()).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("invalid type"), "{body}");
+    let big = serde_json::json!({"key": "a", "value": "v".repeat((1 << 20) + 1)});
+    let (status, body) = answer(put(serde_json::to_vec(&big).unwrap()).await.unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("value_too_large")));
+    let long_key = serde_json::json!({"key": "k".repeat(1025), "value": "v"});
+    let (status, _) = answer(put(serde_json::to_vec(&long_key).unwrap()).await.unwrap()).await;
+    assert_eq!(status, 413);
+    let (status, body) = answer(put(vec![b' '; 2 << 20]).await.unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("body_too_large")));
+
+    let (status, body) = answer(http.get(format!("{url}/nope")).send().await.unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    let (status, body) = answer(http.post(format!("{url}/get?key=a")).send().await.unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (405, Some("method_not_allowed")));
+    let (status, body) = answer(http.get(format!("{url}/get")).send().await.unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("key_missing")));
+    let (status, _) = answer(http.get(format!("{url}/get?key=missing")).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    let (status, _) = answer(http.delete(format!("{url}/delete?key=missing")).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+
+    // Request ids go in and out.
+    let response = http.get(format!("{url}/health")).header("x-request-id", "trace-me-42").send().await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+    let response = http.get(format!("{url}/health")).send().await.unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+
+    // A retried write (same clientId and seq) applies once: it does not undo a later write.
+    let write = |client: u64, value: &str| {
+        http.put(format!("{url}/set"))
+            .json(&serde_json::json!({"key": "once", "value": value, "clientId": client, "seq": 1}))
+            .send()
+    };
+    assert_eq!(write(7, "first").await.unwrap().status(), 200);
+    assert_eq!(write(8, "second").await.unwrap().status(), 200);
+    assert_eq!(write(7, "first").await.unwrap().status(), 200, "the retry is answered");
+    assert_eq!(cluster.get("once", ACK_WITHIN).await.unwrap().as_deref(), Some("second"));
+
+    let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("raftkv_role 3"), "{metrics}");
+    assert!(metrics.contains("raftkv_wal_fsync_seconds_count"));
+}
+
+#[test]
+fn an_invalid_configuration_exits_with_code_2_and_one_line() {
+    let output = std::process::Command::new(common::binary())
+        .env_clear()
+        .env("PEERS", "http://127.0.0.1:9081,http://127.0.0.1:9082")
+        .env("PEER_IDS", "only-one")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("PEER_IDS names 1 nodes but PEERS lists 2"), "{stderr}");
+}
