@@ -1,1 +1,3 @@
 //! sim (under construction).
+
+pub mod linearizability;
