@@ -32,7 +32,7 @@
 //! is deterministic: no decision depends on hash-map iteration order.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -300,9 +300,11 @@ fn malformed(op: &Operation) -> Option<&'static str> {
 /// The register value: `ABSENT` or an interned value id.
 type State = u32;
 const ABSENT: State = 0;
+/// Any value that no read of the key observes.
+const UNOBSERVED: State = 1;
 
 /// An operation's effect on the register, with its result constraint.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Step {
     /// Write a value (known `Ok` or unknown outcome).
     Set(State),
@@ -358,15 +360,28 @@ fn check_key(
     precheck: bool,
 ) -> Result<(), Violation> {
     // Intern written values first so that a read of a value nobody wrote can
-    // be reported directly.
+    // be reported directly. Values that no read observes are all equivalent
+    // to the model (only their presence matters), so they share one state.
+    let observed: BTreeSet<&str> = indices
+        .iter()
+        .filter_map(|&i| match &history[i].outcome {
+            KvOutcome::Value(v) => Some(v.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut ids: HashMap<&str, State> = HashMap::new();
-    let mut values: Vec<&str> = vec![""]; // index 0 = ABSENT
+    let mut values: Vec<&str> = vec!["", ""]; // ABSENT, UNOBSERVED
     for &i in indices {
         if let KvOp::Set { value, .. } = &history[i].op {
-            ids.entry(value).or_insert_with(|| {
-                values.push(value);
-                (values.len() - 1) as State
-            });
+            if !ids.contains_key(value.as_str()) {
+                let id = if observed.contains(value.as_str()) {
+                    values.push(value);
+                    (values.len() - 1) as State
+                } else {
+                    UNOBSERVED
+                };
+                ids.insert(value, id);
+            }
         }
     }
     let mut ops = Vec::with_capacity(indices.len());
@@ -388,6 +403,7 @@ fn check_key(
                         key,
                         indices,
                         Some(i),
+                        &[i],
                         format!(
                             "operation #{i} ({o}) read {v:?}, but no operation ever wrote \
                              {v:?} to key {key:?}."
@@ -424,6 +440,8 @@ fn check_key(
     };
     let state = if failure.state == ABSENT {
         "is absent".to_string()
+    } else if failure.state == UNOBSERVED {
+        "holds a value that no read observes".to_string()
     } else {
         format!("holds {:?}", values[failure.state as usize])
     };
@@ -466,23 +484,41 @@ fn check_key(
         )),
         None => text.push('.'),
     }
+    if let Some((attempted, doomed)) = failure.doomed {
+        text.push_str(&format!(
+            " For instance, linearizing {} next would leave no way to linearize {} later.",
+            describe(attempted),
+            describe(doomed)
+        ));
+    }
     let kind = if exceeded {
         ViolationKind::BudgetExceeded
     } else {
         ViolationKind::NotLinearizable
     };
-    let anchor = failure.blocking.map(|b| ops[b as usize].hist);
-    Err(violation(kind, history, key, indices, anchor, text))
+    let blocking = failure.blocking.map(|b| ops[b as usize].hist);
+    let doomed = failure.doomed.map(|(_, d)| ops[d as usize].hist);
+    let marked: Vec<usize> = blocking.into_iter().chain(doomed).collect();
+    Err(violation(
+        kind,
+        history,
+        key,
+        indices,
+        doomed.or(blocking),
+        &marked,
+        text,
+    ))
 }
 
 /// Builds a violation listing at most [`MAX_LISTED_OPS`] operations on `key`
-/// (by invocation time) around history index `anchor`.
+/// (by invocation time) around history index `anchor`, flagging `marked`.
 fn violation(
     kind: ViolationKind,
     history: &[Operation],
     key: &str,
     indices: &[usize],
     anchor: Option<usize>,
+    marked: &[usize],
     mut explanation: String,
 ) -> Violation {
     let mut sorted = indices.to_vec();
@@ -499,7 +535,7 @@ fn violation(
         sorted.len()
     ));
     for &i in shown {
-        let mark = if Some(i) == anchor { "  <==" } else { "" };
+        let mark = if marked.contains(&i) { "  <==" } else { "" };
         explanation.push_str(&format!("\n  #{i} {}{mark}", history[i]));
     }
     Violation {
@@ -523,6 +559,9 @@ struct Failure {
     state: State,
     /// The completed operation whose return blocked it.
     blocking: Option<u32>,
+    /// An operation whose linearization next would have made another
+    /// (the second) impossible.
+    doomed: Option<(u32, u32)>,
 }
 
 enum SearchResult {
@@ -708,6 +747,92 @@ impl Events {
     }
 }
 
+/// Counts of the operations not linearized yet, by what they need and
+/// provide, to notice early that a configuration cannot be completed.
+struct Remaining {
+    /// Known-outcome operations.
+    known: usize,
+    /// `Set`s (any outcome) writing each state.
+    writers: Vec<u32>,
+    /// `Get`s that returned each state.
+    readers: Vec<u32>,
+    /// `Set`s of any value.
+    sets: u32,
+    /// `Delete`s that found the key (`Ok`) or may have (`Unknown`).
+    deletes: u32,
+    /// `Delete`s answering `Ok`.
+    deletes_ok: u32,
+    /// `Get`s and `Delete`s answering `NotFound`.
+    not_found: u32,
+}
+
+impl Remaining {
+    fn new(ops: &[KeyOp]) -> Self {
+        let states = ops
+            .iter()
+            .map(|o| match o.step {
+                Step::Set(v) | Step::GetValue(v) => v as usize + 1,
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+            .max(UNOBSERVED as usize + 1);
+        let mut r = Remaining {
+            known: 0,
+            writers: vec![0; states],
+            readers: vec![0; states],
+            sets: 0,
+            deletes: 0,
+            deletes_ok: 0,
+            not_found: 0,
+        };
+        for o in ops {
+            r.count(o, 1);
+        }
+        r
+    }
+
+    fn count(&mut self, op: &KeyOp, delta: i32) {
+        let add = |n: &mut u32| *n = n.wrapping_add_signed(delta);
+        if op.complete.is_some() {
+            self.known = self.known.wrapping_add_signed(delta as isize);
+        }
+        match op.step {
+            Step::Set(v) => {
+                add(&mut self.writers[v as usize]);
+                add(&mut self.sets);
+            }
+            Step::GetValue(v) => add(&mut self.readers[v as usize]),
+            Step::DeleteOk => {
+                add(&mut self.deletes);
+                add(&mut self.deletes_ok);
+            }
+            Step::DeleteAny => add(&mut self.deletes),
+            Step::DeleteNotFound | Step::GetNotFound => add(&mut self.not_found),
+        }
+    }
+
+    /// Whether, having just moved the register from `prev` to `now`, some
+    /// remaining operation can never be linearized: a read of a value that
+    /// was overwritten and will not be written again, a `NotFound` with the
+    /// key present and no delete left, or a successful delete with the key
+    /// absent and no set left.
+    ///
+    /// Returns the kind of operation that became impossible.
+    fn doomed(&self, prev: State, now: State) -> Option<Step> {
+        let p = prev as usize;
+        if prev != now && prev > UNOBSERVED && self.writers[p] == 0 && self.readers[p] > 0 {
+            Some(Step::GetValue(prev))
+        } else if now != ABSENT && self.deletes == 0 && self.not_found > 0 {
+            Some(Step::GetNotFound)
+        } else if now == ABSENT && self.sets == 0 && self.deletes_ok > 0 {
+            Some(Step::DeleteOk)
+        } else {
+            None
+        }
+    }
+}
+
 /// A linearized operation on the search stack.
 struct Frame {
     /// Its call node.
@@ -716,6 +841,8 @@ struct Frame {
     prev: State,
     /// Placed by the read-first rule: it has no alternatives to explore.
     forced: bool,
+    /// The alternatives to it not yet tried, best last.
+    untried: Vec<u32>,
 }
 
 /// Just-in-time linearization search over one key's operations, memoized on
@@ -740,10 +867,13 @@ struct Search<'a> {
     bits: Vec<u64>,
     hash: u64,
     state: State,
-    known_left: usize,
+    remaining: Remaining,
     total_known: usize,
     stack: Vec<Frame>,
     deepest: Option<Failure>,
+    /// The last attempt rejected because it made some remaining operation
+    /// impossible, since the last successful step: (attempted op, kind).
+    last_doom: Option<(u32, Step)>,
 }
 
 impl<'a> Search<'a> {
@@ -759,10 +889,11 @@ impl<'a> Search<'a> {
             bits: vec![0; words],
             hash: 0,
             state: ABSENT,
-            known_left: known,
+            remaining: Remaining::new(ops),
             total_known: known,
             stack: Vec::new(),
             deepest: None,
+            last_doom: None,
         }
     }
 
@@ -772,30 +903,47 @@ impl<'a> Search<'a> {
     }
 
     /// Linearizes the operation of `call` next, if its result is possible
-    /// and the resulting configuration is new. Returns whether it did.
-    fn try_lift(&mut self, call: u32, forced: bool) -> bool {
+    /// and the resulting configuration is new; otherwise hands `untried`
+    /// back.
+    fn try_lift(&mut self, call: u32, forced: bool, untried: Vec<u32>) -> Result<(), Vec<u32>> {
         let op = self.events.op[call as usize];
         let k = &self.ops[op as usize];
         let Some(next_state) = k.step.apply(self.state) else {
-            return false;
+            return Err(untried);
         };
         self.toggle(op);
         let key = self.hash ^ mix(u64::from(next_state) ^ 0xA5A5_A5A5);
         if !self.cache.insert(&self.bits, key, next_state) {
             self.toggle(op);
-            return false;
+            return Err(untried);
         }
+        let prev = self.state;
         self.stack.push(Frame {
             call,
-            prev: self.state,
+            prev,
             forced,
+            untried,
         });
         self.state = next_state;
-        if k.complete.is_some() {
-            self.known_left -= 1;
-        }
+        self.remaining.count(k, -1);
         self.events.lift(call);
-        true
+        if let Some(kind) = self.remaining.doomed(prev, next_state) {
+            self.last_doom = Some((op, kind));
+            return Err(self.undo_top().untried);
+        }
+        self.last_doom = None;
+        Ok(())
+    }
+
+    /// Undoes the most recent linearization step.
+    fn undo_top(&mut self) -> Frame {
+        let frame = self.stack.pop().expect("a linearized operation");
+        let op = self.events.op[frame.call as usize];
+        self.toggle(op);
+        self.state = frame.prev;
+        self.remaining.count(&self.ops[op as usize], 1);
+        self.events.unlift(frame.call);
+        frame
     }
 
     fn over_budget(&self) -> bool {
@@ -805,7 +953,7 @@ impl<'a> Search<'a> {
 
     fn failure_here(&self, blocking: Option<u32>) -> Failure {
         Failure {
-            depth: self.total_known - self.known_left,
+            depth: self.total_known - self.remaining.known,
             len: self.stack.len(),
             tail: self.stack[self.stack.len().saturating_sub(TAIL_SHOWN)..]
                 .iter()
@@ -813,29 +961,35 @@ impl<'a> Search<'a> {
                 .collect(),
             state: self.state,
             blocking,
+            doomed: self.last_doom.and_then(|(attempted, kind)| {
+                // The remaining operation of that kind that must return first.
+                let doomed = (0..self.ops.len() as u32)
+                    .filter(|&o| self.bits[o as usize / 64] & (1 << (o % 64)) == 0)
+                    .filter(|&o| {
+                        let step = self.ops[o as usize].step;
+                        step == kind || (kind == Step::GetNotFound && step == Step::DeleteNotFound)
+                    })
+                    .min_by_key(|&o| (self.ops[o as usize].complete.unwrap_or(u64::MAX), o))?;
+                Some((attempted, doomed))
+            }),
         }
     }
 
     /// Undoes linearized operations up to and including the most recent
-    /// branching one; returns its call node, or `None` when the stack ran out.
-    fn backtrack(&mut self, blocking: Option<u32>) -> Option<u32> {
-        let depth = self.total_known - self.known_left;
+    /// branching one; returns the alternatives to it not yet tried, or `None`
+    /// when the stack ran out.
+    fn backtrack(&mut self, blocking: Option<u32>) -> Option<Vec<u32>> {
+        let depth = self.total_known - self.remaining.known;
         if self.deepest.as_ref().is_none_or(|d| depth > d.depth) {
             self.deepest = Some(self.failure_here(blocking));
         }
-        loop {
-            let frame = self.stack.pop()?;
-            let op = self.events.op[frame.call as usize];
-            self.toggle(op);
-            self.state = frame.prev;
-            if self.ops[op as usize].complete.is_some() {
-                self.known_left += 1;
-            }
-            self.events.unlift(frame.call);
+        while !self.stack.is_empty() {
+            let frame = self.undo_top();
             if !frame.forced {
-                return Some(frame.call);
+                return Some(frame.untried);
             }
         }
+        None
     }
 
     /// The first candidate (a call before the earliest pending return) that
@@ -852,13 +1006,106 @@ impl<'a> Search<'a> {
         None
     }
 
+    /// The earliest pending return's operation, if any.
+    fn blocker(&self) -> Option<u32> {
+        let mut e = self.events.next[HEAD as usize];
+        while e != NIL {
+            if self.events.is_return[e as usize] {
+                return Some(self.events.op[e as usize]);
+            }
+            e = self.events.next[e as usize];
+        }
+        None
+    }
+
+    /// The state-changing candidates of the current configuration (calls
+    /// before the earliest pending return whose result is possible now),
+    /// best last.
+    ///
+    /// Candidates with the same effect here are interchangeable, and only
+    /// the one that must return first is kept: if a linearization places
+    /// another one, `b`, next and the kept one, `a`, later, swapping them
+    /// gives a linearization too (same states; `a` may go now, and `b` may
+    /// go where `a` was because it returns no earlier). An unknown-outcome
+    /// delete has the effect of a successful one when the key is present.
+    /// Together with all unobserved values sharing one state, this removes
+    /// the branching over the order of writes nobody reads.
+    ///
+    /// An unknown-outcome operation is only a candidate when it would make
+    /// possible some known-outcome candidate that is impossible now. In any
+    /// linearization, an unknown-outcome operation not immediately followed
+    /// by a known-outcome one it makes possible can be dropped: if what
+    /// follows is a write (a `Set`, or any unknown-outcome operation, which
+    /// is always possible) its effect is overwritten (a successful `Delete`
+    /// that was possible before it has the same effect without it); if it is
+    /// a read possible both before and after it, it changed nothing; and
+    /// nothing need follow the last operation.
+    ///
+    /// The survivors are ordered: first those after which the earliest
+    /// pending return could be linearized, then by the midpoint of their
+    /// interval (unknown outcomes last), where a real system most likely
+    /// linearized them.
+    fn candidates(&self) -> Vec<u32> {
+        let blocker = self.blocker().map(|b| self.ops[b as usize].step);
+        // Known-outcome candidates impossible right now.
+        let mut disabled: Vec<Step> = Vec::new();
+        let mut e = self.events.next[HEAD as usize];
+        while e != NIL && !self.events.is_return[e as usize] {
+            let op = &self.ops[self.events.op[e as usize] as usize];
+            if op.complete.is_some() && op.step.apply(self.state).is_none() {
+                disabled.push(op.step);
+            }
+            e = self.events.next[e as usize];
+        }
+        // effect class -> (return time, call node)
+        let mut best: BTreeMap<Step, (u64, u32)> = BTreeMap::new();
+        let mut e = self.events.next[HEAD as usize];
+        while e != NIL && !self.events.is_return[e as usize] {
+            let op = &self.ops[self.events.op[e as usize] as usize];
+            let enabling = |after: State| disabled.iter().any(|k| k.apply(after).is_some());
+            let useful = match op.step.apply(self.state) {
+                None => false,
+                Some(_) if op.step.is_read_only() => false,
+                Some(after) => op.complete.is_some() || enabling(after),
+            };
+            if useful {
+                let class = match op.step {
+                    Step::DeleteAny if self.state != ABSENT => Step::DeleteOk,
+                    step => step,
+                };
+                let ret = op.complete.unwrap_or(u64::MAX);
+                let slot = best.entry(class).or_insert((ret, e));
+                if ret < slot.0 {
+                    *slot = (ret, e);
+                }
+            }
+            e = self.events.next[e as usize];
+        }
+        let mut found: Vec<(bool, u64, u32)> = best
+            .into_values()
+            .map(|(_, e)| {
+                let op = &self.ops[self.events.op[e as usize] as usize];
+                let unblocks = match (op.step.apply(self.state), blocker) {
+                    (Some(s), Some(b)) => b.apply(s).is_some(),
+                    _ => false,
+                };
+                let mid = match op.complete {
+                    Some(c) => op.invoke / 2 + c / 2,
+                    None => u64::MAX,
+                };
+                (!unblocks, mid, e)
+            })
+            .collect();
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        found.into_iter().map(|(_, _, e)| e).collect()
+    }
+
     fn run(mut self) -> (SearchResult, u64) {
-        // `entry` walks the candidates of the current configuration; `fresh`
-        // marks a configuration not yet looked at.
-        let mut entry = HEAD;
-        let mut fresh = true;
-        loop {
-            if self.known_left == 0 {
+        // `untried` holds the alternatives left in the current configuration;
+        // `None` marks a configuration not yet looked at.
+        let mut untried: Option<Vec<u32>> = None;
+        'search: loop {
+            if self.remaining.known == 0 {
                 return (SearchResult::Linearizable, self.cache.len() as u64);
             }
             if self.over_budget() {
@@ -868,35 +1115,27 @@ impl<'a> Search<'a> {
                     .unwrap_or_else(|| self.failure_here(None));
                 return (SearchResult::BudgetExceeded(f), self.cache.len() as u64);
             }
-            let mut blocking = None;
-            if fresh {
-                fresh = false;
-                entry = self.events.next[HEAD as usize];
-                if let Some(read) = self.matching_read() {
-                    if self.try_lift(read, true) {
-                        fresh = true;
-                        continue;
-                    }
-                    // Already explored from here: this configuration fails.
-                    entry = NIL;
+            let mut alternatives = match untried.take() {
+                Some(alternatives) => alternatives,
+                None => match self.matching_read() {
+                    Some(read) => match self.try_lift(read, true, Vec::new()) {
+                        Ok(()) => continue,
+                        // Already explored from here: this configuration fails.
+                        Err(none) => none,
+                    },
+                    None => self.candidates(),
+                },
+            };
+            while let Some(call) = alternatives.pop() {
+                match self.try_lift(call, false, alternatives) {
+                    Ok(()) => continue 'search,
+                    Err(rest) => alternatives = rest,
                 }
             }
-            if entry != NIL && !self.events.is_return[entry as usize] {
-                let step = self.ops[self.events.op[entry as usize] as usize].step;
-                if !step.is_read_only() && self.try_lift(entry, false) {
-                    fresh = true;
-                } else {
-                    entry = self.events.next[entry as usize];
-                }
-                continue;
-            }
-            // The earliest pending return (or the end of the list) was
-            // reached without linearizing its operation: backtrack.
-            if entry != NIL {
-                blocking = Some(self.events.op[entry as usize]);
-            }
+            // Every way to extend this configuration failed: backtrack.
+            let blocking = self.blocker();
             match self.backtrack(blocking) {
-                Some(call) => entry = self.events.next[call as usize],
+                Some(rest) => untried = Some(rest),
                 None => {
                     let f = self.deepest.take().unwrap_or_default();
                     return (SearchResult::NotLinearizable(f), self.cache.len() as u64);
@@ -1292,54 +1531,47 @@ mod tests {
         );
     }
 
-    /// Many concurrent writes followed by a read of a value that was written
-    /// but overwritten for sure: proving it requires exploring every order of
-    /// the concurrent writes.
-    fn hard_violation(writers: u64) -> Vec<Operation> {
-        let mut h: Vec<Operation> = (0..writers)
-            .map(|c| set(c, "x", &format!("v{c}"), 0, 100))
-            .collect();
-        h.push(set(99, "x", "last", 200, 210));
-        h.push(get(99, "x", 50, 60, Some("v0")));
-        h.push(get(98, "x", 300, 310, Some("v1"))); // "last" overwrote it
-        h
-    }
-
     #[test]
     fn exhausted_budget_is_reported_distinctly() {
-        let history = hard_violation(14);
-        let tiny = Budget {
-            max_states: 1_000,
+        // Linearizable, but the search needs a configuration per operation.
+        let history = realistic_history(7, 200, 5, 1);
+        assert_linearizable(&history);
+
+        let few_states = Budget {
+            max_states: 50,
             ..Budget::default()
         };
-        let v = check_with_budget(&history, tiny).unwrap_err();
+        let v = check_with_budget(&history, few_states).unwrap_err();
         assert_eq!(v.kind, ViolationKind::BudgetExceeded, "{v}");
         assert!(v.is_budget_exceeded() && !v.is_not_linearizable());
-        assert!(v.explanation.contains("gave up"), "{v}");
+        assert!(v.to_string().starts_with("could not decide"), "{v}");
+        assert!(v.explanation.contains("gave up after exploring"), "{v}");
 
-        let no_memory = Budget {
+        let little_memory = Budget {
             max_cache_bytes: 1_000,
             ..Budget::default()
         };
-        let v = check_with_budget(&history, no_memory).unwrap_err();
+        let v = check_with_budget(&history, little_memory).unwrap_err();
         assert_eq!(v.kind, ViolationKind::BudgetExceeded, "{v}");
-
-        // With the default budget it is decided.
-        assert_not_linearizable(&history);
     }
 
     #[test]
     fn proven_violation_wins_over_undecided_key() {
-        let mut history = hard_violation(14); // key "x": undecidable in budget
+        let mut history = realistic_history(7, 200, 5, 1); // "key0": undecided
         history.push(set(1, "y", "a", 0, 10));
-        history.push(get(1, "y", 20, 30, None)); // key "y": stale
-        let tiny = Budget {
-            max_states: 1_000,
+        history.push(get(1, "y", 20, 30, None)); // "y": stale
+        let few_states = Budget {
+            max_states: 50,
             ..Budget::default()
         };
-        let v = check_with_budget(&history, tiny).unwrap_err();
+        let v = check_with_budget(&history, few_states).unwrap_err();
         assert_eq!(v.kind, ViolationKind::NotLinearizable);
         assert_eq!(v.key, "y");
+
+        history.truncate(200);
+        let v = check_with_budget(&history, few_states).unwrap_err();
+        assert_eq!(v.kind, ViolationKind::BudgetExceeded);
+        assert_eq!(v.key, "key0");
     }
 
     #[test]
@@ -1354,7 +1586,11 @@ mod tests {
         let text = v.to_string();
         assert!(text.starts_with("not linearizable on key \"k\""), "{text}");
         assert!(text.contains("#100 client 2 [503ms..508ms] get(\"k\") -> Value(\"v10\")  <=="));
-        assert!(text.contains("holds \"v50\""), "{text}");
+        assert!(text.contains("holds \"v10\""), "{text}");
+        assert!(
+            text.contains("would leave no way to linearize #100 (client 2"),
+            "{text}"
+        );
         assert!(text.lines().count() <= MAX_LISTED_OPS + 3, "{text}");
         // Deterministic.
         assert_eq!(check(&history).unwrap_err(), v);
