@@ -1877,5 +1877,118 @@ mod tests {
                 prop_assert_eq!(v.key, history[victim].op.key());
             }
         }
+
+        /// Exhaustive reference: tries every order of every subset of the
+        /// unknown-outcome operations together with all known-outcome ones,
+        /// respecting real-time order. Only for tiny single-key histories.
+        fn brute_force(history: &[Operation]) -> bool {
+            fn must_precede(a: &Operation, b: &Operation) -> bool {
+                a.outcome != KvOutcome::Unknown && a.complete_ms.is_some_and(|c| c < b.invoke_ms)
+            }
+            fn rec(h: &[Operation], placed: &mut Vec<bool>, state: Option<String>) -> bool {
+                let done = (0..h.len()).all(|i| placed[i] || h[i].outcome == KvOutcome::Unknown);
+                if done {
+                    return true;
+                }
+                for i in 0..h.len() {
+                    if placed[i]
+                        || (0..h.len()).any(|j| !placed[j] && j != i && must_precede(&h[j], &h[i]))
+                    {
+                        continue;
+                    }
+                    let o = &h[i];
+                    let unknown = o.outcome == KvOutcome::Unknown;
+                    let next = match &o.op {
+                        KvOp::Set { value, .. } => Some(Some(value.clone())),
+                        KvOp::Delete { .. } => {
+                            let ok = match o.outcome {
+                                KvOutcome::Ok => state.is_some(),
+                                KvOutcome::NotFound => state.is_none(),
+                                _ => unknown,
+                            };
+                            ok.then_some(None)
+                        }
+                        KvOp::Get { .. } => {
+                            let ok = match &o.outcome {
+                                KvOutcome::Value(v) => state.as_ref() == Some(v),
+                                KvOutcome::NotFound => state.is_none(),
+                                _ => unknown,
+                            };
+                            ok.then(|| state.clone())
+                        }
+                    };
+                    if let Some(next) = next {
+                        placed[i] = true;
+                        let found = rec(h, placed, next);
+                        placed[i] = false;
+                        if found {
+                            return true;
+                        }
+                    }
+                }
+                false
+            }
+            rec(history, &mut vec![false; history.len()], None)
+        }
+
+        fn arbitrary_op() -> impl Strategy<Value = Operation> {
+            (0u8..4, 0u8..3, 0u8..6, 0u64..20, 0u64..10, 0u8..3).prop_map(
+                |(kind, value, o, invoke, duration, client)| {
+                    let v = |n: u8| ["a", "b", "c"][n as usize % 3].to_string();
+                    let key = "x".to_string();
+                    let (op, outcome) = match kind {
+                        0 => (
+                            KvOp::Set {
+                                key,
+                                value: v(value),
+                            },
+                            KvOutcome::Ok,
+                        ),
+                        1 => (
+                            KvOp::Delete { key },
+                            if o % 2 == 0 {
+                                KvOutcome::Ok
+                            } else {
+                                KvOutcome::NotFound
+                            },
+                        ),
+                        _ => (
+                            KvOp::Get { key },
+                            if o % 3 == 0 {
+                                KvOutcome::NotFound
+                            } else {
+                                KvOutcome::Value(v(value))
+                            },
+                        ),
+                    };
+                    let unknown = o == 5;
+                    Operation {
+                        client: u64::from(client),
+                        op,
+                        invoke_ms: invoke,
+                        complete_ms: (!unknown).then_some(invoke + duration),
+                        outcome: if unknown { KvOutcome::Unknown } else { outcome },
+                    }
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn prop_verdict_matches_brute_force_on_tiny_histories(
+                history in prop::collection::vec(arbitrary_op(), 0..9),
+            ) {
+                let expected = brute_force(&history);
+                let got = check(&history);
+                prop_assert_eq!(got.is_ok(), expected, "{:?}", got);
+                let searched = check_inner(&history, Budget::default(), false);
+                prop_assert_eq!(searched.is_ok(), expected, "{:?}", searched);
+                if let Err(v) = got {
+                    prop_assert_eq!(v.kind, ViolationKind::NotLinearizable);
+                }
+            }
+        }
     }
 }
