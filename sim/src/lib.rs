@@ -1,3 +1,2 @@
 //! sim (under construction).
-
 pub mod linearizability;

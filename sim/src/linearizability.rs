@@ -986,16 +986,25 @@ struct Frame {
 /// Just-in-time linearization search over one key's operations, memoized on
 /// (linearized set, register value).
 ///
-/// On top of Lowe's algorithm it applies one sound reduction: an operation
-/// that does not change the register (a `Get`, or a `Delete` answering
-/// `NotFound`) and whose result matches the current register can be
-/// linearized immediately, without branching. If any linearization extends
-/// the current prefix, moving such an operation to the front of the remainder
-/// yields another one: it is already allowed to go next (its invocation
-/// precedes every pending return), it leaves the register unchanged, and
-/// moving it earlier breaks no real-time constraint. This removes the
-/// branching over reads, which dominates histories with many concurrent
-/// clients.
+/// On top of Lowe's algorithm it applies sound reductions (each preserves the
+/// existence of a linearization, so verdicts are unchanged):
+///
+/// * Read first: an operation that does not change the register (a `Get`, or
+///   a `Delete` answering `NotFound`) and whose result matches the current
+///   register is linearized immediately, without branching. If any
+///   linearization extends the current prefix, moving such an operation to
+///   the front of the remainder yields another one: it is already allowed to
+///   go next (its invocation precedes every pending return), it leaves the
+///   register unchanged, and moving it earlier breaks no real-time
+///   constraint.
+/// * Interchangeable writes and unknown-outcome operations: see
+///   [`Search::candidates`].
+/// * Doomed steps: a step after which some remaining operation can never be
+///   linearized is refused at once (see [`Remaining::doomed`]) instead of
+///   being discovered when that operation's return is reached.
+///
+/// Values that no read observes share one state (see `check_key`), which lets
+/// the memo merge configurations differing only in such a value.
 struct Search<'a> {
     ops: &'a [KeyOp],
     budget: Budget,
