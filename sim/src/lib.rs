@@ -1,1 +1,2 @@
 //! sim (under construction).
+pub mod linearizability;
