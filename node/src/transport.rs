@@ -4,7 +4,7 @@
 //! The driver hands each outgoing message to its peer's bounded queue and moves on
 //! (a full queue drops the message: Raft retries on the next heartbeat). The
 //! sender task takes everything queued, posts it as one batch to the peer's
-//! `POST /raft/message` over a kept-alive HTTP/1.1 connection, and repeats. One
+//! `POST /raft/message` (binary, see [`encode`]) over a kept-alive HTTP/1.1 connection, and repeats. One
 //! batch is in flight per peer at a time, so messages arrive in order, and all
 //! appends queued meanwhile travel together in the next batch (pipelining by
 //! batching). Replies are messages of their own, sent back the same way.
@@ -28,24 +28,57 @@ pub const CLIENT_URL_HEADER: &str = "x-raftkv-client-url";
 const QUEUE_MESSAGES_MAX: usize = 4096;
 /// Messages per batch.
 const BATCH_MESSAGES_MAX: usize = 256;
+/// Approximate payload bytes per batch (at least one message is always sent).
+const BATCH_BYTES_MAX: usize = 16 << 20;
 
-/// The wire encoding of a batch of messages (JSON today; the one place to change it).
+/// First byte of a binary batch (JSON starts with `{` or `[`).
+const BATCH_MAGIC: u8 = 0xB7;
+
+/// The wire encoding of a batch of messages: a magic byte, then each message as
+/// a u32 little-endian length and `raft_sm::wire` bytes. The one place to change it.
 pub fn encode(messages: &[Message]) -> Vec<u8> {
-    serde_json::to_vec(messages).expect("messages serialize")
+    let mut out = Vec::with_capacity(1 + messages.len() * 64);
+    out.push(BATCH_MAGIC);
+    for message in messages {
+        let bytes = raft_sm::wire::encode_message(message);
+        let len = u32::try_from(bytes.len()).expect("message shorter than 4 GiB");
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
 }
 
-/// Decodes [`encode`]'s output; a single message object is accepted too.
+/// Decodes [`encode`]'s output. JSON (one message or an array of them, as serde
+/// writes `raft_sm::Message`) is accepted too, for debugging with curl.
 pub fn decode(bytes: &[u8]) -> Result<Vec<Message>, String> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Wire {
-        Many(Vec<Message>),
-        One(Message),
-    }
-    match serde_json::from_slice::<Wire>(bytes) {
-        Ok(Wire::Many(messages)) => Ok(messages),
-        Ok(Wire::One(message)) => Ok(vec![message]),
-        Err(error) => Err(format!("not a raft message batch: {error}")),
+    match bytes.first() {
+        Some(&BATCH_MAGIC) => {
+            let mut messages = Vec::new();
+            let mut at = 1;
+            while at < bytes.len() {
+                let len = bytes
+                    .get(at..at + 4)
+                    .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+                    .ok_or("truncated message length")?;
+                let body = bytes.get(at + 4..at + 4 + len).ok_or("truncated message")?;
+                messages.push(raft_sm::wire::decode_message(body).map_err(|e| e.to_string())?);
+                at += 4 + len;
+            }
+            Ok(messages)
+        }
+        _ => {
+            #[derive(serde::Deserialize)]
+            #[serde(untagged)]
+            enum Json {
+                Many(Vec<Message>),
+                One(Message),
+            }
+            match serde_json::from_slice::<Json>(bytes) {
+                Ok(Json::Many(messages)) => Ok(messages),
+                Ok(Json::One(message)) => Ok(vec![message]),
+                Err(error) => Err(format!("not a raft message batch: {error}")),
+            }
+        }
     }
 }
 
@@ -103,6 +136,14 @@ impl Transport {
     }
 }
 
+fn payload_bytes(message: &Message) -> usize {
+    match &message.body {
+        raft_sm::Body::AppendEntries { entries, .. } => entries.iter().map(raft_sm::Entry::size_bytes).sum(),
+        raft_sm::Body::InstallSnapshot { data, .. } => data.len(),
+        _ => 64,
+    }
+}
+
 struct PeerSender {
     peer: PeerConfig,
     url: String,
@@ -120,16 +161,20 @@ impl PeerSender {
         while let Some(first) = rx.recv().await {
             batch.clear();
             batch.push(first);
-            while batch.len() < BATCH_MESSAGES_MAX {
+            let mut bytes = payload_bytes(&batch[0]);
+            while batch.len() < BATCH_MESSAGES_MAX && bytes < BATCH_BYTES_MAX {
                 match rx.try_recv() {
-                    Ok(message) => batch.push(message),
+                    Ok(message) => {
+                        bytes += payload_bytes(&message);
+                        batch.push(message);
+                    }
                     Err(_) => break,
                 }
             }
             let mut request = self
                 .client
                 .post(&self.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                 .header(FROM_HEADER, &self.from)
                 .header(CLIENT_URL_HEADER, &self.client_url)
                 .body(encode(&batch));
@@ -180,6 +225,9 @@ mod tests {
             Message { body: Body::ReadIndexResponse { read_id: 9, read_index: Some(LogIndex(4)) }, ..message.clone() };
         let batch = vec![message.clone(), other];
         assert_eq!(decode(&encode(&batch)).unwrap(), batch);
+        let mut truncated = encode(&batch);
+        truncated.pop();
+        assert!(decode(&truncated).is_err());
         let single = serde_json::to_vec(&message).unwrap();
         assert_eq!(decode(&single).unwrap(), vec![message]);
         assert!(decode(b"{nope").is_err());

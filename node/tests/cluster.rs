@@ -287,7 +287,6 @@ async fn snapshots_compact_the_log_and_survive_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "raft-sm liveness bug: a leader never contacts a follower whose in-flight window is full of lost appends and whose match index was compacted away (heartbeat skipped when term_at(match_index) is None); see node/README.md"]
 async fn a_follower_behind_the_log_base_catches_up_by_snapshot() {
     let cluster = Cluster::start(snapshot_options());
     let leader = cluster.wait_leader(LEADER_WITHIN).await;
