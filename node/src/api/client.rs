@@ -96,7 +96,8 @@ async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("request body exceeds {BODY_BYTES_MAX} bytes (values are limited to {VALUE_BYTES_MAX} bytes)"),
-        )),
+        )
+        .closing()),
     }
 }
 

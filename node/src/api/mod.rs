@@ -37,6 +37,7 @@ pub struct ApiError {
     status: StatusCode,
     body: Value,
     retry_after: bool,
+    close: bool,
 }
 
 impl ApiError {
@@ -46,6 +47,7 @@ impl ApiError {
             status,
             body: json!({ "ok": false, "error": error, "message": message.into() }),
             retry_after: status == StatusCode::SERVICE_UNAVAILABLE,
+            close: false,
         }
     }
 
@@ -53,6 +55,12 @@ impl ApiError {
     pub fn with_leader(mut self, leader_id: Option<String>, leader_url: Option<String>) -> Self {
         self.body["leaderId"] = json!(leader_id);
         self.body["leader"] = json!(leader_url);
+        self
+    }
+
+    /// Asks the client not to reuse the connection (the request body was not read to its end).
+    pub fn closing(mut self) -> Self {
+        self.close = true;
         self
     }
 
@@ -67,6 +75,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(self.body)).into_response();
         if self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.close {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
