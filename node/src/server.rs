@@ -27,7 +27,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), String> {
         "starting raftkv node"
     );
     let metrics = Arc::new(Metrics::default());
-    let (wal, restored) = storage::recover(&config.data_dir, config.wal_segment_bytes)
+    let (wal, restored, lock) = storage::recover(&config.data_dir, config.wal_segment_bytes)
         .map_err(|error| format!("cannot recover from {}: {error}", config.data_dir.display()))?;
     tracing::info!(
         term = restored.hard_state.term.0,
@@ -47,7 +47,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), String> {
     let raft_listener = bind(&config.bind, config.raft_port, "Raft RPC").await?;
 
     let (persisted_tx, persisted_rx) = mpsc::unbounded_channel();
-    let storage_tx = storage::spawn_writer(config.data_dir.clone(), wal, persisted_tx, metrics.clone());
+    let storage_tx = storage::spawn_writer(config.data_dir.clone(), wal, lock, persisted_tx, metrics.clone());
     let transport = Transport::start(&config, metrics.clone());
     let directory = Arc::new(Directory::new(config.clone()));
     let (inputs_tx, inputs_rx) = mpsc::channel(8192);
@@ -101,6 +101,11 @@ async fn run_http(listener: tokio::net::TcpListener, app: axum::Router, mut stop
     let shutdown = async move {
         let _ = stop.wait_for(|&stopped| stopped).await;
     };
+    use axum::serve::ListenerExt;
+    // Small request/response pairs: never wait for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         tracing::error!(%error, "HTTP server failed");
     }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <RAFT_DATA_DIR>/<node id>/
+//!   LOCK                      held (flock) while a node runs: one process per directory
 //!   snapshot.bin              latest snapshot (atomic: temp file, fsync, rename, dir fsync)
 //!   wal/wal-<seq>.log         write-ahead log segments: entries, hard states, truncations
 //! ```
@@ -132,12 +133,33 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
     Ok(Some(Snapshot { last_index, last_term, voters, data }))
 }
 
-/// Rebuilds the core's state from the data directory. Returns the open WAL too.
-pub fn recover(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, RestoredState), StorageError> {
+/// Takes the directory's exclusive lock: two processes on one data directory
+/// would corrupt it.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StorageError> {
+    let fail = |problem: String| StorageError::Inconsistent { dir: dir.to_owned(), problem };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(|error| fail(format!("cannot open the LOCK file: {error}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(fail(
+            "another raftkv process is using it (LOCK is held); stop it or pick another RAFT_DATA_DIR/NODE_ID".into(),
+        )),
+        Err(std::fs::TryLockError::Error(error)) => Err(fail(format!("cannot lock the LOCK file: {error}"))),
+    }
+}
+
+/// Rebuilds the core's state from the data directory. Returns the open WAL and
+/// the directory lock (hold it as long as the node runs).
+pub fn recover(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, RestoredState, std::fs::File), StorageError> {
     std::fs::create_dir_all(dir).map_err(|error| StorageError::Inconsistent {
         dir: dir.to_owned(),
         problem: format!("cannot create it: {error}"),
     })?;
+    let lock = lock_dir(dir)?;
     let snapshot = load_snapshot(dir)?;
     let (wal, replay) = Wal::open(&dir.join("wal"), segment_bytes_max)?;
     let mut entries = replay.entries;
@@ -172,7 +194,7 @@ pub fn recover(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, RestoredState
         }
     }
     let restored = RestoredState { hard_state: replay.hard_state, snapshot, entries };
-    Ok((wal, restored))
+    Ok((wal, restored, lock))
 }
 
 /// Where the writer thread reports completed syncs.
@@ -185,6 +207,7 @@ pub type PersistedSender = tokio::sync::mpsc::UnboundedSender<PersistId>;
 pub fn spawn_writer(
     dir: PathBuf,
     mut wal: Wal,
+    lock: std::fs::File,
     persisted: PersistedSender,
     metrics: Arc<Metrics>,
 ) -> std::sync::mpsc::Sender<WriteBatch> {
@@ -192,6 +215,7 @@ pub fn spawn_writer(
     std::thread::Builder::new()
         .name("raftkv-wal".into())
         .spawn(move || {
+            let _lock = lock;
             while let Ok(first) = rx.recv() {
                 let mut batches = vec![first];
                 while let Ok(more) = rx.try_recv() {
@@ -310,9 +334,12 @@ mod tests {
         let records: Vec<Record> = (1..=10).map(|i| Record::Entry(entry(i, 1))).collect();
         write(dir.path(), &records);
         save_snapshot(dir.path(), &snapshot(6, 1)).unwrap();
-        let (_, restored) = recover(dir.path(), 1 << 20).unwrap();
+        let (_, restored, lock) = recover(dir.path(), 1 << 20).unwrap();
         let indexes: Vec<u64> = restored.entries.iter().map(|e| e.index.0).collect();
         assert_eq!(indexes, [7, 8, 9, 10]);
+        let second = recover(dir.path(), 1 << 20).err().expect("locked");
+        assert!(second.to_string().contains("another raftkv process"), "{second}");
+        drop(lock);
         assert_eq!(restored.snapshot.unwrap().last_index, LogIndex(6));
     }
 
@@ -323,10 +350,10 @@ mod tests {
         write(dir.path(), &records);
         // Crash after the snapshot was installed but before the log reset was written.
         save_snapshot(dir.path(), &snapshot(8, 5)).unwrap();
-        let (_, restored) = recover(dir.path(), 1 << 20).unwrap();
+        let (_, restored, _) = recover(dir.path(), 1 << 20).unwrap();
         assert!(restored.entries.is_empty());
         write(dir.path(), &[Record::Reset { base_index: LogIndex(8) }, Record::Entry(entry(9, 5))]);
-        let (_, restored) = recover(dir.path(), 1 << 20).unwrap();
+        let (_, restored, _) = recover(dir.path(), 1 << 20).unwrap();
         let indexes: Vec<u64> = restored.entries.iter().map(|e| e.index.0).collect();
         assert_eq!(indexes, [9]);
     }
