@@ -510,8 +510,11 @@ impl Driver {
                 tracing::info!("ELECTION start term={}", term.0);
             }
             Note::VoteReceived { from, granted, voters, pre_vote } => {
-                let kind = if pre_vote { "PREVOTE" } else { "VOTE" };
-                tracing::info!("{kind} from {} votes={granted}/{voters} term={}", name(from), self.node.term().0);
+                if pre_vote {
+                    tracing::info!("PREVOTE from {} votes={granted}/{voters}", name(from));
+                } else {
+                    tracing::info!("VOTE from {} votes={granted}/{voters} term={}", name(from), self.node.term().0);
+                }
             }
             Note::VoteRejected { candidate, pre_vote, reason } => {
                 let kind = if pre_vote { "prevote" } else { "vote" };
