@@ -24,7 +24,7 @@ step() { echo "== $*"; }
 ensure_binary
 step "starting 3 nodes on ports $(ports | tr '\n' ' ')"
 for port in $(ports); do start_node "$port" >/dev/null; done
-wait_for 20 test -n "$(leader_port)" || fail "no leader elected"
+wait_for 20 has_leader || fail "no leader elected"
 old=$(leader_port)
 step "A1 leader elected: node-$old"
 

@@ -38,6 +38,7 @@ start_node() { # start_node PORT
     PEERS="$(peers)" RAFT_DATA_DIR="$DATA_DIR" RAFT_BIND=127.0.0.1 \
     nohup "$RAFTKV_BIN" serve >>"$LOG_DIR/node-$port.log" 2>&1 &
   echo $! >"$(pid_file "$port")"
+  disown $! 2>/dev/null || true
   echo "started node-$port (pid $!), client http://127.0.0.1:$port, log $LOG_DIR/node-$port.log"
 }
 
@@ -58,6 +59,8 @@ leader_port() {
     if health "$port" | grep -q '"state":"Leader"'; then echo "$port"; return; fi
   done
 }
+
+has_leader() { [ -n "$(leader_port)" ]; }
 
 # wait_for SECONDS COMMAND... : poll until COMMAND succeeds or time runs out.
 wait_for() {

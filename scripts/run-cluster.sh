@@ -19,7 +19,7 @@ case "$command" in
   start)
     ensure_binary
     for port in $(ports); do start_node "$port"; done
-    if wait_for 15 test -n "$(leader_port)"; then
+    if wait_for 15 has_leader; then
       echo "leader: node-$(leader_port)"
     else
       echo "no leader yet; see $LOG_DIR" >&2
