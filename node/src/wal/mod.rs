@@ -19,7 +19,7 @@ pub use record::Record;
 
 use raft_sm::{Entry, HardState, LogIndex};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Why the log cannot be opened or written.
@@ -124,11 +124,17 @@ pub struct Wal {
     dir: PathBuf,
     segments: Vec<SegmentInfo>,
     active: File,
+    /// Where the next record goes in the active segment.
     active_bytes: u64,
+    /// Bytes allocated (written, zeros included) in the active segment.
+    active_allocated: u64,
     segment_bytes_max: u64,
     buf: Vec<u8>,
     hard_state: HardState,
 }
+
+/// Zeros written ahead of the write position at a time.
+const PREALLOCATE_BYTES: u64 = 4 << 20;
 
 /// Fsyncs a directory so that created, renamed and removed names are durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -143,27 +149,35 @@ impl Wal {
         let mut replay = Replay::default();
         let mut segments = Vec::new();
         let count = listed.len();
+        let mut last_end = 0;
         for (i, (seq, path)) in listed.into_iter().enumerate() {
             let bytes = std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?;
             let scan = segment::scan(&bytes);
+            let mut end = bytes.len() as u64;
             if let Some(damage) = &scan.damage {
-                let is_tail = i + 1 == count && !damage.intact_record_after;
-                if !is_tail {
+                end = damage.offset;
+                if damage.only_zeros_after {
+                    // Preallocated space after the last record: the normal end.
+                } else if i + 1 == count && !damage.intact_record_after {
+                    tracing::warn!(
+                        segment = %path.display(),
+                        offset = damage.offset,
+                        dropped_bytes = bytes.len() as u64 - damage.offset,
+                        reason = damage.reason,
+                        "WAL torn tail: truncating the last segment after a crash"
+                    );
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(io(format!("opening {}", path.display())))?;
+                    file.set_len(damage.offset)
+                        .and_then(|()| file.sync_all())
+                        .map_err(io(format!("truncating {}", path.display())))?;
+                } else {
                     return Err(WalError::Corrupt { path, offset: damage.offset, reason: damage.reason });
                 }
-                tracing::warn!(
-                    segment = %path.display(),
-                    offset = damage.offset,
-                    dropped_bytes = bytes.len() as u64 - damage.offset,
-                    reason = damage.reason,
-                    "WAL torn tail: truncating the last segment after a crash"
-                );
-                let file =
-                    OpenOptions::new().write(true).open(&path).map_err(io(format!("opening {}", path.display())))?;
-                file.set_len(damage.offset)
-                    .and_then(|()| file.sync_all())
-                    .map_err(io(format!("truncating {}", path.display())))?;
             }
+            last_end = end;
             let mut max_index = LogIndex(0);
             for record in scan.records {
                 if let Record::Entry(entry) = &record {
@@ -173,20 +187,20 @@ impl Wal {
             }
             segments.push(SegmentInfo { seq, path, max_index });
         }
-        let (active, active_bytes) = match segments.last() {
+        let (active, active_bytes, active_allocated) = match segments.last() {
             Some(last) => {
                 let file = OpenOptions::new()
-                    .append(true)
+                    .write(true)
                     .open(&last.path)
                     .map_err(io(format!("opening {}", last.path.display())))?;
                 let len = file.metadata().map_err(io(format!("inspecting {}", last.path.display())))?.len();
-                (file, len)
+                (file, last_end, len)
             }
             None => {
                 let path = dir.join(segment::file_name(0));
                 let file = create_segment(dir, &path)?;
                 segments.push(SegmentInfo { seq: 0, path, max_index: LogIndex(0) });
-                (file, 0)
+                (file, 0, 0)
             }
         };
         let wal = Wal {
@@ -194,6 +208,7 @@ impl Wal {
             segments,
             active,
             active_bytes,
+            active_allocated,
             segment_bytes_max,
             buf: Vec::new(),
             hard_state: replay.hard_state,
@@ -221,10 +236,22 @@ impl Wal {
 
     /// Writes the buffered records and makes them durable with one `fdatasync`;
     /// rotates the segment when it is full.
+    ///
+    /// Segments are preallocated with zeros a chunk ahead of the write position:
+    /// overwriting allocated blocks lets `fdatasync` skip the file-size metadata
+    /// update that an append needs (on ext4 several times cheaper). A zeroed tail
+    /// reads as the end of the log.
     pub fn sync(&mut self) -> Result<(), WalError> {
         if !self.buf.is_empty() {
-            self.active.write_all(&self.buf).map_err(io("writing the WAL"))?;
-            self.active_bytes += self.buf.len() as u64;
+            let end = self.active_bytes + self.buf.len() as u64;
+            if end > self.active_allocated {
+                let chunk = PREALLOCATE_BYTES.min(self.segment_bytes_max).max(end - self.active_allocated);
+                let zeros = vec![0u8; chunk as usize];
+                self.active.write_all_at(&zeros, self.active_allocated).map_err(io("preallocating the WAL"))?;
+                self.active_allocated += chunk;
+            }
+            self.active.write_all_at(&self.buf, self.active_bytes).map_err(io("writing the WAL"))?;
+            self.active_bytes = end;
             self.buf.clear();
         }
         self.active.sync_data().map_err(io("fsyncing the WAL"))?;
@@ -235,17 +262,30 @@ impl Wal {
     }
 
     fn rotate(&mut self) -> Result<(), WalError> {
+        // Give the unused preallocation of the full segment back.
+        self.active
+            .set_len(self.active_bytes)
+            .and_then(|()| self.active.sync_all())
+            .map_err(io("trimming the full WAL segment"))?;
         let seq = self.segments.last().map_or(0, |s| s.seq + 1);
         let path = self.dir.join(segment::file_name(seq));
-        let mut file = create_segment(&self.dir, &path)?;
+        let file = create_segment(&self.dir, &path)?;
         let mut first = Vec::new();
         record::encode(&Record::HardState(self.hard_state), &mut first);
-        file.write_all(&first).and_then(|()| file.sync_data()).map_err(io(format!("writing {}", path.display())))?;
+        file.write_all_at(&first, 0)
+            .and_then(|()| file.sync_data())
+            .map_err(io(format!("writing {}", path.display())))?;
         self.active = file;
         self.active_bytes = first.len() as u64;
+        self.active_allocated = first.len() as u64;
         self.segments.push(SegmentInfo { seq, path, max_index: LogIndex(0) });
         tracing::debug!(seq, "WAL segment rotated");
         Ok(())
+    }
+
+    /// Where the next record goes in the active segment (for tests and metrics).
+    pub fn write_offset(&self) -> u64 {
+        self.active_bytes
     }
 
     /// Deletes the oldest segments whose entries all lie at or below `up_to`
@@ -273,7 +313,7 @@ impl Wal {
 fn create_segment(dir: &Path, path: &Path) -> Result<File, WalError> {
     let file = OpenOptions::new()
         .create_new(true)
-        .append(true)
+        .write(true)
         .open(path)
         .map_err(io(format!("creating {}", path.display())))?;
     sync_dir(dir).map_err(io(format!("fsyncing {}", dir.display())))?;

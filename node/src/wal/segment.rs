@@ -35,6 +35,8 @@ pub struct Damage {
     pub reason: &'static str,
     /// An intact record follows the damage, so it is not a torn tail.
     pub intact_record_after: bool,
+    /// Everything from `offset` on is zero: preallocated space, not damage.
+    pub only_zeros_after: bool,
 }
 
 /// Everything readable in a segment.
@@ -60,9 +62,13 @@ pub fn scan(bytes: &[u8]) -> Scan {
             Decoded::Incomplete => "incomplete record",
             Decoded::Corrupt(reason) => reason,
         };
-        let intact_record_after =
-            (at + 1..bytes.len()).any(|from| matches!(decode(&bytes[from..]), Decoded::Record(..)));
-        return Scan { records, damage: Some(Damage { offset: at as u64, reason, intact_record_after }) };
+        let only_zeros_after = bytes[at..].iter().all(|&b| b == 0);
+        let intact_record_after = !only_zeros_after
+            && (at + 1..bytes.len()).any(|from| matches!(decode(&bytes[from..]), Decoded::Record(..)));
+        return Scan {
+            records,
+            damage: Some(Damage { offset: at as u64, reason, intact_record_after, only_zeros_after }),
+        };
     }
     Scan { records, damage: None }
 }

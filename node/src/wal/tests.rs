@@ -23,14 +23,14 @@ fn only_segment(dir: &Path) -> PathBuf {
     segments[0].1.clone()
 }
 
-/// Writes entries 1..=n (each synced alone) and returns the file length after each.
+/// Writes entries 1..=n (each synced alone) and returns the write offset after each.
 fn write_entries(dir: &Path, n: u64) -> Vec<u64> {
     let (mut wal, _) = Wal::open(dir, 1 << 30).unwrap();
     let mut lengths = Vec::new();
     for index in 1..=n {
         wal.append(&Record::Entry(entry(index, 1)));
         wal.sync().unwrap();
-        lengths.push(std::fs::metadata(only_segment(dir)).unwrap().len());
+        lengths.push(wal.write_offset());
     }
     lengths
 }
@@ -91,7 +91,8 @@ fn a_bad_checksum_in_the_tail_record_is_truncated() {
     let lengths = write_entries(dir.path(), 3);
     let path = only_segment(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 1;
+    assert!(bytes.len() as u64 > lengths[2], "the segment is preallocated");
+    let last = lengths[2] as usize - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
     let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
@@ -127,26 +128,39 @@ fn a_crash_between_write_and_fsync_leaves_a_readable_prefix_at_every_cut() {
     let path = only_segment(dir.path());
     let full = std::fs::read(&path).unwrap();
     // The last batch (records 3 and 4) was written but the fsync never finished:
-    // any prefix of it may have reached the disk.
+    // any prefix of it may have reached the disk, and the rest of the file is
+    // either gone (a shorter file) or still the preallocated zeros.
     for cut in lengths[1]..=lengths[3] {
-        std::fs::write(&path, &full[..cut as usize]).unwrap();
-        let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
-        let expected = lengths.iter().filter(|&&end| end <= cut).count() as u64;
-        assert_eq!(indexes(&replay), (1..=expected).collect::<Vec<_>>(), "cut {cut}");
+        for keep_preallocation in [false, true] {
+            let mut bytes = full[..cut as usize].to_vec();
+            if keep_preallocation {
+                bytes.resize(full.len(), 0);
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+            let expected = lengths.iter().filter(|&&end| end <= cut).count() as u64;
+            assert_eq!(indexes(&replay), (1..=expected).collect::<Vec<_>>(), "cut {cut}");
+        }
     }
 }
 
 #[test]
-fn zeroed_tail_is_torn_not_corrupt() {
+fn the_preallocated_zero_tail_is_the_normal_end_of_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let lengths = write_entries(dir.path(), 2);
     let path = only_segment(dir.path());
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes.extend_from_slice(&[0; 4096]);
-    std::fs::write(&path, &bytes).unwrap();
+    let allocated = std::fs::metadata(&path).unwrap().len();
+    assert!(allocated > lengths[1], "zeros are preallocated after the records");
+    {
+        let (mut wal, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(indexes(&replay), [1, 2]);
+        assert_eq!(wal.write_offset(), lengths[1]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), allocated, "nothing truncated");
+        wal.append(&Record::Entry(entry(3, 1)));
+        wal.sync().unwrap();
+    }
     let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
-    assert_eq!(indexes(&replay), [1, 2]);
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), lengths[1]);
+    assert_eq!(indexes(&replay), [1, 2, 3]);
 }
 
 #[test]
