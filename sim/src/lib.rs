@@ -1,1 +1,33 @@
-//! sim (under construction).
+//! # sim
+//!
+//! A seeded, deterministic, discrete-event simulator for raftkv: a whole
+//! cluster of `raft-sm` nodes, a simulated network and disks, and clients, in
+//! one thread, from one `u64` seed. See `README.md` for the harness API, the
+//! history format and how to replay a seed.
+
+#![forbid(unsafe_code)]
+
+pub mod checker;
+pub mod client;
+pub mod cluster;
+pub mod counters;
+pub mod disk;
+pub mod explore;
+pub mod failure;
+pub mod faults;
+pub mod history;
+pub mod network;
+pub mod node_host;
+pub mod options;
+pub mod queue;
+pub mod rng;
+pub mod trace;
+
+pub use client::WorkloadOptions;
+pub use cluster::{Cluster, Consistency, NodeView, ReadAnswer, RunSummary, Who, WriteAnswer};
+pub use counters::Counters;
+pub use failure::{Failure, FailureKind};
+pub use faults::{FaultAction, SwarmOptions};
+pub use history::{History, KvOp, KvOutcome, Operation};
+pub use network::NetworkOptions;
+pub use options::SimOptions;
