@@ -932,6 +932,7 @@ impl Cluster {
             Ok(summary) => summary,
             Err(failure) => {
                 self.trace.flush();
+                crate::explore::record_failure(&failure);
                 panic!("{failure}")
             }
         }
@@ -973,6 +974,7 @@ impl Cluster {
     fn fail(&mut self, kind: FailureKind, detail: String) -> ! {
         self.trace.flush();
         let failure = self.failure(kind, detail);
+        crate::explore::record_failure(&failure);
         panic!("{failure}")
     }
 

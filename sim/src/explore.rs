@@ -1,1 +1,191 @@
-//! explore (todo)
+//! Many seeds, swarm faults, one report: failures as replay lines, coverage
+//! counters, and speed (seeds/s, events/s, simulated seconds per wall second).
+
+use crate::counters::Counters;
+use crate::failure::{Failure, FailureKind};
+use crate::options::SimOptions;
+use crate::{Cluster, RunSummary};
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+thread_local! {
+    /// The failure a panicking cluster reported, for [`run_seed`] to pick up.
+    static LAST_FAILURE: RefCell<Option<Failure>> = const { RefCell::new(None) };
+}
+
+/// Records `failure` as the reason of the panic that follows.
+pub(crate) fn record_failure(failure: &Failure) {
+    LAST_FAILURE.with(|slot| *slot.borrow_mut() = Some(failure.clone()));
+}
+
+/// The shape of one swarm run.
+#[derive(Clone, Debug)]
+pub struct RunPlan {
+    /// Cluster size.
+    pub nodes: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Length of the fault phase.
+    pub fault_ms: u64,
+    /// Bound of the liveness phase.
+    pub liveness_ms: u64,
+    /// Swarm faults on (else a clean network).
+    pub swarm: bool,
+    /// Round-trip messages through serde_json.
+    pub wire_json: bool,
+    /// Hash the trace.
+    pub trace_hash: bool,
+}
+
+impl Default for RunPlan {
+    fn default() -> Self {
+        RunPlan {
+            nodes: 3,
+            clients: 8,
+            fault_ms: 20_000,
+            liveness_ms: 30_000,
+            swarm: true,
+            wire_json: false,
+            trace_hash: false,
+        }
+    }
+}
+
+impl RunPlan {
+    /// The options of seed `seed` under this plan.
+    pub fn options(&self, seed: u64) -> SimOptions {
+        let mut options = if self.swarm {
+            SimOptions::swarm(seed, self.nodes, self.clients)
+        } else {
+            let mut options = SimOptions::new(seed, self.nodes).with_clients(self.clients);
+            options.seed = seed;
+            options.verbose = false;
+            options
+        };
+        options.wire_json = self.wire_json;
+        options.trace_hash = self.trace_hash;
+        options.replay = Some(self.replay_line(seed));
+        options
+    }
+
+    /// The one line that replays seed `seed` under this plan.
+    pub fn replay_line(&self, seed: u64) -> String {
+        format!(
+            "cargo run -p sim --release -- run --seed {seed:#x} --nodes {} --clients {} --faults {} --duration-ms {} --liveness-ms {}",
+            self.nodes,
+            self.clients,
+            if self.swarm { "swarm" } else { "none" },
+            self.fault_ms,
+            self.liveness_ms
+        )
+    }
+}
+
+/// Runs one seed: the fault phase, then [`Cluster::finish`]. Panics inside
+/// (failed invariants, core assertions) are caught and reported as failures.
+pub fn run_seed(options: SimOptions, fault_ms: u64, liveness_ms: u64) -> Result<RunSummary, Failure> {
+    let seed = options.seed;
+    let replay = options.replay.clone().unwrap_or_default();
+    LAST_FAILURE.with(|slot| slot.borrow_mut().take());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let mut cluster = Cluster::new(options);
+        cluster.run_for(fault_ms);
+        cluster.finish(liveness_ms)
+    }));
+    match outcome {
+        Ok(result) => result,
+        Err(payload) => {
+            if let Some(failure) = LAST_FAILURE.with(|slot| slot.borrow_mut().take()) {
+                return Err(failure);
+            }
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic with a non-string payload".into());
+            Err(Failure {
+                kind: FailureKind::Crash,
+                seed,
+                at_ms: 0,
+                detail: format!("panicked: {message}"),
+                replay,
+            })
+        }
+    }
+}
+
+/// Runs `seed` twice with trace hashing and compares the hashes.
+pub fn determinism_check(plan: &RunPlan, seed: u64) -> Result<u64, String> {
+    let plan = RunPlan {
+        trace_hash: true,
+        ..plan.clone()
+    };
+    let first = run_seed(plan.options(seed), plan.fault_ms, plan.liveness_ms);
+    let second = run_seed(plan.options(seed), plan.fault_ms, plan.liveness_ms);
+    match (first, second) {
+        (Ok(a), Ok(b)) if a.trace_hash == b.trace_hash && a.events == b.events => Ok(a.trace_hash),
+        (Ok(a), Ok(b)) => Err(format!(
+            "seed {seed:#x} is not deterministic: trace hashes {:#x} ({} events) vs {:#x} ({} events)",
+            a.trace_hash, a.events, b.trace_hash, b.events
+        )),
+        (Err(a), Err(b)) if a.detail == b.detail => Err(format!("seed {seed:#x} fails (deterministically): {a}")),
+        (a, b) => Err(format!(
+            "seed {seed:#x} is not deterministic: {:?} vs {:?}",
+            a.map(|s| s.trace_hash),
+            b.map(|s| s.trace_hash)
+        )),
+    }
+}
+
+/// What an exploration found.
+#[derive(Debug, Default)]
+pub struct ExploreReport {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Failures, in seed order.
+    pub failures: Vec<Failure>,
+    /// Counters summed over passing and failing seeds.
+    pub counters: Counters,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time simulated.
+    pub sim_ms: u64,
+    /// Wall time spent.
+    pub wall: Duration,
+}
+
+impl ExploreReport {
+    /// Seeds per wall second.
+    pub fn seeds_per_second(&self) -> f64 {
+        self.seeds as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+    /// Events per wall second.
+    pub fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+    /// Simulated seconds per wall second.
+    pub fn speedup(&self) -> f64 {
+        self.sim_ms as f64 / 1000.0 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs seeds `start..start + count` under `plan`; `progress` is called after each.
+pub fn explore(plan: &RunPlan, start: u64, count: u64, mut progress: impl FnMut(u64, &Result<RunSummary, Failure>)) -> ExploreReport {
+    let began = Instant::now();
+    let mut report = ExploreReport::default();
+    for seed in start..start + count {
+        let result = run_seed(plan.options(seed), plan.fault_ms, plan.liveness_ms);
+        report.seeds += 1;
+        if let Ok(summary) = &result {
+            report.counters.merge(&summary.counters);
+            report.events += summary.events;
+            report.sim_ms += summary.sim_ms;
+        }
+        progress(seed, &result);
+        if let Err(failure) = result {
+            report.failures.push(failure);
+        }
+    }
+    report.wall = began.elapsed();
+    report
+}
