@@ -78,10 +78,7 @@ impl Config {
             return fail("the cluster has no voters; list at least this node".into());
         }
         if !self.voters.contains(&self.id) {
-            return fail(format!(
-                "this node ({}) is not among the voters {:?}",
-                self.id, self.voters
-            ));
+            return fail(format!("this node ({}) is not among the voters {:?}", self.id, self.voters));
         }
         let mut sorted = self.voters.clone();
         sorted.sort();
@@ -162,23 +159,14 @@ mod tests {
         let mut config = three();
         config.heartbeat_interval_ms = 600;
         let error = config.validate().unwrap_err();
-        assert!(
-            error
-                .0
-                .contains("heartbeat interval (600 ms) must be shorter"),
-            "{error}"
-        );
+        assert!(error.0.contains("heartbeat interval (600 ms) must be shorter"), "{error}");
     }
 
     #[test]
     fn self_missing_and_duplicates_are_rejected() {
         let mut config = three();
         config.id = NodeId(9);
-        assert!(config
-            .validate()
-            .unwrap_err()
-            .0
-            .contains("not among the voters"));
+        assert!(config.validate().unwrap_err().0.contains("not among the voters"));
         let mut config = three();
         config.voters.push(NodeId(2));
         assert!(config.validate().unwrap_err().0.contains("twice"));

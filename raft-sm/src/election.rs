@@ -38,15 +38,10 @@ impl Node {
     pub(crate) fn higher_term_policy(&self, message: &Message) -> HigherTerm {
         match message.body {
             Body::RequestVote { pre_vote: true, .. } => HigherTerm::KeepTerm,
-            Body::RequestVoteResponse {
-                pre_vote: true,
-                granted: true,
-            } => HigherTerm::KeepTerm,
-            Body::RequestVote {
-                pre_vote: false,
-                transfer,
-                ..
-            } if self.config.check_quorum && !transfer && self.in_leader_lease() => {
+            Body::RequestVoteResponse { pre_vote: true, granted: true } => HigherTerm::KeepTerm,
+            Body::RequestVote { pre_vote: false, transfer, .. }
+                if self.config.check_quorum && !transfer && self.in_leader_lease() =>
+            {
                 HigherTerm::Drop
             }
             _ => HigherTerm::Adopt,
@@ -61,9 +56,7 @@ impl Node {
         self.role = Role::PreCandidate;
         self.leader = None;
         self.votes = VoteTracker::default();
-        self.note(Note::PreVoteStarted {
-            term: self.term.next_term(),
-        });
+        self.note(Note::PreVoteStarted { term: self.term.next_term() });
         self.reset_election_deadline();
         self.request_votes(true, false);
     }
@@ -118,10 +111,7 @@ impl Node {
                     from: self.config.id,
                     to: candidate,
                     term,
-                    body: Body::RequestVoteResponse {
-                        pre_vote: true,
-                        granted: true,
-                    },
+                    body: Body::RequestVoteResponse { pre_vote: true, granted: true },
                 };
                 self.actions.push(crate::event::Action::Send(message));
             } else {
@@ -132,18 +122,8 @@ impl Node {
                 } else {
                     "stale term"
                 };
-                self.note(Note::VoteRejected {
-                    candidate,
-                    pre_vote: true,
-                    reason,
-                });
-                self.send(
-                    candidate,
-                    Body::RequestVoteResponse {
-                        pre_vote: true,
-                        granted: false,
-                    },
-                );
+                self.note(Note::VoteRejected { candidate, pre_vote: true, reason });
+                self.send(candidate, Body::RequestVoteResponse { pre_vote: true, granted: false });
             }
             return;
         }
@@ -153,45 +133,17 @@ impl Node {
             self.voted_for = Some(candidate);
             self.reset_election_deadline();
             // Term and vote are durable before the grant leaves (§5.2, Figure 2).
-            self.send_after_persist(
-                candidate,
-                Body::RequestVoteResponse {
-                    pre_vote: false,
-                    granted: true,
-                },
-            );
+            self.send_after_persist(candidate, Body::RequestVoteResponse { pre_vote: false, granted: true });
         } else {
-            let reason = if !up_to_date {
-                "log not up to date"
-            } else {
-                "already voted in this term"
-            };
-            self.note(Note::VoteRejected {
-                candidate,
-                pre_vote: false,
-                reason,
-            });
-            self.send(
-                candidate,
-                Body::RequestVoteResponse {
-                    pre_vote: false,
-                    granted: false,
-                },
-            );
+            let reason = if !up_to_date { "log not up to date" } else { "already voted in this term" };
+            self.note(Note::VoteRejected { candidate, pre_vote: false, reason });
+            self.send(candidate, Body::RequestVoteResponse { pre_vote: false, granted: false });
         }
     }
 
-    pub(crate) fn on_vote_response(
-        &mut self,
-        voter: NodeId,
-        term: Term,
-        pre_vote: bool,
-        granted: bool,
-    ) {
+    pub(crate) fn on_vote_response(&mut self, voter: NodeId, term: Term, pre_vote: bool, granted: bool) {
         let expected = match (self.role, pre_vote) {
-            (Role::PreCandidate, true) => {
-                term == self.term.next_term() || (!granted && term == self.term)
-            }
+            (Role::PreCandidate, true) => term == self.term.next_term() || (!granted && term == self.term),
             (Role::Candidate, false) => term == self.term,
             _ => false,
         };
@@ -221,11 +173,7 @@ impl Node {
     }
 
     pub(crate) fn become_leader(&mut self) {
-        assert_eq!(
-            self.role,
-            Role::Candidate,
-            "only a candidate becomes leader"
-        );
+        assert_eq!(self.role, Role::Candidate, "only a candidate becomes leader");
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
         self.leader_contact_ms = Some(self.now_ms);
@@ -235,10 +183,7 @@ impl Node {
             self.progress.insert(peer, Progress::new(last_index));
         }
         self.set_timer(TimerKind::Election, None);
-        self.set_timer(
-            TimerKind::QuorumCheck,
-            Some(self.now_ms + self.config.election_timeout_ms_max),
-        );
+        self.set_timer(TimerKind::QuorumCheck, Some(self.now_ms + self.config.election_timeout_ms_max));
         // A no-op of our term lets us commit everything before it (§5.4.2, §8).
         self.append_as_leader(Payload::Noop);
         self.on_heartbeat_timeout();
@@ -259,9 +204,6 @@ impl Node {
             self.become_follower(term, None, "quorum inactive");
             return;
         }
-        self.set_timer(
-            TimerKind::QuorumCheck,
-            Some(self.now_ms + self.config.election_timeout_ms_max),
-        );
+        self.set_timer(TimerKind::QuorumCheck, Some(self.now_ms + self.config.election_timeout_ms_max));
     }
 }

@@ -20,18 +20,12 @@ pub enum TimerKind {
 
 impl TimerKind {
     /// All kinds, in slot order.
-    pub const ALL: [TimerKind; 4] = [
-        TimerKind::Election,
-        TimerKind::Heartbeat,
-        TimerKind::QuorumCheck,
-        TimerKind::Transfer,
-    ];
+    pub const ALL: [TimerKind; 4] =
+        [TimerKind::Election, TimerKind::Heartbeat, TimerKind::QuorumCheck, TimerKind::Transfer];
 }
 
 /// Identifies a durable-write barrier. Ids grow by one per [`Action::Sync`].
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PersistId(pub u64);
 
 /// Everything that can happen to a node. Each is handed to [`crate::Node::step`]

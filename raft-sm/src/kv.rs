@@ -167,19 +167,12 @@ impl KvStore {
         if key.is_empty() {
             return Err(KvError::KeyEmpty);
         }
-        self.data
-            .get(key)
-            .map(String::as_str)
-            .ok_or(KvError::KeyNotFound)
+        self.data.get(key).map(String::as_str).ok_or(KvError::KeyNotFound)
     }
 
     /// All pairs, sorted by key (for tests and checkers).
     pub fn sorted_pairs(&self) -> Vec<(String, String)> {
-        let mut pairs: Vec<_> = self
-            .data
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut pairs: Vec<_> = self.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         pairs.sort();
         pairs
     }
@@ -187,20 +180,13 @@ impl KvStore {
     /// Applies one committed log entry. Must be called for every entry, in index
     /// order; no-op entries only advance the applied index and return `None`.
     pub fn apply_entry(&mut self, entry: &Entry) -> Option<ApplyResult> {
-        assert_eq!(
-            entry.index,
-            self.applied_index.next(),
-            "entries must be applied in order, each exactly once"
-        );
+        assert_eq!(entry.index, self.applied_index.next(), "entries must be applied in order, each exactly once");
         self.applied_index = entry.index;
         match &entry.payload {
             Payload::Noop => None,
             Payload::Command(bytes) => Some(match Command::decode(bytes) {
                 Ok(command) => self.apply_command(entry.index, &command),
-                Err(_) => ApplyResult {
-                    result: Err(KvError::BadCommand),
-                    duplicate: false,
-                },
+                Err(_) => ApplyResult { result: Err(KvError::BadCommand), duplicate: false },
             }),
         }
     }
@@ -209,16 +195,10 @@ impl KvStore {
         if let Some(session) = command.session {
             if let Some(record) = self.sessions.get(&session.client_id) {
                 if session.seq == record.seq {
-                    return ApplyResult {
-                        result: record.result,
-                        duplicate: true,
-                    };
+                    return ApplyResult { result: record.result, duplicate: true };
                 }
                 if session.seq < record.seq {
-                    return ApplyResult {
-                        result: Err(KvError::SessionExpired),
-                        duplicate: true,
-                    };
+                    return ApplyResult { result: Err(KvError::SessionExpired), duplicate: true };
                 }
             }
         }
@@ -226,10 +206,7 @@ impl KvStore {
         if let Some(session) = command.session {
             self.remember(session, result, index);
         }
-        ApplyResult {
-            result,
-            duplicate: false,
-        }
+        ApplyResult { result, duplicate: false }
     }
 
     fn apply_op(&mut self, op: &Op) -> Result<(), KvError> {
@@ -245,23 +222,15 @@ impl KvStore {
                 if key.is_empty() {
                     return Err(KvError::KeyEmpty);
                 }
-                self.data
-                    .remove(key)
-                    .map(|_| ())
-                    .ok_or(KvError::KeyNotFound)
+                self.data.remove(key).map(|_| ()).ok_or(KvError::KeyNotFound)
             }
         }
     }
 
     fn remember(&mut self, session: Session, result: Result<(), KvError>, index: LogIndex) {
-        let record = SessionRecord {
-            seq: session.seq,
-            result,
-            last_index: index,
-        };
+        let record = SessionRecord { seq: session.seq, result, last_index: index };
         if let Some(old) = self.sessions.insert(session.client_id, record) {
-            self.session_age
-                .remove(&(old.last_index, session.client_id));
+            self.session_age.remove(&(old.last_index, session.client_id));
         }
         self.session_age.insert((index, session.client_id));
         while self.sessions.len() > self.sessions_max {
@@ -322,14 +291,7 @@ impl KvStore {
             let seq = reader.u64()?;
             let last_index = LogIndex(reader.u64()?);
             let result = decode_result(reader.u8()?)?;
-            store.sessions.insert(
-                client_id,
-                SessionRecord {
-                    seq,
-                    result,
-                    last_index,
-                },
-            );
+            store.sessions.insert(client_id, SessionRecord { seq, result, last_index });
             store.session_age.insert((last_index, client_id));
         }
         if !reader.is_done() {
@@ -349,21 +311,12 @@ const OP_DELETE: u8 = 2;
 impl Command {
     /// A set without a session.
     pub fn set(key: impl Into<String>, value: impl Into<String>) -> Command {
-        Command {
-            session: None,
-            op: Op::Set {
-                key: key.into(),
-                value: value.into(),
-            },
-        }
+        Command { session: None, op: Op::Set { key: key.into(), value: value.into() } }
     }
 
     /// A delete without a session.
     pub fn delete(key: impl Into<String>) -> Command {
-        Command {
-            session: None,
-            op: Op::Delete { key: key.into() },
-        }
+        Command { session: None, op: Op::Delete { key: key.into() } }
     }
 
     /// The same command stamped with a session.
@@ -408,18 +361,12 @@ impl Command {
         let tag = reader.u8()?;
         let session = match reader.u8()? {
             0 => None,
-            1 => Some(Session {
-                client_id: reader.u64()?,
-                seq: reader.u64()?,
-            }),
+            1 => Some(Session { client_id: reader.u64()?, seq: reader.u64()? }),
             _ => return Err(DecodeError("bad session flag")),
         };
         let key = reader.string()?;
         let op = match tag {
-            OP_SET => Op::Set {
-                key,
-                value: reader.string()?,
-            },
+            OP_SET => Op::Set { key, value: reader.string()? },
             OP_DELETE => Op::Delete { key },
             _ => return Err(DecodeError("unknown operation")),
         };
@@ -468,14 +415,8 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self
-            .at
-            .checked_add(len)
-            .ok_or(DecodeError("length overflow"))?;
-        let slice = self
-            .bytes
-            .get(self.at..end)
-            .ok_or(DecodeError("truncated"))?;
+        let end = self.at.checked_add(len).ok_or(DecodeError("length overflow"))?;
+        let slice = self.bytes.get(self.at..end).ok_or(DecodeError("truncated"))?;
         self.at = end;
         Ok(slice)
     }
@@ -483,9 +424,7 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
     fn string(&mut self) -> Result<String, DecodeError> {
         let len = u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;
@@ -504,43 +443,19 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(index: u64, command: &Command) -> Entry {
-        Entry {
-            term: Term(1),
-            index: LogIndex(index),
-            payload: Payload::Command(command.encode()),
-        }
+        Entry { term: Term(1), index: LogIndex(index), payload: Payload::Command(command.encode()) }
     }
 
     #[test]
     fn set_get_delete_and_their_errors() {
         let mut kv = KvStore::default();
-        assert_eq!(
-            kv.apply_entry(&entry(1, &Command::set("a", "1")))
-                .unwrap()
-                .result,
-            Ok(())
-        );
+        assert_eq!(kv.apply_entry(&entry(1, &Command::set("a", "1"))).unwrap().result, Ok(()));
         assert_eq!(kv.get("a"), Ok("1"));
         assert_eq!(kv.get(""), Err(KvError::KeyEmpty));
         assert_eq!(kv.get("b"), Err(KvError::KeyNotFound));
-        assert_eq!(
-            kv.apply_entry(&entry(2, &Command::set("", "x")))
-                .unwrap()
-                .result,
-            Err(KvError::KeyEmpty)
-        );
-        assert_eq!(
-            kv.apply_entry(&entry(3, &Command::delete("b")))
-                .unwrap()
-                .result,
-            Err(KvError::KeyNotFound)
-        );
-        assert_eq!(
-            kv.apply_entry(&entry(4, &Command::delete("a")))
-                .unwrap()
-                .result,
-            Ok(())
-        );
+        assert_eq!(kv.apply_entry(&entry(2, &Command::set("", "x"))).unwrap().result, Err(KvError::KeyEmpty));
+        assert_eq!(kv.apply_entry(&entry(3, &Command::delete("b"))).unwrap().result, Err(KvError::KeyNotFound));
+        assert_eq!(kv.apply_entry(&entry(4, &Command::delete("a"))).unwrap().result, Ok(()));
         assert_eq!(kv.get("a"), Err(KvError::KeyNotFound));
         assert_eq!(kv.applied_index(), LogIndex(4));
     }
@@ -549,30 +464,15 @@ mod tests {
     fn a_retried_write_is_applied_once_and_returns_the_first_result() {
         let mut kv = KvStore::default();
         let first = Command::set("k", "v1").with_session(7, 1);
-        assert_eq!(
-            kv.apply_entry(&entry(1, &first)).unwrap(),
-            ApplyResult {
-                result: Ok(()),
-                duplicate: false
-            }
-        );
+        assert_eq!(kv.apply_entry(&entry(1, &first)).unwrap(), ApplyResult { result: Ok(()), duplicate: false });
         let other = Command::set("k", "v2").with_session(8, 1);
         kv.apply_entry(&entry(2, &other));
         // The retry of client 7's first write lands after client 8's write: it must not undo it.
         let retry = kv.apply_entry(&entry(3, &first)).unwrap();
-        assert_eq!(
-            retry,
-            ApplyResult {
-                result: Ok(()),
-                duplicate: true
-            }
-        );
+        assert_eq!(retry, ApplyResult { result: Ok(()), duplicate: true });
         assert_eq!(kv.get("k"), Ok("v2"));
         let stale = Command::delete("k").with_session(8, 0);
-        assert_eq!(
-            kv.apply_entry(&entry(4, &stale)).unwrap().result,
-            Err(KvError::SessionExpired)
-        );
+        assert_eq!(kv.apply_entry(&entry(4, &stale)).unwrap().result, Err(KvError::SessionExpired));
         assert_eq!(kv.get("k"), Ok("v2"));
     }
 
@@ -580,10 +480,7 @@ mod tests {
     fn sessions_are_bounded_and_the_oldest_is_evicted() {
         let mut kv = KvStore::new(2);
         for (index, client) in [(1, 10), (2, 20), (3, 10), (4, 30)] {
-            kv.apply_entry(&entry(
-                index,
-                &Command::set("k", "v").with_session(client, index),
-            ));
+            kv.apply_entry(&entry(index, &Command::set("k", "v").with_session(client, index)));
         }
         assert_eq!(kv.sessions_len(), 2);
         // Client 20 wrote last at index 2, the oldest: it was forgotten.
@@ -594,11 +491,7 @@ mod tests {
     #[test]
     fn noop_entries_only_advance_the_applied_index() {
         let mut kv = KvStore::default();
-        let noop = Entry {
-            term: Term(1),
-            index: LogIndex(1),
-            payload: Payload::Noop,
-        };
+        let noop = Entry { term: Term(1), index: LogIndex(1), payload: Payload::Noop };
         assert_eq!(kv.apply_entry(&noop), None);
         assert_eq!(kv.applied_index(), LogIndex(1));
         assert!(kv.is_empty());
@@ -626,9 +519,7 @@ mod tests {
             (key, "[a-z]{0,4}").prop_map(|(key, value)| Op::Set { key, value }),
             key.prop_map(|key| Op::Delete { key }),
         ];
-        let session = proptest::option::of(
-            (0u64..5, 0u64..6).prop_map(|(client_id, seq)| Session { client_id, seq }),
-        );
+        let session = proptest::option::of((0u64..5, 0u64..6).prop_map(|(client_id, seq)| Session { client_id, seq }));
         (session, op).prop_map(|(session, op)| Command { session, op })
     }
 

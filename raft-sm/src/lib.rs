@@ -50,9 +50,7 @@ mod transfer;
 mod types;
 
 pub use config::{Config, ConfigError};
-pub use event::{
-    Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind,
-};
+pub use event::{Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind};
 pub use message::{Body, Message, RejectHint};
 pub use node::Node;
 pub use types::{Entry, HardState, LogIndex, NodeId, Payload, RestoredState, Role, Snapshot, Term};

@@ -16,23 +16,12 @@ pub(crate) struct Log {
 impl Log {
     pub(crate) fn new(base_index: LogIndex, base_term: Term, entries: Vec<Entry>) -> Log {
         for (offset, entry) in entries.iter().enumerate() {
-            assert_eq!(
-                entry.index.0,
-                base_index.0 + 1 + offset as u64,
-                "restored log entries must be contiguous"
-            );
+            assert_eq!(entry.index.0, base_index.0 + 1 + offset as u64, "restored log entries must be contiguous");
         }
         for pair in entries.windows(2) {
-            assert!(
-                pair[0].term <= pair[1].term,
-                "terms in a log never decrease"
-            );
+            assert!(pair[0].term <= pair[1].term, "terms in a log never decrease");
         }
-        Log {
-            base_index,
-            base_term,
-            entries,
-        }
+        Log { base_index, base_term, entries }
     }
 
     pub(crate) fn base_index(&self) -> LogIndex {
@@ -48,9 +37,7 @@ impl Log {
     }
 
     pub(crate) fn last_term(&self) -> Term {
-        self.entries
-            .last()
-            .map_or(self.base_term, |entry| entry.term)
+        self.entries.last().map_or(self.base_term, |entry| entry.term)
     }
 
     /// Number of entries held (after the base).
@@ -79,13 +66,7 @@ impl Log {
 
     /// Entries from `from` up to `to` (inclusive), at most `entries_max` of them and
     /// about `bytes_max` bytes (always at least one if any is in range).
-    pub(crate) fn slice(
-        &self,
-        from: LogIndex,
-        to: LogIndex,
-        entries_max: usize,
-        bytes_max: usize,
-    ) -> Vec<Entry> {
+    pub(crate) fn slice(&self, from: LogIndex, to: LogIndex, entries_max: usize, bytes_max: usize) -> Vec<Entry> {
         let Some(start) = self.offset(from) else {
             return Vec::new();
         };
@@ -96,9 +77,7 @@ impl Log {
         let mut out = Vec::new();
         let mut bytes = 0;
         for entry in &self.entries[start..=end] {
-            if out.len() >= entries_max
-                || (!out.is_empty() && bytes + entry.size_bytes() > bytes_max)
-            {
+            if out.len() >= entries_max || (!out.is_empty() && bytes + entry.size_bytes() > bytes_max) {
                 break;
             }
             bytes += entry.size_bytes();
@@ -108,15 +87,8 @@ impl Log {
     }
 
     pub(crate) fn append(&mut self, entry: Entry) {
-        assert_eq!(
-            entry.index,
-            self.last_index().next(),
-            "appends follow the last entry"
-        );
-        assert!(
-            entry.term >= self.last_term(),
-            "terms in a log never decrease"
-        );
+        assert_eq!(entry.index, self.last_index().next(), "appends follow the last entry");
+        assert!(entry.term >= self.last_term(), "terms in a log never decrease");
         self.entries.push(entry);
     }
 
@@ -177,11 +149,7 @@ mod tests {
         let entries = terms
             .iter()
             .enumerate()
-            .map(|(i, &t)| Entry {
-                term: Term(t),
-                index: LogIndex(i as u64 + 1),
-                payload: Payload::Noop,
-            })
+            .map(|(i, &t)| Entry { term: Term(t), index: LogIndex(i as u64 + 1), payload: Payload::Noop })
             .collect();
         Log::new(LogIndex(0), Term(0), entries)
     }
@@ -194,17 +162,10 @@ mod tests {
         assert_eq!(log.term_at(LogIndex(0)), Some(Term(0)));
         assert_eq!(log.term_at(LogIndex(7)), None);
         assert_eq!(log.first_index_of_term(Term(2), LogIndex(5)), LogIndex(3));
-        assert_eq!(
-            log.last_index_of_term(Term(2), LogIndex(6)),
-            Some(LogIndex(5))
-        );
+        assert_eq!(log.last_index_of_term(Term(2), LogIndex(6)), Some(LogIndex(5)));
         assert_eq!(log.last_index_of_term(Term(3), LogIndex(6)), None);
         assert_eq!(log.slice(LogIndex(2), LogIndex(6), 3, usize::MAX).len(), 3);
-        assert_eq!(
-            log.slice(LogIndex(2), LogIndex(6), 10, 1).len(),
-            1,
-            "at least one entry despite the byte limit"
-        );
+        assert_eq!(log.slice(LogIndex(2), LogIndex(6), 10, 1).len(), 1, "at least one entry despite the byte limit");
     }
 
     #[test]
@@ -213,10 +174,7 @@ mod tests {
         assert_eq!(log.truncate_from(LogIndex(3)), 2);
         assert_eq!(log.last_index(), LogIndex(2));
         log.compact_to(LogIndex(2));
-        assert_eq!(
-            (log.base_index(), log.base_term(), log.len()),
-            (LogIndex(2), Term(1), 0)
-        );
+        assert_eq!((log.base_index(), log.base_term(), log.len()), (LogIndex(2), Term(1), 0));
         assert_eq!(log.term_at(LogIndex(1)), None);
         log.reset(LogIndex(9), Term(5));
         assert_eq!((log.last_index(), log.last_term()), (LogIndex(9), Term(5)));

@@ -2,9 +2,7 @@
 //! chokepoint and the invariants checked after every step.
 
 use crate::config::{Config, ConfigError};
-use crate::event::{
-    Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind,
-};
+use crate::event::{Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind};
 use crate::log::Log;
 use crate::message::{Body, Message};
 use crate::progress::Progress;
@@ -183,12 +181,23 @@ impl Node {
 
     /// Feeds one event at `now_ms`; returns the actions to execute in order.
     pub fn step(&mut self, now_ms: u64, event: Event) -> Vec<Action> {
-        assert!(
-            now_ms >= self.now_ms,
-            "time went backwards: {now_ms} < {}",
-            self.now_ms
-        );
+        self.step_batch(now_ms, std::iter::once(event))
+    }
+
+    /// Feeds several events that happened at `now_ms` as one step: their writes
+    /// share one `Sync` and their new entries go to each follower in one batched
+    /// append. A driver uses it for group commit (e.g. all client requests that
+    /// arrived during one loop turn).
+    pub fn step_batch(&mut self, now_ms: u64, events: impl IntoIterator<Item = Event>) -> Vec<Action> {
+        assert!(now_ms >= self.now_ms, "time went backwards: {now_ms} < {}", self.now_ms);
         self.now_ms = now_ms;
+        for event in events {
+            self.dispatch(event);
+        }
+        self.finish_step()
+    }
+
+    fn dispatch(&mut self, event: Event) {
         match event {
             Event::Timer(kind) => self.on_timer(kind),
             Event::Message(message) => self.on_message(message),
@@ -199,7 +208,6 @@ impl Node {
             Event::SnapshotTaken { index, data } => self.on_snapshot_taken(index, data),
             Event::TransferLeadership { to } => self.on_transfer_leadership(to),
         }
-        self.finish_step()
     }
 
     fn on_timer(&mut self, kind: TimerKind) {
@@ -218,9 +226,7 @@ impl Node {
     /// Term first, then role (Raft §5.1: any message with a higher term makes the
     /// receiver adopt it and become a follower).
     fn on_message(&mut self, message: Message) {
-        if message.to != self.config.id
-            || !self.config.voters.contains(&message.from)
-            || message.from == self.config.id
+        if message.to != self.config.id || !self.config.voters.contains(&message.from) || message.from == self.config.id
         {
             return; // Not for us, or from outside the configuration.
         }
@@ -230,9 +236,7 @@ impl Node {
                 HigherTerm::KeepTerm => {}
                 HigherTerm::Adopt => {
                     let leader = match message.body {
-                        Body::AppendEntries { .. } | Body::InstallSnapshot { .. } => {
-                            Some(message.from)
-                        }
+                        Body::AppendEntries { .. } | Body::InstallSnapshot { .. } => Some(message.from),
                         _ => None,
                     };
                     self.become_follower(message.term, leader, "saw a higher term");
@@ -243,71 +247,27 @@ impl Node {
             return;
         }
         match message.body.clone() {
-            Body::RequestVote {
-                pre_vote,
-                transfer,
-                last_log_index,
-                last_log_term,
-            } => self.on_request_vote(
-                message.from,
-                message.term,
-                pre_vote,
-                transfer,
-                last_log_index,
-                last_log_term,
-            ),
+            Body::RequestVote { pre_vote, transfer, last_log_index, last_log_term } => {
+                self.on_request_vote(message.from, message.term, pre_vote, transfer, last_log_index, last_log_term)
+            }
             Body::RequestVoteResponse { pre_vote, granted } => {
                 self.on_vote_response(message.from, message.term, pre_vote, granted)
             }
-            Body::AppendEntries {
-                prev_log_index,
-                prev_log_term,
-                entries,
-                leader_commit,
-                read_round,
-            } => self.on_append_entries(
-                message.from,
-                prev_log_index,
-                prev_log_term,
-                entries,
-                leader_commit,
-                read_round,
-            ),
-            Body::AppendEntriesResponse {
-                success,
-                match_index,
-                reject_hint,
-                read_round,
-            } => {
+            Body::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, read_round } => {
+                self.on_append_entries(message.from, prev_log_index, prev_log_term, entries, leader_commit, read_round)
+            }
+            Body::AppendEntriesResponse { success, match_index, reject_hint, read_round } => {
                 self.on_append_response(message.from, success, match_index, reject_hint, read_round)
             }
-            Body::InstallSnapshot {
-                last_index,
-                last_term,
-                voters,
-                offset,
-                data,
-                done,
-            } => self.on_install_snapshot(
-                message.from,
-                last_index,
-                last_term,
-                voters,
-                offset,
-                data,
-                done,
-            ),
-            Body::InstallSnapshotResponse {
-                last_index,
-                next_offset,
-                done,
-            } => self.on_install_snapshot_response(message.from, last_index, next_offset, done),
+            Body::InstallSnapshot { last_index, last_term, voters, offset, data, done } => {
+                self.on_install_snapshot(message.from, last_index, last_term, voters, offset, data, done)
+            }
+            Body::InstallSnapshotResponse { last_index, next_offset, done } => {
+                self.on_install_snapshot_response(message.from, last_index, next_offset, done)
+            }
             Body::TimeoutNow => self.on_timeout_now(message.from),
             Body::ReadIndexRequest { read_id } => self.on_read_index_request(message.from, read_id),
-            Body::ReadIndexResponse {
-                read_id,
-                read_index,
-            } => self.on_read_index_response(read_id, read_index),
+            Body::ReadIndexResponse { read_id, read_index } => self.on_read_index_response(read_id, read_index),
         }
     }
 
@@ -325,23 +285,10 @@ impl Node {
                 self.send(message.from, body);
             }
             Body::InstallSnapshot { last_index, .. } => {
-                self.send(
-                    message.from,
-                    Body::InstallSnapshotResponse {
-                        last_index,
-                        next_offset: 0,
-                        done: false,
-                    },
-                );
+                self.send(message.from, Body::InstallSnapshotResponse { last_index, next_offset: 0, done: false });
             }
             Body::RequestVote { pre_vote, .. } => {
-                self.send(
-                    message.from,
-                    Body::RequestVoteResponse {
-                        pre_vote,
-                        granted: false,
-                    },
-                );
+                self.send(message.from, Body::RequestVoteResponse { pre_vote, granted: false });
             }
             _ => {}
         }
@@ -349,12 +296,7 @@ impl Node {
 
     // ----- role changes ---------------------------------------------------------
 
-    pub(crate) fn become_follower(
-        &mut self,
-        term: Term,
-        leader: Option<NodeId>,
-        reason: &'static str,
-    ) {
+    pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>, reason: &'static str) {
         assert!(term >= self.term, "terms never decrease");
         let was = self.role;
         if term > self.term {
@@ -384,10 +326,7 @@ impl Node {
     fn drop_leader_state(&mut self) {
         while let Some((_, id)) = self.pending_proposals.pop_front() {
             self.note(Note::ProposalDropped);
-            self.actions.push(Action::ProposalResult {
-                id,
-                outcome: ProposalOutcome::Dropped,
-            });
+            self.actions.push(Action::ProposalResult { id, outcome: ProposalOutcome::Dropped });
         }
         self.drop_leader_reads();
         self.progress.clear();
@@ -399,9 +338,7 @@ impl Node {
 
     fn on_propose(&mut self, id: u64, command: Vec<u8>) {
         let rejection = if self.role != Role::Leader {
-            Some(Rejection::NotLeader {
-                leader: self.leader,
-            })
+            Some(Rejection::NotLeader { leader: self.leader })
         } else if self.transfer.is_some() {
             Some(Rejection::TransferInProgress)
         } else if self.pending_proposals.len() >= self.config.pending_proposals_max {
@@ -410,21 +347,12 @@ impl Node {
             None
         };
         if let Some(rejection) = rejection {
-            self.actions.push(Action::ProposalResult {
-                id,
-                outcome: ProposalOutcome::Rejected(rejection),
-            });
+            self.actions.push(Action::ProposalResult { id, outcome: ProposalOutcome::Rejected(rejection) });
             return;
         }
         let index = self.append_as_leader(crate::types::Payload::Command(command));
         self.pending_proposals.push_back((index, id));
-        self.actions.push(Action::ProposalResult {
-            id,
-            outcome: ProposalOutcome::Accepted {
-                index,
-                term: self.term,
-            },
-        });
+        self.actions.push(Action::ProposalResult { id, outcome: ProposalOutcome::Accepted { index, term: self.term } });
     }
 
     // ----- persistence ----------------------------------------------------------
@@ -467,11 +395,7 @@ impl Node {
             return; // A duplicate or a sync from before a restart.
         }
         self.last_persisted_id = id;
-        while self
-            .after_persist
-            .front()
-            .is_some_and(|(sync, _)| *sync <= id)
-        {
+        while self.after_persist.front().is_some_and(|(sync, _)| *sync <= id) {
             let (_, after) = self.after_persist.pop_front().expect("front exists");
             match after {
                 AfterPersist::Send(message) => self.actions.push(Action::Send(message)),
@@ -504,12 +428,7 @@ impl Node {
             Body::RequestVote { pre_vote: true, .. } => self.term.next_term(),
             _ => self.term,
         };
-        Message {
-            from: self.config.id,
-            to,
-            term,
-            body,
-        }
+        Message { from: self.config.id, to, term, body }
     }
 
     /// Ends a step: sends queued appends, writes the hard state, issues a sync
@@ -519,17 +438,10 @@ impl Node {
         self.flush_appends();
         self.maybe_hand_out_applies();
         self.maybe_request_snapshot();
-        let hard_state = HardState {
-            term: self.term,
-            voted_for: self.voted_for,
-            commit: self.commit_index,
-        };
+        let hard_state = HardState { term: self.term, voted_for: self.voted_for, commit: self.commit_index };
         if hard_state != self.hard_state_written {
             if (hard_state.term, hard_state.voted_for)
-                != (
-                    self.hard_state_written.term,
-                    self.hard_state_written.voted_for,
-                )
+                != (self.hard_state_written.term, self.hard_state_written.voted_for)
             {
                 self.wrote_this_step = true;
             }
@@ -540,15 +452,13 @@ impl Node {
             self.last_sync_id = PersistId(self.last_sync_id.0 + 1);
             let id = self.last_sync_id;
             self.actions.push(Action::Sync { id });
-            self.after_persist
-                .push_back((id, AfterPersist::LogDurable(self.log.last_index())));
+            self.after_persist.push_back((id, AfterPersist::LogDurable(self.log.last_index())));
             self.wrote_this_step = false;
         }
         let held = std::mem::take(&mut self.held_this_step);
         for message in held {
             if self.last_sync_id > self.last_persisted_id {
-                self.after_persist
-                    .push_back((self.last_sync_id, AfterPersist::Send(message)));
+                self.after_persist.push_back((self.last_sync_id, AfterPersist::Send(message)));
             } else {
                 self.actions.push(Action::Send(message));
             }
@@ -585,29 +495,15 @@ impl Node {
     }
 
     pub(crate) fn peers(&self) -> Vec<NodeId> {
-        self.config
-            .voters
-            .iter()
-            .copied()
-            .filter(|&id| id != self.config.id)
-            .collect()
+        self.config.voters.iter().copied().filter(|&id| id != self.config.id).collect()
     }
 
     /// Hands committed entries to the state machine, in order, each once.
     fn maybe_hand_out_applies(&mut self) {
         while self.apply_sent_index < self.commit_index {
             let from = self.apply_sent_index.next();
-            let entries = self.log.slice(
-                from,
-                self.commit_index,
-                self.config.apply_entries_max,
-                usize::MAX,
-            );
-            assert!(
-                !entries.is_empty(),
-                "committed entries {from}..={} are in the log",
-                self.commit_index
-            );
+            let entries = self.log.slice(from, self.commit_index, self.config.apply_entries_max, usize::MAX);
+            assert!(!entries.is_empty(), "committed entries {from}..={} are in the log", self.commit_index);
             self.apply_sent_index = entries.last().expect("not empty").index;
             self.actions.push(Action::Apply { entries });
         }
@@ -617,16 +513,9 @@ impl Node {
         if index <= self.applied_index {
             return; // Already known (e.g. a snapshot was installed meanwhile).
         }
-        assert!(
-            index <= self.apply_sent_index,
-            "applied {index} was never handed out"
-        );
+        assert!(index <= self.apply_sent_index, "applied {index} was never handed out");
         self.applied_index = index;
-        while self
-            .pending_proposals
-            .front()
-            .is_some_and(|&(at, _)| at <= index)
-        {
+        while self.pending_proposals.front().is_some_and(|&(at, _)| at <= index) {
             self.pending_proposals.pop_front();
         }
         self.serve_reads_up_to_applied();
@@ -637,26 +526,11 @@ impl Node {
         if !cfg!(debug_assertions) {
             return;
         }
-        assert!(
-            self.commit_index <= self.log.last_index(),
-            "commit beyond the log"
-        );
-        assert!(
-            self.commit_index >= self.log.base_index(),
-            "commit below the snapshot"
-        );
-        assert!(
-            self.applied_index <= self.apply_sent_index,
-            "applied beyond handed out"
-        );
-        assert!(
-            self.apply_sent_index <= self.commit_index,
-            "handed out beyond commit"
-        );
-        assert!(
-            self.durable_index <= self.log.last_index(),
-            "durable beyond the log"
-        );
+        assert!(self.commit_index <= self.log.last_index(), "commit beyond the log");
+        assert!(self.commit_index >= self.log.base_index(), "commit below the snapshot");
+        assert!(self.applied_index <= self.apply_sent_index, "applied beyond handed out");
+        assert!(self.apply_sent_index <= self.commit_index, "handed out beyond commit");
+        assert!(self.durable_index <= self.log.last_index(), "durable beyond the log");
         if self.vote_seen.0 == self.term {
             if let Some(voted) = self.vote_seen.1 {
                 assert_eq!(self.voted_for, Some(voted), "two votes in {}", self.term);
@@ -665,17 +539,11 @@ impl Node {
         if self.role == Role::Leader {
             assert_eq!(self.leader, Some(self.config.id));
             for (peer, progress) in &self.progress {
-                assert!(
-                    progress.match_index < progress.next_index,
-                    "match ≥ next for {peer}"
-                );
+                assert!(progress.match_index < progress.next_index, "match ≥ next for {peer}");
             }
         } else {
             assert!(self.progress.is_empty(), "only a leader tracks progress");
-            assert!(
-                self.pending_proposals.is_empty(),
-                "only a leader has pending proposals"
-            );
+            assert!(self.pending_proposals.is_empty(), "only a leader has pending proposals");
         }
     }
 
@@ -743,10 +611,7 @@ impl Node {
     }
     /// On a leader, each follower's (match index, next index).
     pub fn replication_progress(&self) -> Vec<(NodeId, LogIndex, LogIndex)> {
-        self.progress
-            .iter()
-            .map(|(&id, p)| (id, p.match_index, p.next_index))
-            .collect()
+        self.progress.iter().map(|(&id, p)| (id, p.match_index, p.next_index)).collect()
     }
     /// Number of proposals accepted and not yet applied (leader only).
     pub fn pending_proposals(&self) -> usize {

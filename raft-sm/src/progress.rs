@@ -36,6 +36,9 @@ pub(crate) struct Progress {
     pub(crate) recent_active: bool,
     /// Highest read round the follower echoed in this term.
     pub(crate) read_round_acked: u64,
+    /// `match_index` at the previous heartbeat: a full window that made no progress
+    /// over a whole heartbeat interval has lost messages.
+    pub(crate) match_at_heartbeat: LogIndex,
 }
 
 impl Progress {
@@ -47,6 +50,7 @@ impl Progress {
             inflight: VecDeque::new(),
             recent_active: false,
             read_round_acked: 0,
+            match_at_heartbeat: LogIndex(0),
         }
     }
 
@@ -59,11 +63,7 @@ impl Progress {
         if self.next_index <= match_index {
             self.next_index = match_index.next();
         }
-        while self
-            .inflight
-            .front()
-            .is_some_and(|&last| last <= match_index)
-        {
+        while self.inflight.front().is_some_and(|&last| last <= match_index) {
             self.inflight.pop_front();
         }
         updated
@@ -79,6 +79,20 @@ impl Progress {
         self.next_index = self.match_index.next();
         self.mode = ReplicationMode::Replicate;
         self.inflight.clear();
+    }
+
+    /// Called once per heartbeat: a full window with no acknowledged progress since
+    /// the last heartbeat is presumed lost, and replication falls back to probing.
+    pub(crate) fn maybe_unstick(&mut self, inflight_max: usize) -> bool {
+        let stuck = self.mode == ReplicationMode::Replicate
+            && self.inflight.len() >= inflight_max
+            && self.match_index == self.match_at_heartbeat;
+        self.match_at_heartbeat = self.match_index;
+        if stuck {
+            let next = self.match_index.next();
+            self.become_probe(next);
+        }
+        stuck
     }
 
     pub(crate) fn is_paused(&self, inflight_max: usize) -> bool {

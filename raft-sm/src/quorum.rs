@@ -30,14 +30,8 @@ impl VoteTracker {
 
     pub(crate) fn result(&self, voters: &[NodeId]) -> VoteResult {
         let quorum = voters.len() / 2 + 1;
-        let granted = voters
-            .iter()
-            .filter(|v| self.votes.get(v) == Some(&true))
-            .count();
-        let rejected = voters
-            .iter()
-            .filter(|v| self.votes.get(v) == Some(&false))
-            .count();
+        let granted = voters.iter().filter(|v| self.votes.get(v) == Some(&true)).count();
+        let rejected = voters.iter().filter(|v| self.votes.get(v) == Some(&false)).count();
         if granted >= quorum {
             VoteResult::Won
         } else if rejected >= quorum {
@@ -50,10 +44,7 @@ impl VoteTracker {
 
 /// The highest index that a majority of `match_indexes` has reached.
 pub(crate) fn committed_index(mut match_indexes: Vec<LogIndex>) -> LogIndex {
-    assert!(
-        !match_indexes.is_empty(),
-        "a cluster has at least one voter"
-    );
+    assert!(!match_indexes.is_empty(), "a cluster has at least one voter");
     match_indexes.sort_unstable_by(|a, b| b.cmp(a));
     match_indexes[match_indexes.len() / 2]
 }

@@ -45,10 +45,7 @@ pub(crate) struct Reads {
 
 impl Reads {
     fn len(&self) -> usize {
-        self.awaiting_term_commit.len()
-            + self.awaiting_quorum.len()
-            + self.forwarded.len()
-            + self.awaiting_apply.len()
+        self.awaiting_term_commit.len() + self.awaiting_quorum.len() + self.forwarded.len() + self.awaiting_apply.len()
     }
 
     pub(crate) fn take_round_request(&mut self) -> bool {
@@ -67,24 +64,13 @@ impl Node {
                 self.reads.forwarded.insert(id);
                 self.send(leader, Body::ReadIndexRequest { read_id: id });
             }
-            _ => self.answer_read(
-                id,
-                ReadOutcome::Rejected(Rejection::NotLeader {
-                    leader: self.leader,
-                }),
-            ),
+            _ => self.answer_read(id, ReadOutcome::Rejected(Rejection::NotLeader { leader: self.leader })),
         }
     }
 
     pub(crate) fn on_read_index_request(&mut self, from: NodeId, read_id: u64) {
         if self.role != Role::Leader || self.reads.len() >= self.config.pending_reads_max {
-            self.send(
-                from,
-                Body::ReadIndexResponse {
-                    read_id,
-                    read_index: None,
-                },
-            );
+            self.send(from, Body::ReadIndexResponse { read_id, read_index: None });
             return;
         }
         self.accept_read(ReadOrigin::Remote { from, read_id });
@@ -116,11 +102,7 @@ impl Node {
     }
 
     fn start_read_round(&mut self, origin: ReadOrigin) {
-        let read = PendingRead {
-            origin,
-            read_index: self.commit_index,
-            round: self.reads.round + 1,
-        };
+        let read = PendingRead { origin, read_index: self.commit_index, round: self.reads.round + 1 };
         self.reads.awaiting_quorum.push_back(read);
         self.reads.round_requested = true;
         if self.config.voters.len() == 1 {
@@ -151,29 +133,14 @@ impl Node {
         rounds.push(self.reads.round);
         rounds.sort_unstable_by(|a, b| b.cmp(a));
         let confirmed_round = rounds[rounds.len() / 2];
-        while self
-            .reads
-            .awaiting_quorum
-            .front()
-            .is_some_and(|read| read.round <= confirmed_round)
-        {
-            let read = self
-                .reads
-                .awaiting_quorum
-                .pop_front()
-                .expect("front exists");
+        while self.reads.awaiting_quorum.front().is_some_and(|read| read.round <= confirmed_round) {
+            let read = self.reads.awaiting_quorum.pop_front().expect("front exists");
             match read.origin {
                 ReadOrigin::Local(id) => {
                     self.reads.awaiting_apply.insert((read.read_index, id));
                 }
                 ReadOrigin::Remote { from, read_id } => {
-                    self.send(
-                        from,
-                        Body::ReadIndexResponse {
-                            read_id,
-                            read_index: Some(read.read_index),
-                        },
-                    );
+                    self.send(from, Body::ReadIndexResponse { read_id, read_index: Some(read.read_index) });
                 }
             }
         }
@@ -218,13 +185,7 @@ impl Node {
         match origin {
             ReadOrigin::Local(id) => self.answer_read(id, outcome),
             ReadOrigin::Remote { from, read_id } => {
-                self.send(
-                    from,
-                    Body::ReadIndexResponse {
-                        read_id,
-                        read_index: None,
-                    },
-                );
+                self.send(from, Body::ReadIndexResponse { read_id, read_index: None });
             }
         }
     }

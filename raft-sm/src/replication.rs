@@ -14,11 +14,7 @@ impl Node {
     pub(crate) fn append_as_leader(&mut self, payload: Payload) -> LogIndex {
         assert_eq!(self.role, Role::Leader);
         let index = self.log.last_index().next();
-        self.append_entries_locally(vec![Entry {
-            term: self.term,
-            index,
-            payload,
-        }]);
+        self.append_entries_locally(vec![Entry { term: self.term, index, payload }]);
         for peer in self.peers() {
             self.mark_needs_append(peer);
         }
@@ -62,10 +58,8 @@ impl Node {
             return;
         }
         for peer in self.peers() {
-            let progress = self
-                .progress
-                .get_mut(&peer)
-                .expect("leader tracks every peer");
+            let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
+            progress.maybe_unstick(self.config.inflight_appends_max);
             match &mut progress.mode {
                 ReplicationMode::Probe { paused } => *paused = false,
                 ReplicationMode::Snapshot { .. } => {
@@ -76,10 +70,7 @@ impl Node {
             }
             self.maybe_send_append(peer, true);
         }
-        self.set_timer(
-            TimerKind::Heartbeat,
-            Some(self.now_ms + self.config.heartbeat_interval_ms),
-        );
+        self.set_timer(TimerKind::Heartbeat, Some(self.now_ms + self.config.heartbeat_interval_ms));
     }
 
     /// Sends appends to `peer` while its window allows; with `heartbeat` sends an
@@ -140,10 +131,7 @@ impl Node {
             self.config.append_bytes_max,
         );
         let last_sent = entries.last().map_or(prev_log_index, |entry| entry.index);
-        let progress = self
-            .progress
-            .get_mut(&peer)
-            .expect("leader tracks every peer");
+        let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
         match &mut progress.mode {
             ReplicationMode::Probe { paused } => *paused = true,
             ReplicationMode::Replicate => {
@@ -187,41 +175,27 @@ impl Node {
         let mut prev_log_term = prev_log_term;
         let base_index = self.log.base_index();
         if prev_log_index < base_index {
-            let skip = entries
-                .iter()
-                .take_while(|entry| entry.index <= base_index)
-                .count();
+            let skip = entries.iter().take_while(|entry| entry.index <= base_index).count();
             entries.drain(..skip);
             prev_log_index = base_index;
             prev_log_term = self.log.base_term();
         }
         if prev_log_index > self.log.last_index() {
-            let hint = RejectHint {
-                conflict_term: None,
-                first_index: self.log.last_index().next(),
-            };
+            let hint = RejectHint { conflict_term: None, first_index: self.log.last_index().next() };
             self.reject_append(leader, prev_log_index, hint, read_round);
             return;
         }
-        let local_term = self
-            .log
-            .term_at(prev_log_index)
-            .expect("prev is within the log");
+        let local_term = self.log.term_at(prev_log_index).expect("prev is within the log");
         if local_term != prev_log_term {
             let first_index = self.log.first_index_of_term(local_term, prev_log_index);
-            let hint = RejectHint {
-                conflict_term: Some(local_term),
-                first_index,
-            };
+            let hint = RejectHint { conflict_term: Some(local_term), first_index };
             self.reject_append(leader, prev_log_index, hint, read_round);
             return;
         }
         let last_new_index = LogIndex(prev_log_index.0 + entries.len() as u64);
         // Truncate only at the first real conflict: a stale or duplicated append
         // whose entries all match never removes anything (Figure 2, rule 3).
-        let first_new = entries
-            .iter()
-            .position(|entry| self.log.term_at(entry.index) != Some(entry.term));
+        let first_new = entries.iter().position(|entry| self.log.term_at(entry.index) != Some(entry.term));
         if let Some(position) = first_new {
             let conflict_index = entries[position].index;
             if conflict_index <= self.log.last_index() {
@@ -234,24 +208,14 @@ impl Node {
         if new_commit > self.commit_index {
             self.commit_index = new_commit;
         }
-        let body = Body::AppendEntriesResponse {
-            success: true,
-            match_index: last_new_index,
-            reject_hint: None,
-            read_round,
-        };
+        let body =
+            Body::AppendEntriesResponse { success: true, match_index: last_new_index, reject_hint: None, read_round };
         // The acknowledgement claims entries up to `last_new_index`: it leaves only
         // once they are durable here.
         self.send_after_persist(leader, body);
     }
 
-    fn reject_append(
-        &mut self,
-        leader: NodeId,
-        rejected_index: LogIndex,
-        hint: RejectHint,
-        read_round: u64,
-    ) {
+    fn reject_append(&mut self, leader: NodeId, rejected_index: LogIndex, hint: RejectHint, read_round: u64) {
         let body = Body::AppendEntriesResponse {
             success: false,
             match_index: rejected_index,
@@ -274,10 +238,7 @@ impl Node {
             return;
         }
         let last_index = self.log.last_index();
-        let progress = self
-            .progress
-            .get_mut(&peer)
-            .expect("leader tracks every peer");
+        let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
         progress.recent_active = true;
         progress.read_round_acked = progress.read_round_acked.max(read_round);
         if success {
@@ -305,10 +266,7 @@ impl Node {
                 return;
             }
             let next_index = self.backtrack_next_index(match_index, hint);
-            let progress = self
-                .progress
-                .get_mut(&peer)
-                .expect("leader tracks every peer");
+            let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
             progress.become_probe(next_index);
             self.mark_needs_append(peer);
         }
@@ -337,9 +295,7 @@ impl Node {
         let mut matches: Vec<LogIndex> = self.progress.values().map(|p| p.match_index).collect();
         matches.push(self.durable_index);
         let majority_index = committed_index(matches);
-        if majority_index <= self.commit_index
-            || self.log.term_at(majority_index) != Some(self.term)
-        {
+        if majority_index <= self.commit_index || self.log.term_at(majority_index) != Some(self.term) {
             return false;
         }
         self.commit_index = majority_index;

@@ -35,20 +35,9 @@ impl Node {
         if index <= self.log.base_index() {
             return; // Older than what we hold (a snapshot was installed meanwhile).
         }
-        assert!(
-            index <= self.applied_index.max(self.apply_sent_index),
-            "snapshot beyond what was applied"
-        );
-        let last_term = self
-            .log
-            .term_at(index)
-            .expect("snapshot index is in the log");
-        let snapshot = Snapshot {
-            last_index: index,
-            last_term,
-            voters: self.config.voters.clone(),
-            data,
-        };
+        assert!(index <= self.applied_index.max(self.apply_sent_index), "snapshot beyond what was applied");
+        let last_term = self.log.term_at(index).expect("snapshot index is in the log");
+        let snapshot = Snapshot { last_index: index, last_term, voters: self.config.voters.clone(), data };
         self.actions.push(Action::SaveSnapshot(snapshot.clone()));
         self.actions.push(Action::CompactLog { up_to: index });
         self.wrote_this_step = true;
@@ -62,19 +51,10 @@ impl Node {
             panic!("follower {peer} is behind the log base but there is no snapshot");
         };
         let last_index = snapshot.last_index;
-        let progress = self
-            .progress
-            .get_mut(&peer)
-            .expect("leader tracks every peer");
-        progress.mode = ReplicationMode::Snapshot {
-            last_index,
-            offset: 0,
-        };
+        let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
+        progress.mode = ReplicationMode::Snapshot { last_index, offset: 0 };
         progress.inflight.clear();
-        self.note(Note::SnapshotSent {
-            to: peer,
-            index: last_index,
-        });
+        self.note(Note::SnapshotSent { to: peer, index: last_index });
         self.send_snapshot_chunk(peer);
     }
 
@@ -120,68 +100,32 @@ impl Node {
         self.reset_election_deadline();
         if last_index <= self.commit_index {
             // We already hold everything it covers: an old or duplicated snapshot.
-            let body = Body::InstallSnapshotResponse {
-                last_index,
-                next_offset: offset,
-                done: true,
-            };
+            let body = Body::InstallSnapshotResponse { last_index, next_offset: offset, done: true };
             return self.send_after_persist(leader, body);
         }
         if offset == 0 {
-            self.incoming_snapshot = Some(IncomingSnapshot {
-                last_index,
-                last_term,
-                data: Vec::new(),
-            });
+            self.incoming_snapshot = Some(IncomingSnapshot { last_index, last_term, data: Vec::new() });
         }
         let expected = match &self.incoming_snapshot {
-            Some(incoming)
-                if incoming.last_index == last_index && incoming.last_term == last_term =>
-            {
+            Some(incoming) if incoming.last_index == last_index && incoming.last_term == last_term => {
                 incoming.data.len() as u64
             }
             _ => 0,
         };
         if offset != expected {
-            let body = Body::InstallSnapshotResponse {
-                last_index,
-                next_offset: expected,
-                done: false,
-            };
+            let body = Body::InstallSnapshotResponse { last_index, next_offset: expected, done: false };
             return self.send(leader, body);
         }
-        let incoming = self
-            .incoming_snapshot
-            .as_mut()
-            .expect("started at offset 0");
+        let incoming = self.incoming_snapshot.as_mut().expect("started at offset 0");
         incoming.data.extend_from_slice(&data);
         let next_offset = incoming.data.len() as u64;
         if !done {
-            return self.send(
-                leader,
-                Body::InstallSnapshotResponse {
-                    last_index,
-                    next_offset,
-                    done: false,
-                },
-            );
+            return self.send(leader, Body::InstallSnapshotResponse { last_index, next_offset, done: false });
         }
         let incoming = self.incoming_snapshot.take().expect("present");
-        let snapshot = Snapshot {
-            last_index,
-            last_term,
-            voters,
-            data: incoming.data,
-        };
+        let snapshot = Snapshot { last_index, last_term, voters, data: incoming.data };
         self.install_snapshot(snapshot);
-        self.send_after_persist(
-            leader,
-            Body::InstallSnapshotResponse {
-                last_index,
-                next_offset,
-                done: true,
-            },
-        );
+        self.send_after_persist(leader, Body::InstallSnapshotResponse { last_index, next_offset, done: true });
     }
 
     /// Replaces the state machine with the snapshot. If the log holds the
@@ -189,31 +133,19 @@ impl Node {
     /// discarded (Figure 13, rules 6 and 7).
     fn install_snapshot(&mut self, snapshot: Snapshot) {
         let last_index = snapshot.last_index;
-        assert!(
-            last_index > self.commit_index,
-            "only newer snapshots are installed"
-        );
+        assert!(last_index > self.commit_index, "only newer snapshots are installed");
         self.actions.push(Action::SaveSnapshot(snapshot.clone()));
         if self.log.term_at(last_index) == Some(snapshot.last_term) {
             self.log.compact_to(last_index);
             self.actions.push(Action::CompactLog { up_to: last_index });
         } else {
-            let removed = self
-                .log
-                .last_index()
-                .0
-                .saturating_sub(self.log.base_index().0);
+            let removed = self.log.last_index().0.saturating_sub(self.log.base_index().0);
             if removed > 0 {
-                self.note(Note::Truncated {
-                    from: self.log.base_index().next(),
-                    count: removed,
-                });
+                self.note(Note::Truncated { from: self.log.base_index().next(), count: removed });
             }
             self.log.reset(last_index, snapshot.last_term);
             self.durable_index = self.durable_index.min(last_index);
-            self.actions.push(Action::ResetLog {
-                base_index: last_index,
-            });
+            self.actions.push(Action::ResetLog { base_index: last_index });
         }
         self.wrote_this_step = true;
         self.actions.push(Action::RestoreSnapshot(snapshot.clone()));
@@ -235,19 +167,13 @@ impl Node {
         if self.role != crate::types::Role::Leader {
             return;
         }
-        let progress = self
-            .progress
-            .get_mut(&peer)
-            .expect("leader tracks every peer");
+        let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
         progress.recent_active = true;
         if done {
             if progress.maybe_update(last_index) {
                 self.maybe_commit();
             }
-            let progress = self
-                .progress
-                .get_mut(&peer)
-                .expect("leader tracks every peer");
+            let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
             if matches!(progress.mode, ReplicationMode::Snapshot { .. }) {
                 let next = progress.match_index.next();
                 progress.become_probe(next);
@@ -256,10 +182,7 @@ impl Node {
             return;
         }
         match &mut progress.mode {
-            ReplicationMode::Snapshot {
-                last_index: sending,
-                offset,
-            } if *sending == last_index => {
+            ReplicationMode::Snapshot { last_index: sending, offset } if *sending == last_index => {
                 *offset = next_offset;
             }
             _ => return, // A reply about a transfer we gave up.

@@ -32,7 +32,6 @@ impl Timers {
 
     /// Whether a timer event of `kind` at `now_ms` is due (else it is stale).
     pub(crate) fn is_due(&self, kind: TimerKind, now_ms: u64) -> bool {
-        self.get(kind)
-            .is_some_and(|deadline_ms| deadline_ms <= now_ms)
+        self.get(kind).is_some_and(|deadline_ms| deadline_ms <= now_ms)
     }
 }

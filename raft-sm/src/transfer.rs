@@ -14,14 +14,8 @@ impl Node {
         if self.transfer.is_some_and(|transfer| transfer.to == to) {
             return;
         }
-        self.transfer = Some(Transfer {
-            to,
-            timeout_now_sent: false,
-        });
-        self.set_timer(
-            TimerKind::Transfer,
-            Some(self.now_ms + self.config.transfer_timeout_ms),
-        );
+        self.transfer = Some(Transfer { to, timeout_now_sent: false });
+        self.set_timer(TimerKind::Transfer, Some(self.now_ms + self.config.transfer_timeout_ms));
         self.note(Note::TransferStarted { to });
         self.maybe_send_timeout_now(to);
         self.mark_needs_append(to);
@@ -36,10 +30,7 @@ impl Node {
             return;
         }
         if self.progress[&peer].match_index == self.log.last_index() {
-            self.transfer = Some(Transfer {
-                to: peer,
-                timeout_now_sent: true,
-            });
+            self.transfer = Some(Transfer { to: peer, timeout_now_sent: true });
             self.send(peer, Body::TimeoutNow);
         }
     }

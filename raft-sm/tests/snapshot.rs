@@ -1,0 +1,163 @@
+//! Snapshots: compaction past the threshold, InstallSnapshot in chunks for a
+//! follower behind the log base, stale snapshots ignored, conflicting logs
+//! replaced, and restarts from (snapshot, hard state, log suffix) (Raft §7).
+
+mod support;
+
+use raft_sm::kv::{Command, KvStore};
+use raft_sm::{Body, Entry, Event, LogIndex, Message, NodeId, Note, Payload, RestoredState, Snapshot, Term};
+use support::{ids, Pump};
+
+fn write_many(pump: &mut Pump, leader: NodeId, from: u64, count: u64) {
+    for i in from..from + count {
+        pump.propose(leader, i, &Command::set(format!("k{}", i % 37), format!("v{i}")));
+        pump.run_for(5);
+    }
+}
+
+#[test]
+fn the_log_is_compacted_past_the_threshold() {
+    let mut pump = Pump::with_config(3, |c| c.snapshot_threshold_entries = 20);
+    let leader = pump.elect(5_000);
+    write_many(&mut pump, leader, 0, 100);
+    pump.run_for(500);
+    for id in ids(3) {
+        let (base, _) = pump.node(id).log_base();
+        assert!(base >= LogIndex(60), "{id} compacted (base {base})");
+        assert!(pump.node(id).log_len() <= 40, "{id} keeps a bounded log");
+        assert!(pump.hosts[&id].disk.snapshot.is_some(), "{id} saved its snapshot");
+    }
+}
+
+#[test]
+fn a_follower_behind_the_compaction_point_is_caught_up_by_install_snapshot_in_chunks() {
+    let mut pump = Pump::with_config(3, |c| {
+        c.snapshot_threshold_entries = 20;
+        c.snapshot_chunk_bytes_max = 64;
+    });
+    let leader = pump.elect(5_000);
+    let lagging = pump.followers(leader)[0];
+    pump.crash(lagging);
+    write_many(&mut pump, leader, 0, 200);
+    pump.run_for(500);
+    assert!(pump.node(leader).log_base().0 > LogIndex(100));
+    pump.restart(lagging);
+    pump.run_for(3_000);
+    assert_eq!(pump.node(lagging).commit_index(), pump.node(leader).commit_index());
+    assert_eq!(pump.hosts[&lagging].kv.sorted_pairs(), pump.hosts[&leader].kv.sorted_pairs());
+    assert!(pump.notes_of(lagging).iter().any(|n| matches!(n, Note::SnapshotInstalled { .. })));
+    assert!(pump.count_sent("InstallSnapshot") > 3, "the snapshot went in several bounded chunks");
+}
+
+#[test]
+fn a_stale_install_snapshot_is_ignored() {
+    let mut pump = Pump::with_config(3, |c| c.snapshot_threshold_entries = 20);
+    let leader = pump.elect(5_000);
+    let follower = pump.followers(leader)[0];
+    write_many(&mut pump, leader, 0, 60);
+    pump.run_for(500);
+    let snapshot = pump.node(leader).snapshot().cloned().expect("leader has a snapshot");
+    write_many(&mut pump, leader, 100, 30);
+    pump.run_for(500);
+    let commit_before = pump.node(follower).commit_index();
+    let pairs_before = pump.hosts[&follower].kv.sorted_pairs();
+    assert!(commit_before > snapshot.last_index);
+    let old = Message {
+        from: leader,
+        to: follower,
+        term: pump.node(leader).term(),
+        body: Body::InstallSnapshot {
+            last_index: snapshot.last_index,
+            last_term: snapshot.last_term,
+            voters: snapshot.voters.clone(),
+            offset: 0,
+            data: snapshot.data.clone(),
+            done: true,
+        },
+    };
+    pump.deliver(old);
+    assert_eq!(pump.node(follower).commit_index(), commit_before);
+    assert_eq!(pump.hosts[&follower].kv.sorted_pairs(), pairs_before, "state machine not rolled back");
+    assert!(!pump.notes_of(follower).iter().any(|n| matches!(n, Note::SnapshotInstalled { .. })));
+}
+
+#[test]
+fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
+    // The follower holds an uncommitted tail of term 1 at indexes 2..=4; the
+    // leader's snapshot covers index 3 with term 2 (Figure 13, rule 7).
+    let mut kv = KvStore::default();
+    for i in 1..=3u64 {
+        let entry = Entry {
+            term: Term(2),
+            index: LogIndex(i),
+            payload: Payload::Command(Command::set("s", format!("{i}")).encode()),
+        };
+        kv.apply_entry(&entry);
+    }
+    let snapshot = Snapshot { last_index: LogIndex(3), last_term: Term(2), voters: ids(3), data: kv.snapshot() };
+    let follower_state = support::restored(1, &[1, 1, 1, 1], 1);
+    let mut pump =
+        Pump::from_restored(vec![RestoredState::default(), follower_state, RestoredState::default()], |_| {});
+    let message = Message {
+        from: NodeId(1),
+        to: NodeId(2),
+        term: Term(2),
+        body: Body::InstallSnapshot {
+            last_index: LogIndex(3),
+            last_term: Term(2),
+            voters: ids(3),
+            offset: 0,
+            data: snapshot.data.clone(),
+            done: true,
+        },
+    };
+    pump.deliver(message);
+    let node = pump.node(NodeId(2));
+    assert_eq!(node.log_base(), (LogIndex(3), Term(2)));
+    assert_eq!(node.last_log_index(), LogIndex(3), "the conflicting entry 4 went with the log");
+    assert_eq!(node.commit_index(), LogIndex(3));
+    assert_eq!(pump.hosts[&NodeId(2)].kv.get("s"), Ok("3"));
+    assert!(pump.hosts[&NodeId(2)].disk.entries.is_empty());
+    assert_eq!(pump.hosts[&NodeId(2)].disk.snapshot.as_ref(), Some(&snapshot));
+}
+
+#[test]
+fn a_restarted_node_is_rebuilt_from_snapshot_hard_state_and_log_suffix() {
+    let mut pump = Pump::with_config(3, |c| c.snapshot_threshold_entries = 25);
+    let leader = pump.elect(5_000);
+    write_many(&mut pump, leader, 0, 90);
+    pump.run_for(500);
+    let follower = pump.followers(leader)[0];
+    let disk = pump.hosts[&follower].disk.clone();
+    assert!(disk.snapshot.is_some() && !disk.entries.is_empty(), "both a snapshot and a suffix on disk");
+    let expected = pump.hosts[&follower].kv.sorted_pairs();
+    let term = pump.node(follower).term();
+    for id in ids(3) {
+        pump.crash(id);
+    }
+    for id in ids(3) {
+        pump.restart(id);
+    }
+    assert_eq!(pump.node(follower).term(), term);
+    let leader = pump.elect(5_000);
+    pump.run_for(500);
+    for id in ids(3) {
+        assert_eq!(pump.hosts[&id].kv.sorted_pairs(), expected, "{id} restored its data");
+    }
+    assert_eq!(pump.node(leader).log_base().0, pump.node(leader).snapshot().unwrap().last_index);
+}
+
+#[test]
+fn a_snapshot_taken_below_the_base_is_ignored() {
+    let mut pump = Pump::with_config(1, |c| c.snapshot_threshold_entries = 0);
+    let leader = pump.elect(5_000);
+    pump.propose(leader, 1, &Command::set("a", "1"));
+    pump.run_for(100);
+    let data = pump.hosts[&leader].kv.snapshot();
+    let index = pump.hosts[&leader].kv.applied_index();
+    pump.step(leader, Event::SnapshotTaken { index, data: data.clone() });
+    assert_eq!(pump.node(leader).log_base().0, index);
+    pump.step(leader, Event::SnapshotTaken { index: LogIndex(1), data });
+    assert_eq!(pump.node(leader).log_base().0, index, "an older snapshot does not move the base back");
+    assert_eq!(pump.hosts[&leader].disk.snapshot.as_ref().map(|s| s.last_index), Some(index));
+}

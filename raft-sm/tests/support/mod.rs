@@ -1,0 +1,505 @@
+//! A tiny in-test message pump: N nodes on virtual time, a message pool the
+//! test delivers, drops, duplicates or reorders, disks that lose unsynced
+//! writes on a crash, and the Raft safety checks after every step.
+#![allow(dead_code)]
+
+use raft_sm::kv::{Command, KvStore};
+use raft_sm::{
+    Action, Body, Config, Entry, Event, HardState, LogIndex, Message, NodeId, Note, Payload, PersistId,
+    ProposalOutcome, ReadOutcome, RestoredState, Role, Snapshot, Term, TimerKind,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What is on a node's disk.
+#[derive(Clone, Debug, Default)]
+pub struct Disk {
+    pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    pub entries: Vec<Entry>,
+}
+
+impl Disk {
+    fn base_index(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.last_index.0)
+    }
+
+    fn write(&mut self, action: &Action) {
+        match action {
+            Action::PersistHardState(hard_state) => self.hard_state = *hard_state,
+            Action::TruncateLog { from } => self.entries.retain(|e| e.index < *from),
+            Action::AppendLog { entries } => {
+                if let Some(first) = entries.first() {
+                    let expected = self.entries.last().map_or(self.base_index() + 1, |e| e.index.0 + 1);
+                    assert_eq!(first.index.0, expected, "disk append must follow the last entry");
+                }
+                self.entries.extend(entries.iter().cloned())
+            }
+            Action::SaveSnapshot(snapshot) => self.snapshot = Some(snapshot.clone()),
+            Action::CompactLog { up_to } => self.entries.retain(|e| e.index > *up_to),
+            Action::ResetLog { .. } => self.entries.clear(),
+            _ => unreachable!("not a write"),
+        }
+    }
+
+    pub fn restored(&self) -> RestoredState {
+        RestoredState { hard_state: self.hard_state, snapshot: self.snapshot.clone(), entries: self.entries.clone() }
+    }
+}
+
+pub struct Host {
+    pub node: raft_sm::Node,
+    pub kv: KvStore,
+    pub disk: Disk,
+    /// Writes since the last sync was made durable, with the sync ids they precede.
+    pub unsynced: Vec<Action>,
+    pub pending_syncs: Vec<PersistId>,
+    pub timers: BTreeMap<TimerKind, u64>,
+    /// Every entry applied, in order, since the last restart (plus restored snapshot index).
+    pub applied: Vec<Entry>,
+    /// The index `applied` continues from (a restored snapshot's last index).
+    pub applied_base: LogIndex,
+    pub up: bool,
+    pub config: Config,
+}
+
+#[derive(Default)]
+pub struct Checks {
+    /// term -> leader elected in it.
+    pub leaders: BTreeMap<Term, NodeId>,
+    /// index -> the entry first seen committed/applied there.
+    pub applied_at: BTreeMap<LogIndex, Entry>,
+    /// (node, index) applied, to catch double apply within one incarnation.
+    pub committed: BTreeMap<LogIndex, Entry>,
+}
+
+pub struct Pump {
+    pub hosts: BTreeMap<NodeId, Host>,
+    pub now_ms: u64,
+    pub pool: Vec<Message>,
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+    pub notes: Vec<(NodeId, Note)>,
+    pub proposals: BTreeMap<u64, ProposalOutcome>,
+    pub reads: BTreeMap<u64, ReadOutcome>,
+    /// Persist syncs at once when they are issued.
+    pub auto_persist: bool,
+    pub checks: Checks,
+    pub trace: Vec<String>,
+    pub sent_count: BTreeMap<&'static str, usize>,
+    /// Messages matching this are lost on the wire.
+    pub drop_if: Option<fn(&Message) -> bool>,
+}
+
+pub fn ids(n: u64) -> Vec<NodeId> {
+    (1..=n).map(NodeId).collect()
+}
+
+impl Pump {
+    pub fn new(n: u64) -> Pump {
+        Pump::with_config(n, |_| {})
+    }
+
+    pub fn with_config(n: u64, tweak: impl Fn(&mut Config)) -> Pump {
+        Pump::from_restored((0..n).map(|_| RestoredState::default()).collect(), tweak)
+    }
+
+    /// A cluster whose nodes start from the given durable states (node i+1 from `states[i]`).
+    pub fn from_restored(states: Vec<RestoredState>, tweak: impl Fn(&mut Config)) -> Pump {
+        let n = states.len() as u64;
+        let mut pump = Pump {
+            hosts: BTreeMap::new(),
+            now_ms: 0,
+            pool: Vec::new(),
+            cut: BTreeSet::new(),
+            notes: Vec::new(),
+            proposals: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            auto_persist: true,
+            checks: Checks::default(),
+            trace: Vec::new(),
+            sent_count: BTreeMap::new(),
+            drop_if: None,
+        };
+        for (id, restored) in ids(n).into_iter().zip(states) {
+            let mut config = Config::new(id, ids(n));
+            config.rng_seed = 1000 + id.0;
+            tweak(&mut config);
+            let disk = Disk {
+                hard_state: restored.hard_state,
+                snapshot: restored.snapshot.clone(),
+                entries: restored.entries.clone(),
+            };
+            let kv = match &restored.snapshot {
+                Some(snapshot) => KvStore::restore(&snapshot.data).expect("valid snapshot"),
+                None => KvStore::default(),
+            };
+            let kv_base = kv.applied_index();
+            let node = raft_sm::Node::new(config.clone(), restored).expect("valid config");
+            let host = Host {
+                node,
+                kv,
+                disk,
+                unsynced: Vec::new(),
+                pending_syncs: Vec::new(),
+                timers: BTreeMap::new(),
+                applied: Vec::new(),
+                applied_base: kv_base,
+                up: true,
+                config,
+            };
+            pump.hosts.insert(id, host);
+        }
+        for id in ids(n) {
+            let actions = pump.host(id).node.start(0);
+            pump.execute(id, actions);
+        }
+        pump
+    }
+
+    pub fn host(&mut self, id: NodeId) -> &mut Host {
+        self.hosts.get_mut(&id).expect("known node")
+    }
+
+    pub fn node(&self, id: NodeId) -> &raft_sm::Node {
+        &self.hosts[&id].node
+    }
+
+    pub fn step(&mut self, id: NodeId, event: Event) {
+        if !self.hosts[&id].up {
+            return;
+        }
+        let now_ms = self.now_ms;
+        self.trace.push(format!("{now_ms:>6} {id} <- {event:?}"));
+        let actions = self.host(id).node.step(now_ms, event);
+        self.execute(id, actions);
+    }
+
+    /// Executes actions in order; what they cause (acknowledgements) is stepped
+    /// after the whole list, as a driver would.
+    fn execute(&mut self, id: NodeId, actions: Vec<Action>) {
+        let mut followups = Vec::new();
+        let mut sync_issued = false;
+        for action in actions {
+            self.trace.push(format!("{:>6} {id} -> {action:?}", self.now_ms));
+            match action {
+                Action::PersistHardState(_)
+                | Action::TruncateLog { .. }
+                | Action::AppendLog { .. }
+                | Action::SaveSnapshot(_)
+                | Action::CompactLog { .. }
+                | Action::ResetLog { .. } => self.host(id).unsynced.push(action),
+                Action::Sync { id: sync } => {
+                    self.host(id).pending_syncs.push(sync);
+                    sync_issued = true;
+                }
+                Action::Send(message) => {
+                    *self.sent_count.entry(message.body.kind()).or_default() += 1;
+                    // Exercise the wire format.
+                    let json = serde_json::to_string(&message).expect("serializes");
+                    let message: Message = serde_json::from_str(&json).expect("deserializes");
+                    let lost = self.drop_if.is_some_and(|drop_if| drop_if(&message));
+                    if !lost && !self.cut.contains(&(message.from, message.to)) {
+                        self.pool.push(message);
+                    }
+                }
+                Action::Apply { entries } => {
+                    let last = entries.last().expect("non-empty").index;
+                    for entry in entries {
+                        self.record_apply(id, &entry);
+                        let host = self.host(id);
+                        host.kv.apply_entry(&entry);
+                        host.applied.push(entry);
+                    }
+                    followups.push(Event::Applied { index: last });
+                }
+                Action::RestoreSnapshot(snapshot) => {
+                    let host = self.host(id);
+                    host.kv = KvStore::restore(&snapshot.data).expect("valid snapshot");
+                    assert_eq!(host.kv.applied_index(), snapshot.last_index);
+                    host.applied.clear();
+                    host.applied_base = snapshot.last_index;
+                }
+                Action::TakeSnapshot => {
+                    let host = self.host(id);
+                    let index = host.kv.applied_index();
+                    let data = host.kv.snapshot();
+                    followups.push(Event::SnapshotTaken { index, data });
+                }
+                Action::ProposalResult { id: proposal, outcome } => {
+                    self.proposals.insert(proposal, outcome);
+                }
+                Action::ReadResult { id: read, outcome } => {
+                    self.reads.insert(read, outcome);
+                }
+                Action::SetTimer { kind, deadline_ms } => {
+                    let host = self.host(id);
+                    match deadline_ms {
+                        Some(deadline) => host.timers.insert(kind, deadline),
+                        None => host.timers.remove(&kind),
+                    };
+                }
+                Action::Note(note) => self.notes.push((id, note)),
+            }
+        }
+        self.check_safety();
+        if sync_issued && self.auto_persist {
+            self.persist(id);
+        }
+        for event in followups {
+            self.step(id, event);
+        }
+    }
+
+    /// Makes `id`'s unsynced writes durable and acknowledges the syncs.
+    pub fn persist(&mut self, id: NodeId) {
+        let host = self.host(id);
+        let writes = std::mem::take(&mut host.unsynced);
+        for write in &writes {
+            host.disk.write(write);
+        }
+        let Some(last) = host.pending_syncs.drain(..).next_back() else { return };
+        self.step(id, Event::Persisted { id: last });
+    }
+
+    fn record_apply(&mut self, id: NodeId, entry: &Entry) {
+        let host = &self.hosts[&id];
+        let previous = host.applied.last().map_or(host.applied_base, |e| e.index);
+        assert_eq!(previous.next(), entry.index, "{id} applies in order, each index once");
+        match self.checks.applied_at.get(&entry.index) {
+            Some(first) => {
+                assert_eq!(first, entry, "state-machine safety: {id} applies a different entry at {}", entry.index)
+            }
+            None => {
+                self.checks.applied_at.insert(entry.index, entry.clone());
+            }
+        }
+    }
+
+    /// Election safety, log matching and leader completeness, on every node that is up.
+    pub fn check_safety(&mut self) {
+        for (id, host) in &self.hosts {
+            if host.node.role() == Role::Leader {
+                let term = host.node.term();
+                if let Some(other) = self.checks.leaders.insert(term, *id) {
+                    assert_eq!(other, *id, "election safety: two leaders in {term}");
+                }
+                // Leader completeness: every entry applied anywhere is in this leader's log
+                // (unless compacted away into its snapshot).
+                for (index, entry) in &self.checks.applied_at {
+                    if *index > host.node.log_base().0 && entry.term <= term {
+                        assert_eq!(
+                            host.node.entry(*index),
+                            Some(entry),
+                            "leader completeness: leader {id} of {term} lacks committed {index}"
+                        );
+                    }
+                }
+            }
+        }
+        // Log matching: same index and term ⇒ same entry (and thus same prefix).
+        let nodes: Vec<&raft_sm::Node> = self.hosts.values().map(|h| &h.node).collect();
+        for (i, a) in nodes.iter().enumerate() {
+            for b in &nodes[i + 1..] {
+                let from = a.log_base().0.max(b.log_base().0).next();
+                let to = a.last_log_index().min(b.last_log_index());
+                let mut index = to;
+                while index >= from && index.0 > 0 {
+                    if a.term_at(index) == b.term_at(index) {
+                        assert_eq!(a.entry(index), b.entry(index), "log matching at {index}");
+                    }
+                    index = index.prev();
+                }
+            }
+        }
+    }
+
+    /// Delivers every message in the pool (and what they cause) until quiet,
+    /// at most `budget` messages.
+    pub fn deliver_all(&mut self, budget: usize) {
+        for _ in 0..budget {
+            if self.pool.is_empty() {
+                return;
+            }
+            let message = self.pool.remove(0);
+            self.deliver(message);
+        }
+        panic!("message budget of {budget} exhausted");
+    }
+
+    pub fn deliver(&mut self, message: Message) {
+        if self.cut.contains(&(message.from, message.to)) {
+            return;
+        }
+        let to = message.to;
+        self.step(to, Event::Message(message));
+    }
+
+    /// Advances virtual time to the earliest timer of any up node, fires it and
+    /// delivers the resulting messages.
+    pub fn fire_next_timer(&mut self) -> Option<(NodeId, TimerKind)> {
+        let next = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.up)
+            .flat_map(|(id, h)| h.timers.iter().map(move |(kind, at)| (*at, *id, *kind)))
+            .min()?;
+        let (at, id, kind) = next;
+        self.now_ms = self.now_ms.max(at);
+        self.host(id).timers.remove(&kind);
+        self.step(id, Event::Timer(kind));
+        Some((id, kind))
+    }
+
+    /// Runs timers and delivers messages until `until_ms`.
+    pub fn run_until_ms(&mut self, until_ms: u64) {
+        for _ in 0..100_000 {
+            self.deliver_all(100_000);
+            let next = self.hosts.iter().filter(|(_, h)| h.up).flat_map(|(_, h)| h.timers.values().copied()).min();
+            match next {
+                Some(at) if at <= until_ms => {
+                    self.fire_next_timer();
+                }
+                _ => {
+                    self.now_ms = self.now_ms.max(until_ms);
+                    return;
+                }
+            }
+        }
+        panic!("step budget exhausted before {until_ms} ms");
+    }
+
+    pub fn run_for(&mut self, ms: u64) {
+        let until = self.now_ms + ms;
+        self.run_until_ms(until);
+    }
+
+    /// Runs until some node leads and every up node agrees, within `limit_ms`.
+    pub fn elect(&mut self, limit_ms: u64) -> NodeId {
+        let deadline = self.now_ms + limit_ms;
+        while self.now_ms < deadline {
+            self.run_for(50);
+            if let Some(leader) = self.stable_leader() {
+                return leader;
+            }
+        }
+        panic!("no leader within {limit_ms} ms");
+    }
+
+    pub fn stable_leader(&self) -> Option<NodeId> {
+        let leaders: Vec<NodeId> =
+            self.hosts.iter().filter(|(_, h)| h.up && h.node.role() == Role::Leader).map(|(id, _)| *id).collect();
+        let [leader] = leaders[..] else { return None };
+        let term = self.hosts[&leader].node.term();
+        let connected = self
+            .hosts
+            .iter()
+            .filter(|(id, h)| h.up && !self.cut.contains(&(leader, **id)) && !self.cut.contains(&(**id, leader)));
+        connected.clone().all(|(_, h)| h.node.leader() == Some(leader) && h.node.term() == term).then_some(leader)
+    }
+
+    pub fn propose(&mut self, at: NodeId, id: u64, command: &Command) {
+        self.step(at, Event::Propose { id, command: command.encode() });
+    }
+
+    pub fn isolate(&mut self, id: NodeId) {
+        for other in self.hosts.keys().copied().collect::<Vec<_>>() {
+            if other != id {
+                self.cut.insert((id, other));
+                self.cut.insert((other, id));
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Crashes a node: unsynced writes are lost, pending messages to it vanish.
+    pub fn crash(&mut self, id: NodeId) {
+        let host = self.host(id);
+        host.up = false;
+        host.unsynced.clear();
+        host.pending_syncs.clear();
+        host.timers.clear();
+        self.pool.retain(|m| m.to != id);
+    }
+
+    /// Restarts a crashed node from its disk, as a real node would.
+    pub fn restart(&mut self, id: NodeId) {
+        let now_ms = self.now_ms;
+        let host = self.host(id);
+        let restored = host.disk.restored();
+        host.kv = match &restored.snapshot {
+            Some(snapshot) => KvStore::restore(&snapshot.data).expect("valid snapshot"),
+            None => KvStore::default(),
+        };
+        host.applied.clear();
+        host.applied_base = host.kv.applied_index();
+        host.node = raft_sm::Node::new(host.config.clone(), restored).expect("valid config");
+        host.up = true;
+        let actions = host.node.start(now_ms);
+        self.execute(id, actions);
+    }
+
+    pub fn notes_of(&self, id: NodeId) -> Vec<&Note> {
+        self.notes.iter().filter(|(n, _)| *n == id).map(|(_, note)| note).collect()
+    }
+
+    pub fn applied_commands(&self, id: NodeId) -> Vec<Vec<u8>> {
+        self.hosts[&id]
+            .applied
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::Command(bytes) => Some(bytes.clone()),
+                Payload::Noop => None,
+            })
+            .collect()
+    }
+
+    pub fn followers(&self, leader: NodeId) -> Vec<NodeId> {
+        self.hosts.keys().copied().filter(|&id| id != leader).collect()
+    }
+
+    pub fn count_sent(&self, kind: &str) -> usize {
+        self.sent_count.get(kind).copied().unwrap_or(0)
+    }
+
+    /// Removes and returns the pooled messages matching `pick`.
+    pub fn take(&mut self, pick: impl Fn(&Message) -> bool) -> Vec<Message> {
+        let (taken, kept) = std::mem::take(&mut self.pool).into_iter().partition(|m| pick(m));
+        self.pool = kept;
+        taken
+    }
+
+    /// Fires `id`'s election timer now (moving time to its deadline).
+    pub fn campaign(&mut self, id: NodeId) {
+        let deadline = self.hosts[&id].timers[&TimerKind::Election];
+        self.now_ms = self.now_ms.max(deadline);
+        self.host(id).timers.remove(&TimerKind::Election);
+        self.step(id, Event::Timer(TimerKind::Election));
+    }
+
+    pub fn is_vote_request(message: &Message) -> bool {
+        matches!(message.body, Body::RequestVote { .. })
+    }
+}
+
+/// A log of `terms.len()` entries where entry i+1 has term `terms[i]`.
+pub fn log_of_terms(terms: &[u64]) -> Vec<Entry> {
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| Entry {
+            term: Term(t),
+            index: LogIndex(i as u64 + 1),
+            payload: Payload::Command(Command::set(format!("k{i}"), format!("t{t}")).encode()),
+        })
+        .collect()
+}
+
+pub fn restored(term: u64, terms: &[u64], commit: u64) -> RestoredState {
+    RestoredState {
+        hard_state: HardState { term: Term(term), voted_for: None, commit: LogIndex(commit) },
+        snapshot: None,
+        entries: log_of_terms(terms),
+    }
+}
