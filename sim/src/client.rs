@@ -164,18 +164,9 @@ impl Workload {
     /// Clients with ids `1..=options.clients`.
     pub fn new(options: WorkloadOptions, nodes: Vec<NodeId>, rng: SimRng) -> Workload {
         assert!(options.keys > 0, "the key space is empty");
-        assert!(
-            options.set_weight + options.get_weight + options.delete_weight > 0,
-            "the operation mix is empty"
-        );
+        assert!(options.set_weight + options.get_weight + options.delete_weight > 0, "the operation mix is empty");
         let clients = (1..=options.clients as u64)
-            .map(|id| Client {
-                id,
-                seq: 0,
-                leader_hint: None,
-                running: None,
-                wake_token: 0,
-            })
+            .map(|id| Client { id, seq: 0, leader_hint: None, running: None, wake_token: 0 })
             .collect();
         Workload {
             options,
@@ -200,8 +191,7 @@ impl Workload {
 
     /// One-way client↔node latency draw.
     pub fn latency_ms(&mut self) -> u64 {
-        self.rng
-            .range(self.options.latency_ms_min, self.options.latency_ms_max)
+        self.rng.range(self.options.latency_ms_min, self.options.latency_ms_max)
     }
 
     /// Stops new operations; open ones retry (without giving up) until they complete.
@@ -243,26 +233,18 @@ impl Workload {
     }
 
     fn think_ms(&mut self) -> u64 {
-        self.rng
-            .range(self.options.think_ms_min, self.options.think_ms_max)
+        self.rng.range(self.options.think_ms_min, self.options.think_ms_max)
     }
 
     fn wake(&mut self, index: usize, at_ms: u64) -> ClientAction {
         let client = &mut self.clients[index];
         client.wake_token += 1;
-        ClientAction::Wake {
-            client: index,
-            at_ms,
-            token: client.wake_token,
-        }
+        ClientAction::Wake { client: index, at_ms, token: client.wake_token }
     }
 
     /// The cluster sent the last `Send` of `client` as request `request`.
     pub fn sent(&mut self, client: usize, request: u64) {
-        let running = self.clients[client]
-            .running
-            .as_mut()
-            .expect("a running client sends");
+        let running = self.clients[client].running.as_mut().expect("a running client sends");
         running.attempts.push(request);
     }
 
@@ -274,8 +256,7 @@ impl Workload {
         let Some(running) = &self.clients[index].running else {
             return self.begin(now_ms, index);
         };
-        let (attempt_deadline_ms, started_ms, op) =
-            (running.attempt_deadline_ms, running.started_ms, running.op);
+        let (attempt_deadline_ms, started_ms, op) = (running.attempt_deadline_ms, running.started_ms, running.op);
         if now_ms < attempt_deadline_ms {
             // A backoff wake: retry now.
             return self.attempt(now_ms, index);
@@ -301,30 +282,19 @@ impl Workload {
         let (kind, request, seq) = if draw < self.options.set_weight {
             client.seq += 1;
             let mut value = format!("{}.{}", client.id, client.seq);
-            let size = self.rng.range(
-                self.options.value_bytes_min as u64,
-                self.options.value_bytes_max as u64,
-            ) as usize;
+            let size =
+                self.rng.range(self.options.value_bytes_min as u64, self.options.value_bytes_max as u64) as usize;
             while value.len() < size {
                 value.push('x');
             }
-            let command =
-                Command::set(key.clone(), value.clone()).with_session(client.id, client.seq);
-            (
-                KvOp::Set { key, value },
-                Request::Write(command.encode()),
-                client.seq,
-            )
+            let command = Command::set(key.clone(), value.clone()).with_session(client.id, client.seq);
+            (KvOp::Set { key, value }, Request::Write(command.encode()), client.seq)
         } else if draw < self.options.set_weight + self.options.get_weight {
             (KvOp::Get { key: key.clone() }, Request::Read(key), 0)
         } else {
             client.seq += 1;
             let command = Command::delete(key.clone()).with_session(client.id, client.seq);
-            (
-                KvOp::Delete { key },
-                Request::Write(command.encode()),
-                client.seq,
-            )
+            (KvOp::Delete { key }, Request::Write(command.encode()), client.seq)
         };
         let op = self.history.invoke(client.id, kind.clone(), now_ms);
         client.running = Some(Running {
@@ -351,14 +321,7 @@ impl Workload {
         running.attempt_deadline_ms = now_ms + timeout;
         let request = running.request.clone();
         let wake = self.wake(index, now_ms + timeout);
-        vec![
-            ClientAction::Send {
-                client: index,
-                node,
-                request,
-            },
-            wake,
-        ]
+        vec![ClientAction::Send { client: index, node, request }, wake]
     }
 
     fn retry_after(&mut self, now_ms: u64, index: usize, delay_ms: u64) -> Vec<ClientAction> {
@@ -374,13 +337,7 @@ impl Workload {
 
     /// A reply to request `request` (an attempt of the client's current operation,
     /// or of an older one) arrived.
-    pub fn on_reply(
-        &mut self,
-        now_ms: u64,
-        index: usize,
-        request: u64,
-        reply: Reply,
-    ) -> Vec<ClientAction> {
+    pub fn on_reply(&mut self, now_ms: u64, index: usize, request: u64, reply: Reply) -> Vec<ClientAction> {
         let Some(running) = &self.clients[index].running else {
             return Vec::new();
         };
@@ -410,9 +367,7 @@ impl Workload {
                 self.finish(now_ms, index, op, Some(now_ms), outcome)
             }
             _ if !current => Vec::new(),
-            Reply::Rejected(Rejection::NotLeader {
-                leader: Some(leader),
-            }) => {
+            Reply::Rejected(Rejection::NotLeader { leader: Some(leader) }) => {
                 let client = &mut self.clients[index];
                 let same = client.leader_hint == Some(leader);
                 client.leader_hint = Some(leader);
@@ -470,9 +425,6 @@ impl Workload {
 
     /// The session sequence of a client's current write (for traces).
     pub fn current_seq(&self, index: usize) -> Option<u64> {
-        self.clients[index]
-            .running
-            .as_ref()
-            .map(|running| running.seq)
+        self.clients[index].running.as_ref().map(|running| running.seq)
     }
 }

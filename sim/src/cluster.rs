@@ -20,42 +20,19 @@ use crate::rng::{derive_seed, SimRng};
 use crate::trace::Trace;
 use raft_sm::kv::{Command, KvError};
 use raft_sm::{
-    Config, Entry, Event, LogIndex, Message, Node, NodeId, PersistId, ProposalOutcome, Rejection,
-    Role, Term, TimerKind,
+    Config, Entry, Event, LogIndex, Message, Node, NodeId, PersistId, ProposalOutcome, Rejection, Role, Term, TimerKind,
 };
 use std::collections::BTreeMap;
 
 /// Something scheduled in virtual time.
 #[derive(Clone, Debug)]
 enum SimEvent {
-    Deliver {
-        to: NodeId,
-        wire: Wire,
-    },
-    Timer {
-        node: NodeId,
-        incarnation: u64,
-        kind: TimerKind,
-        deadline_ms: u64,
-    },
-    Fsync {
-        node: NodeId,
-        incarnation: u64,
-        id: PersistId,
-    },
-    Request {
-        node: NodeId,
-        request: u64,
-    },
-    Response {
-        client: usize,
-        request: u64,
-        reply: Reply,
-    },
-    ClientWake {
-        client: usize,
-        token: u64,
-    },
+    Deliver { to: NodeId, wire: Wire },
+    Timer { node: NodeId, incarnation: u64, kind: TimerKind, deadline_ms: u64 },
+    Fsync { node: NodeId, incarnation: u64, id: PersistId },
+    Request { node: NodeId, request: u64 },
+    Response { client: usize, request: u64, reply: Reply },
+    ClientWake { client: usize, token: u64 },
     Fault(FaultAction),
     SwarmTick,
 }
@@ -64,9 +41,7 @@ impl SimEvent {
     fn target(&self) -> Option<NodeId> {
         match self {
             SimEvent::Deliver { to, .. } => Some(*to),
-            SimEvent::Timer { node, .. }
-            | SimEvent::Fsync { node, .. }
-            | SimEvent::Request { node, .. } => Some(*node),
+            SimEvent::Timer { node, .. } | SimEvent::Fsync { node, .. } | SimEvent::Request { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -264,10 +239,7 @@ impl Cluster {
     pub fn new(options: SimOptions) -> Cluster {
         assert!(options.nodes >= 1, "a cluster has at least one node");
         let seed = options.seed;
-        let replay = options
-            .replay
-            .clone()
-            .unwrap_or_else(|| default_replay(seed));
+        let replay = options.replay.clone().unwrap_or_else(|| default_replay(seed));
         if options.verbose {
             println!("{options}");
             println!("replay: {replay}");
@@ -284,13 +256,15 @@ impl Cluster {
                 config.snapshot_chunk_bytes_max = options.snapshot_chunk_bytes_max;
                 config.pre_vote = options.pre_vote;
                 config.check_quorum = options.check_quorum;
-                config
-                    .validate()
-                    .unwrap_or_else(|error| panic!("node configuration: {error}"));
+                config.validate().unwrap_or_else(|error| panic!("node configuration: {error}"));
                 NodeHost::new(config)
             })
             .collect();
-        let (trace_sink, trace_path) = match crate::trace::sink_from_env(seed) {
+        let sink = match &options.trace_file {
+            Some(path) => crate::trace::open_sink(seed, path.clone()),
+            None => crate::trace::sink_from_env(seed),
+        };
+        let (trace_sink, trace_path) = match sink {
             Some((path, sink)) => (Some(sink), Some(path)),
             None => (None, None),
         };
@@ -302,11 +276,7 @@ impl Cluster {
             .clone()
             .map(|workload| Workload::new(workload, ids.clone(), SimRng::derive(seed, "clients")));
         let mut cluster = Cluster {
-            network: Network::new(
-                ids.clone(),
-                options.network.clone(),
-                SimRng::derive(seed, "network"),
-            ),
+            network: Network::new(ids.clone(), options.network.clone(), SimRng::derive(seed, "network")),
             disk_rng: SimRng::derive(seed, "disk"),
             fault_rng: SimRng::derive(seed, "faults"),
             replay,
@@ -397,10 +367,9 @@ impl Cluster {
                     if predicate(self) {
                         return Ok(());
                     }
-                    return Err(self.failure(
-                        FailureKind::Liveness,
-                        format!("`{name}` did not hold within {limit_ms} ms"),
-                    ));
+                    return Err(
+                        self.failure(FailureKind::Liveness, format!("`{name}` did not hold within {limit_ms} ms"))
+                    );
                 }
             }
         }
@@ -433,11 +402,7 @@ impl Cluster {
     /// Running followers (not the leader), in id order.
     pub fn followers(&self) -> Vec<NodeId> {
         let leader = self.leader();
-        self.hosts
-            .iter()
-            .filter(|host| host.is_up() && Some(host.id) != leader)
-            .map(|host| host.id)
-            .collect()
+        self.hosts.iter().filter(|host| host.is_up() && Some(host.id) != leader).map(|host| host.id).collect()
     }
 
     /// Resolves a role-relative handle to an id (panics with the reason if it cannot).
@@ -451,22 +416,19 @@ impl Cluster {
                 );
                 id
             }
-            Who::Leader => self.leader().unwrap_or_else(|| {
-                panic!("no leader at {} ms (seed {:#x})", self.now_ms, self.seed())
-            }),
-            Who::Follower(n) => *self
-                .followers()
-                .get(n)
-                .unwrap_or_else(|| panic!("no follower #{n} at {} ms", self.now_ms)),
+            Who::Leader => {
+                self.leader().unwrap_or_else(|| panic!("no leader at {} ms (seed {:#x})", self.now_ms, self.seed()))
+            }
+            Who::Follower(n) => {
+                *self.followers().get(n).unwrap_or_else(|| panic!("no follower #{n} at {} ms", self.now_ms))
+            }
         }
     }
 
     /// A view of one node.
     pub fn node(&self, who: impl Into<Who>) -> NodeView<'_> {
         let id = self.resolve(who);
-        NodeView {
-            host: self.host(id),
-        }
+        NodeView { host: self.host(id) }
     }
 
     /// Views of every node.
@@ -563,8 +525,7 @@ impl Cluster {
     /// Carries out one fault action now.
     pub fn apply_fault(&mut self, action: FaultAction) {
         if self.trace.enabled() {
-            self.trace
-                .line(format_args!("{:>8} ** {action:?}", self.now_ms));
+            self.trace.line(format_args!("{:>8} ** {action:?}", self.now_ms));
         }
         match action {
             FaultAction::Partition(groups) => {
@@ -602,8 +563,7 @@ impl Cluster {
                         if damage.torn {
                             self.counters.add("torn_writes", 1);
                         }
-                        self.counters
-                            .add("unsynced_writes_lost", damage.writes_lost as u64);
+                        self.counters.add("unsynced_writes_lost", damage.writes_lost as u64);
                     }
                     Err(error) => self.fail(FailureKind::Safety, format!("{id} crash: {error}")),
                 }
@@ -653,8 +613,7 @@ impl Cluster {
         let mut line = self.trace.enabled().then(String::new);
         let effects = self.hosts[index].boot(now, rng_seed, line.as_mut());
         if let Some(line) = line {
-            self.trace
-                .line(format_args!("{now:>8} {id} boot#{boot} →{line}"));
+            self.trace.line(format_args!("{now:>8} {id} boot#{boot} →{line}"));
         }
         self.after_node_step(id, effects);
     }
@@ -665,18 +624,9 @@ impl Cluster {
     pub fn propose(&mut self, who: impl Into<Who>, command: &Command) -> ProposalOutcome {
         let id = self.resolve(who);
         let request = self.harness_request(Request::Write(command.encode()));
-        self.step_node(
-            id,
-            Event::Propose {
-                id: request,
-                command: command.encode(),
-            },
-        );
+        self.step_node(id, Event::Propose { id: request, command: command.encode() });
         match self.answers.get(&request) {
-            Some(Answer::Accepted { index, term }) => ProposalOutcome::Accepted {
-                index: *index,
-                term: *term,
-            },
+            Some(Answer::Accepted { index, term }) => ProposalOutcome::Accepted { index: *index, term: *term },
             Some(Answer::Rejected(rejection)) => ProposalOutcome::Rejected(rejection.clone()),
             Some(Answer::Dropped) => ProposalOutcome::Dropped,
             other => panic!("{id} answered proposal #{request} with {other:?}"),
@@ -685,12 +635,7 @@ impl Cluster {
 
     /// Proposes `command` and runs until the proposing node applies it (or
     /// refuses, drops, or `limit_ms` passes).
-    pub fn propose_and_wait(
-        &mut self,
-        who: impl Into<Who>,
-        command: &Command,
-        limit_ms: u64,
-    ) -> WriteAnswer {
+    pub fn propose_and_wait(&mut self, who: impl Into<Who>, command: &Command, limit_ms: u64) -> WriteAnswer {
         let id = self.resolve(who);
         let request = self.next_request;
         match self.propose(id, command) {
@@ -698,12 +643,8 @@ impl Cluster {
             ProposalOutcome::Rejected(rejection) => return WriteAnswer::Rejected(rejection),
             ProposalOutcome::Dropped => return WriteAnswer::Dropped,
         }
-        let done = |cluster: &Cluster| {
-            matches!(
-                cluster.answers.get(&request),
-                Some(Answer::Written(_) | Answer::Dropped)
-            )
-        };
+        let done =
+            |cluster: &Cluster| matches!(cluster.answers.get(&request), Some(Answer::Written(_) | Answer::Dropped));
         let _ = self.run_until("proposal answered", done, limit_ms);
         match self.answers.get(&request) {
             Some(Answer::Written(result)) => WriteAnswer::Applied(*result),
@@ -729,9 +670,7 @@ impl Cluster {
         };
         let _ = self.run_until("read answered", answered, 5_000);
         match self.answers.get(&request) {
-            Some(Answer::ReadReady { .. }) => {
-                ReadAnswer::Value(self.read_values.get(&request).cloned().flatten())
-            }
+            Some(Answer::ReadReady { .. }) => ReadAnswer::Value(self.read_values.get(&request).cloned().flatten()),
             Some(Answer::Rejected(rejection)) => ReadAnswer::Rejected(rejection.clone()),
             Some(Answer::Dropped) => ReadAnswer::Dropped,
             _ => ReadAnswer::TimedOut,
@@ -748,13 +687,7 @@ impl Cluster {
     fn harness_request(&mut self, request: Request) -> u64 {
         let id = self.next_request;
         self.next_request += 1;
-        self.requests.insert(
-            id,
-            RequestInfo {
-                owner: Owner::Harness,
-                request,
-            },
-        );
+        self.requests.insert(id, RequestInfo { owner: Owner::Harness, request });
         id
     }
 
@@ -767,8 +700,7 @@ impl Cluster {
         let mut line = self.trace.enabled().then(|| describe_event(&event) + " →");
         let effects = self.hosts[(id.0 - 1) as usize].step(now, event, line.as_mut());
         if let Some(line) = line {
-            self.trace
-                .line(format_args!("{now:>8} {id} {glyph} {line}"));
+            self.trace.line(format_args!("{now:>8} {id} {glyph} {line}"));
         }
         self.after_node_step(id, effects);
     }
@@ -790,10 +722,7 @@ impl Cluster {
 
     /// The client history (empty without clients).
     pub fn history(&self) -> History {
-        self.workload
-            .as_ref()
-            .map(|workload| workload.history().clone())
-            .unwrap_or_default()
+        self.workload.as_ref().map(|workload| workload.history().clone()).unwrap_or_default()
     }
 
     /// Whether the cluster has converged: a leader that every running node
@@ -802,11 +731,7 @@ impl Cluster {
         let Some(leader) = self.leader() else {
             return false;
         };
-        let commit = self
-            .host(leader)
-            .node
-            .as_ref()
-            .map_or(LogIndex(0), Node::commit_index);
+        let commit = self.host(leader).node.as_ref().map_or(LogIndex(0), Node::commit_index);
         self.hosts.iter().all(|host| match &host.node {
             Some(node) => {
                 !host.paused
@@ -832,9 +757,7 @@ impl Cluster {
         }
         let result = self.run_until(
             "converged: one leader followed by all, all caught up, no open client operation",
-            |cluster| {
-                cluster.converged() && cluster.workload.as_ref().is_none_or(Workload::is_idle)
-            },
+            |cluster| cluster.converged() && cluster.workload.as_ref().is_none_or(Workload::is_idle),
             limit_ms,
         );
         if let Err(mut failure) = result {
@@ -846,10 +769,7 @@ impl Cluster {
             if host.kv.sorted_pairs() != reference {
                 return Err(self.failure(
                     FailureKind::Safety,
-                    format!(
-                        "stores differ after convergence: {} vs {}",
-                        self.hosts[0].id, host.id
-                    ),
+                    format!("stores differ after convergence: {} vs {}", self.hosts[0].id, host.id),
                 ));
             }
         }
@@ -912,8 +832,7 @@ impl Cluster {
             return Ok(());
         };
         let history = self.history();
-        check(history.operations())
-            .map_err(|detail| self.failure(FailureKind::Linearizability, detail))
+        check(history.operations()).map_err(|detail| self.failure(FailureKind::Linearizability, detail))
     }
 
     /// The end of a run without panicking: liveness within `liveness_ms`, then
@@ -962,13 +881,7 @@ impl Cluster {
         if let Some(path) = &self.trace_path {
             detail += &format!(" (trace: {path})");
         }
-        Failure {
-            kind,
-            seed: self.options.seed,
-            at_ms: self.now_ms,
-            detail,
-            replay: self.replay.clone(),
-        }
+        Failure { kind, seed: self.options.seed, at_ms: self.now_ms, detail, replay: self.replay.clone() }
     }
 
     fn fail(&mut self, kind: FailureKind, detail: String) -> ! {
@@ -1006,45 +919,26 @@ impl Cluster {
         match event {
             SimEvent::Deliver { to, wire } => {
                 let message = match wire {
-                    Wire::Json(bytes) => {
-                        serde_json::from_slice::<Message>(&bytes).unwrap_or_else(|error| {
-                            self.fail(FailureKind::Safety, format!("wire decode: {error}"))
-                        })
-                    }
+                    Wire::Json(bytes) => serde_json::from_slice::<Message>(&bytes)
+                        .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("wire decode: {error}"))),
                     Wire::Plain(message) => *message,
                 };
                 self.step_node(to, Event::Message(message));
             }
-            SimEvent::Timer {
-                node,
-                incarnation,
-                kind,
-                deadline_ms,
-            } => {
+            SimEvent::Timer { node, incarnation, kind, deadline_ms } => {
                 let host = self.host(node);
                 if host.incarnation == incarnation && host.timer_is_current(kind, deadline_ms) {
                     self.step_node(node, Event::Timer(kind));
                 }
             }
-            SimEvent::Fsync {
-                node,
-                incarnation,
-                id,
-            } => {
+            SimEvent::Fsync { node, incarnation, id } => {
                 let host = self.host(node);
                 if host.incarnation != incarnation {
                     return;
                 }
                 if host.disk.stalled_until_ms > self.now_ms {
                     let at = host.disk.stalled_until_ms;
-                    self.queue.push(
-                        at,
-                        SimEvent::Fsync {
-                            node,
-                            incarnation,
-                            id,
-                        },
-                    );
+                    self.queue.push(at, SimEvent::Fsync { node, incarnation, id });
                     return;
                 }
                 let now = self.now_ms;
@@ -1052,8 +946,7 @@ impl Cluster {
                 let mut line = self.trace.enabled().then(|| format!("fsync {} →", id.0));
                 let effects = self.hosts[(node.0 - 1) as usize].fsync_done(now, id, line.as_mut());
                 if let Some(line) = line {
-                    self.trace
-                        .line(format_args!("{now:>8} {node} {glyph} {line}"));
+                    self.trace.line(format_args!("{now:>8} {node} {glyph} {line}"));
                 }
                 self.after_node_step(node, effects);
             }
@@ -1062,41 +955,22 @@ impl Cluster {
                     return;
                 };
                 let event = match &info.request {
-                    Request::Write(command) => Event::Propose {
-                        id: request,
-                        command: command.clone(),
-                    },
+                    Request::Write(command) => Event::Propose { id: request, command: command.clone() },
                     Request::Read(_) => Event::Read { id: request },
                 };
                 self.step_node(node, event);
             }
-            SimEvent::Response {
-                client,
-                request,
-                reply,
-            } => {
+            SimEvent::Response { client, request, reply } => {
                 if self.trace.enabled() {
-                    self.trace.line(format_args!(
-                        "{:>8} c{} reply #{request} {reply:?}",
-                        self.now_ms,
-                        client + 1
-                    ));
+                    self.trace.line(format_args!("{:>8} c{} reply #{request} {reply:?}", self.now_ms, client + 1));
                 }
                 let now = self.now_ms;
-                let actions = self
-                    .workload
-                    .as_mut()
-                    .expect("clients exist")
-                    .on_reply(now, client, request, reply);
+                let actions = self.workload.as_mut().expect("clients exist").on_reply(now, client, request, reply);
                 self.client_actions(actions);
             }
             SimEvent::ClientWake { client, token } => {
                 let now = self.now_ms;
-                let actions = self
-                    .workload
-                    .as_mut()
-                    .expect("clients exist")
-                    .on_wake(now, client, token);
+                let actions = self.workload.as_mut().expect("clients exist").on_wake(now, client, token);
                 self.client_actions(actions);
             }
             SimEvent::Fault(action) => self.apply_fault(action),
@@ -1113,29 +987,15 @@ impl Cluster {
                     let incarnation = self.hosts[index].incarnation;
                     self.queue.push(
                         deadline_ms.max(self.now_ms),
-                        SimEvent::Timer {
-                            node: id,
-                            incarnation,
-                            kind,
-                            deadline_ms,
-                        },
+                        SimEvent::Timer { node: id, incarnation, kind, deadline_ms },
                     );
                 }
                 Effect::StartFsync(persist) => {
-                    let latency = self
-                        .disk_rng
-                        .range(self.options.fsync_ms_min, self.options.fsync_ms_max);
+                    let latency = self.disk_rng.range(self.options.fsync_ms_min, self.options.fsync_ms_max);
                     let host = &self.hosts[index];
                     let at = (self.now_ms + latency).max(host.disk.stalled_until_ms);
                     let incarnation = host.incarnation;
-                    self.queue.push(
-                        at,
-                        SimEvent::Fsync {
-                            node: id,
-                            incarnation,
-                            id: persist,
-                        },
-                    );
+                    self.queue.push(at, SimEvent::Fsync { node: id, incarnation, id: persist });
                 }
                 Effect::Answer { request, answer } => self.route_answer(index, request, answer),
                 Effect::Appended { entries, prev_term } => {
@@ -1178,9 +1038,7 @@ impl Cluster {
             self.counters.message(kind, approximate_size(&message));
             Wire::Plain(Box::new(message))
         };
-        let fate = self
-            .network
-            .send(self.now_ms, self.hosts[from_index].id, to);
+        let fate = self.network.send(self.now_ms, self.hosts[from_index].id, to);
         if fate.blocked {
             self.counters.add("messages_blocked", 1);
         }
@@ -1194,13 +1052,7 @@ impl Cluster {
             self.counters.add("messages_duplicated", 1);
         }
         for at in fate.deliver_at_ms {
-            self.queue.push(
-                at,
-                SimEvent::Deliver {
-                    to,
-                    wire: wire.clone(),
-                },
-            );
+            self.queue.push(at, SimEvent::Deliver { to, wire: wire.clone() });
         }
     }
 
@@ -1235,14 +1087,7 @@ impl Cluster {
                 }
                 let workload = self.workload.as_mut().expect("clients exist");
                 let at = self.now_ms + workload.latency_ms();
-                self.queue.push(
-                    at,
-                    SimEvent::Response {
-                        client,
-                        request,
-                        reply,
-                    },
-                );
+                self.queue.push(at, SimEvent::Response { client, request, reply });
             }
         }
     }
@@ -1250,11 +1095,7 @@ impl Cluster {
     fn client_actions(&mut self, actions: Vec<ClientAction>) {
         for action in actions {
             match action {
-                ClientAction::Send {
-                    client,
-                    node,
-                    request,
-                } => {
+                ClientAction::Send { client, node, request } => {
                     let id = self.next_request;
                     self.next_request += 1;
                     if self.trace.enabled() {
@@ -1264,25 +1105,14 @@ impl Cluster {
                             client + 1
                         ));
                     }
-                    self.requests.insert(
-                        id,
-                        RequestInfo {
-                            owner: Owner::Client(client),
-                            request,
-                        },
-                    );
+                    self.requests.insert(id, RequestInfo { owner: Owner::Client(client), request });
                     let workload = self.workload.as_mut().expect("clients exist");
                     workload.sent(client, id);
                     let at = self.now_ms + workload.latency_ms();
                     self.queue.push(at, SimEvent::Request { node, request: id });
                 }
-                ClientAction::Wake {
-                    client,
-                    at_ms,
-                    token,
-                } => {
-                    self.queue
-                        .push(at_ms, SimEvent::ClientWake { client, token });
+                ClientAction::Wake { client, at_ms, token } => {
+                    self.queue.push(at_ms, SimEvent::ClientWake { client, token });
                 }
             }
         }
@@ -1290,9 +1120,7 @@ impl Cluster {
 
     fn schedule_swarm_tick(&mut self) {
         let swarm = self.options.swarm.as_ref().expect("swarm on");
-        let gap = self
-            .fault_rng
-            .range(swarm.fault_interval_ms_min, swarm.fault_interval_ms_max);
+        let gap = self.fault_rng.range(swarm.fault_interval_ms_min, swarm.fault_interval_ms_max);
         self.queue.push(self.now_ms + gap, SimEvent::SwarmTick);
     }
 
@@ -1302,18 +1130,8 @@ impl Cluster {
         }
         let view = SwarmView {
             nodes: self.ids(),
-            crashed: self
-                .hosts
-                .iter()
-                .filter(|h| !h.is_up())
-                .map(|h| h.id)
-                .collect(),
-            paused: self
-                .hosts
-                .iter()
-                .filter(|h| h.paused)
-                .map(|h| h.id)
-                .collect(),
+            crashed: self.hosts.iter().filter(|h| !h.is_up()).map(|h| h.id).collect(),
+            paused: self.hosts.iter().filter(|h| h.paused).map(|h| h.id).collect(),
             partitioned: self.network.links_down() > 0,
             leader: self.leader(),
         };

@@ -109,11 +109,7 @@ impl Counters {
 
     /// The names in `required` whose counter is still zero.
     pub fn missing<'a>(&self, required: &[&'a str]) -> Vec<&'a str> {
-        required
-            .iter()
-            .copied()
-            .filter(|name| self.get(name) == 0)
-            .collect()
+        required.iter().copied().filter(|name| self.get(name) == 0).collect()
     }
 }
 

@@ -44,9 +44,7 @@ pub struct DurableImage {
 impl DurableImage {
     /// The last durable log index (the base when the log is empty).
     pub fn last_index(&self) -> LogIndex {
-        self.entries
-            .last()
-            .map_or(self.log_base, |entry| entry.index)
+        self.entries.last().map_or(self.log_base, |entry| entry.index)
     }
 
     /// The term of a durable entry, if held.
@@ -101,10 +99,8 @@ impl DurableImage {
     /// covers are skipped; a log that disagrees with the snapshot at its last
     /// index (or has a gap after it) is discarded (Raft Figure 13, rule 7).
     pub fn restored(&self) -> RestoredState {
-        let (base_index, base_term) = self
-            .snapshot
-            .as_ref()
-            .map_or((LogIndex(0), Term(0)), |s| (s.last_index, s.last_term));
+        let (base_index, base_term) =
+            self.snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.last_index, s.last_term));
         let consistent = if base_index.0 == 0 || base_index == self.log_base {
             true
         } else if base_index < self.log_base {
@@ -113,19 +109,11 @@ impl DurableImage {
             self.term_at(base_index) == Some(base_term)
         };
         let entries = if consistent {
-            self.entries
-                .iter()
-                .filter(|entry| entry.index > base_index)
-                .cloned()
-                .collect()
+            self.entries.iter().filter(|entry| entry.index > base_index).cloned().collect()
         } else {
             Vec::new()
         };
-        RestoredState {
-            hard_state: self.hard_state,
-            snapshot: self.snapshot.clone(),
-            entries,
-        }
+        RestoredState { hard_state: self.hard_state, snapshot: self.snapshot.clone(), entries }
     }
 }
 
@@ -206,10 +194,7 @@ impl Disk {
 
     /// Number of writes not yet durable.
     pub fn unsynced_writes(&self) -> usize {
-        self.unsynced
-            .iter()
-            .filter(|pending| matches!(pending, Pending::Write(_)))
-            .count()
+        self.unsynced.iter().filter(|pending| matches!(pending, Pending::Write(_))).count()
     }
 
     /// The process died. Unsynced writes are lost, except (with `torn_writes`) a
@@ -226,10 +211,7 @@ impl Disk {
         self.fsync_inflight = None;
         self.newest_barrier = None;
         self.stalled_until_ms = 0;
-        let mut damage = CrashDamage {
-            writes_lost: writes.len(),
-            ..CrashDamage::default()
-        };
+        let mut damage = CrashDamage { writes_lost: writes.len(), ..CrashDamage::default() };
         if !torn_writes || writes.is_empty() {
             return Ok(damage);
         }
@@ -260,11 +242,7 @@ mod tests {
     use raft_sm::Payload;
 
     fn entry(index: u64, term: u64) -> Entry {
-        Entry {
-            term: Term(term),
-            index: LogIndex(index),
-            payload: Payload::Noop,
-        }
+        Entry { term: Term(term), index: LogIndex(index), payload: Payload::Noop }
     }
 
     #[test]
@@ -290,19 +268,12 @@ mod tests {
             disk.write(WriteOp::Append(vec![entry(1, 1)]));
             disk.sync(PersistId(1));
             disk.fsync_done(PersistId(1)).unwrap();
-            disk.write(WriteOp::HardState(HardState {
-                term: Term(2),
-                voted_for: None,
-                commit: LogIndex(1),
-            }));
+            disk.write(WriteOp::HardState(HardState { term: Term(2), voted_for: None, commit: LogIndex(1) }));
             disk.write(WriteOp::Append(vec![entry(2, 2), entry(3, 2), entry(4, 2)]));
             disk.sync(PersistId(2));
             let damage = disk.crash(&mut SimRng::from_seed(seed), true).unwrap();
             let restored = disk.durable().restored();
-            assert!(
-                restored.entries.len() <= 3,
-                "a torn record never survives whole"
-            );
+            assert!(restored.entries.len() <= 3, "a torn record never survives whole");
             for (offset, entry) in restored.entries.iter().enumerate() {
                 assert_eq!(entry.index, LogIndex(offset as u64 + 1));
             }
@@ -313,9 +284,7 @@ mod tests {
     #[test]
     fn recovery_drops_records_covered_by_or_conflicting_with_the_snapshot() {
         let mut image = DurableImage::default();
-        image
-            .apply(WriteOp::Append(vec![entry(1, 1), entry(2, 1), entry(3, 2)]))
-            .unwrap();
+        image.apply(WriteOp::Append(vec![entry(1, 1), entry(2, 1), entry(3, 2)])).unwrap();
         image
             .apply(WriteOp::SaveSnapshot(Snapshot {
                 last_index: LogIndex(2),

@@ -45,7 +45,7 @@ impl Default for RunPlan {
             fault_ms: 20_000,
             liveness_ms: 30_000,
             swarm: true,
-            wire_json: false,
+            wire_json: cfg!(debug_assertions),
             trace_hash: false,
         }
     }
@@ -103,23 +103,14 @@ pub fn run_seed(options: SimOptions, fault_ms: u64, liveness_ms: u64) -> Result<
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic with a non-string payload".into());
-            Err(Failure {
-                kind: FailureKind::Crash,
-                seed,
-                at_ms: 0,
-                detail: format!("panicked: {message}"),
-                replay,
-            })
+            Err(Failure { kind: FailureKind::Crash, seed, at_ms: 0, detail: format!("panicked: {message}"), replay })
         }
     }
 }
 
 /// Runs `seed` twice with trace hashing and compares the hashes.
 pub fn determinism_check(plan: &RunPlan, seed: u64) -> Result<u64, String> {
-    let plan = RunPlan {
-        trace_hash: true,
-        ..plan.clone()
-    };
+    let plan = RunPlan { trace_hash: true, ..plan.clone() };
     let first = run_seed(plan.options(seed), plan.fault_ms, plan.liveness_ms);
     let second = run_seed(plan.options(seed), plan.fault_ms, plan.liveness_ms);
     match (first, second) {
@@ -170,7 +161,12 @@ impl ExploreReport {
 }
 
 /// Runs seeds `start..start + count` under `plan`; `progress` is called after each.
-pub fn explore(plan: &RunPlan, start: u64, count: u64, mut progress: impl FnMut(u64, &Result<RunSummary, Failure>)) -> ExploreReport {
+pub fn explore(
+    plan: &RunPlan,
+    start: u64,
+    count: u64,
+    mut progress: impl FnMut(u64, &Result<RunSummary, Failure>),
+) -> ExploreReport {
     let began = Instant::now();
     let mut report = ExploreReport::default();
     for seed in start..start + count {

@@ -75,8 +75,9 @@ pub fn default_replay(seed: u64) -> String {
 /// The seed a test should use: `SIM_SEED` (decimal or `0x` hex) if set, else `default`.
 pub fn seed_from_env(default: u64) -> u64 {
     match std::env::var("SIM_SEED") {
-        Ok(text) if !text.is_empty() => parse_seed(&text)
-            .unwrap_or_else(|| panic!("SIM_SEED={text:?} is not a decimal or 0x-hex u64")),
+        Ok(text) if !text.is_empty() => {
+            parse_seed(&text).unwrap_or_else(|| panic!("SIM_SEED={text:?} is not a decimal or 0x-hex u64"))
+        }
         _ => default,
     }
 }
@@ -111,10 +112,7 @@ mod tests {
             replay: default_replay(0x5eed),
         };
         let text = failure.to_string();
-        assert!(
-            text.contains("(liveness)") && text.contains("0x5eed"),
-            "{text}"
-        );
+        assert!(text.contains("(liveness)") && text.contains("0x5eed"), "{text}");
         assert!(
             text.contains("SIM_SEED=0x5eed cargo test -p sim failure::tests::failures_name_kind_seed_and_replay"),
             "{text}"

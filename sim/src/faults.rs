@@ -107,21 +107,9 @@ impl SwarmOptions {
 
     /// Draws a fault mix (swarm testing: each kind on with probability ½, rates random).
     pub fn draw(rng: &mut SimRng) -> SwarmOptions {
-        let loss = if rng.chance(0.5) {
-            rng.float(0.0, 0.3)
-        } else {
-            0.0
-        };
-        let duplicate = if rng.chance(0.5) {
-            rng.float(0.0, 0.2)
-        } else {
-            0.0
-        };
-        let reorder = if rng.chance(0.5) {
-            rng.float(0.0, 0.3)
-        } else {
-            0.0
-        };
+        let loss = if rng.chance(0.5) { rng.float(0.0, 0.3) } else { 0.0 };
+        let duplicate = if rng.chance(0.5) { rng.float(0.0, 0.2) } else { 0.0 };
+        let reorder = if rng.chance(0.5) { rng.float(0.0, 0.3) } else { 0.0 };
         let fault_interval_ms_min = rng.range(100, 1000);
         SwarmOptions {
             loss,
@@ -144,12 +132,7 @@ impl SwarmOptions {
 
     /// The network options with this mix's rates.
     pub fn network(&self, base: &NetworkOptions) -> NetworkOptions {
-        NetworkOptions {
-            loss: self.loss,
-            duplicate: self.duplicate,
-            reorder: self.reorder,
-            ..base.clone()
-        }
+        NetworkOptions { loss: self.loss, duplicate: self.duplicate, reorder: self.reorder, ..base.clone() }
     }
 }
 
@@ -189,11 +172,7 @@ pub struct SwarmView {
 /// Picks the next fault of a swarm run: a fault of an enabled kind, or a repair.
 /// At most a minority of nodes is crashed or paused at once, so the fault phase
 /// makes progress between faults.
-pub fn next_swarm_fault(
-    rng: &mut SimRng,
-    options: &SwarmOptions,
-    view: &SwarmView,
-) -> Option<FaultAction> {
+pub fn next_swarm_fault(rng: &mut SimRng, options: &SwarmOptions, view: &SwarmView) -> Option<FaultAction> {
     let n = view.nodes.len();
     let down = view.crashed.len() + view.paused.len();
     let minority = (n - 1) / 2;
@@ -220,12 +199,8 @@ pub fn next_swarm_fault(
             _ => *rng.pick(&view.nodes),
         }
     };
-    let up: Vec<NodeId> = view
-        .nodes
-        .iter()
-        .copied()
-        .filter(|id| !view.crashed.contains(id) && !view.paused.contains(id))
-        .collect();
+    let up: Vec<NodeId> =
+        view.nodes.iter().copied().filter(|id| !view.crashed.contains(id) && !view.paused.contains(id)).collect();
     match *rng.pick(&choices) {
         0 => {
             let focus = target(rng);
@@ -234,28 +209,16 @@ pub fn next_swarm_fault(
         1 => Some(FaultAction::Heal),
         2 if down < minority || (minority == 0 && down == 0) => {
             let node = target(rng);
-            (!view.crashed.contains(&node) && !view.paused.contains(&node))
-                .then_some(FaultAction::Crash(node))
+            (!view.crashed.contains(&node) && !view.paused.contains(&node)).then_some(FaultAction::Crash(node))
         }
-        2 | 3 => view
-            .crashed
-            .first()
-            .map(|_| FaultAction::Restart(*rng.pick(&view.crashed))),
+        2 | 3 => view.crashed.first().map(|_| FaultAction::Restart(*rng.pick(&view.crashed))),
         4 if down < minority || (minority == 0 && down == 0) => {
             let node = target(rng);
-            (!view.crashed.contains(&node) && !view.paused.contains(&node))
-                .then_some(FaultAction::Pause(node))
+            (!view.crashed.contains(&node) && !view.paused.contains(&node)).then_some(FaultAction::Pause(node))
         }
-        4 | 5 => view
-            .paused
-            .first()
-            .map(|_| FaultAction::Resume(*rng.pick(&view.paused))),
+        4 | 5 => view.paused.first().map(|_| FaultAction::Resume(*rng.pick(&view.paused))),
         6 if !up.is_empty() => Some(FaultAction::DiskStall {
-            node: if rng.chance(0.5) {
-                target(rng)
-            } else {
-                *rng.pick(&up)
-            },
+            node: if rng.chance(0.5) { target(rng) } else { *rng.pick(&up) },
             duration_ms: rng.range(500, 5000),
         }),
         _ => None,
@@ -279,11 +242,7 @@ fn random_partition(rng: &mut SimRng, nodes: &[NodeId], focus: NodeId) -> FaultA
             }
             FaultAction::Partition(vec![a, b])
         }
-        2 => FaultAction::Link {
-            from: focus,
-            to: *rng.pick(&others),
-            up: false,
-        },
+        2 => FaultAction::Link { from: focus, to: *rng.pick(&others), up: false },
         _ => {
             // Partial connectivity: the node reaches only one peer.
             FaultAction::Restrict(focus, vec![*rng.pick(&others)])

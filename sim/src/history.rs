@@ -95,13 +95,7 @@ pub struct OpId(pub usize);
 impl History {
     /// Records an invocation; the operation is open until [`History::complete`].
     pub fn invoke(&mut self, client: u64, op: KvOp, invoke_ms: u64) -> OpId {
-        self.operations.push(Operation {
-            client,
-            op,
-            invoke_ms,
-            complete_ms: None,
-            outcome: KvOutcome::Unknown,
-        });
+        self.operations.push(Operation { client, op, invoke_ms, complete_ms: None, outcome: KvOutcome::Unknown });
         self.open += 1;
         OpId(self.operations.len() - 1)
     }
@@ -109,10 +103,7 @@ impl History {
     /// Records a completion (or `KvOutcome::Unknown` with no time when the client gave up).
     pub fn complete(&mut self, id: OpId, complete_ms: Option<u64>, outcome: KvOutcome) {
         let operation = &mut self.operations[id.0];
-        assert!(
-            operation.complete_ms.is_none(),
-            "operation {id:?} completed twice"
-        );
+        assert!(operation.complete_ms.is_none(), "operation {id:?} completed twice");
         assert_eq!(
             complete_ms.is_none(),
             outcome == KvOutcome::Unknown,
@@ -136,10 +127,7 @@ impl History {
 
     /// Number of operations with a definite outcome.
     pub fn completed(&self) -> usize {
-        self.operations
-            .iter()
-            .filter(|op| op.complete_ms.is_some())
-            .count()
+        self.operations.iter().filter(|op| op.complete_ms.is_some()).count()
     }
 
     /// The JSON-lines export (see the module docs for the format).
@@ -187,25 +175,15 @@ mod tests {
     #[test]
     fn json_lines_carry_every_field() {
         let mut history = History::default();
-        let set = history.invoke(
-            3,
-            KvOp::Set {
-                key: "k".into(),
-                value: "v".into(),
-            },
-            10,
-        );
+        let set = history.invoke(3, KvOp::Set { key: "k".into(), value: "v".into() }, 10);
         let get = history.invoke(1, KvOp::Get { key: "k".into() }, 11);
         let delete = history.invoke(2, KvOp::Delete { key: "k".into() }, 12);
         history.complete(set, Some(20), KvOutcome::Ok);
         history.complete(get, Some(25), KvOutcome::Value("v".into()));
         assert_eq!(history.open(), 1);
         history.complete(delete, None, KvOutcome::Unknown);
-        let lines: Vec<serde_json::Value> = history
-            .to_json_lines()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
+        let lines: Vec<serde_json::Value> =
+            history.to_json_lines().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0]["op"], "set");
         assert_eq!(lines[0]["value"], "v");

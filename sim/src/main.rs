@@ -100,10 +100,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> ExitCode {
-    if let Some(path) = &args.trace {
-        std::env::set_var("SIM_TRACE", path);
-    }
     let mut options = args.plan.options(args.seed);
+    options.trace_file = args.trace.clone();
     options.trace_hash = true;
     println!("{options}");
     println!("replay: {}", args.plan.replay_line(args.seed));
@@ -195,4 +193,3 @@ fn run_explore(args: &Args) -> ExitCode {
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
-

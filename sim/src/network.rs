@@ -67,13 +67,7 @@ impl Network {
     /// A fully connected network.
     pub fn new(nodes: Vec<NodeId>, options: NetworkOptions, rng: SimRng) -> Network {
         assert!(options.latency_ms_min <= options.latency_ms_max);
-        Network {
-            nodes,
-            down: BTreeSet::new(),
-            options,
-            link_latency_ms: BTreeMap::new(),
-            rng,
-        }
+        Network { nodes, down: BTreeSet::new(), options, link_latency_ms: BTreeMap::new(), rng }
     }
 
     /// The current fault rates.
@@ -180,11 +174,7 @@ impl Network {
             fate.lost = true;
             return fate;
         }
-        let copies = if self.rng.chance(self.options.duplicate) {
-            2
-        } else {
-            1
-        };
+        let copies = if self.rng.chance(self.options.duplicate) { 2 } else { 1 };
         let (min_ms, max_ms) = self
             .link_latency_ms
             .get(&(from, to))
@@ -211,11 +201,7 @@ mod tests {
     }
 
     fn network() -> Network {
-        Network::new(
-            ids(&[1, 2, 3, 4, 5]),
-            NetworkOptions::default(),
-            SimRng::from_seed(1),
-        )
+        Network::new(ids(&[1, 2, 3, 4, 5]), NetworkOptions::default(), SimRng::from_seed(1))
     }
 
     #[test]
@@ -253,20 +239,11 @@ mod tests {
         net.isolate(NodeId(3));
         let fate = net.send(0, NodeId(1), NodeId(3));
         assert!(fate.blocked && fate.deliver_at_ms.is_empty());
-        net.set_options(NetworkOptions {
-            loss: 1.0,
-            ..NetworkOptions::default()
-        });
+        net.set_options(NetworkOptions { loss: 1.0, ..NetworkOptions::default() });
         assert!(net.send(0, NodeId(1), NodeId(2)).lost);
-        net.set_options(NetworkOptions {
-            duplicate: 1.0,
-            ..NetworkOptions::default()
-        });
+        net.set_options(NetworkOptions { duplicate: 1.0, ..NetworkOptions::default() });
         let fate = net.send(100, NodeId(1), NodeId(2));
         assert_eq!(fate.deliver_at_ms.len(), 2);
-        assert!(fate
-            .deliver_at_ms
-            .iter()
-            .all(|&at| (101..=110).contains(&at)));
+        assert!(fate.deliver_at_ms.iter().all(|&at| (101..=110).contains(&at)));
     }
 }

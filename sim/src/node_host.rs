@@ -7,8 +7,8 @@ use crate::disk::{CrashDamage, Disk, WriteOp};
 use crate::rng::SimRng;
 use raft_sm::kv::{ApplyResult, KvError, KvStore};
 use raft_sm::{
-    Action, Config, Entry, Event, LogIndex, Message, Node, NodeId, Note, PersistId,
-    ProposalOutcome, ReadOutcome, Rejection, Role, Term, TimerKind,
+    Action, Config, Entry, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, ReadOutcome,
+    Rejection, Role, Term, TimerKind,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -105,10 +105,7 @@ pub struct NodeHost {
 }
 
 fn timer_slot(kind: TimerKind) -> usize {
-    TimerKind::ALL
-        .iter()
-        .position(|&k| k == kind)
-        .expect("every kind has a slot")
+    TimerKind::ALL.iter().position(|&k| k == kind).expect("every kind has a slot")
 }
 
 impl NodeHost {
@@ -149,10 +146,7 @@ impl NodeHost {
             Some(snapshot) => match KvStore::restore(&snapshot.data) {
                 Ok(kv) => kv,
                 Err(error) => {
-                    effects.push(Effect::Violation(format!(
-                        "{}: durable snapshot does not restore: {error}",
-                        self.id
-                    )));
+                    effects.push(Effect::Violation(format!("{}: durable snapshot does not restore: {error}", self.id)));
                     KvStore::default()
                 }
             },
@@ -199,12 +193,7 @@ impl NodeHost {
 
     /// The fsync of barrier `id` completed: make it durable, tell the node, and
     /// start the next fsync if more barriers are waiting.
-    pub fn fsync_done(
-        &mut self,
-        now_ms: u64,
-        id: PersistId,
-        trace: Option<&mut String>,
-    ) -> Vec<Effect> {
+    pub fn fsync_done(&mut self, now_ms: u64, id: PersistId, trace: Option<&mut String>) -> Vec<Effect> {
         let next = match self.disk.fsync_done(id) {
             Ok(next) => next,
             Err(error) => return vec![Effect::Violation(format!("{}: {error}", self.id))],
@@ -216,13 +205,7 @@ impl NodeHost {
         effects
     }
 
-    fn run(
-        &mut self,
-        now_ms: u64,
-        actions: Vec<Action>,
-        effects: &mut Vec<Effect>,
-        mut trace: Option<&mut String>,
-    ) {
+    fn run(&mut self, now_ms: u64, actions: Vec<Action>, effects: &mut Vec<Effect>, mut trace: Option<&mut String>) {
         let mut follow_ups: VecDeque<Event> = VecDeque::new();
         let mut actions = actions;
         loop {
@@ -245,24 +228,14 @@ impl NodeHost {
         }
     }
 
-    fn execute(
-        &mut self,
-        action: Action,
-        effects: &mut Vec<Effect>,
-        follow_ups: &mut VecDeque<Event>,
-    ) {
+    fn execute(&mut self, action: Action, effects: &mut Vec<Effect>, follow_ups: &mut VecDeque<Event>) {
         match action {
             Action::PersistHardState(hard_state) => self.disk.write(WriteOp::HardState(hard_state)),
             Action::TruncateLog { from } => self.disk.write(WriteOp::Truncate(from)),
             Action::AppendLog { entries } => {
                 let node = self.node.as_ref().expect("running");
-                let prev_term = entries
-                    .first()
-                    .and_then(|first| node.term_at(first.index.prev()));
-                effects.push(Effect::Appended {
-                    entries: entries.clone(),
-                    prev_term,
-                });
+                let prev_term = entries.first().and_then(|first| node.term_at(first.index.prev()));
+                effects.push(Effect::Appended { entries: entries.clone(), prev_term });
                 self.disk.write(WriteOp::Append(entries));
             }
             Action::SaveSnapshot(snapshot) => self.disk.write(WriteOp::SaveSnapshot(snapshot)),
@@ -299,26 +272,17 @@ impl NodeHost {
                         self.kv.applied_index()
                     )));
                 }
-                let covered: Vec<LogIndex> = self
-                    .proposals
-                    .range(..=snapshot.last_index)
-                    .map(|(&index, _)| index)
-                    .collect();
+                let covered: Vec<LogIndex> =
+                    self.proposals.range(..=snapshot.last_index).map(|(&index, _)| index).collect();
                 for index in covered {
                     let (request, _) = self.proposals.remove(&index).expect("listed");
-                    effects.push(Effect::Answer {
-                        request,
-                        answer: Answer::Dropped,
-                    });
+                    effects.push(Effect::Answer { request, answer: Answer::Dropped });
                 }
-                effects.push(Effect::SnapshotRestored {
-                    index: snapshot.last_index,
-                });
+                effects.push(Effect::SnapshotRestored { index: snapshot.last_index });
             }
-            Action::TakeSnapshot => follow_ups.push_back(Event::SnapshotTaken {
-                index: self.kv.applied_index(),
-                data: self.kv.snapshot(),
-            }),
+            Action::TakeSnapshot => {
+                follow_ups.push_back(Event::SnapshotTaken { index: self.kv.applied_index(), data: self.kv.snapshot() })
+            }
             Action::ProposalResult { id, outcome } => {
                 let answer = match outcome {
                     ProposalOutcome::Accepted { index, term } => {
@@ -331,10 +295,7 @@ impl NodeHost {
                         Answer::Dropped
                     }
                 };
-                effects.push(Effect::Answer {
-                    request: id,
-                    answer,
-                });
+                effects.push(Effect::Answer { request: id, answer });
             }
             Action::ReadResult { id, outcome } => {
                 let answer = match outcome {
@@ -351,10 +312,7 @@ impl NodeHost {
                     ReadOutcome::Rejected(rejection) => Answer::Rejected(rejection),
                     ReadOutcome::Dropped => Answer::Dropped,
                 };
-                effects.push(Effect::Answer {
-                    request: id,
-                    answer,
-                });
+                effects.push(Effect::Answer { request: id, answer });
             }
             Action::SetTimer { kind, deadline_ms } => {
                 self.timer_deadlines_ms[timer_slot(kind)] = deadline_ms;
@@ -380,23 +338,15 @@ impl NodeHost {
             if previous != &entry {
                 effects.push(Effect::Violation(format!(
                     "{}: re-applied {} as {:?} (term {}) after applying {:?} (term {}) there",
-                    self.id,
-                    entry.index,
-                    entry.payload,
-                    entry.term,
-                    previous.payload,
-                    previous.term
+                    self.id, entry.index, entry.payload, entry.term, previous.payload, previous.term
                 )));
             }
         } else {
             self.applied.insert(entry.index, entry.clone());
         }
         if let Some((request, term)) = self.proposals.remove(&entry.index) {
-            let answer = if term == entry.term {
-                Answer::Written(result.map_or(Ok(()), |r| r.result))
-            } else {
-                Answer::Dropped
-            };
+            let answer =
+                if term == entry.term { Answer::Written(result.map_or(Ok(()), |r| r.result)) } else { Answer::Dropped };
             effects.push(Effect::Answer { request, answer });
         }
         effects.push(Effect::Applied { entry, result });
@@ -407,12 +357,7 @@ impl NodeHost {
 pub fn describe_event(event: &Event) -> String {
     match event {
         Event::Timer(kind) => format!("timer {kind:?}"),
-        Event::Message(message) => format!(
-            "recv {} from {} {}",
-            message.body.kind(),
-            message.from,
-            message.term
-        ),
+        Event::Message(message) => format!("recv {} from {} {}", message.body.kind(), message.from, message.term),
         Event::Propose { id, command } => format!("propose #{id} ({} bytes)", command.len()),
         Event::Read { id } => format!("read #{id}"),
         Event::Persisted { id } => format!("persisted {}", id.0),
@@ -427,28 +372,21 @@ pub fn describe_event(event: &Event) -> String {
 /// A short description of an action for the trace.
 pub fn describe_action(action: &Action) -> String {
     match action {
-        Action::PersistHardState(hs) => format!(
-            "hs({},{},{})",
-            hs.term,
-            hs.voted_for.map_or("-".to_string(), |v| v.to_string()),
-            hs.commit
-        ),
+        Action::PersistHardState(hs) => {
+            format!("hs({},{},{})", hs.term, hs.voted_for.map_or("-".to_string(), |v| v.to_string()), hs.commit)
+        }
         Action::TruncateLog { from } => format!("truncate({from})"),
-        Action::AppendLog { entries } => format!(
-            "append({}..{})",
-            entries.first().map_or(0, |e| e.index.0),
-            entries.last().map_or(0, |e| e.index.0)
-        ),
+        Action::AppendLog { entries } => {
+            format!("append({}..{})", entries.first().map_or(0, |e| e.index.0), entries.last().map_or(0, |e| e.index.0))
+        }
         Action::SaveSnapshot(s) => format!("save-snap({})", s.last_index),
         Action::CompactLog { up_to } => format!("compact({up_to})"),
         Action::ResetLog { base_index } => format!("reset-log({base_index})"),
         Action::Sync { id } => format!("sync{}", id.0),
         Action::Send(message) => format!("send({}→{})", message.body.kind(), message.to),
-        Action::Apply { entries } => format!(
-            "apply({}..{})",
-            entries.first().map_or(0, |e| e.index.0),
-            entries.last().map_or(0, |e| e.index.0)
-        ),
+        Action::Apply { entries } => {
+            format!("apply({}..{})", entries.first().map_or(0, |e| e.index.0), entries.last().map_or(0, |e| e.index.0))
+        }
         Action::RestoreSnapshot(s) => format!("restore-snap({})", s.last_index),
         Action::TakeSnapshot => "take-snap".to_string(),
         Action::ProposalResult { id, outcome } => format!("proposal#{id}={outcome:?}"),

@@ -55,6 +55,8 @@ pub struct SimOptions {
     pub verbose: bool,
     /// The linearizability checker the final check runs, if any.
     pub linearizability: Option<LinearizabilityCheck>,
+    /// Write the trace to this file (else as `SIM_TRACE` says).
+    pub trace_file: Option<String>,
 }
 
 impl SimOptions {
@@ -83,15 +85,13 @@ impl SimOptions {
             replay: None,
             verbose: true,
             linearizability: None,
+            trace_file: None,
         }
     }
 
     /// Adds `clients` clients with the default workload.
     pub fn with_clients(mut self, clients: usize) -> SimOptions {
-        self.workload = Some(WorkloadOptions {
-            clients,
-            ..WorkloadOptions::default()
-        });
+        self.workload = Some(WorkloadOptions { clients, ..WorkloadOptions::default() });
         self
     }
 
@@ -112,11 +112,7 @@ impl SimOptions {
         options.torn_writes = swarm.torn_writes;
         options.snapshot_threshold_entries = *rng.pick(&[16, 50, 200, 10_000]);
         options.snapshot_chunk_bytes_max = *rng.pick(&[64, 512, 1 << 20]);
-        let mut workload = WorkloadOptions {
-            clients,
-            keys: rng.range(1, 12) as usize,
-            ..WorkloadOptions::default()
-        };
+        let mut workload = WorkloadOptions { clients, keys: rng.range(1, 12) as usize, ..WorkloadOptions::default() };
         workload.set_weight = rng.range(1, 6) as u32;
         workload.get_weight = rng.range(1, 6) as u32;
         workload.delete_weight = rng.range(0, 3) as u32;
@@ -136,11 +132,7 @@ impl fmt::Display for SimOptions {
             "network: latency_ms={}..{} loss={:.3} duplicate={:.3} reorder={:.3} reorder_delay_ms_max={} wire_json={}",
             n.latency_ms_min, n.latency_ms_max, n.loss, n.duplicate, n.reorder, n.reorder_delay_ms_max, self.wire_json
         )?;
-        writeln!(
-            f,
-            "disk: fsync_ms={}..{} torn_writes={}",
-            self.fsync_ms_min, self.fsync_ms_max, self.torn_writes
-        )?;
+        writeln!(f, "disk: fsync_ms={}..{} torn_writes={}", self.fsync_ms_min, self.fsync_ms_max, self.torn_writes)?;
         writeln!(
             f,
             "node: election_timeout_ms={}..{} heartbeat_interval_ms={} snapshot_threshold_entries={} snapshot_chunk_bytes_max={} pre_vote={} check_quorum={}",

@@ -40,9 +40,7 @@ impl SimRng {
 
     /// A stream from a seed directly.
     pub fn from_seed(seed: u64) -> SimRng {
-        SimRng {
-            inner: ChaCha8Rng::seed_from_u64(seed),
-        }
+        SimRng { inner: ChaCha8Rng::seed_from_u64(seed) }
     }
 
     /// A raw 64-bit draw.

@@ -18,12 +18,7 @@ pub struct Trace {
 impl Trace {
     /// A trace that hashes (when `hashing`) and writes to `sink` (when given).
     pub fn new(hashing: bool, sink: Option<Box<dyn Write>>) -> Trace {
-        Trace {
-            hash: FNV_OFFSET,
-            lines: 0,
-            hashing,
-            sink,
-        }
+        Trace { hash: FNV_OFFSET, lines: 0, hashing, sink }
     }
 
     /// Whether lines are consumed at all (callers skip formatting otherwise).
@@ -68,15 +63,15 @@ impl Trace {
 /// current directory, any other non-empty value → that path.
 pub fn sink_from_env(seed: u64) -> Option<(String, Box<dyn Write>)> {
     let value = std::env::var("SIM_TRACE").ok()?;
+    open_sink(seed, value)
+}
+
+/// Opens a trace sink: `"1"` → `sim-trace-<seed>.log`, else the path given.
+pub fn open_sink(seed: u64, value: String) -> Option<(String, Box<dyn Write>)> {
     if value.is_empty() || value == "0" {
         return None;
     }
-    let path = if value == "1" {
-        format!("sim-trace-{seed:#x}.log")
-    } else {
-        value
-    };
-    let file = std::fs::File::create(&path)
-        .unwrap_or_else(|error| panic!("SIM_TRACE: cannot create {path}: {error}"));
+    let path = if value == "1" { format!("sim-trace-{seed:#x}.log") } else { value };
+    let file = std::fs::File::create(&path).unwrap_or_else(|error| panic!("SIM_TRACE: cannot create {path}: {error}"));
     Some((path, Box::new(std::io::BufWriter::new(file))))
 }

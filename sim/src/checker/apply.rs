@@ -23,15 +23,13 @@ impl ApplyChecker {
                 self.applied.insert(entry.index, (entry.term, hash, node));
                 Ok(())
             }
-            Some(&(term, seen_hash, first)) if term != entry.term || seen_hash != hash => {
-                Err(Violation::new(
-                    "state machine safety",
-                    format!(
-                        "{node} applied ({}, {}) but {first} applied a different entry ({}, {term}) there",
-                        entry.index, entry.term, entry.index
-                    ),
-                ))
-            }
+            Some(&(term, seen_hash, first)) if term != entry.term || seen_hash != hash => Err(Violation::new(
+                "state machine safety",
+                format!(
+                    "{node} applied ({}, {}) but {first} applied a different entry ({}, {term}) there",
+                    entry.index, entry.term, entry.index
+                ),
+            )),
             Some(_) => Ok(()),
         }
     }

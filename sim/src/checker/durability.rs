@@ -11,13 +11,9 @@ use raft_sm::{Body, Message};
 pub fn check_send(host: &NodeHost, message: &Message) -> Result<(), Violation> {
     let durable = host.disk.durable();
     match &message.body {
-        Body::RequestVoteResponse {
-            pre_vote: false,
-            granted: true,
-        } => {
+        Body::RequestVoteResponse { pre_vote: false, granted: true } => {
             let hard = durable.hard_state;
-            let ok = hard.term > message.term
-                || (hard.term == message.term && hard.voted_for == Some(message.to));
+            let ok = hard.term > message.term || (hard.term == message.term && hard.voted_for == Some(message.to));
             if !ok {
                 return Err(Violation::new(
                     "durability",
@@ -28,19 +24,11 @@ pub fn check_send(host: &NodeHost, message: &Message) -> Result<(), Violation> {
                 ));
             }
         }
-        Body::AppendEntriesResponse {
-            success: true,
-            match_index,
-            ..
-        } => {
+        Body::AppendEntriesResponse { success: true, match_index, .. } => {
             if durable.hard_state.term > message.term {
                 return Ok(()); // Moved on; the acknowledgement is about an older term.
             }
-            let snapshot_index = durable
-                .snapshot
-                .as_ref()
-                .map(|s| s.last_index)
-                .unwrap_or_default();
+            let snapshot_index = durable.snapshot.as_ref().map(|s| s.last_index).unwrap_or_default();
             let covered = *match_index <= snapshot_index.max(durable.log_base);
             if !covered && durable.last_index() < *match_index {
                 return Err(Violation::new(

@@ -38,21 +38,14 @@ impl ElectionChecker {
 
     /// Records a granted (non-pre) vote carried by `message`.
     pub fn observe_vote(&mut self, message: &Message) -> Result<(), Violation> {
-        let Body::RequestVoteResponse {
-            pre_vote: false,
-            granted: true,
-        } = message.body
-        else {
+        let Body::RequestVoteResponse { pre_vote: false, granted: true } = message.body else {
             return Ok(());
         };
         let key = (message.from, message.term);
         match self.votes.get(&key) {
             Some(&candidate) if candidate != message.to => Err(Violation::new(
                 "election safety",
-                format!(
-                    "{} voted twice in {}: for {candidate} and for {}",
-                    message.from, message.term, message.to
-                ),
+                format!("{} voted twice in {}: for {candidate} and for {}", message.from, message.term, message.to),
             )),
             Some(_) => Ok(()),
             None => {

@@ -79,19 +79,14 @@ impl LogChecker {
     }
 
     /// Records that the entry at `index` with `term` is committed.
-    pub fn observe_committed_entry(
-        &mut self,
-        index: LogIndex,
-        term: Term,
-    ) -> Result<(), Violation> {
+    pub fn observe_committed_entry(&mut self, index: LogIndex, term: Term) -> Result<(), Violation> {
         if index.0 == 0 {
             return Ok(());
         }
         match self.committed.get(&index) {
-            Some(&seen) if seen != term => Err(Violation::new(
-                "state machine safety",
-                format!("{index} committed with {seen} and with {term}"),
-            )),
+            Some(&seen) if seen != term => {
+                Err(Violation::new("state machine safety", format!("{index} committed with {seen} and with {term}")))
+            }
             Some(_) => Ok(()),
             None => {
                 self.committed.insert(index, term);
@@ -115,11 +110,7 @@ impl LogChecker {
 
     /// A new leader of term T holds the newest entry committed in a term before T.
     pub fn check_leader_completeness(&self, node: &Node) -> Result<(), Violation> {
-        let newest = self
-            .committed
-            .iter()
-            .rev()
-            .find(|(_, &term)| term < node.term());
+        let newest = self.committed.iter().rev().find(|(_, &term)| term < node.term());
         let Some((&index, &term)) = newest else {
             return Ok(());
         };
@@ -143,10 +134,6 @@ impl LogChecker {
 
     /// The highest index known committed.
     pub fn committed_max(&self) -> LogIndex {
-        self.committed
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or_default()
+        self.committed.keys().next_back().copied().unwrap_or_default()
     }
 }

@@ -67,12 +67,7 @@ impl Checker {
     }
 
     /// `node` appended `entries` after an entry of `prev_term`.
-    pub fn on_append(
-        &mut self,
-        node: NodeId,
-        entries: &[Entry],
-        prev_term: Option<Term>,
-    ) -> Result<(), Violation> {
+    pub fn on_append(&mut self, node: NodeId, entries: &[Entry], prev_term: Option<Term>) -> Result<(), Violation> {
         self.log.observe_append(node, entries, prev_term)
     }
 

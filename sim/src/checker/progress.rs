@@ -25,11 +25,7 @@ impl ProgressChecker {
     /// Checks `node` (of `incarnation`) against what was seen before.
     pub fn observe(&mut self, incarnation: u64, node: &Node) -> Result<(), Violation> {
         let id = node.id();
-        let previous = self
-            .seen
-            .get(&id)
-            .filter(|s| s.incarnation == incarnation)
-            .cloned();
+        let previous = self.seen.get(&id).filter(|s| s.incarnation == incarnation).cloned();
         let matches = (node.role() == Role::Leader).then(|| {
             let list = node
                 .replication_progress()
@@ -48,16 +44,10 @@ impl ProgressChecker {
             if node.commit_index() < previous.commit {
                 return Err(Violation::new(
                     "monotonic commit",
-                    format!(
-                        "{id} commit went from {} back to {}",
-                        previous.commit,
-                        node.commit_index()
-                    ),
+                    format!("{id} commit went from {} back to {}", previous.commit, node.commit_index()),
                 ));
             }
-            if let (Some((term_before, before)), Some((term_now, now))) =
-                (&previous.matches, &matches)
-            {
+            if let (Some((term_before, before)), Some((term_now, now))) = (&previous.matches, &matches) {
                 if term_before == term_now {
                     for ((peer, was), (_, is)) in before.iter().zip(now) {
                         if is < was {
@@ -70,15 +60,7 @@ impl ProgressChecker {
                 }
             }
         }
-        self.seen.insert(
-            id,
-            Seen {
-                incarnation,
-                term: node.term(),
-                commit: node.commit_index(),
-                matches,
-            },
-        );
+        self.seen.insert(id, Seen { incarnation, term: node.term(), commit: node.commit_index(), matches });
         Ok(())
     }
 }
