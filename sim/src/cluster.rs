@@ -257,7 +257,9 @@ impl Cluster {
                 config.pre_vote = options.pre_vote;
                 config.check_quorum = options.check_quorum;
                 config.validate().unwrap_or_else(|error| panic!("node configuration: {error}"));
-                NodeHost::new(config)
+                let mut host = NodeHost::new(config);
+                host.ack_before_fsync = options.driver_bug_ack_before_fsync;
+                host
             })
             .collect();
         let sink = match &options.trace_file {

@@ -185,3 +185,29 @@ pub fn explore(
     report.wall = began.elapsed();
     report
 }
+
+/// A fault suite for `cargo test`: runs `seeds` under `plan` (only `SIM_SEED`
+/// when it is set), panics at the first failure with its replay line (naming
+/// the calling test), then requires every counter in `required` to have been
+/// hit across the seeds, so a suite that never takes a path fails instead of
+/// passing vacuously. Returns the summed counters.
+pub fn run_suite(plan: &RunPlan, seeds: std::ops::Range<u64>, required: &[&str]) -> Counters {
+    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
+        Ok(text) if !text.is_empty() => vec![crate::failure::seed_from_env(0)],
+        _ => seeds.collect(),
+    };
+    let single = seeds.len() == 1;
+    let mut counters = Counters::default();
+    for seed in seeds {
+        let mut options = plan.options(seed);
+        options.replay = Some(crate::failure::default_replay(seed));
+        let summary = run_seed(options, plan.fault_ms, plan.liveness_ms).unwrap_or_else(|failure| panic!("{failure}"));
+        counters.merge(&summary.counters);
+    }
+    let missing = counters.missing(required);
+    assert!(
+        single || missing.is_empty(),
+        "the suite never exercised {missing:?} across its seeds; counters:\n{counters}"
+    );
+    counters
+}

@@ -102,6 +102,9 @@ pub struct NodeHost {
     proposals: BTreeMap<LogIndex, (u64, Term)>,
     /// Every entry this node applied, across restarts (index → entry).
     pub applied: BTreeMap<LogIndex, Entry>,
+    /// A deliberate driver bug, for testing the checkers: report syncs as
+    /// persisted at once, before the fsync.
+    pub ack_before_fsync: bool,
 }
 
 fn timer_slot(kind: TimerKind) -> usize {
@@ -122,6 +125,7 @@ impl NodeHost {
             timer_deadlines_ms: [None; 4],
             proposals: BTreeMap::new(),
             applied: BTreeMap::new(),
+            ack_before_fsync: false,
         }
     }
 
@@ -244,6 +248,9 @@ impl NodeHost {
             Action::Sync { id } => {
                 if let Some(start) = self.disk.sync(id) {
                     effects.push(Effect::StartFsync(start));
+                }
+                if self.ack_before_fsync {
+                    follow_ups.push_back(Event::Persisted { id });
                 }
             }
             Action::Send(message) => effects.push(Effect::Send(message)),

@@ -57,6 +57,9 @@ pub struct SimOptions {
     pub linearizability: Option<LinearizabilityCheck>,
     /// Write the trace to this file (else as `SIM_TRACE` says).
     pub trace_file: Option<String>,
+    /// A deliberate driver bug, for testing that the checkers catch it: nodes
+    /// are told their writes are durable before the fsync completes.
+    pub driver_bug_ack_before_fsync: bool,
 }
 
 impl SimOptions {
@@ -86,6 +89,7 @@ impl SimOptions {
             verbose: true,
             linearizability: None,
             trace_file: None,
+            driver_bug_ack_before_fsync: false,
         }
     }
 
