@@ -1009,7 +1009,8 @@ impl Cluster {
                         self.counters.add("duplicates_suppressed", 1);
                     }
                     self.counters.add("entries_applied", 1);
-                    let result = self.checker.on_apply(id, &entry);
+                    let term = self.hosts[index].node.as_ref().map_or(Term(0), Node::term);
+                    let result = self.checker.on_apply(id, term, &entry);
                     self.check_safety(result);
                 }
                 Effect::SnapshotRestored { .. } => {}

@@ -74,7 +74,10 @@ fn different_entries_at_one_index_and_term_break_log_matching() {
 #[test]
 fn a_leader_without_a_committed_entry_breaks_leader_completeness() {
     let mut checker = LogChecker::default();
-    checker.observe_committed_entry(LogIndex(5), Term(1)).unwrap();
+    // (i5, t1) was committed in t1: every leader of t2 or later must hold it.
+    checker.observe_committed_entry(LogIndex(5), Term(1), Term(1)).unwrap();
+    // (i9, t1) was committed (as far as anyone saw) only in t2: a t2 leader need not hold it.
+    checker.observe_committed_entry(LogIndex(9), Term(1), Term(2)).unwrap();
     let restored = RestoredState {
         hard_state: HardState { term: Term(1), voted_for: None, commit: LogIndex(0) },
         ..RestoredState::default()
@@ -94,8 +97,8 @@ fn different_entries_applied_at_one_index_break_state_machine_safety() {
     let violation = applied.observe(NodeId(3), &entry(1, 2, "b")).unwrap_err();
     assert_eq!(violation.invariant, "state machine safety");
     let mut committed = LogChecker::default();
-    committed.observe_committed_entry(LogIndex(3), Term(2)).unwrap();
-    assert!(committed.observe_committed_entry(LogIndex(3), Term(3)).is_err());
+    committed.observe_committed_entry(LogIndex(3), Term(2), Term(2)).unwrap();
+    assert!(committed.observe_committed_entry(LogIndex(3), Term(3), Term(3)).is_err());
 }
 
 #[test]

@@ -6,8 +6,12 @@
 //! that share an (index, term) are identical up to it.
 //!
 //! Committed entries are learned from commit indexes and applies; a committed
-//! index never changes its term, and a new leader must hold the newest entry
-//! committed in an earlier term.
+//! index never changes its term. Leader completeness is about the term an
+//! entry was *committed in* (not the entry's own term): a leader of term T must
+//! hold every entry committed in a term before T. The commit term is bounded
+//! from above by the term of the node that showed the commit (it learned it from
+//! a leader of at most its own term), so only leaders of later terms are held to
+//! it: no false alarms, and every alarm is a real violation.
 
 use super::Violation;
 use crate::rng::{fnv1a, FNV_OFFSET};
@@ -27,8 +31,8 @@ pub fn payload_hash(payload: &Payload) -> u64 {
 pub struct LogChecker {
     /// (index, term) → (payload hash, term of the previous entry).
     appended: BTreeMap<(LogIndex, Term), (u64, Option<Term>)>,
-    /// index → term of the committed entry there.
-    committed: BTreeMap<LogIndex, Term>,
+    /// index → (term of the committed entry there, latest term it was committed in).
+    committed: BTreeMap<LogIndex, (Term, Term)>,
     last_commit: BTreeMap<NodeId, LogIndex>,
 }
 
@@ -78,18 +82,22 @@ impl LogChecker {
         Ok(())
     }
 
-    /// Records that the entry at `index` with `term` is committed.
-    pub fn observe_committed_entry(&mut self, index: LogIndex, term: Term) -> Result<(), Violation> {
+    /// Records that the entry at `index` with `term` is committed, as seen by a
+    /// node in `observer_term` (the entry was committed in that term or before).
+    pub fn observe_committed_entry(&mut self, index: LogIndex, term: Term, observer_term: Term) -> Result<(), Violation> {
         if index.0 == 0 {
             return Ok(());
         }
-        match self.committed.get(&index) {
-            Some(&seen) if seen != term => {
+        match self.committed.get_mut(&index) {
+            Some((seen, _)) if *seen != term => {
                 Err(Violation::new("state machine safety", format!("{index} committed with {seen} and with {term}")))
             }
-            Some(_) => Ok(()),
+            Some((_, commit_term)) => {
+                *commit_term = (*commit_term).min(observer_term);
+                Ok(())
+            }
             None => {
-                self.committed.insert(index, term);
+                self.committed.insert(index, (term, observer_term));
                 Ok(())
             }
         }
@@ -103,15 +111,15 @@ impl LogChecker {
             return Ok(());
         }
         match node.term_at(commit) {
-            Some(term) => self.observe_committed_entry(commit, term),
+            Some(term) => self.observe_committed_entry(commit, term, node.term()),
             None => Ok(()),
         }
     }
 
     /// A new leader of term T holds the newest entry committed in a term before T.
     pub fn check_leader_completeness(&self, node: &Node) -> Result<(), Violation> {
-        let newest = self.committed.iter().rev().find(|(_, &term)| term < node.term());
-        let Some((&index, &term)) = newest else {
+        let newest = self.committed.iter().rev().find(|(_, &(_, commit_term))| commit_term < node.term());
+        let Some((&index, &(term, _))) = newest else {
             return Ok(());
         };
         let (base_index, _) = node.log_base();

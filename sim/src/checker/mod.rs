@@ -71,10 +71,10 @@ impl Checker {
         self.log.observe_append(node, entries, prev_term)
     }
 
-    /// `node` applied `entry`.
-    pub fn on_apply(&mut self, node: NodeId, entry: &Entry) -> Result<(), Violation> {
+    /// `node`, in `current_term`, applied `entry`.
+    pub fn on_apply(&mut self, node: NodeId, current_term: Term, entry: &Entry) -> Result<(), Violation> {
         self.apply.observe(node, entry)?;
-        self.log.observe_committed_entry(entry.index, entry.term)
+        self.log.observe_committed_entry(entry.index, entry.term, current_term)
     }
 
     /// `host` put `message` on the wire.
