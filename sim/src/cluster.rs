@@ -958,6 +958,11 @@ impl Cluster {
                 };
                 let event = match &info.request {
                     Request::Write(command) => Event::Propose { id: request, command: command.clone() },
+                    Request::Read(_) if self.options.driver_bug_local_reads => {
+                        let index = (node.0 - 1) as usize;
+                        self.route_answer(index, request, Answer::ReadReady { read_index: LogIndex(0) });
+                        return;
+                    }
                     Request::Read(_) => Event::Read { id: request },
                 };
                 self.step_node(node, event);

@@ -60,6 +60,10 @@ pub struct SimOptions {
     /// A deliberate driver bug, for testing that the checkers catch it: nodes
     /// are told their writes are durable before the fsync completes.
     pub driver_bug_ack_before_fsync: bool,
+    /// A deliberate driver bug, for testing the linearizability check: client
+    /// reads are served from the local store of whichever node they reach,
+    /// without ReadIndex.
+    pub driver_bug_local_reads: bool,
 }
 
 impl SimOptions {
@@ -90,6 +94,7 @@ impl SimOptions {
             linearizability: None,
             trace_file: None,
             driver_bug_ack_before_fsync: false,
+            driver_bug_local_reads: false,
         }
     }
 

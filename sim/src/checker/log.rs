@@ -84,7 +84,12 @@ impl LogChecker {
 
     /// Records that the entry at `index` with `term` is committed, as seen by a
     /// node in `observer_term` (the entry was committed in that term or before).
-    pub fn observe_committed_entry(&mut self, index: LogIndex, term: Term, observer_term: Term) -> Result<(), Violation> {
+    pub fn observe_committed_entry(
+        &mut self,
+        index: LogIndex,
+        term: Term,
+        observer_term: Term,
+    ) -> Result<(), Violation> {
         if index.0 == 0 {
             return Ok(());
         }
