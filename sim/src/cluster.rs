@@ -230,8 +230,15 @@ pub struct Cluster {
     trace_path: Option<String>,
     backlog: Vec<Vec<SimEvent>>,
     events: u64,
+    /// Events processed at the current virtual millisecond (an event storm guard).
+    events_this_ms: u64,
     swarm_active: bool,
+    no_history: History,
 }
+
+/// Most events one virtual millisecond may hold before the run is declared an
+/// event storm (a livelock of zero-latency messages would otherwise spin forever).
+const EVENTS_PER_MS_MAX: u64 = 1_000_000;
 
 impl Cluster {
     /// Builds and starts the cluster (nodes booted, clients and swarm scheduled).
@@ -297,6 +304,8 @@ impl Cluster {
             trace: Trace::new(options.trace_hash, trace_sink),
             trace_path,
             events: 0,
+            events_this_ms: 0,
+            no_history: History::default(),
             swarm_active: options.swarm.is_some(),
             options,
         };
@@ -723,8 +732,8 @@ impl Cluster {
     }
 
     /// The client history (empty without clients).
-    pub fn history(&self) -> History {
-        self.workload.as_ref().map(|workload| workload.history().clone()).unwrap_or_default()
+    pub fn history(&self) -> &History {
+        self.workload.as_ref().map_or(&self.no_history, |workload| workload.history())
     }
 
     /// Whether the cluster has converged: a leader that every running node
@@ -899,7 +908,18 @@ impl Cluster {
         let Some((at_ms, event)) = self.queue.pop() else {
             return;
         };
-        debug_assert!(at_ms >= self.now_ms, "time never goes backwards");
+        assert!(at_ms >= self.now_ms, "time never goes backwards");
+        if at_ms == self.now_ms {
+            self.events_this_ms += 1;
+            if self.events_this_ms > EVENTS_PER_MS_MAX {
+                self.fail(
+                    FailureKind::Liveness,
+                    format!("event storm: over {EVENTS_PER_MS_MAX} events at one virtual ms"),
+                );
+            }
+        } else {
+            self.events_this_ms = 0;
+        }
         self.now_ms = at_ms;
         self.events += 1;
         if let Some(node) = event.target() {

@@ -1,10 +1,4 @@
-//! # sim
-//!
-//! A seeded, deterministic, discrete-event simulator for raftkv: a whole
-//! cluster of `raft-sm` nodes, a simulated network and disks, and clients, in
-//! one thread, from one `u64` seed. See `README.md` for the harness API, the
-//! history format and how to replay a seed.
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 pub mod checker;
