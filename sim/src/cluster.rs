@@ -612,6 +612,13 @@ impl Cluster {
                 host.disk.stalled_until_ms = host.disk.stalled_until_ms.max(until);
             }
             FaultAction::Network(options) => self.network.set_options(options),
+            FaultAction::TransferLeadership(to) => {
+                if let Some(leader) = self.leader() {
+                    if leader != to {
+                        self.step_node(leader, Event::TransferLeadership { to });
+                    }
+                }
+            }
         }
     }
 

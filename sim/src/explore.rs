@@ -91,6 +91,7 @@ impl RunPlan {
                 swarm.pauses = true;
                 swarm.disk_stalls = true;
                 swarm.torn_writes = true;
+                swarm.transfers = true;
                 swarm.loss = rng.float(0.0, 0.3);
                 swarm.duplicate = rng.float(0.0, 0.2);
                 swarm.reorder = rng.float(0.0, 0.3);

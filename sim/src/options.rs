@@ -121,6 +121,14 @@ impl SimOptions {
         options.torn_writes = swarm.torn_writes;
         options.snapshot_threshold_entries = *rng.pick(&[16, 50, 200, 10_000]);
         options.snapshot_chunk_bytes_max = *rng.pick(&[64, 512, 1 << 20]);
+        options.pre_vote = rng.chance(0.75);
+        options.check_quorum = rng.chance(0.75);
+        if rng.chance(0.5) {
+            // Tighter timing: more elections, more contention.
+            options.heartbeat_interval_ms = rng.range(20, 100);
+            options.election_timeout_ms_min = options.heartbeat_interval_ms * rng.range(3, 8);
+            options.election_timeout_ms_max = options.election_timeout_ms_min + rng.range(50, 600);
+        }
         let mut workload = WorkloadOptions { clients, keys: rng.range(1, 12) as usize, ..WorkloadOptions::default() };
         workload.set_weight = rng.range(1, 6) as u32;
         workload.get_weight = rng.range(1, 6) as u32;
