@@ -10,6 +10,7 @@ pub mod explore;
 pub mod failure;
 pub mod faults;
 pub mod history;
+pub mod linearizability;
 pub mod network;
 pub mod node_host;
 pub mod options;

@@ -10,6 +10,19 @@ use std::fmt;
 /// A linearizability checker over a client history (`Err` names the violation).
 pub type LinearizabilityCheck = fn(&[Operation]) -> Result<(), String>;
 
+/// The default linearizability check: [`crate::linearizability::check`]. An
+/// undecided search (budget exceeded) is reported on stderr, not failed.
+pub fn check_linearizability(history: &[Operation]) -> Result<(), String> {
+    match crate::linearizability::check(history) {
+        Ok(()) => Ok(()),
+        Err(violation) if violation.is_budget_exceeded() => {
+            eprintln!("warning: {violation}");
+            Ok(())
+        }
+        Err(violation) => Err(violation.to_string()),
+    }
+}
+
 /// The options of one simulation.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
@@ -91,7 +104,7 @@ impl SimOptions {
             paused_backlog_max: 4096,
             replay: None,
             verbose: true,
-            linearizability: None,
+            linearizability: Some(check_linearizability),
             trace_file: None,
             driver_bug_ack_before_fsync: false,
             driver_bug_local_reads: false,
