@@ -14,7 +14,7 @@ use crate::faults::{next_swarm_fault, FaultAction, SwarmView};
 use crate::history::History;
 use crate::network::Network;
 use crate::node_host::{describe_event, Answer, Effect, NodeHost};
-use crate::options::SimOptions;
+use crate::options::{SimOptions, WireFormat};
 use crate::queue::EventQueue;
 use crate::rng::{derive_seed, SimRng};
 use crate::trace::Trace;
@@ -47,10 +47,11 @@ impl SimEvent {
     }
 }
 
-/// A message on the wire: serde_json bytes, or the value itself.
+/// A message on the wire: serde_json bytes, binary wire bytes, or the value itself.
 #[derive(Clone, Debug)]
 enum Wire {
     Json(std::rc::Rc<Vec<u8>>),
+    Binary(std::rc::Rc<Vec<u8>>),
     Plain(Box<Message>),
 }
 
@@ -949,7 +950,9 @@ impl Cluster {
             SimEvent::Deliver { to, wire } => {
                 let message = match wire {
                     Wire::Json(bytes) => serde_json::from_slice::<Message>(&bytes)
-                        .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("wire decode: {error}"))),
+                        .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("JSON wire decode: {error}"))),
+                    Wire::Binary(bytes) => raft_sm::wire::decode_message(&bytes)
+                        .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("binary wire decode: {error}"))),
                     Wire::Plain(message) => *message,
                 };
                 self.step_node(to, Event::Message(message));
@@ -1065,13 +1068,30 @@ impl Cluster {
         self.check_safety(result);
         let kind = message.body.kind();
         let to = message.to;
-        let wire = if self.options.wire_json {
-            let bytes = serde_json::to_vec(&message).expect("messages serialize");
-            self.counters.message(kind, bytes.len());
-            Wire::Json(std::rc::Rc::new(bytes))
-        } else {
-            self.counters.message(kind, approximate_size(&message));
-            Wire::Plain(Box::new(message))
+        let wire = match self.options.wire {
+            WireFormat::Json => {
+                let bytes = serde_json::to_vec(&message).expect("messages serialize");
+                self.counters.message(kind, bytes.len());
+                Wire::Json(std::rc::Rc::new(bytes))
+            }
+            WireFormat::Binary => {
+                let bytes = raft_sm::wire::encode_message(&message);
+                self.counters.message(kind, bytes.len());
+                if self.options.wire_check {
+                    match raft_sm::wire::decode_message(&bytes) {
+                        Ok(decoded) if decoded == message => {}
+                        other => self.fail(
+                            FailureKind::Safety,
+                            format!("binary wire codec does not round-trip {message:?}: {other:?}"),
+                        ),
+                    }
+                }
+                Wire::Binary(std::rc::Rc::new(bytes))
+            }
+            WireFormat::Plain => {
+                self.counters.message(kind, approximate_size(&message));
+                Wire::Plain(Box::new(message))
+            }
         };
         let fate = self.network.send(self.now_ms, self.hosts[from_index].id, to);
         if fate.blocked {

@@ -3,7 +3,7 @@
 
 use crate::counters::Counters;
 use crate::failure::{Failure, FailureKind};
-use crate::options::SimOptions;
+use crate::options::{SimOptions, WireFormat};
 use crate::{Cluster, RunSummary};
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -59,7 +59,7 @@ pub struct RunPlan {
     /// Which faults the fault phase injects.
     pub faults: Faults,
     /// Round-trip messages through serde_json.
-    pub wire_json: bool,
+    pub wire: Option<WireFormat>,
     /// Hash the trace.
     pub trace_hash: bool,
 }
@@ -72,7 +72,7 @@ impl Default for RunPlan {
             fault_ms: 20_000,
             liveness_ms: 30_000,
             faults: Faults::Swarm,
-            wire_json: cfg!(debug_assertions),
+            wire: None,
             trace_hash: false,
         }
     }
@@ -105,7 +105,12 @@ impl RunPlan {
             options.verbose = false;
             options
         };
-        options.wire_json = self.wire_json;
+        options.wire = match self.wire {
+            Some(wire) => wire,
+            // Test builds alternate JSON and the binary codec by seed; release runs use the binary codec.
+            None if cfg!(debug_assertions) => [WireFormat::Json, WireFormat::Binary][(seed % 2) as usize],
+            None => WireFormat::Binary,
+        };
         options.trace_hash = self.trace_hash;
         options.replay = Some(self.replay_line(seed));
         options

@@ -23,6 +23,33 @@ pub fn check_linearizability(history: &[Operation]) -> Result<(), String> {
     }
 }
 
+/// How messages travel between simulated nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireFormat {
+    /// serde_json (the default in test builds, so the serde format is exercised).
+    Json,
+    /// The core's compact binary codec (`raft_sm::wire`), as the node sends it.
+    Binary,
+    /// The `Message` value itself (fastest; no encoding exercised).
+    Plain,
+}
+
+impl WireFormat {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WireFormat::Json => "json",
+            WireFormat::Binary => "binary",
+            WireFormat::Plain => "plain",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(text: &str) -> Option<WireFormat> {
+        [WireFormat::Json, WireFormat::Binary, WireFormat::Plain].into_iter().find(|format| format.name() == text)
+    }
+}
+
 /// The options of one simulation.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
@@ -56,8 +83,10 @@ pub struct SimOptions {
     pub workload: Option<WorkloadOptions>,
     /// Random faults during the fault phase, if any.
     pub swarm: Option<SwarmOptions>,
-    /// Round-trip every message through serde_json.
-    pub wire_json: bool,
+    /// How messages travel: serde_json, the core's binary codec, or as values.
+    pub wire: WireFormat,
+    /// Check that every binary-encoded message decodes to itself.
+    pub wire_check: bool,
     /// Hash the trace (for determinism checks); costs formatting every event.
     pub trace_hash: bool,
     /// Messages held for a paused node beyond this many are dropped.
@@ -99,7 +128,8 @@ impl SimOptions {
             check_quorum: true,
             workload: None,
             swarm: None,
-            wire_json: true,
+            wire: WireFormat::Json,
+            wire_check: cfg!(debug_assertions),
             trace_hash: true,
             paused_backlog_max: 4096,
             replay: None,
@@ -159,8 +189,14 @@ impl fmt::Display for SimOptions {
         let n = &self.network;
         writeln!(
             f,
-            "network: latency_ms={}..{} loss={:.3} duplicate={:.3} reorder={:.3} reorder_delay_ms_max={} wire_json={}",
-            n.latency_ms_min, n.latency_ms_max, n.loss, n.duplicate, n.reorder, n.reorder_delay_ms_max, self.wire_json
+            "network: latency_ms={}..{} loss={:.3} duplicate={:.3} reorder={:.3} reorder_delay_ms_max={} wire={}",
+            n.latency_ms_min,
+            n.latency_ms_max,
+            n.loss,
+            n.duplicate,
+            n.reorder,
+            n.reorder_delay_ms_max,
+            self.wire.name()
         )?;
         writeln!(f, "disk: fsync_ms={}..{} torn_writes={}", self.fsync_ms_min, self.fsync_ms_max, self.torn_writes)?;
         writeln!(
