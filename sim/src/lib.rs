@@ -1,2 +1,28 @@
-//! sim (under construction).
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod checker;
+pub mod client;
+pub mod cluster;
+pub mod counters;
+pub mod disk;
+pub mod explore;
+pub mod failure;
+pub mod faults;
+pub mod history;
 pub mod linearizability;
+pub mod network;
+pub mod node_host;
+pub mod options;
+pub mod queue;
+pub mod rng;
+pub mod trace;
+
+pub use client::WorkloadOptions;
+pub use cluster::{Cluster, Consistency, NodeView, ReadAnswer, RunSummary, Who, WriteAnswer};
+pub use counters::Counters;
+pub use failure::{Failure, FailureKind};
+pub use faults::{FaultAction, SwarmOptions};
+pub use history::{History, KvOp, KvOutcome, Operation};
+pub use network::NetworkOptions;
+pub use options::SimOptions;

@@ -1,0 +1,261 @@
+//! Many seeds, swarm faults, one report: failures as replay lines, coverage
+//! counters, and speed (seeds/s, events/s, simulated seconds per wall second).
+
+use crate::counters::Counters;
+use crate::failure::{Failure, FailureKind};
+use crate::options::{SimOptions, WireFormat};
+use crate::{Cluster, RunSummary};
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+thread_local! {
+    /// The failure a panicking cluster reported, for [`run_seed`] to pick up.
+    static LAST_FAILURE: RefCell<Option<Failure>> = const { RefCell::new(None) };
+}
+
+/// Records `failure` as the reason of the panic that follows.
+pub(crate) fn record_failure(failure: &Failure) {
+    LAST_FAILURE.with(|slot| *slot.borrow_mut() = Some(failure.clone()));
+}
+
+/// Which faults a run's fault phase injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Faults {
+    /// A clean network, no faults.
+    None,
+    /// Swarm testing: each seed draws which fault kinds are on and how hard.
+    Swarm,
+    /// Every fault kind on, rates drawn per seed.
+    All,
+}
+
+impl Faults {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Faults::None => "none",
+            Faults::Swarm => "swarm",
+            Faults::All => "all",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(text: &str) -> Option<Faults> {
+        [Faults::None, Faults::Swarm, Faults::All].into_iter().find(|faults| faults.name() == text)
+    }
+}
+
+/// The shape of one swarm run.
+#[derive(Clone, Debug)]
+pub struct RunPlan {
+    /// Cluster size.
+    pub nodes: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Length of the fault phase.
+    pub fault_ms: u64,
+    /// Bound of the liveness phase.
+    pub liveness_ms: u64,
+    /// Which faults the fault phase injects.
+    pub faults: Faults,
+    /// Round-trip messages through serde_json.
+    pub wire: Option<WireFormat>,
+    /// Hash the trace.
+    pub trace_hash: bool,
+}
+
+impl Default for RunPlan {
+    fn default() -> Self {
+        RunPlan {
+            nodes: 3,
+            clients: 8,
+            fault_ms: 20_000,
+            liveness_ms: 30_000,
+            faults: Faults::Swarm,
+            wire: None,
+            trace_hash: false,
+        }
+    }
+}
+
+impl RunPlan {
+    /// The options of seed `seed` under this plan.
+    pub fn options(&self, seed: u64) -> SimOptions {
+        let mut options = if self.faults != Faults::None {
+            let mut options = SimOptions::swarm(seed, self.nodes, self.clients);
+            if self.faults == Faults::All {
+                let mut rng = crate::rng::SimRng::derive(seed, "all-faults");
+                let swarm = options.swarm.as_mut().expect("swarm options");
+                swarm.partitions = true;
+                swarm.crashes = true;
+                swarm.pauses = true;
+                swarm.disk_stalls = true;
+                swarm.torn_writes = true;
+                swarm.transfers = true;
+                swarm.loss = rng.float(0.0, 0.3);
+                swarm.duplicate = rng.float(0.0, 0.2);
+                swarm.reorder = rng.float(0.0, 0.3);
+                options.torn_writes = true;
+                options.network = swarm.network(&options.network);
+            }
+            options
+        } else {
+            let mut options = SimOptions::new(seed, self.nodes).with_clients(self.clients);
+            options.seed = seed;
+            options.verbose = false;
+            options
+        };
+        options.wire = match self.wire {
+            Some(wire) => wire,
+            // Test builds alternate JSON and the binary codec by seed; release runs use the binary codec.
+            None if cfg!(debug_assertions) => [WireFormat::Json, WireFormat::Binary][(seed % 2) as usize],
+            None => WireFormat::Binary,
+        };
+        options.trace_hash = self.trace_hash;
+        options.replay = Some(self.replay_line(seed));
+        options
+    }
+
+    /// The one line that replays seed `seed` under this plan.
+    pub fn replay_line(&self, seed: u64) -> String {
+        format!(
+            "cargo run -p sim --release -- run --seed {seed:#x} --nodes {} --clients {} --faults {} --duration-ms {} --liveness-ms {}",
+            self.nodes,
+            self.clients,
+            self.faults.name(),
+            self.fault_ms,
+            self.liveness_ms
+        )
+    }
+}
+
+/// Runs one seed: the fault phase, then [`Cluster::finish`]. Panics inside
+/// (failed invariants, core assertions) are caught and reported as failures.
+pub fn run_seed(options: SimOptions, fault_ms: u64, liveness_ms: u64) -> Result<RunSummary, Failure> {
+    let seed = options.seed;
+    let replay = options.replay.clone().unwrap_or_default();
+    LAST_FAILURE.with(|slot| slot.borrow_mut().take());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let mut cluster = Cluster::new(options);
+        cluster.run_for(fault_ms);
+        cluster.finish(liveness_ms)
+    }));
+    match outcome {
+        Ok(result) => result,
+        Err(payload) => {
+            if let Some(failure) = LAST_FAILURE.with(|slot| slot.borrow_mut().take()) {
+                return Err(failure);
+            }
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic with a non-string payload".into());
+            Err(Failure { kind: FailureKind::Crash, seed, at_ms: 0, detail: format!("panicked: {message}"), replay })
+        }
+    }
+}
+
+/// Runs `seed` twice with trace hashing and compares the hashes.
+pub fn determinism_check(plan: &RunPlan, seed: u64) -> Result<u64, String> {
+    let plan = RunPlan { trace_hash: true, ..plan.clone() };
+    let first = run_seed(plan.options(seed), plan.fault_ms, plan.liveness_ms);
+    let second = run_seed(plan.options(seed), plan.fault_ms, plan.liveness_ms);
+    match (first, second) {
+        (Ok(a), Ok(b)) if a.trace_hash == b.trace_hash && a.events == b.events => Ok(a.trace_hash),
+        (Ok(a), Ok(b)) => Err(format!(
+            "seed {seed:#x} is not deterministic: trace hashes {:#x} ({} events) vs {:#x} ({} events)",
+            a.trace_hash, a.events, b.trace_hash, b.events
+        )),
+        (Err(a), Err(b)) if a.detail == b.detail => Err(format!("seed {seed:#x} fails (deterministically): {a}")),
+        (a, b) => Err(format!(
+            "seed {seed:#x} is not deterministic: {:?} vs {:?}",
+            a.map(|s| s.trace_hash),
+            b.map(|s| s.trace_hash)
+        )),
+    }
+}
+
+/// What an exploration found.
+#[derive(Debug, Default)]
+pub struct ExploreReport {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Failures, in seed order.
+    pub failures: Vec<Failure>,
+    /// Counters summed over passing and failing seeds.
+    pub counters: Counters,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time simulated.
+    pub sim_ms: u64,
+    /// Wall time spent.
+    pub wall: Duration,
+}
+
+impl ExploreReport {
+    /// Seeds per wall second.
+    pub fn seeds_per_second(&self) -> f64 {
+        self.seeds as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+    /// Events per wall second.
+    pub fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+    /// Simulated seconds per wall second.
+    pub fn speedup(&self) -> f64 {
+        self.sim_ms as f64 / 1000.0 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs seeds `start..start + count` under `plan`; `progress` is called after each.
+pub fn explore(
+    plan: &RunPlan,
+    start: u64,
+    count: u64,
+    mut progress: impl FnMut(u64, &Result<RunSummary, Failure>),
+) -> ExploreReport {
+    let began = Instant::now();
+    let mut report = ExploreReport::default();
+    for seed in start..start + count {
+        let result = run_seed(plan.options(seed), plan.fault_ms, plan.liveness_ms);
+        report.seeds += 1;
+        if let Ok(summary) = &result {
+            report.counters.merge(&summary.counters);
+            report.events += summary.events;
+            report.sim_ms += summary.sim_ms;
+        }
+        progress(seed, &result);
+        if let Err(failure) = result {
+            report.failures.push(failure);
+        }
+    }
+    report.wall = began.elapsed();
+    report
+}
+
+/// A fault suite for `cargo test`: runs `seeds` under `plan` (only `SIM_SEED`
+/// when it is set), panics at the first failure with its replay line (naming
+/// the calling test), then requires every counter in `required` to have been
+/// hit across the seeds, so a suite that never takes a path fails instead of
+/// passing vacuously. Returns the summed counters.
+pub fn run_suite(plan: &RunPlan, seeds: std::ops::Range<u64>, required: &[&str]) -> Counters {
+    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
+        Ok(text) if !text.is_empty() => vec![crate::failure::seed_from_env(0)],
+        _ => seeds.collect(),
+    };
+    let single = seeds.len() == 1;
+    let mut counters = Counters::default();
+    for seed in seeds {
+        let mut options = plan.options(seed);
+        options.replay = Some(crate::failure::default_replay(seed));
+        let summary = run_seed(options, plan.fault_ms, plan.liveness_ms).unwrap_or_else(|failure| panic!("{failure}"));
+        counters.merge(&summary.counters);
+    }
+    let missing = counters.missing(required);
+    assert!(
+        single || missing.is_empty(),
+        "the suite never exercised {missing:?} across its seeds; counters:\n{counters}"
+    );
+    counters
+}

@@ -1,0 +1,226 @@
+//! Everything a run is made of, derived from one seed.
+
+use crate::client::WorkloadOptions;
+use crate::faults::SwarmOptions;
+use crate::history::Operation;
+use crate::network::NetworkOptions;
+use crate::rng::SimRng;
+use std::fmt;
+
+/// A linearizability checker over a client history (`Err` names the violation).
+pub type LinearizabilityCheck = fn(&[Operation]) -> Result<(), String>;
+
+/// The default linearizability check: [`crate::linearizability::check`]. An
+/// undecided search (budget exceeded) is reported on stderr, not failed.
+pub fn check_linearizability(history: &[Operation]) -> Result<(), String> {
+    match crate::linearizability::check(history) {
+        Ok(()) => Ok(()),
+        Err(violation) if violation.is_budget_exceeded() => {
+            eprintln!("warning: {violation}");
+            Ok(())
+        }
+        Err(violation) => Err(violation.to_string()),
+    }
+}
+
+/// How messages travel between simulated nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireFormat {
+    /// serde_json (the default in test builds, so the serde format is exercised).
+    Json,
+    /// The core's compact binary codec (`raft_sm::wire`), as the node sends it.
+    Binary,
+    /// The `Message` value itself (fastest; no encoding exercised).
+    Plain,
+}
+
+impl WireFormat {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WireFormat::Json => "json",
+            WireFormat::Binary => "binary",
+            WireFormat::Plain => "plain",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(text: &str) -> Option<WireFormat> {
+        [WireFormat::Json, WireFormat::Binary, WireFormat::Plain].into_iter().find(|format| format.name() == text)
+    }
+}
+
+/// The options of one simulation.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// The seed every random choice derives from.
+    pub seed: u64,
+    /// Cluster size (ids `1..=nodes`).
+    pub nodes: usize,
+    /// Latency and message fault rates.
+    pub network: NetworkOptions,
+    /// Smallest fsync latency.
+    pub fsync_ms_min: u64,
+    /// Largest fsync latency.
+    pub fsync_ms_max: u64,
+    /// Crashes may keep a prefix of unsynced writes and tear the last record.
+    pub torn_writes: bool,
+    /// Node config: smallest election timeout.
+    pub election_timeout_ms_min: u64,
+    /// Node config: largest election timeout.
+    pub election_timeout_ms_max: u64,
+    /// Node config: heartbeat interval.
+    pub heartbeat_interval_ms: u64,
+    /// Node config: snapshot after this many applied entries (0: never).
+    pub snapshot_threshold_entries: u64,
+    /// Node config: largest InstallSnapshot chunk.
+    pub snapshot_chunk_bytes_max: usize,
+    /// Node config: PreVote.
+    pub pre_vote: bool,
+    /// Node config: CheckQuorum.
+    pub check_quorum: bool,
+    /// Clients, if any.
+    pub workload: Option<WorkloadOptions>,
+    /// Random faults during the fault phase, if any.
+    pub swarm: Option<SwarmOptions>,
+    /// How messages travel: serde_json, the core's binary codec, or as values.
+    pub wire: WireFormat,
+    /// Check that every binary-encoded message decodes to itself.
+    pub wire_check: bool,
+    /// Hash the trace (for determinism checks); costs formatting every event.
+    pub trace_hash: bool,
+    /// Messages held for a paused node beyond this many are dropped.
+    pub paused_backlog_max: usize,
+    /// The replay line printed with failures (default: derived from the test name).
+    pub replay: Option<String>,
+    /// Print the options when the cluster starts.
+    pub verbose: bool,
+    /// The linearizability checker the final check runs, if any.
+    pub linearizability: Option<LinearizabilityCheck>,
+    /// Write the trace to this file (else as `SIM_TRACE` says).
+    pub trace_file: Option<String>,
+    /// A deliberate driver bug, for testing that the checkers catch it: nodes
+    /// are told their writes are durable before the fsync completes.
+    pub driver_bug_ack_before_fsync: bool,
+    /// A deliberate driver bug, for testing the linearizability check: client
+    /// reads are served from the local store of whichever node they reach,
+    /// without ReadIndex.
+    pub driver_bug_local_reads: bool,
+}
+
+impl SimOptions {
+    /// A quiet cluster of `nodes` with seed `seed` (overridden by `SIM_SEED`),
+    /// no clients and no faults.
+    pub fn new(seed: u64, nodes: usize) -> SimOptions {
+        SimOptions {
+            seed: crate::failure::seed_from_env(seed),
+            nodes,
+            network: NetworkOptions::default(),
+            fsync_ms_min: 1,
+            fsync_ms_max: 5,
+            torn_writes: false,
+            election_timeout_ms_min: 600,
+            election_timeout_ms_max: 1200,
+            heartbeat_interval_ms: 100,
+            snapshot_threshold_entries: 10_000,
+            snapshot_chunk_bytes_max: 1 << 20,
+            pre_vote: true,
+            check_quorum: true,
+            workload: None,
+            swarm: None,
+            wire: WireFormat::Json,
+            wire_check: cfg!(debug_assertions),
+            trace_hash: true,
+            paused_backlog_max: 4096,
+            replay: None,
+            verbose: true,
+            linearizability: Some(check_linearizability),
+            trace_file: None,
+            driver_bug_ack_before_fsync: false,
+            driver_bug_local_reads: false,
+        }
+    }
+
+    /// Adds `clients` clients with the default workload.
+    pub fn with_clients(mut self, clients: usize) -> SimOptions {
+        self.workload = Some(WorkloadOptions { clients, ..WorkloadOptions::default() });
+        self
+    }
+
+    /// A swarm run: the fault mix, latencies, fsync times and snapshot threshold
+    /// are all drawn from `seed` (which `SIM_SEED` does not override here: the
+    /// caller chose it).
+    pub fn swarm(seed: u64, nodes: usize, clients: usize) -> SimOptions {
+        let mut rng = SimRng::derive(seed, "options");
+        let swarm = SwarmOptions::draw(&mut rng);
+        let mut options = SimOptions::new(seed, nodes);
+        options.seed = seed;
+        options.network.latency_ms_min = rng.range(1, 5);
+        options.network.latency_ms_max = options.network.latency_ms_min + rng.range(0, 40);
+        options.network.reorder_delay_ms_max = rng.range(10, 200);
+        options.network = swarm.network(&options.network);
+        options.fsync_ms_min = rng.range(1, 5);
+        options.fsync_ms_max = options.fsync_ms_min + rng.range(0, 30);
+        options.torn_writes = swarm.torn_writes;
+        options.snapshot_threshold_entries = *rng.pick(&[16, 50, 200, 10_000]);
+        options.snapshot_chunk_bytes_max = *rng.pick(&[64, 512, 1 << 20]);
+        options.pre_vote = rng.chance(0.75);
+        options.check_quorum = rng.chance(0.75);
+        if rng.chance(0.5) {
+            // Tighter timing: more elections, more contention.
+            options.heartbeat_interval_ms = rng.range(20, 100);
+            options.election_timeout_ms_min = options.heartbeat_interval_ms * rng.range(3, 8);
+            options.election_timeout_ms_max = options.election_timeout_ms_min + rng.range(50, 600);
+        }
+        let mut workload = WorkloadOptions { clients, keys: rng.range(1, 12) as usize, ..WorkloadOptions::default() };
+        workload.set_weight = rng.range(1, 6) as u32;
+        workload.get_weight = rng.range(1, 6) as u32;
+        workload.delete_weight = rng.range(0, 3) as u32;
+        options.workload = Some(workload);
+        options.swarm = Some(swarm);
+        options.verbose = false;
+        options
+    }
+}
+
+impl fmt::Display for SimOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "seed={:#x} nodes={}", self.seed, self.nodes)?;
+        let n = &self.network;
+        writeln!(
+            f,
+            "network: latency_ms={}..{} loss={:.3} duplicate={:.3} reorder={:.3} reorder_delay_ms_max={} wire={}",
+            n.latency_ms_min,
+            n.latency_ms_max,
+            n.loss,
+            n.duplicate,
+            n.reorder,
+            n.reorder_delay_ms_max,
+            self.wire.name()
+        )?;
+        writeln!(f, "disk: fsync_ms={}..{} torn_writes={}", self.fsync_ms_min, self.fsync_ms_max, self.torn_writes)?;
+        writeln!(
+            f,
+            "node: election_timeout_ms={}..{} heartbeat_interval_ms={} snapshot_threshold_entries={} snapshot_chunk_bytes_max={} pre_vote={} check_quorum={}",
+            self.election_timeout_ms_min,
+            self.election_timeout_ms_max,
+            self.heartbeat_interval_ms,
+            self.snapshot_threshold_entries,
+            self.snapshot_chunk_bytes_max,
+            self.pre_vote,
+            self.check_quorum
+        )?;
+        match &self.workload {
+            Some(w) => writeln!(
+                f,
+                "clients: {} keys={} mix set:get:delete={}:{}:{} value_bytes={}..{} attempt_timeout_ms={} op_timeout_ms={}",
+                w.clients, w.keys, w.set_weight, w.get_weight, w.delete_weight, w.value_bytes_min, w.value_bytes_max, w.attempt_timeout_ms, w.op_timeout_ms
+            )?,
+            None => writeln!(f, "clients: none")?,
+        }
+        match &self.swarm {
+            Some(swarm) => write!(f, "swarm: {swarm}"),
+            None => write!(f, "swarm: off"),
+        }
+    }
+}
