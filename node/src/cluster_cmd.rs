@@ -69,6 +69,8 @@ pub fn run(args: ClusterArgs) -> i32 {
             .env("RAFT_DATA_DIR", &args.data_dir)
             .env("RAFT_BIND", "127.0.0.1")
             .env("RAFT_ADVERTISE_HOST", "127.0.0.1")
+            .env(crate::server::EXIT_ON_STDIN_EOF, "1")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(threshold) = args.snapshot_threshold {

@@ -136,6 +136,10 @@ async fn hand_over_leadership(state: &AppState) {
     tracing::warn!("leadership transfer did not finish in 3 s; stopping anyway");
 }
 
+/// Env var set by `raftkv cluster` on its children: stop when stdin closes, so
+/// the children never outlive the cluster command (even if it is killed with -9).
+pub const EXIT_ON_STDIN_EOF: &str = "RAFTKV_EXIT_ON_STDIN_EOF";
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -151,8 +155,21 @@ async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
+    let parent_gone = async {
+        if std::env::var_os(EXIT_ON_STDIN_EOF).is_none() {
+            return std::future::pending::<()>().await;
+        }
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin();
+            while std::io::Read::read(&mut stdin, &mut sink).is_ok_and(|n| n > 0) {}
+        })
+        .await;
+        tracing::info!("stdin closed (the cluster command is gone)");
+    };
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+        () = parent_gone => {},
     }
 }

@@ -406,3 +406,148 @@ fn an_invalid_configuration_exits_with_code_2_and_one_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("PEER_IDS names 1 nodes but PEERS lists 2"), "{stderr}");
 }
+
+/// `raftkv cluster` as a child process, stopped (SIGTERM, then SIGKILL) on drop.
+struct ClusterCommand(Option<std::process::Child>);
+
+impl ClusterCommand {
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.0.take()?;
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for ClusterCommand {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// A base port with base..base+n and their Raft ports (+1000) free.
+fn free_port_block(n: u16) -> u16 {
+    let seed = std::process::id() as u16;
+    for attempt in 0..200u16 {
+        let base = 20_000 + (seed.wrapping_mul(31).wrapping_add(attempt * 97)) % 20_000;
+        let all_free = (0..n)
+            .flat_map(|i| [base + i, base + i + 1000])
+            .all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free block of ports");
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::binary()).args(args).output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_command_and_the_client_commands_work_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_block(3);
+    let child = std::process::Command::new(common::binary())
+        .args(["cluster", "--nodes", "3", "--base-port", &base.to_string(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("cluster.log")).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ClusterCommand(Some(child));
+    let urls: Vec<String> = (0..3).map(|i| format!("http://127.0.0.1:{}", base + i)).collect();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + LEADER_WITHIN;
+    let leader = loop {
+        let mut leader = None;
+        for (i, url) in urls.iter().enumerate() {
+            if let Ok(response) = http.get(format!("{url}/health")).send().await {
+                let body: Value = response.json().await.unwrap_or_default();
+                if body["state"] == "Leader" {
+                    leader = Some(i);
+                }
+            }
+        }
+        if let Some(leader) = leader {
+            break leader;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader; log: {}",
+            std::fs::read_to_string(dir.path().join("cluster.log")).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Client commands start at a follower and follow the hint.
+    let follower = (leader + 1) % 3;
+    let endpoints = format!("{},{}", urls[follower], urls.join(","));
+    let set = cli(&["set", "cli-key", "cli value", "--endpoints", &endpoints]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let get = cli(&["get", "cli-key", "--endpoints", &urls[follower]]);
+    assert!(get.status.success(), "{}", String::from_utf8_lossy(&get.stderr));
+    assert_eq!(String::from_utf8_lossy(&get.stdout), "cli value\n");
+    let status = cli(&["status", "--endpoints", &urls.join(",")]);
+    let table = String::from_utf8_lossy(&status.stdout).to_string();
+    assert_eq!(table.matches("Leader").count(), 1, "{table}");
+    assert_eq!(table.matches("Follower").count(), 2, "{table}");
+    let del = cli(&["del", "cli-key", "--endpoints", &endpoints]);
+    assert!(del.status.success());
+    let missing = cli(&["get", "cli-key", "--endpoints", &urls[leader]]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not_found"));
+
+    // SIGTERM stops every node (the leader hands over first) and the command exits 0.
+    let exit = guard.terminate().expect("the cluster command stops within 15 s");
+    assert!(exit.success(), "{exit}");
+    for url in &urls {
+        assert!(http.get(format!("{url}/health")).send().await.is_err(), "{url} still answers");
+    }
+    let log = std::fs::read_to_string(dir.path().join("cluster.log")).unwrap();
+    assert!(log.contains("[cluster] stopping every node"));
+    assert!(log.contains("TRANSFER leadership to"), "a leader hands over on SIGTERM");
+}
+
+#[test]
+fn a_cluster_child_stops_when_its_parent_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_block(1);
+    let mut child = std::process::Command::new(common::binary())
+        .env("KVSTORE_PORT", base.to_string())
+        .env("RAFT_DATA_DIR", dir.path())
+        .env("RAFTKV_EXIT_ON_STDIN_EOF", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", base)).is_err() {
+        assert!(Instant::now() < deadline, "the node never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(child.stdin.take()); // what the kernel does when the parent dies
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the node kept running after stdin closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
