@@ -2,6 +2,7 @@
 
 use crate::config::ServeArgs;
 use clap::{Args, Parser, Subcommand};
+
 use tracing_subscriber::EnvFilter;
 
 /// raftkv: a replicated key-value store on Raft.
@@ -85,7 +86,25 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || matches!(error.kind(), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
+            {
+                error.exit();
+            }
+            if error.kind() == ErrorKind::ValueValidation || error.kind() == ErrorKind::InvalidValue {
+                // One line, as for every invalid configuration (the value may come from the environment).
+                let text = error.to_string();
+                let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+                eprintln!("raftkv: invalid configuration: {first} (from the flag or its environment variable)");
+                return 2;
+            }
+            error.exit();
+        }
+    };
     match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(*args),

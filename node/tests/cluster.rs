@@ -405,6 +405,12 @@ fn an_invalid_configuration_exits_with_code_2_and_one_line() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("PEER_IDS names 1 nodes but PEERS lists 2"), "{stderr}");
+    let output =
+        std::process::Command::new(common::binary()).env_clear().env("KVSTORE_PORT", "eighty").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("raftkv: invalid configuration: invalid value 'eighty'"), "{stderr}");
 }
 
 /// `raftkv cluster` as a child process, stopped (SIGTERM, then SIGKILL) on drop.
