@@ -206,3 +206,34 @@ pub fn role_name(role: raft_sm::Role) -> &'static str {
         raft_sm::Role::Leader => "Leader",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    #[tokio::test]
+    async fn a_handler_panic_is_a_json_500() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let app = axum::Router::new().route("/boom", get(boom)).layer(CatchPanicLayer::custom(panic_response));
+        let response = app.oneshot(Request::builder().uri("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["ok"], false);
+        assert_eq!(body["error"], "internal");
+    }
+
+    #[test]
+    fn service_unavailable_carries_retry_after() {
+        let response = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_leader", "x").into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let response = ApiError::new(StatusCode::CONFLICT, "not_leader", "x").into_response();
+        assert!(!response.headers().contains_key(header::RETRY_AFTER));
+    }
+}
