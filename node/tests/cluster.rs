@@ -210,6 +210,57 @@ async fn kill9_of_any_node_during_writes_loses_no_acknowledged_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_majority_nothing_commits_and_clients_get_503_with_retry_after() {
+    let cluster = Cluster::start(Options::default());
+    let leader = cluster.wait_leader(LEADER_WITHIN).await;
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &i in &followers {
+        cluster.kill(i);
+    }
+    let url = cluster.url(leader);
+    // The write cannot commit: the client learns that its outcome is unknown (503),
+    // either when the leader steps down (CheckQuorum) or when the request times out.
+    let response = cluster
+        .http
+        .put(format!("{url}/set"))
+        .json(&serde_json::json!({"key": "lonely", "value": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    // Once it stepped down, writes and linearizable reads are refused at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = cluster.health(leader).await.unwrap();
+        if health["state"] != "Leader" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the isolated leader never stepped down: {health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let response = cluster
+        .http
+        .put(format!("{url}/set"))
+        .json(&serde_json::json!({"key": "lonely", "value": "2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "no_leader", "{body}");
+    let response = cluster.http.get(format!("{url}/get?key=lonely")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(cluster.log_text(leader).contains("STEPDOWN"), "the step-down is logged");
+
+    // A majority again: a leader is elected and writes commit.
+    cluster.spawn(followers[0]);
+    cluster.wait_leader(LEADER_WITHIN).await;
+    cluster.put("lonely", "3", ACK_WITHIN).await.unwrap();
+    assert_eq!(cluster.get("lonely", ACK_WITHIN).await.unwrap().as_deref(), Some("3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_cluster_restart_keeps_the_data() {
     let cluster = Cluster::start(Options::default());
     cluster.wait_leader(LEADER_WITHIN).await;
