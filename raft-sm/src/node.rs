@@ -22,6 +22,8 @@ pub(crate) enum AfterPersist {
     Send(Message),
     /// The local log is durable up to this index.
     LogDurable(LogIndex),
+    /// A candidate's vote for itself in this term is durable: only now may it count.
+    SelfVote(Term),
 }
 
 /// What a message with a higher term than ours does to our term.
@@ -112,6 +114,8 @@ pub struct Node {
     pub(crate) after_persist: VecDeque<(PersistId, AfterPersist)>,
     /// Messages of this step that wait for the step's writes.
     pub(crate) held_this_step: Vec<Message>,
+    /// A self-vote of this step that counts once the step's writes are durable.
+    pub(crate) held_self_vote: Option<Term>,
 
     pub(crate) actions: Vec<Action>,
     /// (term, vote) as of the last check: a node votes at most once per term.
@@ -166,6 +170,7 @@ impl Node {
             },
             after_persist: VecDeque::new(),
             held_this_step: Vec::new(),
+            held_self_vote: None,
             actions: Vec::new(),
             vote_seen: (hard_state.term, hard_state.voted_for),
         })
@@ -402,6 +407,11 @@ impl Node {
                 AfterPersist::LogDurable(index) => {
                     self.durable_index = self.durable_index.max(index.min(self.log.last_index()));
                 }
+                AfterPersist::SelfVote(term) => {
+                    if self.role == Role::Candidate && self.term == term {
+                        self.count_self_vote();
+                    }
+                }
             }
         }
         if self.role == Role::Leader {
@@ -454,6 +464,10 @@ impl Node {
             self.actions.push(Action::Sync { id });
             self.after_persist.push_back((id, AfterPersist::LogDurable(self.log.last_index())));
             self.wrote_this_step = false;
+        }
+        if let Some(term) = self.held_self_vote.take() {
+            assert!(self.last_sync_id > self.last_persisted_id, "a new vote is always being persisted");
+            self.after_persist.push_back((self.last_sync_id, AfterPersist::SelfVote(term)));
         }
         let held = std::mem::take(&mut self.held_this_step);
         for message in held {
