@@ -262,6 +262,11 @@ impl Cluster {
                 config.heartbeat_interval_ms = options.heartbeat_interval_ms;
                 config.snapshot_threshold_entries = options.snapshot_threshold_entries;
                 config.snapshot_chunk_bytes_max = options.snapshot_chunk_bytes_max;
+                config.append_entries_max = options.append_entries_max;
+                config.inflight_appends_max = options.inflight_appends_max;
+                config.apply_entries_max = options.apply_entries_max;
+                config.pending_proposals_max = options.pending_proposals_max;
+                config.pending_reads_max = options.pending_reads_max;
                 config.pre_vote = options.pre_vote;
                 config.check_quorum = options.check_quorum;
                 config.validate().unwrap_or_else(|error| panic!("node configuration: {error}"));
