@@ -153,3 +153,17 @@ fn a_driver_that_acknowledges_before_fsync_is_caught_in_a_cluster_run() {
     assert!(failure.detail.contains("durability"), "{failure}");
     assert!(failure.replay.contains("SIM_SEED=0x5"), "{failure}");
 }
+
+#[test]
+fn a_failure_replays_identically() {
+    let run = || {
+        let mut options = SimOptions::new(6, 3).with_clients(3);
+        options.verbose = false;
+        options.fsync_ms_min = 30;
+        options.fsync_ms_max = 80;
+        options.driver_bug_ack_before_fsync = true;
+        run_seed(options, 5_000, 10_000).expect_err("fails")
+    };
+    let (first, second) = (run(), run());
+    assert_eq!((first.at_ms, &first.detail), (second.at_ms, &second.detail));
+}
