@@ -20,7 +20,8 @@ use crate::rng::{derive_seed, SimRng};
 use crate::trace::Trace;
 use raft_sm::kv::{Command, KvError};
 use raft_sm::{
-    Config, Entry, Event, LogIndex, Message, Node, NodeId, PersistId, ProposalOutcome, Rejection, Role, Term, TimerKind,
+    Config, Entry, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, Rejection, Role, Term,
+    TimerKind,
 };
 use std::collections::BTreeMap;
 
@@ -235,6 +236,7 @@ pub struct Cluster {
     events_this_ms: u64,
     swarm_active: bool,
     no_history: History,
+    notes: Vec<(u64, NodeId, Note)>,
 }
 
 /// Most events one virtual millisecond may hold before the run is declared an
@@ -312,6 +314,7 @@ impl Cluster {
             events: 0,
             events_this_ms: 0,
             no_history: History::default(),
+            notes: Vec::new(),
             swarm_active: options.swarm.is_some(),
             options,
         };
@@ -744,6 +747,17 @@ impl Cluster {
         counters
     }
 
+    /// Every core `Note` so far: (virtual ms, node, note), in order. Scenarios use
+    /// it to prove a path was taken, e.g. a CheckQuorum step-down.
+    pub fn notes(&self) -> &[(u64, NodeId, Note)] {
+        &self.notes
+    }
+
+    /// Whether `node` (any node if `None`) emitted a note matching `predicate`.
+    pub fn saw_note(&self, node: Option<NodeId>, predicate: impl Fn(&Note) -> bool) -> bool {
+        self.notes.iter().any(|(_, id, note)| node.is_none_or(|node| node == *id) && predicate(note))
+    }
+
     /// The client history (empty without clients).
     pub fn history(&self) -> &History {
         self.workload.as_ref().map_or(&self.no_history, |workload| workload.history())
@@ -1054,7 +1068,10 @@ impl Cluster {
                     self.check_safety(result);
                 }
                 Effect::SnapshotRestored { .. } => {}
-                Effect::Note(note) => self.counters.note(&note),
+                Effect::Note(note) => {
+                    self.counters.note(&note);
+                    self.notes.push((self.now_ms, id, note));
+                }
                 Effect::Violation(detail) => self.fail(FailureKind::Safety, detail),
             }
         }
