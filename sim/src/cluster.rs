@@ -577,6 +577,7 @@ impl Cluster {
                     let host = &mut self.hosts[(id.0 - 1) as usize];
                     host.crash(&mut self.disk_rng, torn)
                 };
+                self.checker.log.on_crash(id, self.hosts[(id.0 - 1) as usize].disk.durable());
                 match damage {
                     Ok(damage) => {
                         self.counters.add("crashes", 1);
