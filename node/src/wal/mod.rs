@@ -77,6 +77,7 @@ impl Replay {
     fn apply(&mut self, record: Record, path: &Path) -> Result<(), WalError> {
         match record {
             Record::HardState(hard_state) => self.hard_state = hard_state,
+            Record::Batch { .. } => {} // Consumed by the scan; never replayed.
             Record::Entry(entry) => {
                 match self.next_index() {
                     None => self.base_index = Some(entry.index.prev()),
@@ -152,17 +153,23 @@ impl Wal {
         let mut last_end = 0;
         for (i, (seq, path)) in listed.into_iter().enumerate() {
             let bytes = std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?;
-            let scan = segment::scan(&bytes);
+            let mut scan = segment::scan(&bytes);
             let mut end = bytes.len() as u64;
             if let Some(damage) = &scan.damage {
                 end = damage.offset;
                 if damage.only_zeros_after {
                     // Preallocated space after the last record: the normal end.
                 } else if i + 1 == count && !damage.intact_record_after {
+                    // A write torn by a crash: the last batch was never acknowledged
+                    // (its fsync did not return), so it is dropped whole.
+                    if let Some((batch_offset, records_before)) = damage.batch_start {
+                        end = batch_offset;
+                        scan.records.truncate(records_before);
+                    }
                     tracing::warn!(
                         segment = %path.display(),
-                        offset = damage.offset,
-                        dropped_bytes = bytes.len() as u64 - damage.offset,
+                        offset = end,
+                        dropped_bytes = bytes.len() as u64 - end,
                         reason = damage.reason,
                         "WAL torn tail: truncating the last segment after a crash"
                     );
@@ -170,7 +177,7 @@ impl Wal {
                         .write(true)
                         .open(&path)
                         .map_err(io(format!("opening {}", path.display())))?;
-                    file.set_len(damage.offset)
+                    file.set_len(end)
                         .and_then(|()| file.sync_all())
                         .map_err(io(format!("truncating {}", path.display())))?;
                 } else {
@@ -225,6 +232,7 @@ impl Wal {
                 active.max_index = active.max_index.max(entry.index);
             }
             Record::Truncate { .. } | Record::Reset { .. } => {}
+            Record::Batch { .. } => panic!("batch markers are written by sync"),
         }
         record::encode(record, &mut self.buf);
     }
@@ -243,6 +251,10 @@ impl Wal {
     /// reads as the end of the log.
     pub fn sync(&mut self) -> Result<(), WalError> {
         if !self.buf.is_empty() {
+            let mut batch = Vec::with_capacity(self.buf.len() + 32);
+            record::encode(&Record::Batch { bytes: self.buf.len() as u64 }, &mut batch);
+            batch.extend_from_slice(&self.buf);
+            self.buf = batch;
             let end = self.active_bytes + self.buf.len() as u64;
             if end > self.active_allocated {
                 let chunk = PREALLOCATE_BYTES.min(self.segment_bytes_max).max(end - self.active_allocated);

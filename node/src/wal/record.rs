@@ -12,6 +12,7 @@ const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 const KIND_TRUNCATE: u8 = 3;
 const KIND_RESET: u8 = 4;
+const KIND_BATCH: u8 = 5;
 
 /// What the log stores.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +30,14 @@ pub enum Record {
     Reset {
         /// The snapshot index the log now starts after.
         base_index: LogIndex,
+    },
+    /// Starts the records of one write + fdatasync: `bytes` of records follow.
+    /// A batch is written only after the previous one's fsync returned, so damage
+    /// inside the last batch is a torn write, while an intact later batch proves the
+    /// damaged one had been made durable (real corruption).
+    Batch {
+        /// Bytes of the records in the batch (after this record).
+        bytes: u64,
     },
 }
 
@@ -75,6 +84,10 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
         Record::Truncate { from } => {
             out.push(KIND_TRUNCATE);
             out.extend_from_slice(&from.0.to_le_bytes());
+        }
+        Record::Batch { bytes } => {
+            out.push(KIND_BATCH);
+            out.extend_from_slice(&bytes.to_le_bytes());
         }
         Record::Reset { base_index } => {
             out.push(KIND_RESET);
@@ -141,6 +154,7 @@ fn decode_body(body: &[u8]) -> Option<Record> {
         }
         KIND_TRUNCATE if rest.len() == 8 => Some(Record::Truncate { from: LogIndex(u64_at(rest, 0)?) }),
         KIND_RESET if rest.len() == 8 => Some(Record::Reset { base_index: LogIndex(u64_at(rest, 0)?) }),
+        KIND_BATCH if rest.len() == 8 => Some(Record::Batch { bytes: u64_at(rest, 0)? }),
         _ => None,
     }
 }
@@ -157,6 +171,7 @@ mod tests {
             Record::HardState(HardState::default()),
             Record::Truncate { from: LogIndex(5) },
             Record::Reset { base_index: LogIndex(100) },
+            Record::Batch { bytes: 4096 },
         ]
     }
 

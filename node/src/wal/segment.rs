@@ -37,6 +37,9 @@ pub struct Damage {
     pub intact_record_after: bool,
     /// Everything from `offset` on is zero: preallocated space, not damage.
     pub only_zeros_after: bool,
+    /// If the damage lies inside a batch: where that batch starts and how many
+    /// records came before it. A torn batch is dropped whole.
+    pub batch_start: Option<(u64, usize)>,
 }
 
 /// Everything readable in a segment.
@@ -49,11 +52,21 @@ pub struct Scan {
 }
 
 /// Reads records from the start of `bytes` until the end or the first damage.
+/// Batch markers are consumed here, not returned: they only bound the search for
+/// intact records after damage (damage inside the last batch is a torn write).
 pub fn scan(bytes: &[u8]) -> Scan {
     let mut records = Vec::new();
     let mut at = 0;
+    let mut batch_end = 0;
+    let mut batch_start = (0, 0);
     while at < bytes.len() {
         let reason = match decode(&bytes[at..]) {
+            Decoded::Record(Record::Batch { bytes: len }, framed) => {
+                batch_start = (at as u64, records.len());
+                at += framed;
+                batch_end = at.saturating_add(len as usize);
+                continue;
+            }
             Decoded::Record(record, len) => {
                 records.push(record);
                 at += len;
@@ -63,12 +76,19 @@ pub fn scan(bytes: &[u8]) -> Scan {
             Decoded::Corrupt(reason) => reason,
         };
         let only_zeros_after = bytes[at..].iter().all(|&b| b == 0);
+        // Within the damaged batch anything may be torn; look past its end.
+        let in_batch = at < batch_end;
+        let search_from = if in_batch { batch_end } else { at + 1 };
         let intact_record_after = !only_zeros_after
-            && (at + 1..bytes.len()).any(|from| matches!(decode(&bytes[from..]), Decoded::Record(..)));
-        return Scan {
-            records,
-            damage: Some(Damage { offset: at as u64, reason, intact_record_after, only_zeros_after }),
+            && (search_from..bytes.len()).any(|from| matches!(decode(&bytes[from..]), Decoded::Record(..)));
+        let damage = Damage {
+            offset: at as u64,
+            reason,
+            intact_record_after,
+            only_zeros_after,
+            batch_start: in_batch.then_some(batch_start),
         };
+        return Scan { records, damage: Some(damage) };
     }
     Scan { records, damage: None }
 }

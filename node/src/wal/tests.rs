@@ -206,3 +206,42 @@ fn damage_in_an_older_segment_is_a_startup_error() {
     std::fs::write(first, &bytes[..bytes.len() - 5]).unwrap();
     assert!(matches!(Wal::open(dir.path(), 4096), Err(WalError::Corrupt { .. })));
 }
+
+#[test]
+fn a_batch_torn_out_of_order_by_a_power_loss_is_dropped_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first_batch_end, records_at) = {
+        let (mut wal, _) = Wal::open(dir.path(), 1 << 30).unwrap();
+        wal.append(&Record::Entry(entry(1, 1)));
+        wal.sync().unwrap();
+        let first_batch_end = wal.write_offset();
+        // One batch of three entries, one fsync.
+        for index in 2..=4 {
+            wal.append(&Record::Entry(entry(index, 1)));
+        }
+        wal.sync().unwrap();
+        (first_batch_end, wal.write_offset())
+    };
+    let path = only_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The page holding entry 2 never reached the disk, the one holding entry 4 did:
+    // zero entry 2 (it starts after the batch marker).
+    let mut marker = Vec::new();
+    record::encode(&Record::Batch { bytes: 0 }, &mut marker);
+    let entry_2 = first_batch_end as usize + marker.len();
+    bytes[entry_2..entry_2 + 20].fill(0);
+    assert!(records_at as usize <= bytes.len());
+    std::fs::write(&path, &bytes).unwrap();
+    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    assert_eq!(indexes(&replay), [1], "the unacknowledged batch is dropped whole");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), first_batch_end);
+
+    // The same damage with a later intact batch after it is real corruption.
+    let dir = tempfile::tempdir().unwrap();
+    let lengths = write_entries(dir.path(), 3);
+    let path = only_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[lengths[0] as usize + marker.len() + 4] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(Wal::open(dir.path(), 1 << 30), Err(WalError::Corrupt { .. })));
+}
