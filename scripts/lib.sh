@@ -47,7 +47,11 @@ stop_node() { # stop_node PORT [SIGNAL]
   pid=$(cat "$(pid_file "$port")" 2>/dev/null) || return 0
   if kill -0 "$pid" 2>/dev/null; then
     kill "-$signal" "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "node-$port (pid $pid) did not stop within 10 s; sending SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
   fi
   rm -f "$(pid_file "$port")"
 }

@@ -27,7 +27,13 @@ case "$command" in
     ;;
   start-node) ensure_binary; start_node "${2:?port}" ;;
   kill) stop_node "${2:?port}" KILL; echo "killed node-$2 (SIGKILL)" ;;
-  stop) for port in $(ports); do stop_node "$port" TERM; done; echo "stopped" ;;
+  stop)
+    stopped=0
+    for port in $(ports); do
+      if [ -f "$(pid_file "$port")" ]; then stop_node "$port" TERM; echo "stopped node-$port"; stopped=1; fi
+    done
+    [ "$stopped" = 1 ] || echo "no node of this cluster is running (no pid files in $LOG_DIR)"
+    ;;
   status) "$(dirname "$0")/watch-leader.sh" --once ;;
   clean)
     for port in $(ports); do stop_node "$port" TERM; done
