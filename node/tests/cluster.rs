@@ -439,6 +439,36 @@ async fn bad_inputs_get_the_documented_answers() {
     assert_eq!(write(7, "first").await.unwrap().status(), 200, "the retry is answered");
     assert_eq!(cluster.get("once", ACK_WITHIN).await.unwrap().as_deref(), Some("second"));
 
+    // The same session through headers; half a session is refused.
+    let with_headers = |value: &str| {
+        http.put(format!("{url}/set"))
+            .header("x-client-id", "9")
+            .header("x-client-seq", "1")
+            .json(&serde_json::json!({"key": "hdr", "value": value}))
+            .send()
+    };
+    assert_eq!(with_headers("a").await.unwrap().status(), 200);
+    assert_eq!(write(10, "b-other").await.unwrap().status(), 200);
+    let response = http
+        .put(format!("{url}/set"))
+        .json(&serde_json::json!({"key": "hdr", "value": "c", "clientId": 11, "seq": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(with_headers("a").await.unwrap().status(), 200, "the retry is answered");
+    assert_eq!(cluster.get("hdr", ACK_WITHIN).await.unwrap().as_deref(), Some("c"), "and not applied again");
+    let (status, body) = answer(
+        http.put(format!("{url}/set"))
+            .header("x-client-id", "9")
+            .body("{\"key\":\"h\",\"value\":\"v\"}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_session")));
+
     let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("raftkv_role 3"), "{metrics}");
     assert!(metrics.contains("raftkv_wal_fsync_seconds_count"));
