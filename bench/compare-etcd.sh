@@ -7,6 +7,8 @@
 #   bench/compare-etcd.sh                       # full run
 #   DURATION_S=5 CONNS="1 64" REPS=1 bench/compare-etcd.sh   # quick look
 #   SYSTEMS=etcd bench/compare-etcd.sh          # one system only
+#   RAFTKV_BEFORE_BIN=/tmp/raftkv-old SYSTEMS="before raftkv etcd" bench/compare-etcd.sh
+#                                               # also an older raftkv binary, same run
 #
 # Installs etcd-server, wrk and fio with apt if they are missing.
 set -euo pipefail
@@ -63,9 +65,12 @@ wait_for() { # wait_for <description> <timeout_s> <command...>
 # ---- raftkv ---------------------------------------------------------------
 
 RAFTKV_LEADER=""
-start_raftkv() {
-  (cd "$ROOT" && cargo build --release -q -p node)
-  local bin="$ROOT/target/release/raftkv"
+start_raftkv() { # start_raftkv [binary]
+  local bin=${1:-}
+  if [ -z "$bin" ]; then
+    (cd "$ROOT" && cargo build --release -q -p node)
+    bin="$ROOT/target/release/raftkv"
+  fi
   local kv_ports=() raft_ports=() peers="" ids="n1,n2,n3"
   for i in 1 2 3; do
     kv_ports+=("$(free_port)")
@@ -162,14 +167,14 @@ PY
   tail -n 1 "$RESULTS" | awk -F'\t' '{printf "  %-7s %-5s c=%-4s rep %s: %9.0f req/s  p50 %7.3f ms  p99 %8.3f ms  errors %s\n", $1, $2, $3, $4, $5, $6, $7, $8}'
 }
 
-bench_system() {
-  local system=$1 leader=$2
+bench_system() { # bench_system <system> <leader url> [script prefix]
+  local system=$1 leader=$2 scripts=${3:-$1}
   echo "== $system: preload 10,000 keys"
-  wrk -t2 -c16 -d3s -s "$WRK_DIR/$system-preload.lua" "$leader" >/dev/null 2>&1 || true
+  wrk -t2 -c16 -d3s -s "$WRK_DIR/$scripts-preload.lua" "$leader" >/dev/null 2>&1 || true
   for op in put get; do
     for conns in $CONNS; do
       for rep in $(seq 1 "$REPS"); do
-        run_wrk "$system" "$op" "$conns" "$rep" "$leader" "$system-$op.lua"
+        run_wrk "$system" "$op" "$conns" "$rep" "$leader" "$scripts-$op.lua"
       done
     done
   done
@@ -224,6 +229,19 @@ for op in ("put", "get"):
         print("| " + " | ".join(cells) + " |")
 print()
 print("medians of the repetitions; ratio = raftkv / etcd throughput")
+if any(k[2] == "before" for k in rows):
+    print()
+    print("raftkv before (RAFTKV_BEFORE_BIN) and after (this tree), same run:")
+    print()
+    print("| op | conns | before req/s | before p50 ms | before p99 ms | after req/s | after p50 ms | after p99 ms | after / before |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for op in ("put", "get"):
+        for conns in sorted({k[1] for k in rows if k[0] == op}):
+            b, a = rows.get((op, conns, "before")), rows.get((op, conns, "raftkv"))
+            if not (a and b):
+                continue
+            b, a = summary(b), summary(a)
+            print(f"| {names[op]} | {conns} | {b[0]:,.0f} | {b[1]:.2f} | {b[2]:.2f} | {a[0]:,.0f} | {a[1]:.2f} | {a[2]:.2f} | {a[0] / b[0]:.2f}x |")
 PY
 }
 
@@ -234,6 +252,8 @@ fdatasync_rate
 for system in $SYSTEMS; do
   case $system in
     raftkv) start_raftkv && bench_system raftkv "$RAFTKV_LEADER" ;;
+    before) start_raftkv "${RAFTKV_BEFORE_BIN:?set RAFTKV_BEFORE_BIN to an older raftkv binary}" &&
+      bench_system before "$RAFTKV_LEADER" raftkv ;;
     etcd) start_etcd && bench_system etcd "$ETCD_LEADER" ;;
   esac
   # Stop this system before measuring the next so they never share the CPU.

@@ -4,9 +4,10 @@
 use super::{role_name, ApiError, AppState};
 use crate::driver::{Input, ReadReply, WriteReply};
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use raft_sm::kv::{Command, KvError};
@@ -89,9 +90,9 @@ fn session(headers: &HeaderMap, client_id: Option<u64>, seq: Option<u64>) -> Res
     }
 }
 
-async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     match axum::body::to_bytes(body, BODY_BYTES_MAX).await {
-        Ok(bytes) => Ok(bytes.to_vec()),
+        Ok(bytes) => Ok(bytes),
         Err(_) => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
@@ -101,7 +102,7 @@ async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-async fn set(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
+async fn set(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body).await?;
     if bytes.is_empty() {
         return Err(bad_request("bad_json", r#"request body is empty; expected JSON {"key": "...", "value": "..."}"#));
@@ -123,12 +124,15 @@ async fn set(State(state): State<AppState>, headers: HeaderMap, body: Body) -> R
             format!("value is {} bytes; the limit is {VALUE_BYTES_MAX}", request.value.len()),
         ));
     }
-    let mut command = Command::set(request.key.clone(), request.value);
-    if let Some((client_id, seq)) = session(&headers, request.client_id, request.seq)? {
+    let session = session(&headers, request.client_id, request.seq)?;
+    // The answer's key, JSON-escaped now, so the key itself moves into the command.
+    let key_json = json_string(&request.key);
+    let mut command = Command::set(request.key, request.value);
+    if let Some((client_id, seq)) = session {
         command = command.with_session(client_id, seq);
     }
     let index = propose(&state, command).await?;
-    Ok(Json(json!({ "ok": true, "key": request.key, "index": index })))
+    Ok(write_ok(&key_json, index))
 }
 
 #[derive(Deserialize)]
@@ -155,7 +159,7 @@ fn parse_query(
 async fn read(
     State(state): State<AppState>,
     query: Result<Query<KeyQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (query, key) = parse_query(query)?;
     let stale = match query.consistency.as_deref() {
         None | Some("linearizable") => false,
@@ -180,7 +184,9 @@ async fn read(
         )
         .await?;
     match reply {
-        ReadReply::Value(Ok(value)) => Ok(Json(json!({ "ok": true, "key": key, "value": value }))),
+        ReadReply::Value(Ok(value)) => {
+            Ok(json_response(format!(r#"{{"key":{},"ok":true,"value":{}}}"#, json_string(&key), json_string(&value))))
+        }
         ReadReply::Value(Err(error)) => Err(kv_error(error)),
         ReadReply::Rejected(rejection) => Err(rejected(&state, rejection, true)),
         ReadReply::Dropped => Err(ApiError::new(
@@ -195,14 +201,32 @@ async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<KeyQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (query, key) = parse_query(query)?;
-    let mut command = Command::delete(key.clone());
-    if let Some((client_id, seq)) = session(&headers, query.client_id, query.seq)? {
+    let session = session(&headers, query.client_id, query.seq)?;
+    let key_json = json_string(&key);
+    let mut command = Command::delete(key);
+    if let Some((client_id, seq)) = session {
         command = command.with_session(client_id, seq);
     }
     let index = propose(&state, command).await?;
-    Ok(Json(json!({ "ok": true, "key": key, "index": index })))
+    Ok(write_ok(&key_json, index))
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
+/// A 200 JSON answer from its text (the hot paths build it directly instead of
+/// through a `serde_json::Value` map; same fields, same order).
+fn json_response(body: String) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+/// `{"index":…,"key":…,"ok":true}`, the answer to an applied write.
+fn write_ok(key_json: &str, index: u64) -> Response {
+    json_response(format!(r#"{{"index":{index},"key":{key_json},"ok":true}}"#))
 }
 
 async fn propose(state: &AppState, command: Command) -> Result<u64, ApiError> {

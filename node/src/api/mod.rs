@@ -128,38 +128,39 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         return next.run(request).await; // The replication hot path: no per-batch bookkeeping.
     }
     let started = Instant::now();
-    let request_id = match request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-    {
-        Some(id) => id.to_owned(),
-        None => {
-            let n = state.request_ids.fetch_add(1, Ordering::Relaxed);
-            let id = format!("{}-{n}", state.directory.config.name);
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                request.headers_mut().insert("x-request-id", value);
+    // The id as a header value (cloning one is a reference count, not a copy).
+    let request_id =
+        match request.headers().get("x-request-id").filter(|v| !v.is_empty() && v.len() <= 128 && v.to_str().is_ok()) {
+            Some(id) => Some(id.clone()),
+            None => {
+                let n = state.request_ids.fetch_add(1, Ordering::Relaxed);
+                let id = HeaderValue::from_str(&format!("{}-{n}", state.directory.config.name)).ok();
+                if let Some(value) = &id {
+                    request.headers_mut().insert("x-request-id", value.clone());
+                }
+                id
             }
-            id
-        }
-    };
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+        };
+    let is_raft = request.uri().path().starts_with("/raft/");
+    // Request lines are info: under RUST_LOG=warn (benchmarks) skip copying what they show.
+    let logged = (!is_raft && tracing::enabled!(target: "raftkv::http", tracing::Level::INFO))
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
+    if let Some(value) = &request_id {
+        response.headers_mut().insert("x-request-id", value.clone());
     }
     let elapsed = started.elapsed();
-    if !path.starts_with("/raft/") {
+    if !is_raft {
         state.metrics.request_seconds.observe(elapsed);
+    }
+    if let Some((method, path)) = logged {
         tracing::info!(
             target: "raftkv::http",
             %method,
             path,
             status = response.status().as_u16(),
             latency_us = elapsed.as_micros() as u64,
-            request_id,
+            request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
             "request"
         );
     }
