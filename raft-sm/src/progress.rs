@@ -39,6 +39,9 @@ pub(crate) struct Progress {
     /// `match_index` at the previous heartbeat: a full window that made no progress
     /// over a whole heartbeat interval has lost messages.
     pub(crate) match_at_heartbeat: LogIndex,
+    /// The highest commit index sent to the follower, so a commit advance is
+    /// announced promptly even when there is nothing new to append.
+    pub(crate) commit_sent: LogIndex,
 }
 
 impl Progress {
@@ -51,6 +54,7 @@ impl Progress {
             recent_active: false,
             read_round_acked: 0,
             match_at_heartbeat: LogIndex(0),
+            commit_sent: LogIndex(0),
         }
     }
 

@@ -84,7 +84,8 @@ impl Node {
             }
             let paused = progress.is_paused(self.config.inflight_appends_max);
             let has_entries = progress.next_index <= self.log.last_index();
-            if paused || (!has_entries && (sent || !heartbeat)) {
+            let announce_commit = progress.commit_sent < self.commit_index;
+            if paused || (!has_entries && (sent || !(heartbeat || announce_commit))) {
                 break;
             }
             if !self.send_append(peer) {
@@ -132,6 +133,7 @@ impl Node {
         );
         let last_sent = entries.last().map_or(prev_log_index, |entry| entry.index);
         let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
+        progress.commit_sent = progress.commit_sent.max(self.commit_index);
         match &mut progress.mode {
             ReplicationMode::Probe { paused } => *paused = true,
             ReplicationMode::Replicate => {

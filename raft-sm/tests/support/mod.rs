@@ -66,10 +66,11 @@ pub struct Host {
 pub struct Checks {
     /// term -> leader elected in it.
     pub leaders: BTreeMap<Term, NodeId>,
-    /// index -> the entry first seen committed/applied there.
-    pub applied_at: BTreeMap<LogIndex, Entry>,
-    /// (node, index) applied, to catch double apply within one incarnation.
-    pub committed: BTreeMap<LogIndex, Entry>,
+    /// index -> the entry first applied there, and the applier's term then. The
+    /// entry was committed in some term ≤ that term (a node learns of a commit
+    /// only from a leader of its own term or earlier), so every leader of a
+    /// later term must hold it (leader completeness, Raft §5.4.1).
+    pub applied_at: BTreeMap<LogIndex, (Entry, Term)>,
 }
 
 pub struct Pump {
@@ -265,11 +266,12 @@ impl Pump {
         let previous = host.applied.last().map_or(host.applied_base, |e| e.index);
         assert_eq!(previous.next(), entry.index, "{id} applies in order, each index once");
         match self.checks.applied_at.get(&entry.index) {
-            Some(first) => {
+            Some((first, _)) => {
                 assert_eq!(first, entry, "state-machine safety: {id} applies a different entry at {}", entry.index)
             }
             None => {
-                self.checks.applied_at.insert(entry.index, entry.clone());
+                let term = host.node.term();
+                self.checks.applied_at.insert(entry.index, (entry.clone(), term));
             }
         }
     }
@@ -284,8 +286,8 @@ impl Pump {
                 }
                 // Leader completeness: every entry applied anywhere is in this leader's log
                 // (unless compacted away into its snapshot).
-                for (index, entry) in &self.checks.applied_at {
-                    if *index > host.node.log_base().0 && entry.term <= term {
+                for (index, (entry, known_in)) in &self.checks.applied_at {
+                    if *index > host.node.log_base().0 && *known_in < term {
                         assert_eq!(
                             host.node.entry(*index),
                             Some(entry),
