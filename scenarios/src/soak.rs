@@ -1,0 +1,160 @@
+//! The randomized fault suites: swarm runs (each seed draws its own fault mix:
+//! partitions, loss, duplication, reordering, crashes and restarts, pauses,
+//! disk stalls, torn writes) with a low snapshot threshold and every checker on
+//! (safety after every step, linearizability at the end), followed by a
+//! liveness phase. `cargo test` runs a few hundred seeds (`tests/fault_suites.rs`);
+//! `cargo run -p scenarios --release -- soak --seeds N` runs as many as asked.
+
+use crate::linearizability;
+use sim::counters::Counters;
+use sim::explore::run_seed;
+use sim::rng::SimRng;
+use sim::{Failure, RunSummary, SimOptions};
+use std::time::{Duration, Instant};
+
+/// The shape of one fault-suite run.
+#[derive(Clone, Debug)]
+pub struct SuitePlan {
+    /// Cluster size.
+    pub nodes: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Length of the fault phase.
+    pub fault_ms: u64,
+    /// Bound of the liveness phase.
+    pub liveness_ms: u64,
+    /// Round-trip every message through serde_json (slower; on in tests).
+    pub wire_json: bool,
+}
+
+impl SuitePlan {
+    /// The plan the `cargo test` suites and the soak use for `nodes` nodes.
+    pub fn new(nodes: usize) -> SuitePlan {
+        SuitePlan { nodes, clients: 6, fault_ms: 10_000, liveness_ms: 30_000, wire_json: cfg!(debug_assertions) }
+    }
+
+    /// The options of seed `seed`: the swarm draw, then a low snapshot
+    /// threshold (16–200 entries) so compaction and InstallSnapshot run under
+    /// faults, the linearizability checker, and `replay` as the replay line.
+    pub fn options(&self, seed: u64, replay: String) -> SimOptions {
+        let mut options = SimOptions::swarm(seed, self.nodes, self.clients);
+        let mut rng = SimRng::derive(seed, "scenarios/snapshots");
+        options.snapshot_threshold_entries = *rng.pick(&[16, 32, 64, 200]);
+        options.wire_json = self.wire_json;
+        options.trace_hash = false;
+        options.linearizability = Some(linearizability::check);
+        options.replay = Some(replay);
+        options
+    }
+
+    /// The soak command that replays seed `seed` under this plan.
+    pub fn soak_replay(&self, seed: u64) -> String {
+        format!(
+            "cargo run -p scenarios --release -- soak --seed {seed:#x} --nodes {} --clients {} --fault-ms {}",
+            self.nodes, self.clients, self.fault_ms
+        )
+    }
+
+    /// Runs one seed: fault phase, liveness phase, linearizability.
+    pub fn run(&self, seed: u64, replay: String) -> Result<RunSummary, Failure> {
+        run_seed(self.options(seed, replay), self.fault_ms, self.liveness_ms)
+    }
+}
+
+/// The counters every fault suite must hit across its seeds (the paths the
+/// suites exist for).
+pub const SUITE_COVERAGE: &[&str] = &[
+    "elections",
+    "leader_changes",
+    "truncations",
+    "snapshots_taken",
+    "snapshots_sent",
+    "snapshots_installed",
+    "reads_served",
+    "duplicates_suppressed",
+    "proposals_dropped",
+    "crashes",
+    "restarts",
+    "pauses",
+    "partitions",
+    "disk_stalls",
+    "torn_writes",
+    "messages_lost",
+    "messages_duplicated",
+    "messages_reordered",
+    "client_retries",
+];
+
+/// A fault suite for `cargo test`: runs `seeds` (only `SIM_SEED` when set),
+/// panics at the first failure with `SIM_SEED=0x.. cargo test -p scenarios <name>`,
+/// then requires every counter in `required` to be non-zero across the seeds.
+pub fn run_suite(name: &str, plan: &SuitePlan, seeds: &[u64], required: &[&str]) -> Counters {
+    let mut counters = Counters::default();
+    for &seed in seeds {
+        let replay = crate::replay_line(name, seed);
+        match plan.run(seed, replay) {
+            Ok(summary) => counters.merge(&summary.counters),
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+    let missing = counters.missing(required);
+    assert!(
+        seeds.len() == 1 || missing.is_empty(),
+        "{name} never exercised {missing:?} across its {} seeds; counters:\n{counters}",
+        seeds.len()
+    );
+    counters
+}
+
+/// What a soak found.
+#[derive(Debug, Default)]
+pub struct SoakReport {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Failures, in seed order.
+    pub failures: Vec<Failure>,
+    /// Counters summed over passing seeds.
+    pub counters: Counters,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time simulated.
+    pub sim_ms: u64,
+    /// Wall time.
+    pub wall: Duration,
+}
+
+impl SoakReport {
+    /// Seeds per wall second.
+    pub fn seeds_per_second(&self) -> f64 {
+        self.seeds as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+    /// Simulated seconds per wall second.
+    pub fn speedup(&self) -> f64 {
+        self.sim_ms as f64 / 1000.0 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs `seeds` under `plan`; `progress` sees each result.
+pub fn soak(
+    plan: &SuitePlan,
+    seeds: impl IntoIterator<Item = u64>,
+    mut progress: impl FnMut(u64, &Result<RunSummary, Failure>),
+) -> SoakReport {
+    let began = Instant::now();
+    let mut report = SoakReport::default();
+    for seed in seeds {
+        let result = plan.run(seed, plan.soak_replay(seed));
+        report.seeds += 1;
+        progress(seed, &result);
+        match result {
+            Ok(summary) => {
+                report.counters.merge(&summary.counters);
+                report.events += summary.events;
+                report.sim_ms += summary.sim_ms;
+            }
+            Err(failure) => report.failures.push(failure),
+        }
+    }
+    report.wall = began.elapsed();
+    report
+}
