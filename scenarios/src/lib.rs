@@ -157,9 +157,13 @@ pub fn for_each_seed(name: &'static str, base: u64, scenario: impl FnMut(&Run)) 
 /// [`for_each_seed`] with another default count (still overridden by `SCENARIO_SEEDS`).
 pub fn for_each_seed_n(name: &'static str, base: u64, default_count: u64, scenario: impl FnMut(&Run)) {
     let seeds = seeds(base, seeds_count(default_count));
-    if let Err(failure) = try_each_seed(name, &seeds, scenario) {
-        eprintln!("replay: {}", failure.replay);
-        panic!("{failure}");
+    let began = std::time::Instant::now();
+    match try_each_seed(name, &seeds, scenario) {
+        Ok(count) => eprintln!("{name}: {count} seeds passed in {:.2} s", began.elapsed().as_secs_f64()),
+        Err(failure) => {
+            eprintln!("replay: {}", failure.replay);
+            panic!("{failure}");
+        }
     }
 }
 
