@@ -203,12 +203,21 @@ pub fn all_have(cluster: &Cluster, key: &str, value: &str) -> bool {
     cluster.nodes().iter().filter(|n| n.is_up()).all(|n| n.kv_get(key).as_deref() == Some(value))
 }
 
-/// Every running node applied up to the leader's commit index.
+/// The leader has committed an entry of its own term (so its commit index
+/// covers everything committed before it was elected: Raft §5.4.2, §8), and
+/// every running node applied up to that commit index.
 pub fn all_caught_up(cluster: &Cluster) -> bool {
     let Some(leader) = cluster.leader() else {
         return false;
     };
-    let commit = cluster.node(leader).commit_index();
+    let view = cluster.node(leader);
+    let commit = view.commit_index();
+    let Some(core) = view.core() else {
+        return false;
+    };
+    if core.term_at(commit) != Some(core.term()) {
+        return false;
+    }
     cluster.nodes().iter().filter(|n| n.is_up()).all(|n| n.applied_index() == commit)
 }
 
