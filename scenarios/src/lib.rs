@@ -192,9 +192,9 @@ pub fn agreed_leader(cluster: &Cluster) -> Option<(NodeId, Term)> {
 
 /// Runs until [`one_leader_agreed`] (panicking with the replay line after `limit_ms`).
 pub fn wait_one_leader_agreed(cluster: &mut Cluster, limit_ms: u64) -> (NodeId, Term) {
-    cluster.run_until("one leader, agreed by every running node", one_leader_agreed, limit_ms).unwrap_or_else(
-        |failure| panic!("{failure}"),
-    );
+    cluster
+        .run_until("one leader, agreed by every running node", one_leader_agreed, limit_ms)
+        .unwrap_or_else(|failure| panic!("{failure}"));
     agreed_leader(cluster).expect("just held")
 }
 

@@ -169,7 +169,8 @@ mod tests {
         let never = [op(1, set("a"), 0, None, KvOutcome::Unknown), op(2, get(), 50, Some(60), KvOutcome::NotFound)];
         assert_eq!(check(&never), Ok(()));
         // But it cannot take effect before it was invoked.
-        let early = [op(2, get(), 0, Some(5), KvOutcome::Value("a".into())), op(1, set("a"), 10, None, KvOutcome::Unknown)];
+        let early =
+            [op(2, get(), 0, Some(5), KvOutcome::Value("a".into())), op(1, set("a"), 10, None, KvOutcome::Unknown)];
         assert!(check(&early).is_err());
     }
 

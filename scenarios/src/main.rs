@@ -11,7 +11,8 @@
 use scenarios::soak::{soak, SuitePlan, SUITE_COVERAGE};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: scenarios soak (--seeds N [--start S] | --seed X) [--nodes 3|5] [--clients K] [--fault-ms MS] [--json]";
+const USAGE: &str =
+    "usage: scenarios soak (--seeds N [--start S] | --seed X) [--nodes 3|5] [--clients K] [--fault-ms MS] [--json]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

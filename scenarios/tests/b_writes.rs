@@ -74,7 +74,9 @@ fn assert_majority_has_and_leader_applied(cluster: &sim::Cluster, index: raft_sm
     let holders = cluster
         .nodes()
         .iter()
-        .filter(|n| n.core().is_some_and(|core| core.term_at(index) == Some(term) && n.durable_hard_state().term >= term))
+        .filter(|n| {
+            n.core().is_some_and(|core| core.term_at(index) == Some(term) && n.durable_hard_state().term >= term)
+        })
         .count();
     assert!(holders >= 2, "only {holders} of 3 nodes hold the entry at {index}");
 }

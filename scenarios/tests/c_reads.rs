@@ -25,7 +25,8 @@ fn c1_read_your_write_on_all_nodes() {
             assert!(served >= 3 * (round + 1), "every read went through ReadIndex ({served})");
             // Stale reads: let time pass from the acknowledgement, not from the reads.
             let bound_ms = 500u64.saturating_sub(cluster.now_ms() - acknowledged_at);
-            cluster.run_until("a local read of the write on every node", |c| all_have(c, "c1", &value), bound_ms)
+            cluster
+                .run_until("a local read of the write on every node", |c| all_have(c, "c1", &value), bound_ms)
                 .unwrap_or_else(|failure| panic!("{failure}"));
             for id in cluster.ids() {
                 assert_eq!(cluster.read(id, "c1", Consistency::Local), ReadAnswer::Value(Some(value.clone())));

@@ -17,9 +17,17 @@ fn lag_and_rejoin(cluster: &mut Cluster) -> raft_sm::NodeId {
     assert!(lagging.0 + 1_000 <= commit.0, "the lagger missed the writes (applied {lagging}, commit {commit})");
     cluster.connect(lagger);
     cluster
-        .run_until("the lagging follower caught up", |c| all_caught_up(c) && c.node(lagger).leader() == Some(leader), 10_000)
+        .run_until(
+            "the lagging follower caught up",
+            |c| all_caught_up(c) && c.node(lagger).leader() == Some(leader),
+            10_000,
+        )
         .unwrap_or_else(|failure| panic!("{failure}"));
-    assert_eq!(cluster.node(lagger).kv_pairs(), cluster.node(leader).kv_pairs(), "the lagger's store equals the leader's");
+    assert_eq!(
+        cluster.node(lagger).kv_pairs(),
+        cluster.node(leader).kv_pairs(),
+        "the lagger's store equals the leader's"
+    );
     assert_eq!(cluster.node(lagger).kv_get("d1k19").as_deref(), Some("d1999"));
     lagger
 }

@@ -25,7 +25,9 @@ fn e1_conflicting_tail_is_overwritten_and_never_applied() {
                 other => panic!("the isolated leader answered {other:?}"),
             }
         }
-        cluster.run_until("a new leader", |c| c.leader().is_some_and(|l| l != old), 10_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster
+            .run_until("a new leader", |c| c.leader().is_some_and(|l| l != old), 10_000)
+            .unwrap_or_else(|f| panic!("{f}"));
         let new = cluster.resolve(Who::Leader);
         for i in 0..5 {
             write_ok(&mut cluster, &Command::set("e1", format!("new-{i}")), 5_000);
@@ -38,7 +40,12 @@ fn e1_conflicting_tail_is_overwritten_and_never_applied() {
         }
         let truncations = cluster.counters().get("truncations");
         cluster.heal();
-        cluster.run_until("the old leader follows and caught up", |c| all_caught_up(c) && c.node(old).leader() == Some(new), 10_000)
+        cluster
+            .run_until(
+                "the old leader follows and caught up",
+                |c| all_caught_up(c) && c.node(old).leader() == Some(new),
+                10_000,
+            )
             .unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(cluster.node(old).role(), Some(Role::Follower));
         assert!(cluster.counters().get("truncations") > truncations, "the old leader truncated its tail");
@@ -49,7 +56,11 @@ fn e1_conflicting_tail_is_overwritten_and_never_applied() {
         }
         for node in cluster.nodes() {
             let values = applied_values(&node, "e1");
-            assert!(!values.iter().flatten().any(|v| v.starts_with("old-tail")), "{} applied an old-tail write", node.id());
+            assert!(
+                !values.iter().flatten().any(|v| v.starts_with("old-tail")),
+                "{} applied an old-tail write",
+                node.id()
+            );
             assert_eq!(node.kv_get("e1").as_deref(), Some("new-4"));
         }
         cluster.check();

@@ -67,7 +67,9 @@ fn f2_no_majority_no_commit_then_at_most_once() {
         wait_one_leader_agreed(&mut cluster, 10_000);
         let suppressed = cluster.counters().get("duplicates_suppressed");
         write_ok(&mut cluster, &command, 5_000);
-        cluster.run_until("all applied", |c| all_caught_up(c) && all_have(c, "f2", "once"), 5_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster
+            .run_until("all applied", |c| all_caught_up(c) && all_have(c, "f2", "once"), 5_000)
+            .unwrap_or_else(|f| panic!("{f}"));
         for node in cluster.nodes() {
             let copies = applied_commands(&node).iter().filter(|c| **c == command).count();
             assert!((1..=2).contains(&copies), "{}: {copies} entries of the write", node.id());

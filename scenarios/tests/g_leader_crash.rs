@@ -37,9 +37,15 @@ fn g1_leader_crash_mid_load() {
         assert!(cluster.node(new).term() > old_term);
         let took_ms = cluster.now_ms() - crashed_at;
         assert!(took_ms <= bound_ms, "elected after {took_ms} ms");
-        cluster.run_until("the survivors agree", |c| c.followers().iter().all(|&f| c.node(f).leader() == Some(new)), 2_000)
+        cluster
+            .run_until("the survivors agree", |c| c.followers().iter().all(|&f| c.node(f).leader() == Some(new)), 2_000)
             .unwrap_or_else(|f| panic!("{f}"));
-        cluster.run_until("the new leader applied its commit", |c| c.node(new).applied_index() == c.node(new).commit_index(), 2_000)
+        cluster
+            .run_until(
+                "the new leader applied its commit",
+                |c| c.node(new).applied_index() == c.node(new).commit_index(),
+                2_000,
+            )
             .unwrap_or_else(|f| panic!("{f}"));
         for (key, value) in &acknowledged {
             assert_eq!(cluster.node(new).kv_get(key).as_ref(), Some(value), "acknowledged write {key} survived");
@@ -48,7 +54,11 @@ fn g1_leader_crash_mid_load() {
         assert!(cluster.history().completed() > completed_before, "the clients made progress with the new leader");
         cluster.restart(old);
         cluster
-            .run_until("the old leader follows and caught up", |c| c.node(old).leader() == c.leader() && all_caught_up(c), 10_000)
+            .run_until(
+                "the old leader follows and caught up",
+                |c| c.node(old).leader() == c.leader() && all_caught_up(c),
+                10_000,
+            )
             .unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(cluster.node(old).role(), Some(Role::Follower));
         assert!(cluster.node(old).term() > old_term);

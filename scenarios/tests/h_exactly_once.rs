@@ -60,7 +60,10 @@ fn h1_session_retry_never_applies_twice() {
         assert_eq!(duplicates, 2 * 3, "two retries suppressed on each of 3 nodes");
         write_ok(&mut cluster, &Command::set("h1", "second").with_session(7, 2), 5_000);
         let stale = Command::set("h1", "stale").with_session(7, 1);
-        assert_eq!(cluster.propose_and_wait(Who::Leader, &stale, 5_000), WriteAnswer::Applied(Err(KvError::SessionExpired)));
+        assert_eq!(
+            cluster.propose_and_wait(Who::Leader, &stale, 5_000),
+            WriteAnswer::Applied(Err(KvError::SessionExpired))
+        );
         cluster.run_until("all applied", all_caught_up, 2_000).unwrap_or_else(|f| panic!("{f}"));
         assert!(all_have(&cluster, "h1", "second"));
         for node in cluster.nodes() {

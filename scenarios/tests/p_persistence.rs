@@ -23,7 +23,8 @@ fn p1_follower_restart_catches_up() {
         cluster.restart(follower);
         assert!(cluster.node(follower).last_log_index() >= LogIndex(2), "the follower recovered its durable log");
         assert_eq!(cluster.node(follower).role(), Some(Role::Follower));
-        cluster.run_until("the follower caught up", |c| all_caught_up(c) && all_have(c, "p1", "49"), 10_000)
+        cluster
+            .run_until("the follower caught up", |c| all_caught_up(c) && all_have(c, "p1", "49"), 10_000)
             .unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(cluster.counters().get("restarts"), 1);
         cluster.check();
@@ -46,7 +47,12 @@ fn p2_leader_crash_and_restart_rejoins_as_follower() {
         write_ok(&mut cluster, &Command::set("p2", "2"), 5_000);
         let changes = cluster.counters().get("leader_changes");
         cluster.restart(old);
-        cluster.run_until("the old leader follows the new one", |c| c.node(old).leader() == Some(new) && all_caught_up(c), 10_000)
+        cluster
+            .run_until(
+                "the old leader follows the new one",
+                |c| c.node(old).leader() == Some(new) && all_caught_up(c),
+                10_000,
+            )
             .unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(cluster.node(old).role(), Some(Role::Follower));
         assert!(cluster.node(old).term() > old_term, "rejoined at a higher term");
@@ -84,13 +90,17 @@ fn p3_uncommitted_write_of_isolated_leader_never_visible() {
         for id in followers {
             cluster.restart(id);
         }
-        cluster.run_until("a leader among the followers", |c| c.leader().is_some(), 10_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster
+            .run_until("a leader among the followers", |c| c.leader().is_some(), 10_000)
+            .unwrap_or_else(|f| panic!("{f}"));
         write_ok(&mut cluster, &Command::set("p3", "after"), 5_000);
         let truncations = cluster.counters().get("truncations");
         cluster.restart(old);
         assert!(cluster.node(old).last_log_index() >= index, "z survived on the old leader's disk");
         wait_one_leader_agreed(&mut cluster, 10_000);
-        cluster.run_until("all caught up", |c| all_caught_up(c) && all_have(c, "p3", "after"), 10_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster
+            .run_until("all caught up", |c| all_caught_up(c) && all_have(c, "p3", "after"), 10_000)
+            .unwrap_or_else(|f| panic!("{f}"));
         assert!(cluster.counters().get("truncations") > truncations, "the old leader's tail was truncated");
         for id in cluster.ids() {
             assert_eq!(cluster.read(id, "z", Consistency::Linearizable), ReadAnswer::Value(None), "z read on {id}");
@@ -140,7 +150,7 @@ fn p4_no_double_apply_across_restarts() {
         for i in 1..=leader.commit_index().0 {
             once.apply_entry(core.entry(LogIndex(i)).expect("committed entry"));
         }
-        assert!(once.len() > 0, "the clients wrote something");
+        assert!(!once.is_empty(), "the clients wrote something");
         for node in cluster.nodes() {
             assert_eq!(node.kv_pairs(), once.sorted_pairs(), "{}: store = one application of the log", node.id());
         }

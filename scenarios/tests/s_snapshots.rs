@@ -1,6 +1,5 @@
 //! S1: snapshots survive a full-cluster restart.
 
-use raft_sm::kv::Command;
 use raft_sm::LogIndex;
 use scenarios::{all_caught_up, for_each_seed, wait_one_leader_agreed, write_burst};
 use sim::Cluster;
@@ -21,7 +20,8 @@ fn s1_snapshot_survives_full_cluster_restart() {
         wait_one_leader_agreed(&mut cluster, 10_000);
         write_burst(&mut cluster, "s1", 300, 30, 10_000);
         cluster.run_until("all applied", all_caught_up, 5_000).unwrap_or_else(|f| panic!("{f}"));
-        let expected: BTreeMap<String, String> = (270..300).map(|i| (format!("s1k{}", i % 30), format!("s1{i}"))).collect();
+        let expected: BTreeMap<String, String> =
+            (270..300).map(|i| (format!("s1k{}", i % 30), format!("s1{i}"))).collect();
         let expected: Vec<(String, String)> = expected.into_iter().collect();
         for node in cluster.nodes() {
             assert_eq!(node.kv_pairs(), expected, "{} before the crash", node.id());
