@@ -66,6 +66,8 @@ impl SuitePlan {
 pub const SUITE_COVERAGE: &[&str] = &[
     "elections",
     "leader_changes",
+    "pre_vote_rejections",
+    "check_quorum_step_downs",
     "truncations",
     "snapshots_taken",
     "snapshots_sent",
@@ -79,6 +81,7 @@ pub const SUITE_COVERAGE: &[&str] = &[
     "partitions",
     "disk_stalls",
     "torn_writes",
+    "unsynced_writes_lost",
     "messages_lost",
     "messages_duplicated",
     "messages_reordered",

@@ -13,20 +13,30 @@ use scenarios::{seeds, seeds_count};
 /// Swarm on 3 nodes, 6 clients, 10 s of faults per seed.
 #[test]
 fn fault_suite_three_nodes() {
+    let began = std::time::Instant::now();
     let plan = SuitePlan::new(3);
     let seeds = seeds(0x3000, seeds_count(SEEDS_THREE));
     let counters = run_suite("fault_suite_three_nodes", &plan, &seeds, SUITE_COVERAGE);
-    eprintln!("fault_suite_three_nodes: {} seeds passed\n{counters}", seeds.len());
+    eprintln!(
+        "fault_suite_three_nodes: {} seeds passed in {:.1} s\n{counters}",
+        seeds.len(),
+        began.elapsed().as_secs_f64()
+    );
 }
 
 /// Swarm on 5 nodes, 6 clients, 10 s of faults per seed.
 #[test]
 fn fault_suite_five_nodes() {
+    let began = std::time::Instant::now();
     let plan = SuitePlan::new(5);
     let seeds = seeds(0x5000, seeds_count(SEEDS_FIVE));
     let counters = run_suite("fault_suite_five_nodes", &plan, &seeds, SUITE_COVERAGE);
-    eprintln!("fault_suite_five_nodes: {} seeds passed\n{counters}", seeds.len());
+    eprintln!(
+        "fault_suite_five_nodes: {} seeds passed in {:.1} s\n{counters}",
+        seeds.len(),
+        began.elapsed().as_secs_f64()
+    );
 }
 
-const SEEDS_THREE: u64 = 150;
-const SEEDS_FIVE: u64 = 100;
+const SEEDS_THREE: u64 = 300;
+const SEEDS_FIVE: u64 = 200;
