@@ -48,6 +48,7 @@ mod snapshot;
 mod timer;
 mod transfer;
 mod types;
+pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use event::{Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind};

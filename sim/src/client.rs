@@ -428,3 +428,94 @@ impl Workload {
         self.clients[index].running.as_ref().map(|running| running.seq)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_writer() -> Workload {
+        let options = WorkloadOptions {
+            clients: 1,
+            get_weight: 0,
+            delete_weight: 0,
+            think_ms_min: 0,
+            think_ms_max: 0,
+            ..WorkloadOptions::default()
+        };
+        Workload::new(options, vec![NodeId(1), NodeId(2), NodeId(3)], SimRng::from_seed(1))
+    }
+
+    fn sends(actions: &[ClientAction]) -> Vec<(NodeId, Request)> {
+        actions
+            .iter()
+            .filter_map(|action| match action {
+                ClientAction::Send { node, request, .. } => Some((*node, request.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn wake_token(actions: &[ClientAction]) -> (u64, u64) {
+        actions
+            .iter()
+            .find_map(|action| match action {
+                ClientAction::Wake { at_ms, token, .. } => Some((*at_ms, *token)),
+                _ => None,
+            })
+            .expect("a wake")
+    }
+
+    #[test]
+    fn retries_reuse_the_session_and_a_late_answer_to_any_attempt_completes_the_op() {
+        let mut workload = one_writer();
+        let (at, token) = wake_token(&workload.start(0));
+        let first = workload.on_wake(at, 0, token);
+        let sent = sends(&first);
+        assert_eq!(sent.len(), 1, "one send");
+        let Request::Write(bytes) = sent[0].1.clone() else {
+            panic!("a write");
+        };
+        workload.sent(0, 100);
+        let command = Command::decode(&bytes).unwrap();
+        assert_eq!(command.session.map(|s| (s.client_id, s.seq)), Some((1, 1)));
+        // The attempt times out: the retry carries the very same command.
+        let (at, token) = wake_token(&first);
+        let retry = workload.on_wake(at, 0, token);
+        assert_eq!(sends(&retry)[0].1, Request::Write(bytes.clone()));
+        workload.sent(0, 101);
+        assert_eq!(workload.stats.timeouts, 1);
+        // A stale rejection of the first attempt is ignored; its late success is not.
+        let ignored = workload.on_reply(at + 1, 0, 100, Reply::Rejected(Rejection::Busy));
+        assert!(ignored.is_empty());
+        workload.on_reply(at + 2, 0, 100, Reply::Written(Ok(())));
+        let history = workload.history();
+        assert_eq!(history.operations()[0].outcome, KvOutcome::Ok);
+        assert_eq!(history.operations()[0].complete_ms, Some(at + 2));
+        assert!(workload.is_idle());
+    }
+
+    #[test]
+    fn leader_hints_are_followed_and_an_op_is_given_up_after_its_timeout() {
+        let mut workload = one_writer();
+        let (at, token) = wake_token(&workload.start(0));
+        workload.on_wake(at, 0, token);
+        workload.sent(0, 7);
+        let hinted = workload.on_reply(at + 1, 0, 7, Reply::Rejected(Rejection::NotLeader { leader: Some(NodeId(3)) }));
+        assert_eq!(sends(&hinted)[0].0, NodeId(3), "the retry goes to the hinted leader");
+        workload.sent(0, 8);
+        // No answer ever comes: attempts time out until the op timeout gives up.
+        let mut now = at + 1;
+        let mut actions = hinted;
+        while !workload.is_idle() {
+            let (wake_at, token) = wake_token(&actions);
+            now = wake_at;
+            actions = workload.on_wake(now, 0, token);
+            if !sends(&actions).is_empty() {
+                workload.sent(0, 1000 + now);
+            }
+        }
+        assert!(now >= workload.options().op_timeout_ms);
+        assert_eq!(workload.history().operations()[0].outcome, KvOutcome::Unknown);
+        assert_eq!(workload.history().operations()[0].complete_ms, None);
+    }
+}

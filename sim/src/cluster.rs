@@ -14,7 +14,7 @@ use crate::faults::{next_swarm_fault, FaultAction, SwarmView};
 use crate::history::History;
 use crate::network::Network;
 use crate::node_host::{describe_event, Answer, Effect, NodeHost};
-use crate::options::SimOptions;
+use crate::options::{SimOptions, WireFormat};
 use crate::queue::EventQueue;
 use crate::rng::{derive_seed, SimRng};
 use crate::trace::Trace;
@@ -47,10 +47,11 @@ impl SimEvent {
     }
 }
 
-/// A message on the wire: serde_json bytes, or the value itself.
+/// A message on the wire: serde_json bytes, binary wire bytes, or the value itself.
 #[derive(Clone, Debug)]
 enum Wire {
     Json(std::rc::Rc<Vec<u8>>),
+    Binary(std::rc::Rc<Vec<u8>>),
     Plain(Box<Message>),
 }
 
@@ -230,8 +231,15 @@ pub struct Cluster {
     trace_path: Option<String>,
     backlog: Vec<Vec<SimEvent>>,
     events: u64,
+    /// Events processed at the current virtual millisecond (an event storm guard).
+    events_this_ms: u64,
     swarm_active: bool,
+    no_history: History,
 }
+
+/// Most events one virtual millisecond may hold before the run is declared an
+/// event storm (a livelock of zero-latency messages would otherwise spin forever).
+const EVENTS_PER_MS_MAX: u64 = 1_000_000;
 
 impl Cluster {
     /// Builds and starts the cluster (nodes booted, clients and swarm scheduled).
@@ -297,6 +305,8 @@ impl Cluster {
             trace: Trace::new(options.trace_hash, trace_sink),
             trace_path,
             events: 0,
+            events_this_ms: 0,
+            no_history: History::default(),
             swarm_active: options.swarm.is_some(),
             options,
         };
@@ -603,6 +613,13 @@ impl Cluster {
                 host.disk.stalled_until_ms = host.disk.stalled_until_ms.max(until);
             }
             FaultAction::Network(options) => self.network.set_options(options),
+            FaultAction::TransferLeadership(to) => {
+                if let Some(leader) = self.leader() {
+                    if leader != to {
+                        self.step_node(leader, Event::TransferLeadership { to });
+                    }
+                }
+            }
         }
     }
 
@@ -723,8 +740,8 @@ impl Cluster {
     }
 
     /// The client history (empty without clients).
-    pub fn history(&self) -> History {
-        self.workload.as_ref().map(|workload| workload.history().clone()).unwrap_or_default()
+    pub fn history(&self) -> &History {
+        self.workload.as_ref().map_or(&self.no_history, |workload| workload.history())
     }
 
     /// Whether the cluster has converged: a leader that every running node
@@ -899,7 +916,18 @@ impl Cluster {
         let Some((at_ms, event)) = self.queue.pop() else {
             return;
         };
-        debug_assert!(at_ms >= self.now_ms, "time never goes backwards");
+        assert!(at_ms >= self.now_ms, "time never goes backwards");
+        if at_ms == self.now_ms {
+            self.events_this_ms += 1;
+            if self.events_this_ms > EVENTS_PER_MS_MAX {
+                self.fail(
+                    FailureKind::Liveness,
+                    format!("event storm: over {EVENTS_PER_MS_MAX} events at one virtual ms"),
+                );
+            }
+        } else {
+            self.events_this_ms = 0;
+        }
         self.now_ms = at_ms;
         self.events += 1;
         if let Some(node) = event.target() {
@@ -922,7 +950,9 @@ impl Cluster {
             SimEvent::Deliver { to, wire } => {
                 let message = match wire {
                     Wire::Json(bytes) => serde_json::from_slice::<Message>(&bytes)
-                        .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("wire decode: {error}"))),
+                        .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("JSON wire decode: {error}"))),
+                    Wire::Binary(bytes) => raft_sm::wire::decode_message(&bytes)
+                        .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("binary wire decode: {error}"))),
                     Wire::Plain(message) => *message,
                 };
                 self.step_node(to, Event::Message(message));
@@ -1038,13 +1068,30 @@ impl Cluster {
         self.check_safety(result);
         let kind = message.body.kind();
         let to = message.to;
-        let wire = if self.options.wire_json {
-            let bytes = serde_json::to_vec(&message).expect("messages serialize");
-            self.counters.message(kind, bytes.len());
-            Wire::Json(std::rc::Rc::new(bytes))
-        } else {
-            self.counters.message(kind, approximate_size(&message));
-            Wire::Plain(Box::new(message))
+        let wire = match self.options.wire {
+            WireFormat::Json => {
+                let bytes = serde_json::to_vec(&message).expect("messages serialize");
+                self.counters.message(kind, bytes.len());
+                Wire::Json(std::rc::Rc::new(bytes))
+            }
+            WireFormat::Binary => {
+                let bytes = raft_sm::wire::encode_message(&message);
+                self.counters.message(kind, bytes.len());
+                if self.options.wire_check {
+                    match raft_sm::wire::decode_message(&bytes) {
+                        Ok(decoded) if decoded == message => {}
+                        other => self.fail(
+                            FailureKind::Safety,
+                            format!("binary wire codec does not round-trip {message:?}: {other:?}"),
+                        ),
+                    }
+                }
+                Wire::Binary(std::rc::Rc::new(bytes))
+            }
+            WireFormat::Plain => {
+                self.counters.message(kind, approximate_size(&message));
+                Wire::Plain(Box::new(message))
+            }
         };
         let fate = self.network.send(self.now_ms, self.hosts[from_index].id, to);
         if fate.blocked {

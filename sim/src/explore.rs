@@ -3,7 +3,7 @@
 
 use crate::counters::Counters;
 use crate::failure::{Failure, FailureKind};
-use crate::options::SimOptions;
+use crate::options::{SimOptions, WireFormat};
 use crate::{Cluster, RunSummary};
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -18,6 +18,33 @@ pub(crate) fn record_failure(failure: &Failure) {
     LAST_FAILURE.with(|slot| *slot.borrow_mut() = Some(failure.clone()));
 }
 
+/// Which faults a run's fault phase injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Faults {
+    /// A clean network, no faults.
+    None,
+    /// Swarm testing: each seed draws which fault kinds are on and how hard.
+    Swarm,
+    /// Every fault kind on, rates drawn per seed.
+    All,
+}
+
+impl Faults {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Faults::None => "none",
+            Faults::Swarm => "swarm",
+            Faults::All => "all",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(text: &str) -> Option<Faults> {
+        [Faults::None, Faults::Swarm, Faults::All].into_iter().find(|faults| faults.name() == text)
+    }
+}
+
 /// The shape of one swarm run.
 #[derive(Clone, Debug)]
 pub struct RunPlan {
@@ -29,10 +56,10 @@ pub struct RunPlan {
     pub fault_ms: u64,
     /// Bound of the liveness phase.
     pub liveness_ms: u64,
-    /// Swarm faults on (else a clean network).
-    pub swarm: bool,
+    /// Which faults the fault phase injects.
+    pub faults: Faults,
     /// Round-trip messages through serde_json.
-    pub wire_json: bool,
+    pub wire: Option<WireFormat>,
     /// Hash the trace.
     pub trace_hash: bool,
 }
@@ -44,8 +71,8 @@ impl Default for RunPlan {
             clients: 8,
             fault_ms: 20_000,
             liveness_ms: 30_000,
-            swarm: true,
-            wire_json: cfg!(debug_assertions),
+            faults: Faults::Swarm,
+            wire: None,
             trace_hash: false,
         }
     }
@@ -54,15 +81,36 @@ impl Default for RunPlan {
 impl RunPlan {
     /// The options of seed `seed` under this plan.
     pub fn options(&self, seed: u64) -> SimOptions {
-        let mut options = if self.swarm {
-            SimOptions::swarm(seed, self.nodes, self.clients)
+        let mut options = if self.faults != Faults::None {
+            let mut options = SimOptions::swarm(seed, self.nodes, self.clients);
+            if self.faults == Faults::All {
+                let mut rng = crate::rng::SimRng::derive(seed, "all-faults");
+                let swarm = options.swarm.as_mut().expect("swarm options");
+                swarm.partitions = true;
+                swarm.crashes = true;
+                swarm.pauses = true;
+                swarm.disk_stalls = true;
+                swarm.torn_writes = true;
+                swarm.transfers = true;
+                swarm.loss = rng.float(0.0, 0.3);
+                swarm.duplicate = rng.float(0.0, 0.2);
+                swarm.reorder = rng.float(0.0, 0.3);
+                options.torn_writes = true;
+                options.network = swarm.network(&options.network);
+            }
+            options
         } else {
             let mut options = SimOptions::new(seed, self.nodes).with_clients(self.clients);
             options.seed = seed;
             options.verbose = false;
             options
         };
-        options.wire_json = self.wire_json;
+        options.wire = match self.wire {
+            Some(wire) => wire,
+            // Test builds alternate JSON and the binary codec by seed; release runs use the binary codec.
+            None if cfg!(debug_assertions) => [WireFormat::Json, WireFormat::Binary][(seed % 2) as usize],
+            None => WireFormat::Binary,
+        };
         options.trace_hash = self.trace_hash;
         options.replay = Some(self.replay_line(seed));
         options
@@ -74,7 +122,7 @@ impl RunPlan {
             "cargo run -p sim --release -- run --seed {seed:#x} --nodes {} --clients {} --faults {} --duration-ms {} --liveness-ms {}",
             self.nodes,
             self.clients,
-            if self.swarm { "swarm" } else { "none" },
+            self.faults.name(),
             self.fault_ms,
             self.liveness_ms
         )

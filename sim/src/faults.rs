@@ -45,6 +45,8 @@ pub enum FaultAction {
     },
     /// Replace the network's latency and fault rates.
     Network(NetworkOptions),
+    /// Ask the current leader to hand leadership to this node.
+    TransferLeadership(NodeId),
 }
 
 /// The fault mix of a swarm run, drawn per seed.
@@ -66,6 +68,8 @@ pub struct SwarmOptions {
     pub disk_stalls: bool,
     /// Crashes may keep a prefix of unsynced writes and tear the last record.
     pub torn_writes: bool,
+    /// Operator-requested leadership transfers.
+    pub transfers: bool,
     /// Smallest gap between two fault decisions.
     pub fault_interval_ms_min: u64,
     /// Largest gap between two fault decisions.
@@ -84,6 +88,7 @@ impl SwarmOptions {
             pauses: false,
             disk_stalls: false,
             torn_writes: false,
+            transfers: false,
             fault_interval_ms_min: 500,
             fault_interval_ms_max: 3000,
         }
@@ -100,6 +105,7 @@ impl SwarmOptions {
             pauses: true,
             disk_stalls: true,
             torn_writes: true,
+            transfers: true,
             fault_interval_ms_min: 300,
             fault_interval_ms_max: 2000,
         }
@@ -120,6 +126,7 @@ impl SwarmOptions {
             pauses: rng.chance(0.5),
             disk_stalls: rng.chance(0.5),
             torn_writes: rng.chance(0.5),
+            transfers: rng.chance(0.5),
             fault_interval_ms_min,
             fault_interval_ms_max: fault_interval_ms_min + rng.range(200, 3000),
         }
@@ -127,7 +134,7 @@ impl SwarmOptions {
 
     /// Whether any discrete fault kind (beyond message rates) is on.
     pub fn has_discrete_faults(&self) -> bool {
-        self.partitions || self.crashes || self.pauses || self.disk_stalls
+        self.partitions || self.crashes || self.pauses || self.disk_stalls || self.transfers
     }
 
     /// The network options with this mix's rates.
@@ -140,7 +147,7 @@ impl fmt::Display for SwarmOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "loss={:.3} dup={:.3} reorder={:.3} partitions={} crashes={} pauses={} disk_stalls={} torn_writes={} fault_interval_ms={}..{}",
+            "loss={:.3} dup={:.3} reorder={:.3} partitions={} crashes={} pauses={} disk_stalls={} torn_writes={} transfers={} fault_interval_ms={}..{}",
             self.loss,
             self.duplicate,
             self.reorder,
@@ -149,6 +156,7 @@ impl fmt::Display for SwarmOptions {
             self.pauses,
             self.disk_stalls,
             self.torn_writes,
+            self.transfers,
             self.fault_interval_ms_min,
             self.fault_interval_ms_max
         )
@@ -189,6 +197,9 @@ pub fn next_swarm_fault(rng: &mut SimRng, options: &SwarmOptions, view: &SwarmVi
     if options.disk_stalls {
         choices.push(6);
     }
+    if options.transfers && view.leader.is_some() {
+        choices.push(7);
+    }
     if choices.is_empty() {
         return None;
     }
@@ -221,6 +232,11 @@ pub fn next_swarm_fault(rng: &mut SimRng, options: &SwarmOptions, view: &SwarmVi
             node: if rng.chance(0.5) { target(rng) } else { *rng.pick(&up) },
             duration_ms: rng.range(500, 5000),
         }),
+        7 => {
+            let leader = view.leader.expect("checked above");
+            let others: Vec<NodeId> = up.iter().copied().filter(|&id| id != leader).collect();
+            (!others.is_empty()).then(|| FaultAction::TransferLeadership(*rng.pick(&others)))
+        }
         _ => None,
     }
 }

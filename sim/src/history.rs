@@ -17,67 +17,7 @@
 //!   (timed out or dropped: the operation may or may not have taken effect, at any
 //!   time after `invoke_ms`).
 
-// Temporary copy of the linearizability checker's types (its module,
-// `linearizability.rs`, lands from another branch; then these become re-exports).
-
-/// A client operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KvOp {
-    /// Write `value` at `key`.
-    Set {
-        /// The key.
-        key: String,
-        /// The value.
-        value: String,
-    },
-    /// Remove `key`.
-    Delete {
-        /// The key.
-        key: String,
-    },
-    /// Read `key`.
-    Get {
-        /// The key.
-        key: String,
-    },
-}
-
-/// What the client learned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KvOutcome {
-    /// Set succeeded, or Delete removed a present key.
-    Ok,
-    /// Delete or Get found no key.
-    NotFound,
-    /// Get read this value.
-    Value(String),
-    /// Timed out or dropped: may or may not have taken effect.
-    Unknown,
-}
-
-/// One operation of the history.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Operation {
-    /// The client that issued it.
-    pub client: u64,
-    /// What it asked.
-    pub op: KvOp,
-    /// When it was invoked (virtual ms).
-    pub invoke_ms: u64,
-    /// When it completed; `None` when the outcome is unknown.
-    pub complete_ms: Option<u64>,
-    /// What the client learned.
-    pub outcome: KvOutcome,
-}
-
-impl KvOp {
-    /// The key the operation touches.
-    pub fn key(&self) -> &str {
-        match self {
-            KvOp::Set { key, .. } | KvOp::Delete { key } | KvOp::Get { key } => key,
-        }
-    }
-}
+pub use crate::linearizability::{KvOp, KvOutcome, Operation};
 
 /// The history of one run: operations in invocation order. Open operations
 /// (invoked, not yet complete) have `complete_ms == None` and `Unknown` outcome

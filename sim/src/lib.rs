@@ -1,10 +1,4 @@
-//! # sim
-//!
-//! A seeded, deterministic, discrete-event simulator for raftkv: a whole
-//! cluster of `raft-sm` nodes, a simulated network and disks, and clients, in
-//! one thread, from one `u64` seed. See `README.md` for the harness API, the
-//! history format and how to replay a seed.
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 pub mod checker;
@@ -16,6 +10,7 @@ pub mod explore;
 pub mod failure;
 pub mod faults;
 pub mod history;
+pub mod linearizability;
 pub mod network;
 pub mod node_host;
 pub mod options;

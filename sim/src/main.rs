@@ -1,23 +1,24 @@
 //! The simulator's command line.
 //!
 //! ```text
-//! cargo run -p sim --release -- run --seed 0x5eed [--nodes 5] [--clients 20] [--faults swarm|none]
-//!                                   [--duration-ms 20000] [--liveness-ms 30000] [--json]
+//! cargo run -p sim --release -- run --seed 0x5eed [--nodes 5] [--clients 20] [--faults swarm|all|none]
+//!                                   [--duration-ms 20000] [--liveness-ms 30000] [--wire json|binary|plain]
 //!                                   [--history out.json] [--trace trace.log]
 //! cargo run -p sim --release -- explore --seeds 10000 [--start 0] [--nodes 3|5] [--clients 8]
-//!                                   [--faults swarm|none] [--duration-ms 20000] [--json]
+//!                                   [--faults swarm|all|none] [--duration-ms 20000] [--wire json|binary|plain]
 //! cargo run -p sim --release -- determinism --seed 7 [--nodes 5] ...
 //! ```
 
-use sim::explore::{determinism_check, explore, RunPlan};
+use sim::explore::{determinism_check, explore, Faults, RunPlan};
 use sim::failure::parse_seed;
+use sim::options::WireFormat;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  sim run --seed N [--nodes 5] [--clients 8] [--faults swarm|none] [--duration-ms 20000]
-          [--liveness-ms 30000] [--json] [--history out.json] [--trace path]
-  sim explore --seeds 10000 [--start 0] [--nodes 3] [--clients 8] [--faults swarm|none]
-          [--duration-ms 20000] [--liveness-ms 30000] [--json] [--determinism]
+  sim run --seed N [--nodes 5] [--clients 8] [--faults swarm|all|none] [--duration-ms 20000]
+          [--liveness-ms 30000] [--wire json|binary|plain] [--history out.json] [--trace path]
+  sim explore --seeds 10000 [--start 0] [--nodes 3] [--clients 8] [--faults swarm|all|none]
+          [--duration-ms 20000] [--liveness-ms 30000] [--wire json|binary|plain] [--determinism]
   sim determinism --seed N [--nodes 3] [...]
   sim bench [--seeds 10] [--start 0]";
 
@@ -56,13 +57,15 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
             "--duration-ms" => args.plan.fault_ms = number(value()?)?,
             "--liveness-ms" => args.plan.liveness_ms = number(value()?)?,
             "--faults" => {
-                args.plan.swarm = match value()?.as_str() {
-                    "swarm" => true,
-                    "none" => false,
-                    other => return Err(format!("--faults: {other:?} is not swarm or none")),
-                }
+                let text = value()?;
+                args.plan.faults =
+                    Faults::parse(&text).ok_or(format!("--faults: {text:?} is not swarm, all or none"))?;
             }
-            "--json" => args.plan.wire_json = true,
+            "--wire" => {
+                let text = value()?;
+                args.plan.wire =
+                    Some(WireFormat::parse(&text).ok_or(format!("--wire: {text:?} is not json, binary or plain"))?);
+            }
             "--history" => args.history = Some(value()?),
             "--trace" => args.trace = Some(value()?),
             "--determinism" => args.determinism = true,
@@ -147,7 +150,7 @@ fn run_explore(args: &Args) -> ExitCode {
         args.start + args.seeds,
         plan.nodes,
         plan.clients,
-        if plan.swarm { "swarm" } else { "none" },
+        plan.faults.name(),
         plan.fault_ms,
         plan.liveness_ms
     );

@@ -10,6 +10,46 @@ use std::fmt;
 /// A linearizability checker over a client history (`Err` names the violation).
 pub type LinearizabilityCheck = fn(&[Operation]) -> Result<(), String>;
 
+/// The default linearizability check: [`crate::linearizability::check`]. An
+/// undecided search (budget exceeded) is reported on stderr, not failed.
+pub fn check_linearizability(history: &[Operation]) -> Result<(), String> {
+    match crate::linearizability::check(history) {
+        Ok(()) => Ok(()),
+        Err(violation) if violation.is_budget_exceeded() => {
+            eprintln!("warning: {violation}");
+            Ok(())
+        }
+        Err(violation) => Err(violation.to_string()),
+    }
+}
+
+/// How messages travel between simulated nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireFormat {
+    /// serde_json (the default in test builds, so the serde format is exercised).
+    Json,
+    /// The core's compact binary codec (`raft_sm::wire`), as the node sends it.
+    Binary,
+    /// The `Message` value itself (fastest; no encoding exercised).
+    Plain,
+}
+
+impl WireFormat {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WireFormat::Json => "json",
+            WireFormat::Binary => "binary",
+            WireFormat::Plain => "plain",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(text: &str) -> Option<WireFormat> {
+        [WireFormat::Json, WireFormat::Binary, WireFormat::Plain].into_iter().find(|format| format.name() == text)
+    }
+}
+
 /// The options of one simulation.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
@@ -43,8 +83,10 @@ pub struct SimOptions {
     pub workload: Option<WorkloadOptions>,
     /// Random faults during the fault phase, if any.
     pub swarm: Option<SwarmOptions>,
-    /// Round-trip every message through serde_json.
-    pub wire_json: bool,
+    /// How messages travel: serde_json, the core's binary codec, or as values.
+    pub wire: WireFormat,
+    /// Check that every binary-encoded message decodes to itself.
+    pub wire_check: bool,
     /// Hash the trace (for determinism checks); costs formatting every event.
     pub trace_hash: bool,
     /// Messages held for a paused node beyond this many are dropped.
@@ -86,12 +128,13 @@ impl SimOptions {
             check_quorum: true,
             workload: None,
             swarm: None,
-            wire_json: true,
+            wire: WireFormat::Json,
+            wire_check: cfg!(debug_assertions),
             trace_hash: true,
             paused_backlog_max: 4096,
             replay: None,
             verbose: true,
-            linearizability: None,
+            linearizability: Some(check_linearizability),
             trace_file: None,
             driver_bug_ack_before_fsync: false,
             driver_bug_local_reads: false,
@@ -121,6 +164,14 @@ impl SimOptions {
         options.torn_writes = swarm.torn_writes;
         options.snapshot_threshold_entries = *rng.pick(&[16, 50, 200, 10_000]);
         options.snapshot_chunk_bytes_max = *rng.pick(&[64, 512, 1 << 20]);
+        options.pre_vote = rng.chance(0.75);
+        options.check_quorum = rng.chance(0.75);
+        if rng.chance(0.5) {
+            // Tighter timing: more elections, more contention.
+            options.heartbeat_interval_ms = rng.range(20, 100);
+            options.election_timeout_ms_min = options.heartbeat_interval_ms * rng.range(3, 8);
+            options.election_timeout_ms_max = options.election_timeout_ms_min + rng.range(50, 600);
+        }
         let mut workload = WorkloadOptions { clients, keys: rng.range(1, 12) as usize, ..WorkloadOptions::default() };
         workload.set_weight = rng.range(1, 6) as u32;
         workload.get_weight = rng.range(1, 6) as u32;
@@ -138,8 +189,14 @@ impl fmt::Display for SimOptions {
         let n = &self.network;
         writeln!(
             f,
-            "network: latency_ms={}..{} loss={:.3} duplicate={:.3} reorder={:.3} reorder_delay_ms_max={} wire_json={}",
-            n.latency_ms_min, n.latency_ms_max, n.loss, n.duplicate, n.reorder, n.reorder_delay_ms_max, self.wire_json
+            "network: latency_ms={}..{} loss={:.3} duplicate={:.3} reorder={:.3} reorder_delay_ms_max={} wire={}",
+            n.latency_ms_min,
+            n.latency_ms_max,
+            n.loss,
+            n.duplicate,
+            n.reorder,
+            n.reorder_delay_ms_max,
+            self.wire.name()
         )?;
         writeln!(f, "disk: fsync_ms={}..{} torn_writes={}", self.fsync_ms_min, self.fsync_ms_max, self.torn_writes)?;
         writeln!(

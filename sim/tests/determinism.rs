@@ -7,7 +7,7 @@ use sim::{Cluster, SimOptions};
 fn swarm_trace_hash(seed: u64) -> (u64, u64) {
     let mut options = SimOptions::swarm(seed, 3, 4);
     options.trace_hash = true;
-    options.wire_json = true;
+    options.wire = sim::options::WireFormat::Binary;
     let mut cluster = Cluster::new(options);
     cluster.run_for(4_000);
     let summary = cluster.finish(30_000).expect("the run passes");

@@ -248,3 +248,35 @@ fn clients_record_a_history_and_export_it_as_json_lines() {
         assert!(first.get(field).is_some(), "{field} missing in {first}");
     }
 }
+
+#[test]
+fn a_paused_follower_receives_nothing_until_resumed() {
+    let mut cluster = with_leader(25, 3);
+    let follower = cluster.pause(Who::Follower(0));
+    let frozen = cluster.node(follower).last_log_index();
+    for i in 0..5 {
+        let answer = cluster.propose_and_wait(Who::Leader, &Command::set("p", i.to_string()), 2_000);
+        assert_eq!(answer, WriteAnswer::Applied(Ok(())));
+    }
+    cluster.run_for(3_000);
+    assert_eq!(cluster.node(follower).last_log_index(), frozen, "a paused node appends nothing");
+    assert_eq!(cluster.node(follower).role(), Some(Role::Follower), "and fires no election timer");
+    cluster.resume(follower);
+    cluster.run_until("caught up", |c| c.node(follower).kv_get("p").as_deref() == Some("4"), 2_000).unwrap();
+    cluster.check();
+}
+
+#[test]
+fn the_liveness_phase_fails_with_a_pending_report_when_no_leader_can_emerge() {
+    let mut options = SimOptions::new(26, 3);
+    options.verbose = false;
+    options.election_timeout_ms_min = 100_000;
+    options.election_timeout_ms_max = 100_001;
+    let mut cluster = Cluster::new(options);
+    cluster.run_for(1_000);
+    let failure = cluster.finish(5_000).unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Liveness);
+    assert!(failure.detail.contains("converged"), "{failure}");
+    assert!(failure.detail.contains("leader: None"), "{failure}");
+    assert!(failure.detail.contains("n3 follower t0"), "{failure}");
+}

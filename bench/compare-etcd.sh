@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Side-by-side load test: a 3-node raftkv cluster and a 3-node etcd cluster on
+# loopback, both durable (fsync on), driven by the same wrk load shape: 256-byte
+# values over 10,000 keys, durable writes and linearizable reads against the
+# leader, at several connection counts, each point REPS times. Prints one table.
+#
+#   bench/compare-etcd.sh                       # full run
+#   DURATION_S=5 CONNS="1 64" REPS=1 bench/compare-etcd.sh   # quick look
+#   SYSTEMS=etcd bench/compare-etcd.sh          # one system only
+#
+# Installs etcd-server, wrk and fio with apt if they are missing.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DURATION_S=${DURATION_S:-10}
+CONNS=${CONNS:-"1 16 64 256"}
+REPS=${REPS:-2}
+SYSTEMS=${SYSTEMS:-"raftkv etcd"}
+WRK_DIR="$ROOT/bench/wrk"
+WORK=$(mktemp -d /tmp/raftkv-bench.XXXXXX)
+RESULTS="$WORK/results.tsv"
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+need() {
+  local missing=()
+  command -v etcd >/dev/null || missing+=(etcd-server)
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v fio >/dev/null || missing+=(fio)
+  command -v curl >/dev/null || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for() { # wait_for <description> <timeout_s> <command...>
+  local what=$1 timeout_s=$2
+  shift 2
+  local deadline=$((SECONDS + timeout_s))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "timed out waiting for $what" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# ---- raftkv ---------------------------------------------------------------
+
+RAFTKV_LEADER=""
+start_raftkv() {
+  (cd "$ROOT" && cargo build --release -q -p node)
+  local bin="$ROOT/target/release/raftkv"
+  local kv_ports=() raft_ports=() peers="" ids="n1,n2,n3"
+  for i in 1 2 3; do
+    kv_ports+=("$(free_port)")
+    raft_ports+=("$(free_port)")
+  done
+  for i in 0 1 2; do peers+="127.0.0.1:${raft_ports[$i]},"; done
+  peers=${peers%,}
+  for i in 0 1 2; do
+    KVSTORE_PORT=${kv_ports[$i]} RAFT_PORT=${raft_ports[$i]} NODE_ID="n$((i + 1))" \
+      PEERS="$peers" PEER_IDS="$ids" RAFT_DATA_DIR="$WORK/raftkv" RUST_LOG=warn \
+      "$bin" serve >"$WORK/raftkv-n$((i + 1)).log" 2>&1 &
+    PIDS+=($!)
+  done
+  RAFTKV_PORTS=("${kv_ports[@]}")
+  wait_for "a raftkv leader" 30 raftkv_find_leader
+  raftkv_find_leader
+  echo "raftkv leader: $RAFTKV_LEADER"
+}
+
+raftkv_find_leader() {
+  for port in "${RAFTKV_PORTS[@]}"; do
+    if curl -sf "http://127.0.0.1:$port/health" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["state"].lower()=="leader" else 1)'; then
+      RAFTKV_LEADER="http://127.0.0.1:$port"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# ---- etcd -----------------------------------------------------------------
+
+ETCD_LEADER=""
+start_etcd() {
+  local client_ports=() peer_ports=() cluster=""
+  for i in 1 2 3; do
+    client_ports+=("$(free_port)")
+    peer_ports+=("$(free_port)")
+  done
+  for i in 0 1 2; do cluster+="e$((i + 1))=http://127.0.0.1:${peer_ports[$i]},"; done
+  cluster=${cluster%,}
+  for i in 0 1 2; do
+    etcd --name "e$((i + 1))" --data-dir "$WORK/etcd/e$((i + 1))" \
+      --listen-client-urls "http://127.0.0.1:${client_ports[$i]}" \
+      --advertise-client-urls "http://127.0.0.1:${client_ports[$i]}" \
+      --listen-peer-urls "http://127.0.0.1:${peer_ports[$i]}" \
+      --initial-advertise-peer-urls "http://127.0.0.1:${peer_ports[$i]}" \
+      --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token bench \
+      --logger zap --log-level error >"$WORK/etcd-e$((i + 1)).log" 2>&1 &
+    PIDS+=($!)
+  done
+  ETCD_PORTS=("${client_ports[@]}")
+  wait_for "an etcd leader" 30 etcd_find_leader
+  etcd_find_leader
+  echo "etcd leader: $ETCD_LEADER"
+}
+
+etcd_find_leader() {
+  for port in "${ETCD_PORTS[@]}"; do
+    if curl -sf -X POST "http://127.0.0.1:$port/v3/maintenance/status" -d '{}' |
+      python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s["header"]["member_id"]==s["leader"] else 1)'; then
+      ETCD_LEADER="http://127.0.0.1:$port"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# ---- load -----------------------------------------------------------------
+
+# run_wrk <system> <op> <conns> <rep> <url> <script>: appends one line to $RESULTS.
+run_wrk() {
+  local system=$1 op=$2 conns=$3 rep=$4 url=$5 script=$6
+  local threads=$((conns < 2 ? conns : 2))
+  local out="$WORK/wrk-$system-$op-$conns-$rep.txt"
+  wrk -t"$threads" -c"$conns" -d"${DURATION_S}s" --timeout 5s --latency -s "$WRK_DIR/$script" "$url" >"$out" 2>&1 || true
+  python3 - "$out" "$system" "$op" "$conns" "$rep" >>"$RESULTS" <<'PY'
+import re, sys
+path, system, op, conns, rep = sys.argv[1:]
+text = open(path).read()
+def ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+p50 = re.search(r"\n\s+50%\s+([\d.]+)(us|ms|s)", text)
+p99 = re.search(r"\n\s+99%\s+([\d.]+)(us|ms|s)", text)
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
+print("\t".join([system, op, conns, rep,
+                 rps.group(1) if rps else "0",
+                 f"{ms(*p50.groups()):.3f}" if p50 else "nan",
+                 f"{ms(*p99.groups()):.3f}" if p99 else "nan",
+                 str(errors)]))
+PY
+  tail -n 1 "$RESULTS" | awk -F'\t' '{printf "  %-7s %-5s c=%-4s rep %s: %9.0f req/s  p50 %7.3f ms  p99 %8.3f ms  errors %s\n", $1, $2, $3, $4, $5, $6, $7, $8}'
+}
+
+bench_system() {
+  local system=$1 leader=$2
+  echo "== $system: preload 10,000 keys"
+  wrk -t2 -c16 -d3s -s "$WRK_DIR/$system-preload.lua" "$leader" >/dev/null 2>&1 || true
+  for op in put get; do
+    for conns in $CONNS; do
+      for rep in $(seq 1 "$REPS"); do
+        run_wrk "$system" "$op" "$conns" "$rep" "$leader" "$system-$op.lua"
+      done
+    done
+  done
+}
+
+fdatasync_rate() {
+  fio --name=fdatasync --directory="$WORK" --rw=write --bs=4k --size=4m --fdatasync=1 \
+    --ioengine=sync --output-format=json 2>/dev/null >"$WORK/fio.json" || true
+  python3 - "$WORK/fio.json" <<'PY'
+import json, sys
+try:
+    job = json.load(open(sys.argv[1]))["jobs"][0]
+except (OSError, ValueError, KeyError, IndexError):
+    print("disk: fio failed")
+    sys.exit(0)
+sync = job["sync"]["lat_ns"]
+p50 = sync["percentile"]["50.000000"] / 1e6
+print(f"disk: fdatasync p50 {p50:.3f} ms, mean {sync['mean'] / 1e6:.3f} ms, "
+      f"{job['write']['iops']:.0f} write+fdatasync per second (fio, 4 KiB, one job)")
+PY
+}
+
+report() {
+  python3 - "$RESULTS" <<'PY'
+import sys, statistics
+from collections import defaultdict
+rows = defaultdict(list)
+for line in open(sys.argv[1]):
+    system, op, conns, rep, rps, p50, p99, errors = line.rstrip("\n").split("\t")
+    rows[(op, int(conns), system)].append((float(rps), float(p50), float(p99), int(errors)))
+def summary(runs):
+    return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
+            statistics.median(r[2] for r in runs), sum(r[3] for r in runs), len(runs))
+names = {"put": "write", "get": "lin. read"}
+print()
+print("| op | conns | raftkv req/s | raftkv p50 ms | raftkv p99 ms | raftkv errors | etcd req/s | etcd p50 ms | etcd p99 ms | etcd errors | throughput ratio |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for op in ("put", "get"):
+    for conns in sorted({k[1] for k in rows if k[0] == op}):
+        cells = [names[op], str(conns)]
+        rps = {}
+        for system in ("raftkv", "etcd"):
+            runs = rows.get((op, conns, system))
+            if runs:
+                r, p50, p99, errors, n = summary(runs)
+                rps[system] = r
+                cells += [f"{r:,.0f}", f"{p50:.2f}", f"{p99:.2f}", str(errors)]
+            else:
+                cells += ["-", "-", "-", "-"]
+        ratio = rps.get("raftkv", 0) / rps["etcd"] if rps.get("etcd") else float("nan")
+        cells.append(f"{ratio:.2f}x")
+        print("| " + " | ".join(cells) + " |")
+print()
+print("medians of the repetitions; ratio = raftkv / etcd throughput")
+PY
+}
+
+need
+echo "machine: $(nproc) cores; load: wrk, ${DURATION_S}s per point, ${REPS} reps, conns: $CONNS"
+fdatasync_rate
+: >"$RESULTS"
+for system in $SYSTEMS; do
+  case $system in
+    raftkv) start_raftkv && bench_system raftkv "$RAFTKV_LEADER" ;;
+    etcd) start_etcd && bench_system etcd "$ETCD_LEADER" ;;
+  esac
+  # Stop this system before measuring the next so they never share the CPU.
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+done
+report

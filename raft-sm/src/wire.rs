@@ -1,0 +1,401 @@
+//! A compact binary encoding of [`Message`] and [`Entry`] for the replication and
+//! write-ahead-log hot paths, where JSON (which writes bytes as arrays of numbers)
+//! would dominate the cost. Little-endian integers, length-prefixed byte strings,
+//! a leading version byte. The serde derives stay for JSON where readability wins.
+
+use crate::message::{Body, Message, RejectHint};
+use crate::types::{Entry, LogIndex, NodeId, Payload, Term};
+use std::fmt;
+
+const VERSION: u8 = 1;
+
+/// Bytes that do not decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireError(pub &'static str);
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed raft wire data: {}", self.0)
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// Encodes a message.
+pub fn encode_message(message: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + body_payload_bytes(&message.body));
+    out.push(VERSION);
+    put_u64(&mut out, message.from.0);
+    put_u64(&mut out, message.to.0);
+    put_u64(&mut out, message.term.0);
+    match &message.body {
+        Body::RequestVote { pre_vote, transfer, last_log_index, last_log_term } => {
+            out.push(1);
+            out.push(u8::from(*pre_vote) | u8::from(*transfer) << 1);
+            put_u64(&mut out, last_log_index.0);
+            put_u64(&mut out, last_log_term.0);
+        }
+        Body::RequestVoteResponse { pre_vote, granted } => {
+            out.push(2);
+            out.push(u8::from(*pre_vote) | u8::from(*granted) << 1);
+        }
+        Body::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, read_round } => {
+            out.push(3);
+            put_u64(&mut out, prev_log_index.0);
+            put_u64(&mut out, prev_log_term.0);
+            put_u64(&mut out, leader_commit.0);
+            put_u64(&mut out, *read_round);
+            put_u64(&mut out, entries.len() as u64);
+            for entry in entries {
+                encode_entry_into(&mut out, entry);
+            }
+        }
+        Body::AppendEntriesResponse { success, match_index, reject_hint, read_round } => {
+            out.push(4);
+            out.push(u8::from(*success));
+            put_u64(&mut out, match_index.0);
+            put_u64(&mut out, *read_round);
+            match reject_hint {
+                None => out.push(0),
+                Some(hint) => {
+                    out.push(1);
+                    match hint.conflict_term {
+                        None => out.push(0),
+                        Some(term) => {
+                            out.push(1);
+                            put_u64(&mut out, term.0);
+                        }
+                    }
+                    put_u64(&mut out, hint.first_index.0);
+                }
+            }
+        }
+        Body::InstallSnapshot { last_index, last_term, voters, offset, data, done } => {
+            out.push(5);
+            put_u64(&mut out, last_index.0);
+            put_u64(&mut out, last_term.0);
+            put_u64(&mut out, voters.len() as u64);
+            for voter in voters {
+                put_u64(&mut out, voter.0);
+            }
+            put_u64(&mut out, *offset);
+            put_bytes(&mut out, data);
+            out.push(u8::from(*done));
+        }
+        Body::InstallSnapshotResponse { last_index, next_offset, done } => {
+            out.push(6);
+            put_u64(&mut out, last_index.0);
+            put_u64(&mut out, *next_offset);
+            out.push(u8::from(*done));
+        }
+        Body::TimeoutNow => out.push(7),
+        Body::ReadIndexRequest { read_id } => {
+            out.push(8);
+            put_u64(&mut out, *read_id);
+        }
+        Body::ReadIndexResponse { read_id, read_index } => {
+            out.push(9);
+            put_u64(&mut out, *read_id);
+            match read_index {
+                None => out.push(0),
+                Some(index) => {
+                    out.push(1);
+                    put_u64(&mut out, index.0);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Decodes [`encode_message`] bytes.
+pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
+    let mut reader = Reader { bytes, at: 0 };
+    if reader.u8()? != VERSION {
+        return Err(WireError("unknown version"));
+    }
+    let from = NodeId(reader.u64()?);
+    let to = NodeId(reader.u64()?);
+    let term = Term(reader.u64()?);
+    let body = match reader.u8()? {
+        1 => {
+            let flags = reader.u8()?;
+            Body::RequestVote {
+                pre_vote: flags & 1 != 0,
+                transfer: flags & 2 != 0,
+                last_log_index: LogIndex(reader.u64()?),
+                last_log_term: Term(reader.u64()?),
+            }
+        }
+        2 => {
+            let flags = reader.u8()?;
+            Body::RequestVoteResponse { pre_vote: flags & 1 != 0, granted: flags & 2 != 0 }
+        }
+        3 => {
+            let prev_log_index = LogIndex(reader.u64()?);
+            let prev_log_term = Term(reader.u64()?);
+            let leader_commit = LogIndex(reader.u64()?);
+            let read_round = reader.u64()?;
+            let count = reader.u64()?;
+            // Each entry takes at least 17 bytes: a hostile count cannot make us allocate.
+            if count > (bytes.len() / 17) as u64 {
+                return Err(WireError("entry count exceeds the message"));
+            }
+            let mut entries = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                entries.push(reader.entry()?);
+            }
+            Body::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, read_round }
+        }
+        4 => {
+            let success = reader.bool()?;
+            let match_index = LogIndex(reader.u64()?);
+            let read_round = reader.u64()?;
+            let reject_hint = if reader.bool()? {
+                let conflict_term = if reader.bool()? { Some(Term(reader.u64()?)) } else { None };
+                Some(RejectHint { conflict_term, first_index: LogIndex(reader.u64()?) })
+            } else {
+                None
+            };
+            Body::AppendEntriesResponse { success, match_index, reject_hint, read_round }
+        }
+        5 => {
+            let last_index = LogIndex(reader.u64()?);
+            let last_term = Term(reader.u64()?);
+            let count = reader.u64()?;
+            if count > (bytes.len() / 8) as u64 {
+                return Err(WireError("voter count exceeds the message"));
+            }
+            let voters = (0..count).map(|_| reader.u64().map(NodeId)).collect::<Result<_, _>>()?;
+            let offset = reader.u64()?;
+            let data = reader.bytes()?.to_vec();
+            let done = reader.bool()?;
+            Body::InstallSnapshot { last_index, last_term, voters, offset, data, done }
+        }
+        6 => Body::InstallSnapshotResponse {
+            last_index: LogIndex(reader.u64()?),
+            next_offset: reader.u64()?,
+            done: reader.bool()?,
+        },
+        7 => Body::TimeoutNow,
+        8 => Body::ReadIndexRequest { read_id: reader.u64()? },
+        9 => {
+            let read_id = reader.u64()?;
+            let read_index = if reader.bool()? { Some(LogIndex(reader.u64()?)) } else { None };
+            Body::ReadIndexResponse { read_id, read_index }
+        }
+        _ => return Err(WireError("unknown message kind")),
+    };
+    if reader.at != bytes.len() {
+        return Err(WireError("trailing bytes"));
+    }
+    Ok(Message { from, to, term, body })
+}
+
+/// Encodes one log entry (for a write-ahead log record).
+pub fn encode_entry(entry: &Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + payload_len(&entry.payload));
+    encode_entry_into(&mut out, entry);
+    out
+}
+
+/// Decodes [`encode_entry`] bytes.
+pub fn decode_entry(bytes: &[u8]) -> Result<Entry, WireError> {
+    let mut reader = Reader { bytes, at: 0 };
+    let entry = reader.entry()?;
+    if reader.at != bytes.len() {
+        return Err(WireError("trailing bytes"));
+    }
+    Ok(entry)
+}
+
+fn encode_entry_into(out: &mut Vec<u8>, entry: &Entry) {
+    put_u64(out, entry.term.0);
+    put_u64(out, entry.index.0);
+    match &entry.payload {
+        Payload::Noop => out.push(0),
+        Payload::Command(bytes) => {
+            out.push(1);
+            put_bytes(out, bytes);
+        }
+    }
+}
+
+fn payload_len(payload: &Payload) -> usize {
+    match payload {
+        Payload::Noop => 0,
+        Payload::Command(bytes) => bytes.len(),
+    }
+}
+
+fn body_payload_bytes(body: &Body) -> usize {
+    match body {
+        Body::AppendEntries { entries, .. } => entries.iter().map(|e| 24 + payload_len(&e.payload)).sum(),
+        Body::InstallSnapshot { data, .. } => data.len(),
+        _ => 0,
+    }
+}
+
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u64(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], WireError> {
+        let end = self.at.checked_add(len).ok_or(WireError("length overflow"))?;
+        let slice = self.bytes.get(self.at..end).ok_or(WireError("truncated"))?;
+        self.at = end;
+        Ok(slice)
+    }
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+    fn bool(&mut self) -> Result<bool, WireError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(WireError("bad boolean")),
+        }
+    }
+    fn u64(&mut self) -> Result<u64, WireError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], WireError> {
+        let len = usize::try_from(self.u64()?).map_err(|_| WireError("length overflow"))?;
+        self.take(len)
+    }
+    fn entry(&mut self) -> Result<Entry, WireError> {
+        let term = Term(self.u64()?);
+        let index = LogIndex(self.u64()?);
+        let payload = match self.u8()? {
+            0 => Payload::Noop,
+            1 => Payload::Command(self.bytes()?.to_vec()),
+            _ => return Err(WireError("unknown payload kind")),
+        };
+        Ok(Entry { term, index, payload })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_entry() -> impl Strategy<Value = Entry> {
+        (0u64..9, 1u64..1000, proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40))).prop_map(
+            |(term, index, bytes)| Entry {
+                term: Term(term),
+                index: LogIndex(index),
+                payload: bytes.map_or(Payload::Noop, Payload::Command),
+            },
+        )
+    }
+
+    fn arb_body() -> impl Strategy<Value = Body> {
+        prop_oneof![
+            (any::<bool>(), any::<bool>(), any::<u64>(), any::<u64>()).prop_map(|(p, t, i, term)| Body::RequestVote {
+                pre_vote: p,
+                transfer: t,
+                last_log_index: LogIndex(i),
+                last_log_term: Term(term)
+            }),
+            (any::<bool>(), any::<bool>())
+                .prop_map(|(pre_vote, granted)| Body::RequestVoteResponse { pre_vote, granted }),
+            (any::<u64>(), any::<u64>(), proptest::collection::vec(arb_entry(), 0..4), any::<u64>(), any::<u64>())
+                .prop_map(|(i, t, entries, c, r)| Body::AppendEntries {
+                    prev_log_index: LogIndex(i),
+                    prev_log_term: Term(t),
+                    entries,
+                    leader_commit: LogIndex(c),
+                    read_round: r
+                }),
+            (
+                any::<bool>(),
+                any::<u64>(),
+                proptest::option::of((proptest::option::of(any::<u64>()), any::<u64>())),
+                any::<u64>()
+            )
+                .prop_map(|(success, m, hint, r)| Body::AppendEntriesResponse {
+                    success,
+                    match_index: LogIndex(m),
+                    reject_hint: hint.map(|(t, f)| RejectHint { conflict_term: t.map(Term), first_index: LogIndex(f) }),
+                    read_round: r
+                }),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                proptest::collection::vec(any::<u64>(), 0..5),
+                any::<u64>(),
+                proptest::collection::vec(any::<u8>(), 0..64),
+                any::<bool>()
+            )
+                .prop_map(|(i, t, voters, offset, data, done)| Body::InstallSnapshot {
+                    last_index: LogIndex(i),
+                    last_term: Term(t),
+                    voters: voters.into_iter().map(NodeId).collect(),
+                    offset,
+                    data,
+                    done
+                }),
+            (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(i, o, done)| Body::InstallSnapshotResponse {
+                last_index: LogIndex(i),
+                next_offset: o,
+                done
+            }),
+            Just(Body::TimeoutNow),
+            any::<u64>().prop_map(|read_id| Body::ReadIndexRequest { read_id }),
+            (any::<u64>(), proptest::option::of(any::<u64>()))
+                .prop_map(|(read_id, i)| Body::ReadIndexResponse { read_id, read_index: i.map(LogIndex) }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn messages_round_trip(from in any::<u64>(), to in any::<u64>(), term in any::<u64>(), body in arb_body()) {
+            let message = Message { from: NodeId(from), to: NodeId(to), term: Term(term), body };
+            let bytes = encode_message(&message);
+            prop_assert_eq!(decode_message(&bytes), Ok(message));
+        }
+
+        #[test]
+        fn entries_round_trip(entry in arb_entry()) {
+            prop_assert_eq!(decode_entry(&encode_entry(&entry)), Ok(entry));
+        }
+
+        #[test]
+        fn truncated_or_garbage_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_message(&bytes);
+            let _ = decode_entry(&bytes);
+        }
+    }
+
+    #[test]
+    fn every_strict_prefix_of_a_message_is_rejected() {
+        let message = Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(3),
+            body: Body::AppendEntries {
+                prev_log_index: LogIndex(4),
+                prev_log_term: Term(3),
+                entries: vec![Entry { term: Term(3), index: LogIndex(5), payload: Payload::Command(vec![1, 2, 3]) }],
+                leader_commit: LogIndex(4),
+                read_round: 9,
+            },
+        };
+        let bytes = encode_message(&message);
+        for len in 0..bytes.len() {
+            assert!(decode_message(&bytes[..len]).is_err(), "prefix of {len} bytes decoded");
+        }
+    }
+}
