@@ -11,12 +11,9 @@
 //!   the replay line wired into every simulator failure.
 //! - predicates and views that make scenarios read like their story
 //!   ([`one_leader_agreed`], [`all_have`], [`applied_commands`], …).
-//! - [`linearizability::check`], a stand-in linearizability checker until the
-//!   simulator ships its own.
 
 #![forbid(unsafe_code)]
 
-pub mod linearizability;
 pub mod soak;
 
 use raft_sm::kv::{Command, Op};
@@ -64,13 +61,14 @@ pub struct Run {
 
 impl Run {
     /// A quiet cluster's options for this seed: `nodes` nodes, no clients, no
-    /// faults, the replay line set, the stand-in linearizability checker on.
+    /// faults, the replay line set (the simulator's linearizability checker is
+    /// on by default and runs in `check`).
     pub fn options(&self, nodes: usize) -> SimOptions {
         let mut options = SimOptions::new(self.seed, nodes);
         options.seed = self.seed;
         options.verbose = false;
         options.replay = Some(replay_line(self.name, self.seed));
-        options.linearizability = Some(linearizability::check);
+        assert!(options.linearizability.is_some(), "the final check runs the linearizability checker");
         options
     }
 

@@ -12,7 +12,7 @@ use scenarios::soak::{soak, SuitePlan, SUITE_COVERAGE};
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: scenarios soak (--seeds N [--start S] | --seed X) [--nodes 3|5] [--clients K] [--fault-ms MS] [--json]";
+    "usage: scenarios soak (--seeds N [--start S] | --seed X) [--nodes 3|5] [--clients K] [--fault-ms MS] [--wire json|binary|plain]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,16 +33,11 @@ fn main() -> ExitCode {
 
 fn soak_command(args: &[String]) -> Result<ExitCode, String> {
     let mut plan = SuitePlan::new(3);
-    plan.wire_json = false;
     let mut count: Option<u64> = None;
     let mut start = 0u64;
     let mut single: Option<u64> = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
-        if flag == "--json" {
-            plan.wire_json = true;
-            continue;
-        }
         let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = || sim::failure::parse_seed(value).ok_or_else(|| format!("{flag} {value}: not a number"));
         match flag.as_str() {
@@ -52,6 +47,12 @@ fn soak_command(args: &[String]) -> Result<ExitCode, String> {
             "--nodes" => plan.nodes = number()? as usize,
             "--clients" => plan.clients = number()? as usize,
             "--fault-ms" => plan.fault_ms = number()?,
+            "--wire" => {
+                plan.wire = Some(
+                    sim::options::WireFormat::parse(value)
+                        .ok_or_else(|| format!("--wire {value}: json, binary or plain"))?,
+                )
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }

@@ -5,9 +5,9 @@
 //! liveness phase. `cargo test` runs a few hundred seeds (`tests/fault_suites.rs`);
 //! `cargo run -p scenarios --release -- soak --seeds N` runs as many as asked.
 
-use crate::linearizability;
 use sim::counters::Counters;
 use sim::explore::run_seed;
+use sim::options::WireFormat;
 use sim::rng::SimRng;
 use sim::{Failure, RunSummary, SimOptions};
 use std::time::{Duration, Instant};
@@ -23,34 +23,41 @@ pub struct SuitePlan {
     pub fault_ms: u64,
     /// Bound of the liveness phase.
     pub liveness_ms: u64,
-    /// Round-trip every message through serde_json (slower; on in tests).
-    pub wire_json: bool,
+    /// How messages travel; `None`: test builds alternate JSON and the core's
+    /// binary codec by seed, release builds use the binary codec.
+    pub wire: Option<WireFormat>,
 }
 
 impl SuitePlan {
     /// The plan the `cargo test` suites and the soak use for `nodes` nodes.
     pub fn new(nodes: usize) -> SuitePlan {
-        SuitePlan { nodes, clients: 6, fault_ms: 10_000, liveness_ms: 30_000, wire_json: cfg!(debug_assertions) }
+        SuitePlan { nodes, clients: 6, fault_ms: 10_000, liveness_ms: 30_000, wire: None }
     }
 
     /// The options of seed `seed`: the swarm draw, then a low snapshot
     /// threshold (16–200 entries) so compaction and InstallSnapshot run under
-    /// faults, the linearizability checker, and `replay` as the replay line.
+    /// faults, the simulator's linearizability checker (on by default), and
+    /// `replay` as the replay line.
     pub fn options(&self, seed: u64, replay: String) -> SimOptions {
         let mut options = SimOptions::swarm(seed, self.nodes, self.clients);
         let mut rng = SimRng::derive(seed, "scenarios/snapshots");
         options.snapshot_threshold_entries = *rng.pick(&[16, 32, 64, 200]);
-        options.wire_json = self.wire_json;
+        options.wire = match self.wire {
+            Some(wire) => wire,
+            None if cfg!(debug_assertions) => [WireFormat::Json, WireFormat::Binary][(seed % 2) as usize],
+            None => WireFormat::Binary,
+        };
         options.trace_hash = false;
-        options.linearizability = Some(linearizability::check);
+        assert!(options.linearizability.is_some(), "the fault suites check linearizability");
         options.replay = Some(replay);
         options
     }
 
     /// The soak command that replays seed `seed` under this plan.
     pub fn soak_replay(&self, seed: u64) -> String {
+        let wire = self.wire.map(|wire| format!(" --wire {}", wire.name())).unwrap_or_default();
         format!(
-            "cargo run -p scenarios --release -- soak --seed {seed:#x} --nodes {} --clients {} --fault-ms {}",
+            "cargo run -p scenarios --release -- soak --seed {seed:#x} --nodes {} --clients {} --fault-ms {}{wire}",
             self.nodes, self.clients, self.fault_ms
         )
     }
