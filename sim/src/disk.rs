@@ -117,6 +117,19 @@ impl DurableImage {
     }
 }
 
+impl Disk {
+    /// Recovery rewrites the log to what it read back (torn, covered and
+    /// conflicting records dropped), as a real write-ahead log truncates its
+    /// tail: later appends follow the recovered log, not the discarded records.
+    pub fn recover(&mut self) -> RestoredState {
+        assert!(self.unsynced.is_empty(), "recovery runs after a crash");
+        let restored = self.durable.restored();
+        self.durable.log_base = restored.snapshot.as_ref().map_or(LogIndex(0), |s| s.last_index);
+        self.durable.entries = restored.entries.clone();
+        restored
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Pending {
     Write(WriteOp),
@@ -308,5 +321,29 @@ mod tests {
         image.apply(WriteOp::Reset(LogIndex(3))).unwrap();
         image.apply(WriteOp::Append(vec![entry(4, 3)])).unwrap();
         assert_eq!(image.restored().entries, vec![entry(4, 3)]);
+    }
+
+    #[test]
+    fn recovery_rewrites_the_log_so_appends_follow_what_was_recovered() {
+        // A crash kept the snapshot at 5 but not the log reset that went with it.
+        let mut disk = Disk::default();
+        disk.write(WriteOp::Append(vec![entry(1, 1), entry(2, 1)]));
+        disk.sync(PersistId(1));
+        disk.fsync_done(PersistId(1)).unwrap();
+        disk.write(WriteOp::SaveSnapshot(Snapshot {
+            last_index: LogIndex(5),
+            last_term: Term(2),
+            voters: vec![],
+            data: vec![],
+        }));
+        disk.sync(PersistId(2));
+        disk.fsync_done(PersistId(2)).unwrap();
+        let restored = disk.recover();
+        assert!(restored.entries.is_empty(), "the log does not reach the snapshot: discarded");
+        assert_eq!(disk.durable().last_index(), LogIndex(5));
+        disk.write(WriteOp::Append(vec![entry(6, 2)]));
+        disk.sync(PersistId(1));
+        assert_eq!(disk.fsync_done(PersistId(1)), Ok(None), "the append follows the snapshot");
+        assert_eq!(disk.durable().restored().entries, vec![entry(6, 2)]);
     }
 }

@@ -144,7 +144,7 @@ impl NodeHost {
     /// and starts it at `now_ms` with a fresh RNG seed.
     pub fn boot(&mut self, now_ms: u64, rng_seed: u64, trace: Option<&mut String>) -> Vec<Effect> {
         assert!(self.node.is_none(), "{} is already running", self.id);
-        let restored = self.disk.durable().restored();
+        let restored = self.disk.recover();
         let mut effects = Vec::new();
         self.kv = match &restored.snapshot {
             Some(snapshot) => match KvStore::restore(&snapshot.data) {
