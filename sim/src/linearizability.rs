@@ -137,16 +137,10 @@ pub struct Operation {
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.complete_ms {
-            Some(c) if self.outcome != KvOutcome::Unknown => write!(
-                f,
-                "client {} [{}ms..{}ms] {} -> {}",
-                self.client, self.invoke_ms, c, self.op, self.outcome
-            ),
-            _ => write!(
-                f,
-                "client {} [{}ms..never] {} -> {}",
-                self.client, self.invoke_ms, self.op, self.outcome
-            ),
+            Some(c) if self.outcome != KvOutcome::Unknown => {
+                write!(f, "client {} [{}ms..{}ms] {} -> {}", self.client, self.invoke_ms, c, self.op, self.outcome)
+            }
+            _ => write!(f, "client {} [{}ms..never] {} -> {}", self.client, self.invoke_ms, self.op, self.outcome),
         }
     }
 }
@@ -206,11 +200,7 @@ impl Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} on key {:?}: {}",
-            self.kind, self.key, self.explanation
-        )
+        write!(f, "{} on key {:?}: {}", self.kind, self.key, self.explanation)
     }
 }
 
@@ -233,10 +223,7 @@ impl Default for Budget {
     /// a fraction of a second of search on typical histories, a few seconds
     /// at worst.
     fn default() -> Self {
-        Budget {
-            max_states: 2_000_000,
-            max_cache_bytes: 256 << 20,
-        }
+        Budget { max_states: 2_000_000, max_cache_bytes: 256 << 20 }
     }
 }
 
@@ -335,10 +322,7 @@ enum Step {
 impl Step {
     /// Whether the step never changes the register.
     fn is_read_only(self) -> bool {
-        matches!(
-            self,
-            Step::GetValue(_) | Step::GetNotFound | Step::DeleteNotFound
-        )
+        matches!(self, Step::GetValue(_) | Step::GetNotFound | Step::DeleteNotFound)
     }
 
     /// The register after applying this step to `s`, or `None` when the
@@ -431,12 +415,7 @@ fn check_key(
             },
             (KvOp::Get { .. }, _) => Step::GetNotFound,
         };
-        ops.push(KeyOp {
-            hist: i,
-            step,
-            invoke: o.invoke_ms,
-            complete: if known { o.complete_ms } else { None },
-        });
+        ops.push(KeyOp { hist: i, step, invoke: o.invoke_ms, complete: if known { o.complete_ms } else { None } });
     }
 
     if precheck {
@@ -456,15 +435,7 @@ fn check_key(
                     history[r], history[e]
                 ),
             };
-            return Err(violation(
-                ViolationKind::NotLinearizable,
-                history,
-                key,
-                indices,
-                Some(r),
-                &[r, e],
-                why,
-            ));
+            return Err(violation(ViolationKind::NotLinearizable, history, key, indices, Some(r), &[r, e], why));
         }
     }
 
@@ -532,23 +503,11 @@ fn check_key(
             describe(doomed)
         ));
     }
-    let kind = if exceeded {
-        ViolationKind::BudgetExceeded
-    } else {
-        ViolationKind::NotLinearizable
-    };
+    let kind = if exceeded { ViolationKind::BudgetExceeded } else { ViolationKind::NotLinearizable };
     let blocking = failure.blocking.map(|b| ops[b as usize].hist);
     let doomed = failure.doomed.map(|(_, d)| ops[d as usize].hist);
     let marked: Vec<usize> = blocking.into_iter().chain(doomed).collect();
-    Err(violation(
-        kind,
-        history,
-        key,
-        indices,
-        doomed.or(blocking),
-        &marked,
-        text,
-    ))
+    Err(violation(kind, history, key, indices, doomed.or(blocking), &marked, text))
 }
 
 /// Finds a read that real-time order alone refutes, without search: a read
@@ -570,9 +529,7 @@ fn stale_read(ops: &[KeyOp]) -> Option<(usize, usize)> {
         Step::DeleteOk | Step::DeleteNotFound | Step::GetNotFound => ABSENT,
         Step::DeleteAny => unreachable!("unknown outcomes have no completion"),
     };
-    let mut known: Vec<usize> = (0..ops.len())
-        .filter(|&i| ops[i].complete.is_some())
-        .collect();
+    let mut known: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].complete.is_some()).collect();
     known.sort_by_key(|&i| (ops[i].invoke, i));
     // best[k]: the two earliest-completing operations among known[k..] with
     // distinct labels, as (complete, op).
@@ -604,11 +561,7 @@ fn stale_read(ops: &[KeyOp]) -> Option<(usize, usize)> {
             None => 0,
             Some(t) => known.partition_point(|&i| ops[i].invoke <= t),
         };
-        best[k]
-            .iter()
-            .flatten()
-            .find(|&&(_, i)| wanted(label(&ops[i])))
-            .copied()
+        best[k].iter().flatten().find(|&&(_, i)| wanted(label(&ops[i]))).copied()
     };
     // Latest completion of the writers of each value and of the deletes;
     // u64::MAX when one has an unknown outcome (it may come at any time).
@@ -661,9 +614,7 @@ fn violation(
 ) -> Violation {
     let mut sorted = indices.to_vec();
     sorted.sort_by_key(|&i| (history[i].invoke_ms, i));
-    let pos = anchor
-        .and_then(|a| sorted.iter().position(|&i| i == a))
-        .unwrap_or(0);
+    let pos = anchor.and_then(|a| sorted.iter().position(|&i| i == a)).unwrap_or(0);
     let end = (pos.saturating_sub(2 * MAX_LISTED_OPS / 3) + MAX_LISTED_OPS).min(sorted.len());
     let start = end.saturating_sub(MAX_LISTED_OPS);
     let shown = &sorted[start..end];
@@ -676,12 +627,7 @@ fn violation(
         let mark = if marked.contains(&i) { "  <==" } else { "" };
         explanation.push_str(&format!("\n  #{i} {}{mark}", history[i]));
     }
-    Violation {
-        kind,
-        key: key.to_string(),
-        explanation,
-        op_indices: shown.to_vec(),
-    }
+    Violation { kind, key: key.to_string(), explanation, op_indices: shown.to_vec() }
 }
 
 /// How far the search got before failing.
@@ -750,13 +696,7 @@ struct Cache {
 
 impl Cache {
     fn new(words: usize) -> Self {
-        Cache {
-            words,
-            heads: HashMap::default(),
-            next: Vec::new(),
-            states: Vec::new(),
-            bits: Vec::new(),
-        }
+        Cache { words, heads: HashMap::default(), next: Vec::new(), states: Vec::new(), bits: Vec::new() }
     }
 
     fn len(&self) -> usize {
@@ -770,13 +710,7 @@ impl Cache {
 
     /// Inserts the configuration; false if it was already present.
     fn insert(&mut self, bits: &[u64], hash: u64, state: State) -> bool {
-        let Cache {
-            words,
-            heads,
-            next,
-            states,
-            bits: arena,
-        } = self;
+        let Cache { words, heads, next, states, bits: arena } = self;
         let w = *words;
         let new = states.len() as u32;
         let prev = match heads.get(&hash) {
@@ -828,9 +762,7 @@ impl Events {
         let n = evs.len() + 1;
         let mut e = Events {
             prev: (0..n as u32).map(|i| i.wrapping_sub(1)).collect(),
-            next: (1..=n as u32)
-                .map(|i| if i == n as u32 { NIL } else { i })
-                .collect(),
+            next: (1..=n as u32).map(|i| if i == n as u32 { NIL } else { i }).collect(),
             op: vec![NIL; n],
             is_return: vec![false; n],
             ret_of_call: vec![NIL; n],
@@ -1065,12 +997,7 @@ impl<'a> Search<'a> {
             return Err(untried);
         }
         let prev = self.state;
-        self.stack.push(Frame {
-            call,
-            prev,
-            forced,
-            untried,
-        });
+        self.stack.push(Frame { call, prev, forced, untried });
         self.state = next_state;
         self.remaining.count(k, -1);
         self.events.lift(call);
@@ -1094,8 +1021,7 @@ impl<'a> Search<'a> {
     }
 
     fn over_budget(&self) -> bool {
-        self.cache.len() as u64 > self.budget.max_states
-            || self.cache.bytes() > self.budget.max_cache_bytes
+        self.cache.len() as u64 > self.budget.max_states || self.cache.bytes() > self.budget.max_cache_bytes
     }
 
     fn failure_here(&self, blocking: Option<u32>) -> Failure {
@@ -1256,10 +1182,7 @@ impl<'a> Search<'a> {
                 return (SearchResult::Linearizable, self.cache.len() as u64);
             }
             if self.over_budget() {
-                let f = self
-                    .deepest
-                    .take()
-                    .unwrap_or_else(|| self.failure_here(None));
+                let f = self.deepest.take().unwrap_or_else(|| self.failure_here(None));
                 return (SearchResult::BudgetExceeded(f), self.cache.len() as u64);
             }
             let mut alternatives = match untried.take() {
@@ -1305,10 +1228,7 @@ mod tests {
     fn set(client: u64, key: &str, value: &str, invoke: u64, complete: u64) -> Operation {
         Operation {
             client,
-            op: KvOp::Set {
-                key: key.into(),
-                value: value.into(),
-            },
+            op: KvOp::Set { key: key.into(), value: value.into() },
             invoke_ms: invoke,
             complete_ms: Some(complete),
             outcome: KvOutcome::Ok,
@@ -1318,10 +1238,7 @@ mod tests {
     fn set_unknown(client: u64, key: &str, value: &str, invoke: u64) -> Operation {
         Operation {
             client,
-            op: KvOp::Set {
-                key: key.into(),
-                value: value.into(),
-            },
+            op: KvOp::Set { key: key.into(), value: value.into() },
             invoke_ms: invoke,
             complete_ms: None,
             outcome: KvOutcome::Unknown,
@@ -1334,11 +1251,7 @@ mod tests {
             op: KvOp::Delete { key: key.into() },
             invoke_ms: invoke,
             complete_ms: Some(complete),
-            outcome: if found {
-                KvOutcome::Ok
-            } else {
-                KvOutcome::NotFound
-            },
+            outcome: if found { KvOutcome::Ok } else { KvOutcome::NotFound },
         }
     }
 
@@ -1409,8 +1322,7 @@ mod tests {
 
     #[test]
     fn read_of_value_never_written_is_rejected() {
-        let v =
-            assert_not_linearizable(&[set(1, "x", "a", 0, 10), get(2, "x", 5, 15, Some("zzz"))]);
+        let v = assert_not_linearizable(&[set(1, "x", "a", 0, 10), get(2, "x", 5, 15, Some("zzz"))]);
         assert!(v.explanation.contains("no operation ever wrote"), "{v}");
     }
 
@@ -1484,7 +1396,7 @@ mod tests {
             set(1, "x", "a", 0, 10),
             get(2, "x", 20, 30, Some("a")),
             delete_unknown(3, "x", 25),
-            get(2, "x", 40, 50, None), // fine: the unknown delete took effect
+            get(2, "x", 40, 50, None),      // fine: the unknown delete took effect
             get(2, "x", 60, 70, Some("a")), // but "a" cannot come back
         ]);
     }
@@ -1572,16 +1484,8 @@ mod tests {
 
     #[test]
     fn unknown_delete_may_hit_or_miss() {
-        assert_linearizable(&[
-            set(1, "x", "a", 0, 10),
-            delete_unknown(2, "x", 20),
-            get(3, "x", 30, 40, None),
-        ]);
-        assert_linearizable(&[
-            set(1, "x", "a", 0, 10),
-            delete_unknown(2, "x", 20),
-            get(3, "x", 30, 40, Some("a")),
-        ]);
+        assert_linearizable(&[set(1, "x", "a", 0, 10), delete_unknown(2, "x", 20), get(3, "x", 30, 40, None)]);
+        assert_linearizable(&[set(1, "x", "a", 0, 10), delete_unknown(2, "x", 20), get(3, "x", 30, 40, Some("a"))]);
         assert_linearizable(&[
             delete_unknown(2, "x", 0), // on an absent key: a miss
             get(3, "x", 30, 40, None),
@@ -1666,16 +1570,10 @@ mod tests {
 
         let mut no_completion = get(1, "x", 0, 10, None);
         no_completion.complete_ms = None;
-        assert_eq!(
-            check(&[no_completion]).unwrap_err().kind,
-            ViolationKind::MalformedHistory
-        );
+        assert_eq!(check(&[no_completion]).unwrap_err().kind, ViolationKind::MalformedHistory);
 
         let backwards = get(1, "x", 10, 5, None);
-        assert_eq!(
-            check(&[backwards]).unwrap_err().kind,
-            ViolationKind::MalformedHistory
-        );
+        assert_eq!(check(&[backwards]).unwrap_err().kind, ViolationKind::MalformedHistory);
     }
 
     #[test]
@@ -1684,20 +1582,14 @@ mod tests {
         let history = realistic_history(7, 200, 5, 1);
         assert_linearizable(&history);
 
-        let few_states = Budget {
-            max_states: 50,
-            ..Budget::default()
-        };
+        let few_states = Budget { max_states: 50, ..Budget::default() };
         let v = check_with_budget(&history, few_states).unwrap_err();
         assert_eq!(v.kind, ViolationKind::BudgetExceeded, "{v}");
         assert!(v.is_budget_exceeded() && !v.is_not_linearizable());
         assert!(v.to_string().starts_with("could not decide"), "{v}");
         assert!(v.explanation.contains("gave up after exploring"), "{v}");
 
-        let little_memory = Budget {
-            max_cache_bytes: 1_000,
-            ..Budget::default()
-        };
+        let little_memory = Budget { max_cache_bytes: 1_000, ..Budget::default() };
         let v = check_with_budget(&history, little_memory).unwrap_err();
         assert_eq!(v.kind, ViolationKind::BudgetExceeded, "{v}");
     }
@@ -1707,10 +1599,7 @@ mod tests {
         let mut history = realistic_history(7, 200, 5, 1); // "key0": undecided
         history.push(set(1, "y", "a", 0, 10));
         history.push(get(1, "y", 20, 30, None)); // "y": stale
-        let few_states = Budget {
-            max_states: 50,
-            ..Budget::default()
-        };
+        let few_states = Budget { max_states: 50, ..Budget::default() };
         let v = check_with_budget(&history, few_states).unwrap_err();
         assert_eq!(v.kind, ViolationKind::NotLinearizable);
         assert_eq!(v.key, "y");
@@ -1723,9 +1612,7 @@ mod tests {
 
     #[test]
     fn violation_explains_and_lists_at_most_thirty_ops() {
-        let mut history: Vec<Operation> = (0..100)
-            .map(|i| set(1, "k", &format!("v{i}"), i * 10, i * 10 + 5))
-            .collect();
+        let mut history: Vec<Operation> = (0..100).map(|i| set(1, "k", &format!("v{i}"), i * 10, i * 10 + 5)).collect();
         history.push(get(2, "k", 503, 508, Some("v10"))); // v50 is in place
         let v = assert_not_linearizable(&history);
         assert!(v.op_indices.len() <= MAX_LISTED_OPS);
@@ -1733,10 +1620,7 @@ mod tests {
         let text = v.to_string();
         assert!(text.starts_with("not linearizable on key \"k\""), "{text}");
         assert!(text.contains("#100 client 2 [503ms..508ms] get(\"k\") -> Value(\"v10\")  <=="));
-        assert!(
-            text.contains("operation #11 (client 1 [110ms..115ms] set(\"k\", \"v11\") -> Ok)"),
-            "{text}"
-        );
+        assert!(text.contains("operation #11 (client 1 [110ms..115ms] set(\"k\", \"v11\") -> Ok)"), "{text}");
         assert!(text.contains("no longer held \"v10\""), "{text}");
         assert!(text.lines().count() <= MAX_LISTED_OPS + 3, "{text}");
         // Deterministic.
@@ -1747,15 +1631,9 @@ mod tests {
         let v = check_inner(&history, Budget::default(), false).unwrap_err();
         assert_eq!(v.kind, ViolationKind::NotLinearizable);
         let text = v.to_string();
-        assert!(
-            text.contains("places 11 of the 101 completed operations"),
-            "{text}"
-        );
+        assert!(text.contains("places 11 of the 101 completed operations"), "{text}");
         assert!(text.contains("holds \"v10\""), "{text}");
-        assert!(
-            text.contains("would leave no way to linearize #100 (client 2"),
-            "{text}"
-        );
+        assert!(text.contains("would leave no way to linearize #100 (client 2"), "{text}");
         assert!(v.op_indices.len() <= MAX_LISTED_OPS);
     }
 
@@ -1767,14 +1645,8 @@ mod tests {
             delete(3, "x", 5, 7, NOT_FOUND),
             get(4, "x", 8, 9, Some("a")),
         ];
-        let lines: Vec<String> = history
-            .iter()
-            .map(|o| serde_json::to_string(o).unwrap())
-            .collect();
-        let back: Vec<Operation> = lines
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<String> = history.iter().map(|o| serde_json::to_string(o).unwrap()).collect();
+        let back: Vec<Operation> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(back, history);
     }
 
@@ -1810,10 +1682,7 @@ mod tests {
             free_at[client as usize] = complete;
             let key = format!("key{}", rng.below(keys));
             let op = match rng.below(10) {
-                0..=3 => KvOp::Set {
-                    key,
-                    value: format!("v{n}"),
-                },
+                0..=3 => KvOp::Set { key, value: format!("v{n}") },
                 4 => KvOp::Delete { key },
                 _ => KvOp::Get { key },
             };
@@ -1837,9 +1706,7 @@ mod tests {
                 },
             ));
         }
-        let mut order: Vec<usize> = (0..drafts.len())
-            .filter(|&i| drafts[i].0.is_some())
-            .collect();
+        let mut order: Vec<usize> = (0..drafts.len()).filter(|&i| drafts[i].0.is_some()).collect();
         order.sort_by_key(|&i| (drafts[i].0, i));
         let mut model = BTreeMap::new();
         for i in order {
@@ -1874,10 +1741,7 @@ mod tests {
         let history = realistic_history(0x5EED, 5_000, 20, 10);
         let start = std::time::Instant::now();
         let result = check(&history);
-        println!(
-            "large history (5000 ops, 20 clients, 10 keys) checked in {:?}",
-            start.elapsed()
-        );
+        println!("large history (5000 ops, 20 clients, 10 keys) checked in {:?}", start.elapsed());
         if let Err(v) = result {
             panic!("{v}");
         }
@@ -1888,10 +1752,7 @@ mod tests {
         let history = realistic_history(0xC0FFEE, 3_000, 20, 1);
         let start = std::time::Instant::now();
         let result = check(&history);
-        println!(
-            "hot-key history (3000 ops, 20 clients, 1 key) checked in {:?}",
-            start.elapsed()
-        );
+        println!("hot-key history (3000 ops, 20 clients, 1 key) checked in {:?}", start.elapsed());
         if let Err(v) = result {
             panic!("{v}");
         }
@@ -1902,10 +1763,7 @@ mod tests {
         let mut history = realistic_history(0xC0FFEE, 3_000, 20, 1);
         // The last read returns the value of a write that was overwritten by
         // one that started after it completed and completed before the read.
-        let victim = history
-            .iter()
-            .rposition(|o| matches!(o.outcome, KvOutcome::Value(_)))
-            .unwrap();
+        let victim = history.iter().rposition(|o| matches!(o.outcome, KvOutcome::Value(_))).unwrap();
         let before = |o: &Operation, t: u64| o.complete_ms.is_some_and(|c| c < t);
         let overwriter = history
             .iter()
@@ -1913,13 +1771,9 @@ mod tests {
             .unwrap();
         let stale = history
             .iter()
-            .rposition(|o| {
-                matches!(o.op, KvOp::Set { .. }) && before(o, history[overwriter].invoke_ms)
-            })
+            .rposition(|o| matches!(o.op, KvOp::Set { .. }) && before(o, history[overwriter].invoke_ms))
             .unwrap();
-        let KvOp::Set { value, .. } = history[stale].op.clone() else {
-            unreachable!()
-        };
+        let KvOp::Set { value, .. } = history[stale].op.clone() else { unreachable!() };
         history[victim].outcome = KvOutcome::Value(value);
         let start = std::time::Instant::now();
         let result = check(&history);
@@ -1939,13 +1793,9 @@ mod tests {
         // A value that was written to key3, but long before the read.
         let first_write = history
             .iter()
-            .position(|o| {
-                matches!(&o.op, KvOp::Set { key, .. } if key == "key3") && o.complete_ms.is_some()
-            })
+            .position(|o| matches!(&o.op, KvOp::Set { key, .. } if key == "key3") && o.complete_ms.is_some())
             .unwrap();
-        let KvOp::Set { value, .. } = history[first_write].op.clone() else {
-            unreachable!()
-        };
+        let KvOp::Set { value, .. } = history[first_write].op.clone() else { unreachable!() };
         assert!(history[first_write].complete_ms.unwrap() < history[victim].invoke_ms);
         history[victim].outcome = KvOutcome::Value(value);
         let start = std::time::Instant::now();
@@ -1973,14 +1823,7 @@ mod tests {
 
         fn draft() -> impl Strategy<Value = Draft> {
             (0u8..4, 0u8..3, 0u64..4, 0u64..4, 0u8..12, any::<bool>()).prop_map(
-                |(kind, key, before, after, u, applied)| Draft {
-                    kind,
-                    key,
-                    before,
-                    after,
-                    unknown: u == 0,
-                    applied,
-                },
+                |(kind, key, before, after, u, applied)| Draft { kind, key, before, after, unknown: u == 0, applied },
             )
         }
 
@@ -1996,39 +1839,20 @@ mod tests {
                     let i = i as u64;
                     let key = format!("k{}", d.key);
                     let op = match d.kind {
-                        0 => KvOp::Set {
-                            key,
-                            value: format!("v{i}"),
-                        },
+                        0 => KvOp::Set { key, value: format!("v{i}") },
                         1 => KvOp::Delete { key },
                         _ => KvOp::Get { key },
                     };
                     let point = 10 * i + 5;
                     let (invoke, complete) = if overlap {
-                        (
-                            (point - 4).saturating_sub(10 * d.before),
-                            point + 4 + 10 * d.after,
-                        )
+                        ((point - 4).saturating_sub(10 * d.before), point + 4 + 10 * d.after)
                     } else {
                         (point - 4, point + 4)
                     };
-                    let outcome = if !d.unknown || d.applied {
-                        apply(&mut model, &op)
-                    } else {
-                        KvOutcome::Unknown
-                    };
-                    let (outcome, complete_ms) = if d.unknown {
-                        (KvOutcome::Unknown, None)
-                    } else {
-                        (outcome, Some(complete))
-                    };
-                    Operation {
-                        client: i % 7,
-                        op,
-                        invoke_ms: invoke,
-                        complete_ms,
-                        outcome,
-                    }
+                    let outcome = if !d.unknown || d.applied { apply(&mut model, &op) } else { KvOutcome::Unknown };
+                    let (outcome, complete_ms) =
+                        if d.unknown { (KvOutcome::Unknown, None) } else { (outcome, Some(complete)) };
+                    Operation { client: i % 7, op, invoke_ms: invoke, complete_ms, outcome }
                 })
                 .collect()
         }
@@ -2086,9 +1910,7 @@ mod tests {
                     return true;
                 }
                 for i in 0..h.len() {
-                    if placed[i]
-                        || (0..h.len()).any(|j| !placed[j] && j != i && must_precede(&h[j], &h[i]))
-                    {
+                    if placed[i] || (0..h.len()).any(|j| !placed[j] && j != i && must_precede(&h[j], &h[i])) {
                         continue;
                     }
                     let o = &h[i];
@@ -2132,28 +1954,11 @@ mod tests {
                     let v = |n: u8| ["a", "b", "c"][n as usize % 3].to_string();
                     let key = "x".to_string();
                     let (op, outcome) = match kind {
-                        0 => (
-                            KvOp::Set {
-                                key,
-                                value: v(value),
-                            },
-                            KvOutcome::Ok,
-                        ),
-                        1 => (
-                            KvOp::Delete { key },
-                            if o % 2 == 0 {
-                                KvOutcome::Ok
-                            } else {
-                                KvOutcome::NotFound
-                            },
-                        ),
+                        0 => (KvOp::Set { key, value: v(value) }, KvOutcome::Ok),
+                        1 => (KvOp::Delete { key }, if o % 2 == 0 { KvOutcome::Ok } else { KvOutcome::NotFound }),
                         _ => (
                             KvOp::Get { key },
-                            if o % 3 == 0 {
-                                KvOutcome::NotFound
-                            } else {
-                                KvOutcome::Value(v(value))
-                            },
+                            if o % 3 == 0 { KvOutcome::NotFound } else { KvOutcome::Value(v(value)) },
                         ),
                     };
                     let unknown = o == 5;
