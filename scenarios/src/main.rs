@@ -12,7 +12,7 @@ use scenarios::soak::{soak, SuitePlan, SUITE_COVERAGE};
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: scenarios soak (--seeds N [--start S] | --seed X) [--nodes 3|5] [--clients K] [--fault-ms MS] [--wire json|binary|plain]";
+    "usage: scenarios soak (--seeds N [--start S] | --seed X) [--nodes 3|5] [--clients K] [--fault-ms MS] [--faults swarm|all] [--wire json|binary|plain]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,11 +44,16 @@ fn soak_command(args: &[String]) -> Result<ExitCode, String> {
             "--seeds" => count = Some(number()?),
             "--start" => start = number()?,
             "--seed" => single = Some(number()?),
-            "--nodes" => plan.nodes = number()? as usize,
-            "--clients" => plan.clients = number()? as usize,
-            "--fault-ms" => plan.fault_ms = number()?,
+            "--nodes" => plan.run.nodes = number()? as usize,
+            "--clients" => plan.run.clients = number()? as usize,
+            "--fault-ms" => plan.run.fault_ms = number()?,
+            "--faults" => {
+                plan.run.faults = sim::explore::Faults::parse(value)
+                    .filter(|faults| *faults != sim::explore::Faults::None)
+                    .ok_or_else(|| format!("--faults {value}: swarm or all"))?
+            }
             "--wire" => {
-                plan.wire = Some(
+                plan.run.wire = Some(
                     sim::options::WireFormat::parse(value)
                         .ok_or_else(|| format!("--wire {value}: json, binary or plain"))?,
                 )
@@ -56,7 +61,7 @@ fn soak_command(args: &[String]) -> Result<ExitCode, String> {
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    if plan.nodes == 0 {
+    if plan.run.nodes == 0 {
         return Err("--nodes must be at least 1".into());
     }
     let seeds: Vec<u64> = match (single, count) {
@@ -68,20 +73,25 @@ fn soak_command(args: &[String]) -> Result<ExitCode, String> {
         println!("{}", plan.options(seed, plan.soak_replay(seed)));
     }
     println!(
-        "soak: {} seeds from {:#x}, {} nodes, {} clients, fault phase {} ms, liveness bound {} ms",
+        "soak: {} seeds from {:#x}, {} nodes, {} clients, faults {}, fault phase {} ms, liveness bound {} ms",
         seeds.len(),
         seeds[0],
-        plan.nodes,
-        plan.clients,
-        plan.fault_ms,
-        plan.liveness_ms
+        plan.run.nodes,
+        plan.run.clients,
+        plan.run.faults.name(),
+        plan.run.fault_ms,
+        plan.run.liveness_ms
     );
-    let total = seeds.len();
+    let began = std::time::Instant::now();
+    let mut done = 0u64;
     let report = soak(&plan, seeds, |seed, result| {
+        done += 1;
         if let Err(failure) = result {
             println!("FAIL seed {seed:#x}: {failure}");
         }
-        let _ = total;
+        if done % 500 == 0 {
+            eprintln!("... {done} seeds in {:.0} s", began.elapsed().as_secs_f64());
+        }
     });
     println!("{}", report.counters);
     let missing = report.counters.missing(SUITE_COVERAGE);

@@ -6,65 +6,73 @@
 //! `cargo run -p scenarios --release -- soak --seeds N` runs as many as asked.
 
 use sim::counters::Counters;
-use sim::explore::run_seed;
-use sim::options::WireFormat;
+use sim::explore::{run_seed, Faults, RunPlan};
 use sim::rng::SimRng;
 use sim::{Failure, RunSummary, SimOptions};
 use std::time::{Duration, Instant};
 
-/// The shape of one fault-suite run.
+/// The shape of one fault-suite run: the simulator's [`RunPlan`] (nodes,
+/// clients, fault and liveness phases, fault mix, wire format) plus the
+/// scenarios' own choices (a low snapshot threshold, the replay line).
 #[derive(Clone, Debug)]
 pub struct SuitePlan {
-    /// Cluster size.
-    pub nodes: usize,
-    /// Concurrent clients.
-    pub clients: usize,
-    /// Length of the fault phase.
-    pub fault_ms: u64,
-    /// Bound of the liveness phase.
-    pub liveness_ms: u64,
-    /// How messages travel; `None`: test builds alternate JSON and the core's
-    /// binary codec by seed, release builds use the binary codec.
-    pub wire: Option<WireFormat>,
+    /// The simulator's plan. `wire: None` alternates JSON and the core's binary
+    /// codec by seed in test builds and uses the binary codec in release builds.
+    pub run: RunPlan,
 }
 
 impl SuitePlan {
-    /// The plan the `cargo test` suites and the soak use for `nodes` nodes.
+    /// The plan the `cargo test` suites and the soak use for `nodes` nodes:
+    /// swarm faults, 6 clients, 10 s of faults, 30 s liveness bound.
     pub fn new(nodes: usize) -> SuitePlan {
-        SuitePlan { nodes, clients: 6, fault_ms: 10_000, liveness_ms: 30_000, wire: None }
+        SuitePlan {
+            run: RunPlan {
+                nodes,
+                clients: 6,
+                fault_ms: 10_000,
+                liveness_ms: 30_000,
+                faults: Faults::Swarm,
+                wire: None,
+                trace_hash: false,
+            },
+        }
     }
 
-    /// The options of seed `seed`: the swarm draw, then a low snapshot
-    /// threshold (16–200 entries) so compaction and InstallSnapshot run under
-    /// faults, the simulator's linearizability checker (on by default), and
-    /// `replay` as the replay line.
+    /// The same plan with another fault mode (`Faults::All`: every kind on).
+    pub fn with_faults(mut self, faults: Faults) -> SuitePlan {
+        self.run.faults = faults;
+        self
+    }
+
+    /// The options of seed `seed`: the simulator's draw for the plan, then a
+    /// low snapshot threshold (16–200 entries) so compaction and
+    /// InstallSnapshot run under faults, and `replay` as the replay line. The
+    /// simulator's linearizability checker is on by default.
     pub fn options(&self, seed: u64, replay: String) -> SimOptions {
-        let mut options = SimOptions::swarm(seed, self.nodes, self.clients);
+        let mut options = self.run.options(seed);
         let mut rng = SimRng::derive(seed, "scenarios/snapshots");
         options.snapshot_threshold_entries = *rng.pick(&[16, 32, 64, 200]);
-        options.wire = match self.wire {
-            Some(wire) => wire,
-            None if cfg!(debug_assertions) => [WireFormat::Json, WireFormat::Binary][(seed % 2) as usize],
-            None => WireFormat::Binary,
-        };
-        options.trace_hash = false;
-        assert!(options.linearizability.is_some(), "the fault suites check linearizability");
         options.replay = Some(replay);
+        assert!(options.linearizability.is_some(), "the fault suites check linearizability");
         options
     }
 
     /// The soak command that replays seed `seed` under this plan.
     pub fn soak_replay(&self, seed: u64) -> String {
-        let wire = self.wire.map(|wire| format!(" --wire {}", wire.name())).unwrap_or_default();
+        let run = &self.run;
+        let wire = run.wire.map(|wire| format!(" --wire {}", wire.name())).unwrap_or_default();
         format!(
-            "cargo run -p scenarios --release -- soak --seed {seed:#x} --nodes {} --clients {} --fault-ms {}{wire}",
-            self.nodes, self.clients, self.fault_ms
+            "cargo run -p scenarios --release -- soak --seed {seed:#x} --nodes {} --clients {} --fault-ms {} --faults {}{wire}",
+            run.nodes,
+            run.clients,
+            run.fault_ms,
+            run.faults.name()
         )
     }
 
     /// Runs one seed: fault phase, liveness phase, linearizability.
     pub fn run(&self, seed: u64, replay: String) -> Result<RunSummary, Failure> {
-        run_seed(self.options(seed, replay), self.fault_ms, self.liveness_ms)
+        run_seed(self.options(seed, replay), self.run.fault_ms, self.run.liveness_ms)
     }
 }
 
@@ -82,6 +90,7 @@ pub const SUITE_COVERAGE: &[&str] = &[
     "reads_served",
     "duplicates_suppressed",
     "proposals_dropped",
+    "transfers_started",
     "crashes",
     "restarts",
     "pauses",

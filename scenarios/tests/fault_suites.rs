@@ -9,6 +9,7 @@
 
 use scenarios::soak::{run_suite, SuitePlan, SUITE_COVERAGE};
 use scenarios::{seeds, seeds_count};
+use sim::explore::Faults;
 
 /// Swarm on 3 nodes, 6 clients, 10 s of faults per seed.
 #[test]
@@ -38,5 +39,20 @@ fn fault_suite_five_nodes() {
     );
 }
 
+/// Every fault kind on at once (rates drawn per seed), 3 nodes.
+#[test]
+fn fault_suite_all_faults_three_nodes() {
+    let began = std::time::Instant::now();
+    let plan = SuitePlan::new(3).with_faults(Faults::All);
+    let seeds = seeds(0xA11_0000, seeds_count(SEEDS_ALL));
+    let counters = run_suite("fault_suite_all_faults_three_nodes", &plan, &seeds, SUITE_COVERAGE);
+    eprintln!(
+        "fault_suite_all_faults_three_nodes: {} seeds passed in {:.1} s\n{counters}",
+        seeds.len(),
+        began.elapsed().as_secs_f64()
+    );
+}
+
+const SEEDS_ALL: u64 = 100;
 const SEEDS_THREE: u64 = 300;
 const SEEDS_FIVE: u64 = 200;
