@@ -89,7 +89,7 @@ fn soak_command(args: &[String]) -> Result<ExitCode, String> {
         if let Err(failure) = result {
             println!("FAIL seed {seed:#x}: {failure}");
         }
-        if done % 500 == 0 {
+        if done.is_multiple_of(500) {
             eprintln!("... {done} seeds in {:.0} s", began.elapsed().as_secs_f64());
         }
     });
