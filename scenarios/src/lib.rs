@@ -165,6 +165,24 @@ pub fn for_each_seed_n(name: &'static str, base: u64, default_count: u64, scenar
     }
 }
 
+// ----- the story helpers ------------------------------------------------------------
+
+/// Scenario-side additions to the harness.
+pub trait ClusterExt {
+    /// Runs until `predicate` holds, at most `limit_ms`; panics with the
+    /// simulator's failure (the unmet predicate's name, the seed and the replay
+    /// line) otherwise. `run_until` for stories that cannot go on without it.
+    fn wait_for(&mut self, name: &str, predicate: impl FnMut(&Cluster) -> bool, limit_ms: u64);
+}
+
+impl ClusterExt for Cluster {
+    fn wait_for(&mut self, name: &str, predicate: impl FnMut(&Cluster) -> bool, limit_ms: u64) {
+        if let Err(failure) = self.run_until(name, predicate, limit_ms) {
+            panic!("{failure}");
+        }
+    }
+}
+
 // ----- predicates and views ---------------------------------------------------------
 
 /// Exactly one node is leader, and every running node knows it as leader and
@@ -283,9 +301,7 @@ pub fn write_burst(cluster: &mut Cluster, tag: &str, count: usize, keys: usize, 
             }
         }
         let leader = cluster.resolve(Who::Leader);
-        cluster
-            .run_until("the burst applied on the leader", |c| c.node(leader).applied_index() >= last_index, limit_ms)
-            .unwrap_or_else(|failure| panic!("{failure}"));
+        cluster.wait_for("the burst applied on the leader", |c| c.node(leader).applied_index() >= last_index, limit_ms);
         sent += chunk;
     }
 }

@@ -2,7 +2,7 @@
 //! leave every node with the same value and the same applied order.
 
 use raft_sm::kv::Command;
-use scenarios::{all_caught_up, all_have, applied_values, for_each_seed, write_ok};
+use scenarios::{all_caught_up, all_have, applied_values, for_each_seed, write_ok, ClusterExt};
 use sim::{Consistency, ReadAnswer};
 
 /// C1: write through the leader, then read on every node (3 nodes, quiet network).
@@ -25,9 +25,7 @@ fn c1_read_your_write_on_all_nodes() {
             assert!(served >= 3 * (round + 1), "every read went through ReadIndex ({served})");
             // Stale reads: let time pass from the acknowledgement, not from the reads.
             let bound_ms = 500u64.saturating_sub(cluster.now_ms() - acknowledged_at);
-            cluster
-                .run_until("a local read of the write on every node", |c| all_have(c, "c1", &value), bound_ms)
-                .unwrap_or_else(|failure| panic!("{failure}"));
+            cluster.wait_for("a local read of the write on every node", |c| all_have(c, "c1", &value), bound_ms);
             for id in cluster.ids() {
                 assert_eq!(cluster.read(id, "c1", Consistency::Local), ReadAnswer::Value(Some(value.clone())));
             }
@@ -46,7 +44,7 @@ fn c2_ordered_sequential_writes() {
         for value in expected.iter().flatten() {
             write_ok(&mut cluster, &Command::set("c2", value.clone()), 5_000);
         }
-        cluster.run_until("every node applied everything", all_caught_up, 2_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("every node applied everything", all_caught_up, 2_000);
         for node in cluster.nodes() {
             assert_eq!(node.kv_get("c2").as_deref(), Some("99"), "{} final value", node.id());
             assert_eq!(applied_values(&node, "c2"), expected, "{} applied order", node.id());

@@ -1,7 +1,7 @@
 //! D1: a lagging follower catches up: by log replication, and (second variant)
 //! by InstallSnapshot when the leader compacted its log meanwhile.
 
-use scenarios::{all_caught_up, for_each_seed, write_burst};
+use scenarios::{all_caught_up, for_each_seed, write_burst, ClusterExt};
 use sim::{Cluster, Who};
 
 /// Isolates one follower, writes 1,000 entries through the other two, heals,
@@ -16,13 +16,11 @@ fn lag_and_rejoin(cluster: &mut Cluster) -> raft_sm::NodeId {
     let lagging = cluster.node(lagger).applied_index();
     assert!(lagging.0 + 1_000 <= commit.0, "the lagger missed the writes (applied {lagging}, commit {commit})");
     cluster.connect(lagger);
-    cluster
-        .run_until(
-            "the lagging follower caught up",
-            |c| all_caught_up(c) && c.node(lagger).leader() == Some(leader),
-            10_000,
-        )
-        .unwrap_or_else(|failure| panic!("{failure}"));
+    cluster.wait_for(
+        "the lagging follower caught up",
+        |c| all_caught_up(c) && c.node(lagger).leader() == Some(leader),
+        10_000,
+    );
     assert_eq!(
         cluster.node(lagger).kv_pairs(),
         cluster.node(leader).kv_pairs(),

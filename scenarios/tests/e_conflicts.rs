@@ -2,7 +2,7 @@
 
 use raft_sm::kv::Command;
 use raft_sm::{ProposalOutcome, Role};
-use scenarios::{all_caught_up, applied_values, for_each_seed, write_ok};
+use scenarios::{all_caught_up, applied_values, for_each_seed, write_ok, ClusterExt};
 use sim::Who;
 
 /// E1: isolate the leader (symmetric), propose three writes there (appended,
@@ -25,9 +25,7 @@ fn e1_conflicting_tail_is_overwritten_and_never_applied() {
                 other => panic!("the isolated leader answered {other:?}"),
             }
         }
-        cluster
-            .run_until("a new leader", |c| c.leader().is_some_and(|l| l != old), 10_000)
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("a new leader", |c| c.leader().is_some_and(|l| l != old), 10_000);
         let new = cluster.resolve(Who::Leader);
         for i in 0..5 {
             write_ok(&mut cluster, &Command::set("e1", format!("new-{i}")), 5_000);
@@ -40,13 +38,11 @@ fn e1_conflicting_tail_is_overwritten_and_never_applied() {
         }
         let truncations = cluster.counters().get("truncations");
         cluster.heal();
-        cluster
-            .run_until(
-                "the old leader follows and caught up",
-                |c| all_caught_up(c) && c.node(old).leader() == Some(new),
-                10_000,
-            )
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for(
+            "the old leader follows and caught up",
+            |c| all_caught_up(c) && c.node(old).leader() == Some(new),
+            10_000,
+        );
         assert_eq!(cluster.node(old).role(), Some(Role::Follower));
         assert!(cluster.counters().get("truncations") > truncations, "the old leader truncated its tail");
         for &index in &tail {

@@ -3,7 +3,9 @@
 
 use raft_sm::kv::Command;
 use raft_sm::ProposalOutcome;
-use scenarios::{all_caught_up, all_have, applied_commands, for_each_seed, wait_one_leader_agreed, write_ok};
+use scenarios::{
+    all_caught_up, all_have, applied_commands, for_each_seed, wait_one_leader_agreed, write_ok, ClusterExt,
+};
 use sim::Who;
 
 /// F1: crash one follower of three (the leader and one follower remain).
@@ -17,13 +19,11 @@ fn f1_one_follower_down_writes_commit() {
         for i in 0..20 {
             write_ok(&mut cluster, &Command::set(format!("f1-{}", i % 4), format!("{i}")), 5_000);
         }
-        cluster
-            .run_until("both running nodes applied", |c| all_have(c, "f1-3", "19"), 2_000)
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("both running nodes applied", |c| all_have(c, "f1-3", "19"), 2_000);
         assert!(!cluster.node(down).is_up());
         assert_eq!(cluster.node(down).kv_get("f1-3"), None, "the crashed follower has nothing");
         cluster.restart(down);
-        cluster.run_until("the restarted follower caught up", all_caught_up, 10_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("the restarted follower caught up", all_caught_up, 10_000);
         assert_eq!(cluster.node(down).kv_get("f1-3").as_deref(), Some("19"));
         cluster.check();
     });
@@ -67,9 +67,7 @@ fn f2_no_majority_no_commit_then_at_most_once() {
         wait_one_leader_agreed(&mut cluster, 10_000);
         let suppressed = cluster.counters().get("duplicates_suppressed");
         write_ok(&mut cluster, &command, 5_000);
-        cluster
-            .run_until("all applied", |c| all_caught_up(c) && all_have(c, "f2", "once"), 5_000)
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("all applied", |c| all_caught_up(c) && all_have(c, "f2", "once"), 5_000);
         for node in cluster.nodes() {
             let copies = applied_commands(&node).iter().filter(|c| **c == command).count();
             assert!((1..=2).contains(&copies), "{}: {copies} entries of the write", node.id());

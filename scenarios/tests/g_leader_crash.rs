@@ -2,7 +2,7 @@
 
 use raft_sm::kv::Command;
 use raft_sm::Role;
-use scenarios::{all_caught_up, for_each_seed, wait_one_leader_agreed, write_ok};
+use scenarios::{all_caught_up, for_each_seed, wait_one_leader_agreed, write_ok, ClusterExt};
 use sim::{Cluster, Who};
 
 /// G1: 3 nodes under load from 4 clients plus acknowledged harness writes;
@@ -30,36 +30,32 @@ fn g1_leader_crash_mid_load() {
         let old_term = cluster.node(Who::Follower(0)).term();
         let crashed_at = cluster.now_ms();
         let bound_ms = 2 * cluster.options().election_timeout_ms_max + 500;
-        cluster
-            .run_until("a new leader", |c| c.leader().is_some_and(|l| l != old), bound_ms)
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("a new leader", |c| c.leader().is_some_and(|l| l != old), bound_ms);
         let new = cluster.resolve(Who::Leader);
         assert!(cluster.node(new).term() > old_term);
         let took_ms = cluster.now_ms() - crashed_at;
         assert!(took_ms <= bound_ms, "elected after {took_ms} ms");
-        cluster
-            .run_until("the survivors agree", |c| c.followers().iter().all(|&f| c.node(f).leader() == Some(new)), 2_000)
-            .unwrap_or_else(|f| panic!("{f}"));
-        cluster
-            .run_until(
-                "the new leader applied its commit",
-                |c| c.node(new).applied_index() == c.node(new).commit_index(),
-                2_000,
-            )
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for(
+            "the survivors agree",
+            |c| c.followers().iter().all(|&f| c.node(f).leader() == Some(new)),
+            2_000,
+        );
+        cluster.wait_for(
+            "the new leader applied its commit",
+            |c| c.node(new).applied_index() == c.node(new).commit_index(),
+            2_000,
+        );
         for (key, value) in &acknowledged {
             assert_eq!(cluster.node(new).kv_get(key).as_ref(), Some(value), "acknowledged write {key} survived");
         }
         cluster.run_for(2_000);
         assert!(cluster.history().completed() > completed_before, "the clients made progress with the new leader");
         cluster.restart(old);
-        cluster
-            .run_until(
-                "the old leader follows and caught up",
-                |c| c.node(old).leader() == c.leader() && all_caught_up(c),
-                10_000,
-            )
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for(
+            "the old leader follows and caught up",
+            |c| c.node(old).leader() == c.leader() && all_caught_up(c),
+            10_000,
+        );
         assert_eq!(cluster.node(old).role(), Some(Role::Follower));
         assert!(cluster.node(old).term() > old_term);
         cluster.check();

@@ -4,7 +4,9 @@
 
 use raft_sm::kv::{Command, KvError};
 use raft_sm::LogIndex;
-use scenarios::{all_caught_up, all_have, applied_commands, for_each_seed, wait_one_leader_agreed, write_ok};
+use scenarios::{
+    all_caught_up, all_have, applied_commands, for_each_seed, wait_one_leader_agreed, write_ok, ClusterExt,
+};
 use sim::{Cluster, Who, WriteAnswer};
 
 /// H1 (indices): 3 nodes, 5 clients, a network that loses (5 %), duplicates
@@ -54,7 +56,7 @@ fn h1_session_retry_never_applies_twice() {
         write_ok(&mut cluster, &first, 5_000);
         let changed = Command::set("h1", "retry-with-other-value").with_session(7, 1);
         write_ok(&mut cluster, &changed, 5_000);
-        cluster.run_until("all applied", all_caught_up, 2_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("all applied", all_caught_up, 2_000);
         assert!(all_have(&cluster, "h1", "first"), "a retry never applies again");
         let duplicates = cluster.counters().get("duplicates_suppressed") - suppressed;
         assert_eq!(duplicates, 2 * 3, "two retries suppressed on each of 3 nodes");
@@ -64,7 +66,7 @@ fn h1_session_retry_never_applies_twice() {
             cluster.propose_and_wait(Who::Leader, &stale, 5_000),
             WriteAnswer::Applied(Err(KvError::SessionExpired))
         );
-        cluster.run_until("all applied", all_caught_up, 2_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("all applied", all_caught_up, 2_000);
         assert!(all_have(&cluster, "h1", "second"));
         for node in cluster.nodes() {
             let entries = applied_commands(&node).iter().filter(|c| c.key() == "h1").count();

@@ -3,7 +3,7 @@
 
 use raft_sm::kv::{Command, KvStore};
 use raft_sm::{LogIndex, ProposalOutcome, Role};
-use scenarios::{all_caught_up, all_have, applied_values, for_each_seed, wait_one_leader_agreed, write_ok};
+use scenarios::{all_caught_up, all_have, applied_values, for_each_seed, wait_one_leader_agreed, write_ok, ClusterExt};
 use sim::{Cluster, Consistency, ReadAnswer, Who};
 
 /// P1: crash a follower, write 50 entries through the other two, restart it.
@@ -14,7 +14,7 @@ fn p1_follower_restart_catches_up() {
     for_each_seed("p1_follower_restart_catches_up", 0x91_0000, |run| {
         let mut cluster = run.cluster_with_leader(3);
         write_ok(&mut cluster, &Command::set("p1", "before"), 5_000);
-        cluster.run_until("all applied", all_caught_up, 2_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("all applied", all_caught_up, 2_000);
         cluster.run_for(100); // every fsync done: the follower's log is durable
         let follower = cluster.crash(Who::Follower(0));
         for i in 0..50 {
@@ -23,9 +23,7 @@ fn p1_follower_restart_catches_up() {
         cluster.restart(follower);
         assert!(cluster.node(follower).last_log_index() >= LogIndex(2), "the follower recovered its durable log");
         assert_eq!(cluster.node(follower).role(), Some(Role::Follower));
-        cluster
-            .run_until("the follower caught up", |c| all_caught_up(c) && all_have(c, "p1", "49"), 10_000)
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("the follower caught up", |c| all_caught_up(c) && all_have(c, "p1", "49"), 10_000);
         assert_eq!(cluster.counters().get("restarts"), 1);
         cluster.check();
     });
@@ -42,18 +40,16 @@ fn p2_leader_crash_and_restart_rejoins_as_follower() {
         write_ok(&mut cluster, &Command::set("p2", "1"), 5_000);
         let old = cluster.crash(Who::Leader);
         let old_term = cluster.node(old).durable_hard_state().term;
-        cluster.run_until("a new leader", |c| c.leader().is_some(), 10_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("a new leader", |c| c.leader().is_some(), 10_000);
         let new = cluster.resolve(Who::Leader);
         write_ok(&mut cluster, &Command::set("p2", "2"), 5_000);
         let changes = cluster.counters().get("leader_changes");
         cluster.restart(old);
-        cluster
-            .run_until(
-                "the old leader follows the new one",
-                |c| c.node(old).leader() == Some(new) && all_caught_up(c),
-                10_000,
-            )
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for(
+            "the old leader follows the new one",
+            |c| c.node(old).leader() == Some(new) && all_caught_up(c),
+            10_000,
+        );
         assert_eq!(cluster.node(old).role(), Some(Role::Follower));
         assert!(cluster.node(old).term() > old_term, "rejoined at a higher term");
         assert_eq!(cluster.node(old).kv_get("p2").as_deref(), Some("2"));
@@ -90,17 +86,13 @@ fn p3_uncommitted_write_of_isolated_leader_never_visible() {
         for id in followers {
             cluster.restart(id);
         }
-        cluster
-            .run_until("a leader among the followers", |c| c.leader().is_some(), 10_000)
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("a leader among the followers", |c| c.leader().is_some(), 10_000);
         write_ok(&mut cluster, &Command::set("p3", "after"), 5_000);
         let truncations = cluster.counters().get("truncations");
         cluster.restart(old);
         assert!(cluster.node(old).last_log_index() >= index, "z survived on the old leader's disk");
         wait_one_leader_agreed(&mut cluster, 10_000);
-        cluster
-            .run_until("all caught up", |c| all_caught_up(c) && all_have(c, "p3", "after"), 10_000)
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("all caught up", |c| all_caught_up(c) && all_have(c, "p3", "after"), 10_000);
         assert!(cluster.counters().get("truncations") > truncations, "the old leader's tail was truncated");
         for id in cluster.ids() {
             assert_eq!(cluster.read(id, "z", Consistency::Linearizable), ReadAnswer::Value(None), "z read on {id}");

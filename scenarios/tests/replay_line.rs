@@ -2,7 +2,7 @@
 //! replay it. (One test function on purpose: it sets `SIM_SEED`, which every
 //! scenario in the same process would read.)
 
-use scenarios::{for_each_seed, replay_line, try_each_seed};
+use scenarios::{for_each_seed, replay_line, try_each_seed, ClusterExt};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// A deliberately failing scenario: on seeds whose low bit is set it waits for
@@ -15,7 +15,7 @@ fn doomed(run: &scenarios::Run) {
             cluster.isolate(id);
         }
     }
-    cluster.run_until("a leader", |c| c.leader().is_some(), 3_000).unwrap_or_else(|failure| panic!("{failure}"));
+    cluster.wait_for("a leader", |c| c.leader().is_some(), 3_000);
 }
 
 #[test]

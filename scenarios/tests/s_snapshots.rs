@@ -1,7 +1,7 @@
 //! S1: snapshots survive a full-cluster restart.
 
 use raft_sm::LogIndex;
-use scenarios::{all_caught_up, for_each_seed, wait_one_leader_agreed, write_burst};
+use scenarios::{all_caught_up, for_each_seed, wait_one_leader_agreed, write_burst, ClusterExt};
 use sim::Cluster;
 use std::collections::BTreeMap;
 
@@ -19,7 +19,7 @@ fn s1_snapshot_survives_full_cluster_restart() {
         let mut cluster = Cluster::new(options);
         wait_one_leader_agreed(&mut cluster, 10_000);
         write_burst(&mut cluster, "s1", 300, 30, 10_000);
-        cluster.run_until("all applied", all_caught_up, 5_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("all applied", all_caught_up, 5_000);
         let expected: BTreeMap<String, String> =
             (270..300).map(|i| (format!("s1k{}", i % 30), format!("s1{i}"))).collect();
         let expected: Vec<(String, String)> = expected.into_iter().collect();
@@ -42,7 +42,7 @@ fn s1_snapshot_survives_full_cluster_restart() {
             assert!(node.last_log_index() >= snapshot, "{id} has its log after the snapshot");
         }
         wait_one_leader_agreed(&mut cluster, 10_000);
-        cluster.run_until("all caught up", all_caught_up, 10_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("all caught up", all_caught_up, 10_000);
         for node in cluster.nodes() {
             assert_eq!(node.kv_pairs(), expected, "{} after the restart", node.id());
         }

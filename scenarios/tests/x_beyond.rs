@@ -3,7 +3,7 @@
 
 use raft_sm::kv::Command;
 use raft_sm::{NodeId, Role};
-use scenarios::{agreed_leader, all_caught_up, all_have, for_each_seed, wait_one_leader_agreed, write_ok};
+use scenarios::{agreed_leader, all_caught_up, all_have, for_each_seed, wait_one_leader_agreed, write_ok, ClusterExt};
 use sim::{Cluster, Who, WriteAnswer};
 
 /// X1: 3 nodes, 4 clients; the leader's fsyncs hang for 8 s (longer than any
@@ -53,7 +53,7 @@ fn x2_partial_connectivity_stable_leader() {
         let mut cluster = Cluster::new(run.options_with_clients(5, 4));
         cluster.restrict(4, &[NodeId(2)]);
         cluster.restrict(5, &[NodeId(3)]);
-        cluster.run_until("a leader", |c| c.leader().is_some(), 10_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("a leader", |c| c.leader().is_some(), 10_000);
         cluster.run_for(2_000);
         let leader = cluster.resolve(Who::Leader);
         assert!([1, 2, 3].contains(&leader.0), "the leader is in the connected core, not {leader}");
@@ -91,9 +91,11 @@ fn x3_disruptive_rejoin_causes_no_leader_change() {
         assert!(cluster.counters().get("pre_votes") > pre_votes, "the isolated follower timed out and pre-voted");
         assert_eq!(cluster.node(follower).term(), term, "PreVote kept it from raising its term");
         cluster.connect(follower);
-        cluster
-            .run_until("the follower is back", |c| all_caught_up(c) && c.node(follower).leader() == Some(leader), 5_000)
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for(
+            "the follower is back",
+            |c| all_caught_up(c) && c.node(follower).leader() == Some(leader),
+            5_000,
+        );
         cluster.run_for(3_000);
         assert_eq!(agreed_leader(&cluster), Some((leader, term)), "same leader, same term");
         assert_eq!(cluster.counters().get("elections"), elections, "no election at all");
@@ -120,16 +122,14 @@ fn x4_leadership_transfer_under_load_loses_nothing() {
         }
         let target = cluster.resolve(Who::Follower(0));
         cluster.transfer_leadership(target);
-        cluster.run_until("the target leads", |c| c.leader() == Some(target), 3_000).unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("the target leads", |c| c.leader() == Some(target), 3_000);
         assert!(cluster.counters().get("transfers_started") >= 1, "the transfer path was taken");
         assert!(cluster.node(target).term() > term);
         for i in 5..10 {
             write_ok(&mut cluster, &Command::set(format!("x4-{i}"), "after"), 5_000);
             acknowledged.push((format!("x4-{i}"), "after"));
         }
-        cluster
-            .run_until("the old leader follows", |c| c.node(old).leader() == Some(target) && all_caught_up(c), 5_000)
-            .unwrap_or_else(|f| panic!("{f}"));
+        cluster.wait_for("the old leader follows", |c| c.node(old).leader() == Some(target) && all_caught_up(c), 5_000);
         assert_eq!(cluster.node(old).role(), Some(Role::Follower));
         cluster.check();
         for (key, value) in &acknowledged {
