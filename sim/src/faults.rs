@@ -185,7 +185,7 @@ pub fn next_swarm_fault(rng: &mut SimRng, options: &SwarmOptions, view: &SwarmVi
     let down = view.crashed.len() + view.paused.len();
     let minority = (n - 1) / 2;
     let mut choices: Vec<u8> = Vec::new();
-    if options.partitions {
+    if options.partitions && n > 1 {
         choices.extend([0, 0, 1]);
     }
     if options.crashes {
@@ -280,6 +280,28 @@ mod tests {
             kinds.insert((options.partitions, options.crashes, options.pauses));
         }
         assert!(kinds.len() > 4, "swarm draws vary the fault mix: {kinds:?}");
+    }
+
+    #[test]
+    fn a_single_node_cluster_gets_only_faults_that_make_sense() {
+        let mut rng = SimRng::from_seed(3);
+        let view = SwarmView {
+            nodes: vec![NodeId(1)],
+            crashed: vec![],
+            paused: vec![],
+            partitioned: false,
+            leader: Some(NodeId(1)),
+        };
+        for _ in 0..500 {
+            let action = next_swarm_fault(&mut rng, &SwarmOptions::all(), &view);
+            assert!(
+                !matches!(
+                    action,
+                    Some(FaultAction::Partition(_) | FaultAction::Isolate(_) | FaultAction::TransferLeadership(_))
+                ),
+                "{action:?}"
+            );
+        }
     }
 
     #[test]

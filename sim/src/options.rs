@@ -75,6 +75,16 @@ pub struct SimOptions {
     pub snapshot_threshold_entries: u64,
     /// Node config: largest InstallSnapshot chunk.
     pub snapshot_chunk_bytes_max: usize,
+    /// Node config: most entries per AppendEntries.
+    pub append_entries_max: usize,
+    /// Node config: most AppendEntries in flight per follower.
+    pub inflight_appends_max: usize,
+    /// Node config: most entries per Apply action.
+    pub apply_entries_max: usize,
+    /// Node config: most proposals pending on a leader (beyond: `Busy`).
+    pub pending_proposals_max: usize,
+    /// Node config: most reads pending on a node (beyond: `Busy`).
+    pub pending_reads_max: usize,
     /// Node config: PreVote.
     pub pre_vote: bool,
     /// Node config: CheckQuorum.
@@ -124,6 +134,11 @@ impl SimOptions {
             heartbeat_interval_ms: 100,
             snapshot_threshold_entries: 10_000,
             snapshot_chunk_bytes_max: 1 << 20,
+            append_entries_max: 512,
+            inflight_appends_max: 32,
+            apply_entries_max: 1024,
+            pending_proposals_max: 65_536,
+            pending_reads_max: 65_536,
             pre_vote: true,
             check_quorum: true,
             workload: None,
@@ -164,6 +179,14 @@ impl SimOptions {
         options.torn_writes = swarm.torn_writes;
         options.snapshot_threshold_entries = *rng.pick(&[16, 50, 200, 10_000]);
         options.snapshot_chunk_bytes_max = *rng.pick(&[64, 512, 1 << 20]);
+        if rng.chance(0.5) {
+            // Small windows and batches: pipelining, backpressure and Busy paths.
+            options.append_entries_max = *rng.pick(&[1, 2, 8, 512]);
+            options.inflight_appends_max = *rng.pick(&[1, 2, 4, 32]);
+            options.apply_entries_max = *rng.pick(&[1, 3, 1024]);
+            options.pending_proposals_max = *rng.pick(&[2, 8, 65_536]);
+            options.pending_reads_max = *rng.pick(&[2, 8, 65_536]);
+        }
         options.pre_vote = rng.chance(0.75);
         options.check_quorum = rng.chance(0.75);
         if rng.chance(0.5) {
@@ -201,12 +224,17 @@ impl fmt::Display for SimOptions {
         writeln!(f, "disk: fsync_ms={}..{} torn_writes={}", self.fsync_ms_min, self.fsync_ms_max, self.torn_writes)?;
         writeln!(
             f,
-            "node: election_timeout_ms={}..{} heartbeat_interval_ms={} snapshot_threshold_entries={} snapshot_chunk_bytes_max={} pre_vote={} check_quorum={}",
+            "node: election_timeout_ms={}..{} heartbeat_interval_ms={} snapshot_threshold_entries={} snapshot_chunk_bytes_max={} append_entries_max={} inflight_appends_max={} apply_entries_max={} pending_proposals_max={} pending_reads_max={} pre_vote={} check_quorum={}",
             self.election_timeout_ms_min,
             self.election_timeout_ms_max,
             self.heartbeat_interval_ms,
             self.snapshot_threshold_entries,
             self.snapshot_chunk_bytes_max,
+            self.append_entries_max,
+            self.inflight_appends_max,
+            self.apply_entries_max,
+            self.pending_proposals_max,
+            self.pending_reads_max,
             self.pre_vote,
             self.check_quorum
         )?;

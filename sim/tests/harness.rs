@@ -76,6 +76,8 @@ fn p2_isolated_leader_is_replaced_and_follows_at_a_higher_term_after_heal() {
     // CheckQuorum: the isolated leader steps down on its own.
     cluster.run_until("the old leader stepped down", |c| c.node(old).role() != Some(Role::Leader), 5_000).unwrap();
     assert!(cluster.counters().get("check_quorum_step_downs") >= 1);
+    assert!(cluster
+        .saw_note(Some(old), |note| matches!(note, raft_sm::Note::SteppedDown { reason: "quorum inactive", .. })));
     cluster.heal();
     cluster.run_until("the old leader follows", |c| c.node(old).leader() == c.leader(), 5_000).unwrap();
     assert!(cluster.node(old).term() > old_term);
@@ -279,4 +281,20 @@ fn the_liveness_phase_fails_with_a_pending_report_when_no_leader_can_emerge() {
     assert!(failure.detail.contains("converged"), "{failure}");
     assert!(failure.detail.contains("leader: None"), "{failure}");
     assert!(failure.detail.contains("n3 follower t0"), "{failure}");
+}
+
+#[test]
+fn a_follower_down_past_compaction_catches_up_by_snapshot() {
+    let mut options = SimOptions::new(27, 3).with_clients(4);
+    options.verbose = false;
+    options.snapshot_threshold_entries = 20;
+    let mut cluster = Cluster::new(options);
+    cluster.run_until("a leader", |c| c.leader().is_some(), 10_000).unwrap();
+    let follower = cluster.crash(Who::Follower(0));
+    cluster.run_until("the leader compacted", |c| c.counters().get("snapshots_taken") >= 2, 20_000).unwrap();
+    cluster.restart(follower);
+    cluster.run_until("snapshot installed", |c| c.counters().get("snapshots_installed") >= 1, 10_000).unwrap();
+    cluster.check();
+    assert!(cluster.counters().messages("InstallSnapshot").count >= 1);
+    assert_eq!(cluster.node(follower).kv_pairs(), cluster.node(Who::Leader).kv_pairs());
 }

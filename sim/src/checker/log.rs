@@ -27,10 +27,23 @@ pub fn payload_hash(payload: &Payload) -> u64 {
 }
 
 /// What appends and commits have shown so far.
+struct Appended {
+    hash: u64,
+    /// Term of the entry before it.
+    prev: Option<Term>,
+    /// Bit `id` set: node `id` appended it.
+    holders: u128,
+}
+
+fn bit(node: NodeId) -> u128 {
+    assert!(node.0 < 128, "the checker tracks node ids below 128");
+    1 << node.0
+}
+
 #[derive(Default)]
 pub struct LogChecker {
-    /// (index, term) → (payload hash, term of the previous entry).
-    appended: BTreeMap<(LogIndex, Term), (u64, Option<Term>)>,
+    /// (index, term) → what was appended there.
+    appended: BTreeMap<(LogIndex, Term), Appended>,
     /// index → (term of the committed entry there, latest term it was committed in).
     committed: BTreeMap<LogIndex, (Term, Term)>,
     last_commit: BTreeMap<NodeId, LogIndex>,
@@ -50,18 +63,20 @@ impl LogChecker {
             let key = (entry.index, entry.term);
             match self.appended.get_mut(&key) {
                 None => {
-                    self.appended.insert(key, (hash, prev));
+                    self.appended.insert(key, Appended { hash, prev, holders: bit(node) });
                 }
-                Some((seen_hash, seen_prev)) => {
+                Some(Appended { hash: seen_hash, prev: seen_prev, holders }) => {
                     if *seen_hash != hash {
+                        let others: Vec<u128> = (0..128).filter(|id| *holders & (1 << id) != 0).collect();
                         return Err(Violation::new(
                             "log matching",
                             format!(
-                                "{node} appended a different entry at {} in {} than another node",
+                                "{node} appended a different entry at {} in {} than the one nodes {others:?} hold",
                                 entry.index, entry.term
                             ),
                         ));
                     }
+                    *holders |= bit(node);
                     match (*seen_prev, prev) {
                         (Some(a), Some(b)) if a != b => {
                             return Err(Violation::new(
@@ -80,6 +95,21 @@ impl LogChecker {
             prev = Some(entry.term);
         }
         Ok(())
+    }
+
+    /// `node` crashed with `durable` on disk: entries only it ever held, and
+    /// that its disk lost, no longer exist anywhere and are forgotten. (A
+    /// single-node cluster may lead a term whose vote was not yet durable; after
+    /// a crash it leads that term again and may append different entries.)
+    pub fn on_crash(&mut self, node: NodeId, durable: &crate::disk::DurableImage) {
+        let mine = bit(node);
+        self.appended.retain(|&(index, term), appended| {
+            let kept = index <= durable.log_base || durable.term_at(index) == Some(term);
+            if appended.holders & mine != 0 && !kept {
+                appended.holders &= !mine;
+            }
+            appended.holders != 0
+        });
     }
 
     /// Records that the entry at `index` with `term` is committed, as seen by a

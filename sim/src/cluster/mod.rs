@@ -1,0 +1,579 @@
+//! The harness: a whole cluster in one thread, driven by one seed.
+//!
+//! [`Cluster`] owns the event queue, the nodes (each a [`NodeHost`]: core,
+//! store, disk), the network, the clients and the checkers. Scenario authors
+//! use its methods to inject faults and observe nodes; every step of every node
+//! is checked against the Raft safety invariants, and a safety failure panics at
+//! once with the replay line.
+
+use crate::checker::{Checker, Violation};
+use crate::client::{ClientAction, Reply, Request, Workload};
+use crate::counters::Counters;
+use crate::failure::{default_replay, Failure, FailureKind};
+use crate::faults::{next_swarm_fault, FaultAction, SwarmView};
+use crate::history::History;
+use crate::network::Network;
+use crate::node_host::{describe_event, Answer, Effect, NodeHost};
+use crate::options::{SimOptions, WireFormat};
+use crate::queue::EventQueue;
+use crate::rng::{derive_seed, SimRng};
+use crate::trace::Trace;
+use raft_sm::kv::Command;
+use raft_sm::{
+    Config, Entry, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, Role, Term, TimerKind,
+};
+
+mod api;
+mod liveness;
+mod view;
+
+pub use view::{Consistency, NodeView, ReadAnswer, RunSummary, Who, WriteAnswer};
+
+use std::collections::BTreeMap;
+
+/// Something scheduled in virtual time.
+#[derive(Clone, Debug)]
+enum SimEvent {
+    Deliver { to: NodeId, wire: Wire },
+    Timer { node: NodeId, incarnation: u64, kind: TimerKind, deadline_ms: u64 },
+    Fsync { node: NodeId, incarnation: u64, id: PersistId },
+    Request { node: NodeId, request: u64 },
+    Response { client: usize, request: u64, reply: Reply },
+    ClientWake { client: usize, token: u64 },
+    Fault(FaultAction),
+    SwarmTick,
+}
+
+impl SimEvent {
+    fn target(&self) -> Option<NodeId> {
+        match self {
+            SimEvent::Deliver { to, .. } => Some(*to),
+            SimEvent::Timer { node, .. } | SimEvent::Fsync { node, .. } | SimEvent::Request { node, .. } => Some(*node),
+            _ => None,
+        }
+    }
+}
+
+/// A message on the wire: serde_json bytes, binary wire bytes, or the value itself.
+#[derive(Clone, Debug)]
+enum Wire {
+    Json(std::rc::Rc<Vec<u8>>),
+    Binary(std::rc::Rc<Vec<u8>>),
+    Plain(Box<Message>),
+}
+
+#[derive(Clone, Debug)]
+enum Owner {
+    Client(usize),
+    Harness,
+}
+
+#[derive(Clone, Debug)]
+struct RequestInfo {
+    owner: Owner,
+    request: Request,
+}
+
+/// A simulated cluster. See the crate docs for an example.
+pub struct Cluster {
+    options: SimOptions,
+    replay: String,
+    now_ms: u64,
+    queue: EventQueue<SimEvent>,
+    hosts: Vec<NodeHost>,
+    boots: Vec<u64>,
+    network: Network,
+    disk_rng: SimRng,
+    fault_rng: SimRng,
+    workload: Option<Workload>,
+    requests: BTreeMap<u64, RequestInfo>,
+    answers: BTreeMap<u64, Answer>,
+    read_values: BTreeMap<u64, Option<String>>,
+    next_request: u64,
+    checker: Checker,
+    counters: Counters,
+    trace: Trace,
+    trace_path: Option<String>,
+    backlog: Vec<Vec<SimEvent>>,
+    events: u64,
+    /// Events processed at the current virtual millisecond (an event storm guard).
+    events_this_ms: u64,
+    swarm_active: bool,
+    no_history: History,
+    notes: Vec<(u64, NodeId, Note)>,
+}
+
+/// Most events one virtual millisecond may hold before the run is declared an
+/// event storm (a livelock of zero-latency messages would otherwise spin forever).
+const EVENTS_PER_MS_MAX: u64 = 1_000_000;
+
+impl Cluster {
+    /// Builds and starts the cluster (nodes booted, clients and swarm scheduled).
+    /// Prints the seed and every derived option first when `options.verbose`.
+    pub fn new(options: SimOptions) -> Cluster {
+        assert!(options.nodes >= 1, "a cluster has at least one node");
+        let seed = options.seed;
+        let replay = options.replay.clone().unwrap_or_else(|| default_replay(seed));
+        if options.verbose {
+            println!("{options}");
+            println!("replay: {replay}");
+        }
+        let ids: Vec<NodeId> = (1..=options.nodes as u64).map(NodeId).collect();
+        let hosts = ids
+            .iter()
+            .map(|&id| {
+                let mut config = Config::new(id, ids.clone());
+                config.election_timeout_ms_min = options.election_timeout_ms_min;
+                config.election_timeout_ms_max = options.election_timeout_ms_max;
+                config.heartbeat_interval_ms = options.heartbeat_interval_ms;
+                config.snapshot_threshold_entries = options.snapshot_threshold_entries;
+                config.snapshot_chunk_bytes_max = options.snapshot_chunk_bytes_max;
+                config.append_entries_max = options.append_entries_max;
+                config.inflight_appends_max = options.inflight_appends_max;
+                config.apply_entries_max = options.apply_entries_max;
+                config.pending_proposals_max = options.pending_proposals_max;
+                config.pending_reads_max = options.pending_reads_max;
+                config.pre_vote = options.pre_vote;
+                config.check_quorum = options.check_quorum;
+                config.validate().unwrap_or_else(|error| panic!("node configuration: {error}"));
+                let mut host = NodeHost::new(config);
+                host.ack_before_fsync = options.driver_bug_ack_before_fsync;
+                host
+            })
+            .collect();
+        let sink = match &options.trace_file {
+            Some(path) => crate::trace::open_sink(seed, path.clone()),
+            None => crate::trace::sink_from_env(seed),
+        };
+        let (trace_sink, trace_path) = match sink {
+            Some((path, sink)) => (Some(sink), Some(path)),
+            None => (None, None),
+        };
+        if let Some(path) = &trace_path {
+            println!("trace: {path}");
+        }
+        let workload = options
+            .workload
+            .clone()
+            .map(|workload| Workload::new(workload, ids.clone(), SimRng::derive(seed, "clients")));
+        let mut cluster = Cluster {
+            network: Network::new(ids.clone(), options.network.clone(), SimRng::derive(seed, "network")),
+            disk_rng: SimRng::derive(seed, "disk"),
+            fault_rng: SimRng::derive(seed, "faults"),
+            replay,
+            now_ms: 0,
+            queue: EventQueue::default(),
+            boots: vec![0; ids.len()],
+            backlog: vec![Vec::new(); ids.len()],
+            hosts,
+            workload,
+            requests: BTreeMap::new(),
+            answers: BTreeMap::new(),
+            read_values: BTreeMap::new(),
+            next_request: 1,
+            checker: Checker::default(),
+            counters: Counters::default(),
+            trace: Trace::new(options.trace_hash, trace_sink),
+            trace_path,
+            events: 0,
+            events_this_ms: 0,
+            no_history: History::default(),
+            notes: Vec::new(),
+            swarm_active: options.swarm.is_some(),
+            options,
+        };
+        for id in ids {
+            cluster.boot(id);
+        }
+        if let Some(workload) = &mut cluster.workload {
+            let actions = workload.start(0);
+            cluster.client_actions(actions);
+        }
+        if cluster.swarm_active {
+            cluster.schedule_swarm_tick();
+        }
+        cluster
+    }
+
+    // ----- time -----------------------------------------------------------------
+
+    /// Virtual time now.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.options.seed
+    }
+
+    /// The options the cluster runs with.
+    pub fn options(&self) -> &SimOptions {
+        &self.options
+    }
+
+    /// Events processed so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// The hash of the trace so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.hash()
+    }
+
+    /// Runs every event due in the next `duration_ms`.
+    pub fn run_for(&mut self, duration_ms: u64) {
+        let until = self.now_ms + duration_ms;
+        while self.queue.peek_time_ms().is_some_and(|at| at <= until) {
+            self.step_one();
+        }
+        self.now_ms = until;
+    }
+
+    /// Runs until `predicate` holds (checked before each event), for at most
+    /// `limit_ms`. The error names the predicate and carries the replay line.
+    pub fn run_until(
+        &mut self,
+        name: &str,
+        mut predicate: impl FnMut(&Cluster) -> bool,
+        limit_ms: u64,
+    ) -> Result<(), Failure> {
+        let until = self.now_ms + limit_ms;
+        loop {
+            if predicate(self) {
+                return Ok(());
+            }
+            match self.queue.peek_time_ms() {
+                Some(at) if at <= until => self.step_one(),
+                _ => {
+                    self.now_ms = until;
+                    if predicate(self) {
+                        return Ok(());
+                    }
+                    return Err(
+                        self.failure(FailureKind::Liveness, format!("`{name}` did not hold within {limit_ms} ms"))
+                    );
+                }
+            }
+        }
+    }
+
+    /// Schedules a fault (or repair) at absolute virtual time `at_ms`.
+    pub fn schedule(&mut self, at_ms: u64, action: FaultAction) {
+        let at_ms = at_ms.max(self.now_ms);
+        self.queue.push(at_ms, SimEvent::Fault(action));
+    }
+
+    // ----- the event loop ---------------------------------------------------------------
+
+    fn step_one(&mut self) {
+        let Some((at_ms, event)) = self.queue.pop() else {
+            return;
+        };
+        assert!(at_ms >= self.now_ms, "time never goes backwards");
+        if at_ms == self.now_ms {
+            self.events_this_ms += 1;
+            if self.events_this_ms > EVENTS_PER_MS_MAX {
+                self.fail(
+                    FailureKind::Liveness,
+                    format!("event storm: over {EVENTS_PER_MS_MAX} events at one virtual ms"),
+                );
+            }
+        } else {
+            self.events_this_ms = 0;
+        }
+        self.now_ms = at_ms;
+        self.events += 1;
+        if let Some(node) = event.target() {
+            let index = (node.0 - 1) as usize;
+            let host = &self.hosts[index];
+            if !host.is_up() {
+                return; // The process is gone; so is what was sent to it.
+            }
+            if host.paused {
+                let backlog = &mut self.backlog[index];
+                if backlog.len() < self.options.paused_backlog_max {
+                    backlog.push(event);
+                } else {
+                    self.counters.add("paused_messages_dropped", 1);
+                }
+                return;
+            }
+        }
+        match event {
+            SimEvent::Deliver { to, wire } => {
+                let message = match wire {
+                    Wire::Json(bytes) => serde_json::from_slice::<Message>(&bytes)
+                        .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("JSON wire decode: {error}"))),
+                    Wire::Binary(bytes) => raft_sm::wire::decode_message(&bytes)
+                        .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("binary wire decode: {error}"))),
+                    Wire::Plain(message) => *message,
+                };
+                self.step_node(to, Event::Message(message));
+            }
+            SimEvent::Timer { node, incarnation, kind, deadline_ms } => {
+                let host = self.host(node);
+                if host.incarnation == incarnation && host.timer_is_current(kind, deadline_ms) {
+                    self.step_node(node, Event::Timer(kind));
+                }
+            }
+            SimEvent::Fsync { node, incarnation, id } => {
+                let host = self.host(node);
+                if host.incarnation != incarnation {
+                    return;
+                }
+                if host.disk.stalled_until_ms > self.now_ms {
+                    let at = host.disk.stalled_until_ms;
+                    self.queue.push(at, SimEvent::Fsync { node, incarnation, id });
+                    return;
+                }
+                let now = self.now_ms;
+                let glyph = glyph(host);
+                let mut line = self.trace.enabled().then(|| format!("fsync {} →", id.0));
+                let effects = self.hosts[(node.0 - 1) as usize].fsync_done(now, id, line.as_mut());
+                if let Some(line) = line {
+                    self.trace.line(format_args!("{now:>8} {node} {glyph} {line}"));
+                }
+                self.after_node_step(node, effects);
+            }
+            SimEvent::Request { node, request } => {
+                let Some(info) = self.requests.get(&request) else {
+                    return;
+                };
+                let event = match &info.request {
+                    Request::Write(command) => Event::Propose { id: request, command: command.clone() },
+                    Request::Read(_) if self.options.driver_bug_local_reads => {
+                        let index = (node.0 - 1) as usize;
+                        self.route_answer(index, request, Answer::ReadReady { read_index: LogIndex(0) });
+                        return;
+                    }
+                    Request::Read(_) => Event::Read { id: request },
+                };
+                self.step_node(node, event);
+            }
+            SimEvent::Response { client, request, reply } => {
+                if self.trace.enabled() {
+                    self.trace.line(format_args!("{:>8} c{} reply #{request} {reply:?}", self.now_ms, client + 1));
+                }
+                let now = self.now_ms;
+                let actions = self.workload.as_mut().expect("clients exist").on_reply(now, client, request, reply);
+                self.client_actions(actions);
+            }
+            SimEvent::ClientWake { client, token } => {
+                let now = self.now_ms;
+                let actions = self.workload.as_mut().expect("clients exist").on_wake(now, client, token);
+                self.client_actions(actions);
+            }
+            SimEvent::Fault(action) => self.apply_fault(action),
+            SimEvent::SwarmTick => self.swarm_tick(),
+        }
+    }
+
+    fn after_node_step(&mut self, id: NodeId, effects: Vec<Effect>) {
+        let index = (id.0 - 1) as usize;
+        for effect in effects {
+            match effect {
+                Effect::Send(message) => self.send(index, message),
+                Effect::Timer { kind, deadline_ms } => {
+                    let incarnation = self.hosts[index].incarnation;
+                    self.queue.push(
+                        deadline_ms.max(self.now_ms),
+                        SimEvent::Timer { node: id, incarnation, kind, deadline_ms },
+                    );
+                }
+                Effect::StartFsync(persist) => {
+                    let latency = self.disk_rng.range(self.options.fsync_ms_min, self.options.fsync_ms_max);
+                    let host = &self.hosts[index];
+                    let at = (self.now_ms + latency).max(host.disk.stalled_until_ms);
+                    let incarnation = host.incarnation;
+                    self.queue.push(at, SimEvent::Fsync { node: id, incarnation, id: persist });
+                }
+                Effect::Answer { request, answer } => self.route_answer(index, request, answer),
+                Effect::Appended { entries, prev_term } => {
+                    let result = self.checker.on_append(id, &entries, prev_term);
+                    self.check_safety(result);
+                }
+                Effect::Applied { entry, result } => {
+                    if result.is_some_and(|r| r.duplicate) {
+                        self.counters.add("duplicates_suppressed", 1);
+                    }
+                    self.counters.add("entries_applied", 1);
+                    let term = self.hosts[index].node.as_ref().map_or(Term(0), Node::term);
+                    let result = self.checker.on_apply(id, term, &entry);
+                    self.check_safety(result);
+                }
+                Effect::SnapshotRestored { .. } => {}
+                Effect::Note(note) => {
+                    self.counters.note(&note);
+                    self.notes.push((self.now_ms, id, note));
+                }
+                Effect::Violation(detail) => self.fail(FailureKind::Safety, detail),
+            }
+        }
+        let result = self.checker.after_step(&self.hosts[index]);
+        self.check_safety(result);
+    }
+
+    fn check_safety(&mut self, result: Result<(), Violation>) {
+        if let Err(violation) = result {
+            self.fail(FailureKind::Safety, violation.to_string());
+        }
+    }
+
+    fn send(&mut self, from_index: usize, message: Message) {
+        let result = self.checker.on_send(&self.hosts[from_index], &message);
+        self.check_safety(result);
+        let kind = message.body.kind();
+        let to = message.to;
+        let wire = match self.options.wire {
+            WireFormat::Json => {
+                let bytes = serde_json::to_vec(&message).expect("messages serialize");
+                self.counters.message(kind, bytes.len());
+                Wire::Json(std::rc::Rc::new(bytes))
+            }
+            WireFormat::Binary => {
+                let bytes = raft_sm::wire::encode_message(&message);
+                self.counters.message(kind, bytes.len());
+                if self.options.wire_check {
+                    match raft_sm::wire::decode_message(&bytes) {
+                        Ok(decoded) if decoded == message => {}
+                        other => self.fail(
+                            FailureKind::Safety,
+                            format!("binary wire codec does not round-trip {message:?}: {other:?}"),
+                        ),
+                    }
+                }
+                Wire::Binary(std::rc::Rc::new(bytes))
+            }
+            WireFormat::Plain => {
+                self.counters.message(kind, approximate_size(&message));
+                Wire::Plain(Box::new(message))
+            }
+        };
+        let fate = self.network.send(self.now_ms, self.hosts[from_index].id, to);
+        if fate.blocked {
+            self.counters.add("messages_blocked", 1);
+        }
+        if fate.lost {
+            self.counters.add("messages_lost", 1);
+        }
+        if fate.reordered {
+            self.counters.add("messages_reordered", 1);
+        }
+        if fate.deliver_at_ms.len() > 1 {
+            self.counters.add("messages_duplicated", 1);
+        }
+        for at in fate.deliver_at_ms {
+            self.queue.push(at, SimEvent::Deliver { to, wire: wire.clone() });
+        }
+    }
+
+    fn route_answer(&mut self, index: usize, request: u64, answer: Answer) {
+        let Some(info) = self.requests.get(&request) else {
+            return;
+        };
+        let read_value = match (&answer, &info.request) {
+            (Answer::ReadReady { .. }, Request::Read(key)) => {
+                Some(self.hosts[index].kv.get(key).ok().map(str::to_string))
+            }
+            _ => None,
+        };
+        let last = !matches!(answer, Answer::Accepted { .. });
+        match info.owner.clone() {
+            Owner::Harness => {
+                if let Some(value) = read_value {
+                    self.read_values.insert(request, value);
+                }
+                self.answers.insert(request, answer);
+            }
+            Owner::Client(client) => {
+                let reply = match answer {
+                    Answer::Accepted { .. } => return,
+                    Answer::Written(result) => Reply::Written(result),
+                    Answer::ReadReady { .. } => Reply::Read(read_value.flatten()),
+                    Answer::Rejected(rejection) => Reply::Rejected(rejection),
+                    Answer::Dropped => Reply::Dropped,
+                };
+                if last {
+                    self.requests.remove(&request);
+                }
+                let workload = self.workload.as_mut().expect("clients exist");
+                let at = self.now_ms + workload.latency_ms();
+                self.queue.push(at, SimEvent::Response { client, request, reply });
+            }
+        }
+    }
+
+    fn client_actions(&mut self, actions: Vec<ClientAction>) {
+        for action in actions {
+            match action {
+                ClientAction::Send { client, node, request } => {
+                    let id = self.next_request;
+                    self.next_request += 1;
+                    if self.trace.enabled() {
+                        self.trace.line(format_args!(
+                            "{:>8} c{} send #{id} to {node} {request:?}",
+                            self.now_ms,
+                            client + 1
+                        ));
+                    }
+                    self.requests.insert(id, RequestInfo { owner: Owner::Client(client), request });
+                    let workload = self.workload.as_mut().expect("clients exist");
+                    workload.sent(client, id);
+                    let at = self.now_ms + workload.latency_ms();
+                    self.queue.push(at, SimEvent::Request { node, request: id });
+                }
+                ClientAction::Wake { client, at_ms, token } => {
+                    self.queue.push(at_ms, SimEvent::ClientWake { client, token });
+                }
+            }
+        }
+    }
+
+    fn schedule_swarm_tick(&mut self) {
+        let swarm = self.options.swarm.as_ref().expect("swarm on");
+        let gap = self.fault_rng.range(swarm.fault_interval_ms_min, swarm.fault_interval_ms_max);
+        self.queue.push(self.now_ms + gap, SimEvent::SwarmTick);
+    }
+
+    fn swarm_tick(&mut self) {
+        if !self.swarm_active {
+            return;
+        }
+        let view = SwarmView {
+            nodes: self.ids(),
+            crashed: self.hosts.iter().filter(|h| !h.is_up()).map(|h| h.id).collect(),
+            paused: self.hosts.iter().filter(|h| h.paused).map(|h| h.id).collect(),
+            partitioned: self.network.links_down() > 0,
+            leader: self.leader(),
+        };
+        let swarm = self.options.swarm.clone().expect("swarm on");
+        if let Some(action) = next_swarm_fault(&mut self.fault_rng, &swarm, &view) {
+            self.apply_fault(action);
+        }
+        self.schedule_swarm_tick();
+    }
+}
+
+fn glyph(host: &NodeHost) -> char {
+    if host.paused {
+        return 'z';
+    }
+    match host.role() {
+        None => '!',
+        Some(Role::Leader) => 'L',
+        Some(Role::Candidate) => 'C',
+        Some(Role::PreCandidate) => 'P',
+        Some(Role::Follower) => 'F',
+    }
+}
+
+fn approximate_size(message: &Message) -> usize {
+    use raft_sm::Body;
+    32 + match &message.body {
+        Body::AppendEntries { entries, .. } => entries.iter().map(Entry::size_bytes).sum(),
+        Body::InstallSnapshot { data, .. } => data.len(),
+        _ => 0,
+    }
+}
