@@ -17,7 +17,7 @@
 pub mod soak;
 
 use raft_sm::kv::{Command, Op};
-use raft_sm::{NodeId, Payload, Role, Term};
+use raft_sm::{NodeId, Note, Payload, Role, Term};
 use sim::{Cluster, NodeView, SimOptions, Who, WriteAnswer};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -304,6 +304,15 @@ pub fn write_burst(cluster: &mut Cluster, tag: &str, count: usize, keys: usize, 
         cluster.wait_for("the burst applied on the leader", |c| c.node(leader).applied_index() >= last_index, limit_ms);
         sent += chunk;
     }
+}
+
+/// Whether `node` (any node if `None`) emitted a core note matching
+/// `predicate` at or after `since_ms`: the marks that prove a path was taken.
+pub fn noted_since(cluster: &Cluster, since_ms: u64, node: Option<NodeId>, predicate: impl Fn(&Note) -> bool) -> bool {
+    cluster
+        .notes()
+        .iter()
+        .any(|(at_ms, id, note)| *at_ms >= since_ms && node.is_none_or(|node| node == *id) && predicate(note))
 }
 
 /// The other node ids, in order.

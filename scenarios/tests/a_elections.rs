@@ -1,8 +1,8 @@
 //! A: elections. A1 exactly one leader after start-up; A2 no election spam
 //! under a healthy leader, on a lossless and on a lossy network.
 
-use raft_sm::Role;
-use scenarios::{agreed_leader, for_each_seed, wait_one_leader_agreed};
+use raft_sm::{Note, Role};
+use scenarios::{agreed_leader, for_each_seed, noted_since, wait_one_leader_agreed};
 use sim::Who;
 
 /// A1: start 3 nodes on a quiet network (symmetric, no faults).
@@ -34,10 +34,15 @@ fn a2_no_election_spam_lossless() {
         let mut cluster = run.cluster(3);
         let (leader, term) = wait_one_leader_agreed(&mut cluster, 10_000);
         let before = cluster.counters();
+        let healthy_at = cluster.now_ms();
         cluster.run_for(60_000);
         let after = cluster.counters();
         assert_eq!(after.get("elections"), before.get("elections"), "no follower started an election");
         assert_eq!(after.get("pre_votes"), before.get("pre_votes"), "no follower even pre-voted");
+        assert!(!noted_since(&cluster, healthy_at, None, |n| matches!(
+            n,
+            Note::PreVoteStarted { .. } | Note::ElectionStarted { .. } | Note::SteppedDown { .. }
+        )));
         assert_eq!(agreed_leader(&cluster), Some((leader, term)), "same leader and term after 60 s");
         let heartbeats = after.messages("Heartbeat").count - before.messages("Heartbeat").count;
         assert!(heartbeats >= 2 * 60_000 / 100 / 2, "the leader kept sending heartbeats ({heartbeats})");

@@ -1,6 +1,7 @@
 //! D1: a lagging follower catches up: by log replication, and (second variant)
 //! by InstallSnapshot when the leader compacted its log meanwhile.
 
+use raft_sm::Note;
 use scenarios::{all_caught_up, for_each_seed, write_burst, ClusterExt};
 use sim::{Cluster, Who};
 
@@ -51,6 +52,7 @@ fn d1_lagging_follower_catches_up_by_replication() {
         let mut cluster = run.cluster_with_leader(3);
         let lagger = lag_and_rejoin(&mut cluster);
         assert_eq!(cluster.counters().get("snapshots_sent"), 0, "caught up by the log, not by a snapshot");
+        assert!(!cluster.saw_note(Some(lagger), |n| matches!(n, Note::SnapshotInstalled { .. })));
         let applied = cluster.node(lagger).applied_entries().len();
         assert!(applied >= 1_000, "the lagger applied the 1,000 entries itself ({applied})");
         cluster.check();
@@ -77,6 +79,15 @@ fn d1_lagging_follower_catches_up_by_install_snapshot() {
         assert!(counters.get("snapshots_taken") >= 1, "the leader compacted its log");
         assert!(counters.get("snapshots_sent") >= 1, "the leader sent a snapshot");
         assert!(counters.get("snapshots_installed") >= 1, "a follower installed it");
+        let leader = cluster.resolve(Who::Leader);
+        assert!(
+            cluster.saw_note(Some(leader), |n| matches!(n, Note::SnapshotSent { to, .. } if *to == lagger)),
+            "the leader sent its snapshot to the lagger"
+        );
+        assert!(
+            cluster.saw_note(Some(lagger), |n| matches!(n, Note::SnapshotInstalled { .. })),
+            "the lagger installed it"
+        );
         let (base, _) = cluster.node(lagger).core().unwrap().log_base();
         assert!(base > cut_at, "the lagger's log now starts after a snapshot at {base} (cut off at {cut_at})");
         let applied = cluster.node(lagger).applied_entries().len();

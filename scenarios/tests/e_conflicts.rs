@@ -1,8 +1,8 @@
 //! E1: a conflicting uncommitted tail on an old leader is overwritten.
 
 use raft_sm::kv::Command;
-use raft_sm::{ProposalOutcome, Role};
-use scenarios::{all_caught_up, applied_values, for_each_seed, write_ok, ClusterExt};
+use raft_sm::{Note, ProposalOutcome, Role};
+use scenarios::{all_caught_up, applied_values, for_each_seed, noted_since, write_ok, ClusterExt};
 use sim::Who;
 
 /// E1: isolate the leader (symmetric), propose three writes there (appended,
@@ -37,6 +37,7 @@ fn e1_conflicting_tail_is_overwritten_and_never_applied() {
             assert!(cluster.node(new).commit_index() >= index, "the new leader committed over index {index}");
         }
         let truncations = cluster.counters().get("truncations");
+        let healed_at = cluster.now_ms();
         cluster.heal();
         cluster.wait_for(
             "the old leader follows and caught up",
@@ -44,7 +45,17 @@ fn e1_conflicting_tail_is_overwritten_and_never_applied() {
             10_000,
         );
         assert_eq!(cluster.node(old).role(), Some(Role::Follower));
-        assert!(cluster.counters().get("truncations") > truncations, "the old leader truncated its tail");
+        assert!(cluster.counters().get("truncations") > truncations, "a tail was truncated");
+        assert!(
+            noted_since(
+                &cluster,
+                healed_at,
+                Some(old),
+                |n| matches!(n, Note::Truncated { from, .. } if *from <= tail[0])
+            ),
+            "the old leader truncated its tail from {} on",
+            tail[0]
+        );
         for &index in &tail {
             let old_core = cluster.node(old).core().unwrap();
             assert_ne!(old_core.term_at(index), Some(old_term), "index {index} was overwritten");

@@ -1,8 +1,8 @@
 //! G1: the leader crashes mid-load.
 
 use raft_sm::kv::Command;
-use raft_sm::Role;
-use scenarios::{all_caught_up, for_each_seed, wait_one_leader_agreed, write_ok, ClusterExt};
+use raft_sm::{Note, Role};
+use scenarios::{all_caught_up, for_each_seed, noted_since, wait_one_leader_agreed, write_ok, ClusterExt};
 use sim::{Cluster, Who};
 
 /// G1: 3 nodes under load from 4 clients plus acknowledged harness writes;
@@ -33,6 +33,10 @@ fn g1_leader_crash_mid_load() {
         cluster.wait_for("a new leader", |c| c.leader().is_some_and(|l| l != old), bound_ms);
         let new = cluster.resolve(Who::Leader);
         assert!(cluster.node(new).term() > old_term);
+        assert!(
+            noted_since(&cluster, crashed_at, Some(new), |n| matches!(n, Note::BecameLeader { .. })),
+            "{new} won an election after the crash"
+        );
         let took_ms = cluster.now_ms() - crashed_at;
         assert!(took_ms <= bound_ms, "elected after {took_ms} ms");
         cluster.wait_for(

@@ -2,8 +2,10 @@
 //! what its simulated disk had fsynced).
 
 use raft_sm::kv::{Command, KvStore};
-use raft_sm::{LogIndex, ProposalOutcome, Role};
-use scenarios::{all_caught_up, all_have, applied_values, for_each_seed, wait_one_leader_agreed, write_ok, ClusterExt};
+use raft_sm::{LogIndex, Note, ProposalOutcome, Role};
+use scenarios::{
+    all_caught_up, all_have, applied_values, for_each_seed, noted_since, wait_one_leader_agreed, write_ok, ClusterExt,
+};
 use sim::{Cluster, Consistency, ReadAnswer, Who};
 
 /// P1: crash a follower, write 50 entries through the other two, restart it.
@@ -88,12 +90,20 @@ fn p3_uncommitted_write_of_isolated_leader_never_visible() {
         }
         cluster.wait_for("a leader among the followers", |c| c.leader().is_some(), 10_000);
         write_ok(&mut cluster, &Command::set("p3", "after"), 5_000);
-        let truncations = cluster.counters().get("truncations");
+        let restarted_at = cluster.now_ms();
         cluster.restart(old);
         assert!(cluster.node(old).last_log_index() >= index, "z survived on the old leader's disk");
         wait_one_leader_agreed(&mut cluster, 10_000);
         cluster.wait_for("all caught up", |c| all_caught_up(c) && all_have(c, "p3", "after"), 10_000);
-        assert!(cluster.counters().get("truncations") > truncations, "the old leader's tail was truncated");
+        assert!(
+            noted_since(
+                &cluster,
+                restarted_at,
+                Some(old),
+                |n| matches!(n, Note::Truncated { from, .. } if *from <= index)
+            ),
+            "the old leader truncated its durable tail (z at {index})"
+        );
         for id in cluster.ids() {
             assert_eq!(cluster.read(id, "z", Consistency::Linearizable), ReadAnswer::Value(None), "z read on {id}");
         }

@@ -2,8 +2,10 @@
 //! X3 disruptive rejoin, X4 leadership transfer under load.
 
 use raft_sm::kv::Command;
-use raft_sm::{NodeId, Role};
-use scenarios::{agreed_leader, all_caught_up, all_have, for_each_seed, wait_one_leader_agreed, write_ok, ClusterExt};
+use raft_sm::{NodeId, Note, Role};
+use scenarios::{
+    agreed_leader, all_caught_up, all_have, for_each_seed, noted_since, wait_one_leader_agreed, write_ok, ClusterExt,
+};
 use sim::{Cluster, Who, WriteAnswer};
 
 /// X1: 3 nodes, 4 clients; the leader's fsyncs hang for 8 s (longer than any
@@ -83,12 +85,17 @@ fn x3_disruptive_rejoin_causes_no_leader_change() {
         let follower = cluster.resolve(Who::Follower(0));
         let pre_votes = cluster.counters().get("pre_votes");
         let elections = cluster.counters().get("elections");
+        let isolated_at = cluster.now_ms();
         cluster.isolate(follower);
         for i in 0..10 {
             write_ok(&mut cluster, &Command::set("x3", format!("{i}")), 5_000);
         }
         cluster.run_for(5_000);
-        assert!(cluster.counters().get("pre_votes") > pre_votes, "the isolated follower timed out and pre-voted");
+        assert!(cluster.counters().get("pre_votes") > pre_votes, "someone pre-voted");
+        assert!(
+            noted_since(&cluster, isolated_at, Some(follower), |n| matches!(n, Note::PreVoteStarted { .. })),
+            "the isolated follower timed out and pre-voted"
+        );
         assert_eq!(cluster.node(follower).term(), term, "PreVote kept it from raising its term");
         cluster.connect(follower);
         cluster.wait_for(
@@ -99,6 +106,7 @@ fn x3_disruptive_rejoin_causes_no_leader_change() {
         cluster.run_for(3_000);
         assert_eq!(agreed_leader(&cluster), Some((leader, term)), "same leader, same term");
         assert_eq!(cluster.counters().get("elections"), elections, "no election at all");
+        assert!(!noted_since(&cluster, isolated_at, None, |n| matches!(n, Note::ElectionStarted { .. })));
         assert_eq!(cluster.node(follower).kv_get("x3").as_deref(), Some("9"));
         cluster.check();
     });
@@ -121,9 +129,13 @@ fn x4_leadership_transfer_under_load_loses_nothing() {
             acknowledged.push((format!("x4-{i}"), "before"));
         }
         let target = cluster.resolve(Who::Follower(0));
+        let asked_at = cluster.now_ms();
         cluster.transfer_leadership(target);
         cluster.wait_for("the target leads", |c| c.leader() == Some(target), 3_000);
-        assert!(cluster.counters().get("transfers_started") >= 1, "the transfer path was taken");
+        assert!(
+            noted_since(&cluster, asked_at, Some(old), |n| matches!(n, Note::TransferStarted { to } if *to == target)),
+            "the old leader started the transfer to {target}"
+        );
         assert!(cluster.node(target).term() > term);
         for i in 5..10 {
             write_ok(&mut cluster, &Command::set(format!("x4-{i}"), "after"), 5_000);
