@@ -22,7 +22,11 @@ use sim::{Cluster, NodeView, SimOptions, Who, WriteAnswer};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Seeds per scenario when `SCENARIO_SEEDS` is not set.
-pub const SEEDS_DEFAULT: u64 = 50;
+pub const SEEDS_DEFAULT: u64 = 100;
+
+/// Seeds of the slowest scenarios (1,000 writes, 20 s of 5-node load) when
+/// `SCENARIO_SEEDS` is not set.
+pub const SEEDS_SLOW: u64 = 50;
 
 /// How many seeds each scenario runs: `SCENARIO_SEEDS`, else `default`.
 pub fn seeds_count(default: u64) -> u64 {
@@ -152,7 +156,8 @@ pub fn for_each_seed(name: &'static str, base: u64, scenario: impl FnMut(&Run)) 
     for_each_seed_n(name, base, SEEDS_DEFAULT, scenario);
 }
 
-/// [`for_each_seed`] with another default count (still overridden by `SCENARIO_SEEDS`).
+/// [`for_each_seed`] with another default count (still overridden by
+/// `SCENARIO_SEEDS`); the slowest scenarios run [`SEEDS_SLOW`].
 pub fn for_each_seed_n(name: &'static str, base: u64, default_count: u64, scenario: impl FnMut(&Run)) {
     let seeds = seeds(base, seeds_count(default_count));
     let began = std::time::Instant::now();
@@ -306,13 +311,19 @@ pub fn write_burst(cluster: &mut Cluster, tag: &str, count: usize, keys: usize, 
     }
 }
 
+/// A point in the stream of core notes (see [`noted_since`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoteMark(usize);
+
+/// Marks the notes so far: later [`noted_since`] calls look only at what comes after.
+pub fn note_mark(cluster: &Cluster) -> NoteMark {
+    NoteMark(cluster.notes().len())
+}
+
 /// Whether `node` (any node if `None`) emitted a core note matching
-/// `predicate` at or after `since_ms`: the marks that prove a path was taken.
-pub fn noted_since(cluster: &Cluster, since_ms: u64, node: Option<NodeId>, predicate: impl Fn(&Note) -> bool) -> bool {
-    cluster
-        .notes()
-        .iter()
-        .any(|(at_ms, id, note)| *at_ms >= since_ms && node.is_none_or(|node| node == *id) && predicate(note))
+/// `predicate` after `mark`: the marks that prove a path was taken.
+pub fn noted_since(cluster: &Cluster, mark: NoteMark, node: Option<NodeId>, predicate: impl Fn(&Note) -> bool) -> bool {
+    cluster.notes()[mark.0..].iter().any(|(_, id, note)| node.is_none_or(|node| node == *id) && predicate(note))
 }
 
 /// The other node ids, in order.

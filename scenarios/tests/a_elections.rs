@@ -2,7 +2,7 @@
 //! under a healthy leader, on a lossless and on a lossy network.
 
 use raft_sm::{Note, Role};
-use scenarios::{agreed_leader, for_each_seed, noted_since, wait_one_leader_agreed};
+use scenarios::{agreed_leader, for_each_seed, note_mark, noted_since, wait_one_leader_agreed};
 use sim::Who;
 
 /// A1: start 3 nodes on a quiet network (symmetric, no faults).
@@ -34,12 +34,12 @@ fn a2_no_election_spam_lossless() {
         let mut cluster = run.cluster(3);
         let (leader, term) = wait_one_leader_agreed(&mut cluster, 10_000);
         let before = cluster.counters();
-        let healthy_at = cluster.now_ms();
+        let healthy_mark = note_mark(&cluster);
         cluster.run_for(60_000);
         let after = cluster.counters();
         assert_eq!(after.get("elections"), before.get("elections"), "no follower started an election");
         assert_eq!(after.get("pre_votes"), before.get("pre_votes"), "no follower even pre-voted");
-        assert!(!noted_since(&cluster, healthy_at, None, |n| matches!(
+        assert!(!noted_since(&cluster, healthy_mark, None, |n| matches!(
             n,
             Note::PreVoteStarted { .. } | Note::ElectionStarted { .. } | Note::SteppedDown { .. }
         )));

@@ -2,7 +2,7 @@
 //! by InstallSnapshot when the leader compacted its log meanwhile.
 
 use raft_sm::Note;
-use scenarios::{all_caught_up, for_each_seed, write_burst, ClusterExt};
+use scenarios::{all_caught_up, for_each_seed_n, write_burst, ClusterExt, SEEDS_SLOW};
 use sim::{Cluster, Who};
 
 /// Isolates one follower, writes 1,000 entries through the other two, heals,
@@ -48,7 +48,7 @@ impl IsolateFollower for Cluster {
 /// whole log: no snapshot is sent) and applies every entry it missed itself.
 #[test]
 fn d1_lagging_follower_catches_up_by_replication() {
-    for_each_seed("d1_lagging_follower_catches_up_by_replication", 0xD1_0000, |run| {
+    for_each_seed_n("d1_lagging_follower_catches_up_by_replication", 0xD1_0000, SEEDS_SLOW, |run| {
         let mut cluster = run.cluster_with_leader(3);
         let lagger = lag_and_rejoin(&mut cluster);
         assert_eq!(cluster.counters().get("snapshots_sent"), 0, "caught up by the log, not by a snapshot");
@@ -66,7 +66,7 @@ fn d1_lagging_follower_catches_up_by_replication() {
 /// point where it was cut off), and its store equals the leader's.
 #[test]
 fn d1_lagging_follower_catches_up_by_install_snapshot() {
-    for_each_seed("d1_lagging_follower_catches_up_by_install_snapshot", 0xD1_5000, |run| {
+    for_each_seed_n("d1_lagging_follower_catches_up_by_install_snapshot", 0xD1_5000, SEEDS_SLOW, |run| {
         let mut options = run.options(3);
         options.snapshot_threshold_entries = 100;
         let mut cluster = Cluster::new(options);

@@ -2,7 +2,7 @@
 
 use raft_sm::kv::Command;
 use raft_sm::{Note, ProposalOutcome, Role};
-use scenarios::{all_caught_up, applied_values, for_each_seed, noted_since, write_ok, ClusterExt};
+use scenarios::{all_caught_up, applied_values, for_each_seed, note_mark, noted_since, write_ok, ClusterExt};
 use sim::Who;
 
 /// E1: isolate the leader (symmetric), propose three writes there (appended,
@@ -37,7 +37,7 @@ fn e1_conflicting_tail_is_overwritten_and_never_applied() {
             assert!(cluster.node(new).commit_index() >= index, "the new leader committed over index {index}");
         }
         let truncations = cluster.counters().get("truncations");
-        let healed_at = cluster.now_ms();
+        let healed_mark = note_mark(&cluster);
         cluster.heal();
         cluster.wait_for(
             "the old leader follows and caught up",
@@ -49,7 +49,7 @@ fn e1_conflicting_tail_is_overwritten_and_never_applied() {
         assert!(
             noted_since(
                 &cluster,
-                healed_at,
+                healed_mark,
                 Some(old),
                 |n| matches!(n, Note::Truncated { from, .. } if *from <= tail[0])
             ),

@@ -2,7 +2,7 @@
 
 use raft_sm::kv::Command;
 use raft_sm::{Note, Role};
-use scenarios::{all_caught_up, for_each_seed, noted_since, wait_one_leader_agreed, write_ok, ClusterExt};
+use scenarios::{all_caught_up, for_each_seed, note_mark, noted_since, wait_one_leader_agreed, write_ok, ClusterExt};
 use sim::{Cluster, Who};
 
 /// G1: 3 nodes under load from 4 clients plus acknowledged harness writes;
@@ -29,12 +29,13 @@ fn g1_leader_crash_mid_load() {
         let old = cluster.crash(Who::Leader);
         let old_term = cluster.node(Who::Follower(0)).term();
         let crashed_at = cluster.now_ms();
+        let crashed_mark = note_mark(&cluster);
         let bound_ms = 2 * cluster.options().election_timeout_ms_max + 500;
         cluster.wait_for("a new leader", |c| c.leader().is_some_and(|l| l != old), bound_ms);
         let new = cluster.resolve(Who::Leader);
         assert!(cluster.node(new).term() > old_term);
         assert!(
-            noted_since(&cluster, crashed_at, Some(new), |n| matches!(n, Note::BecameLeader { .. })),
+            noted_since(&cluster, crashed_mark, Some(new), |n| matches!(n, Note::BecameLeader { .. })),
             "{new} won an election after the crash"
         );
         let took_ms = cluster.now_ms() - crashed_at;

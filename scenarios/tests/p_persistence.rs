@@ -4,7 +4,8 @@
 use raft_sm::kv::{Command, KvStore};
 use raft_sm::{LogIndex, Note, ProposalOutcome, Role};
 use scenarios::{
-    all_caught_up, all_have, applied_values, for_each_seed, noted_since, wait_one_leader_agreed, write_ok, ClusterExt,
+    all_caught_up, all_have, applied_values, for_each_seed, note_mark, noted_since, wait_one_leader_agreed, write_ok,
+    ClusterExt,
 };
 use sim::{Cluster, Consistency, ReadAnswer, Who};
 
@@ -90,7 +91,7 @@ fn p3_uncommitted_write_of_isolated_leader_never_visible() {
         }
         cluster.wait_for("a leader among the followers", |c| c.leader().is_some(), 10_000);
         write_ok(&mut cluster, &Command::set("p3", "after"), 5_000);
-        let restarted_at = cluster.now_ms();
+        let restarted_mark = note_mark(&cluster);
         cluster.restart(old);
         assert!(cluster.node(old).last_log_index() >= index, "z survived on the old leader's disk");
         wait_one_leader_agreed(&mut cluster, 10_000);
@@ -98,7 +99,7 @@ fn p3_uncommitted_write_of_isolated_leader_never_visible() {
         assert!(
             noted_since(
                 &cluster,
-                restarted_at,
+                restarted_mark,
                 Some(old),
                 |n| matches!(n, Note::Truncated { from, .. } if *from <= index)
             ),

@@ -4,7 +4,8 @@
 use raft_sm::kv::Command;
 use raft_sm::{NodeId, Note, Role};
 use scenarios::{
-    agreed_leader, all_caught_up, all_have, for_each_seed, noted_since, wait_one_leader_agreed, write_ok, ClusterExt,
+    agreed_leader, all_caught_up, all_have, for_each_seed, for_each_seed_n, note_mark, noted_since,
+    wait_one_leader_agreed, write_ok, ClusterExt, SEEDS_SLOW,
 };
 use sim::{Cluster, Who, WriteAnswer};
 
@@ -16,7 +17,7 @@ use sim::{Cluster, Who, WriteAnswer};
 /// the stall; after it ends everything converges and the history is linearizable.
 #[test]
 fn x1_leader_disk_stall_keeps_writes_available() {
-    for_each_seed("x1_leader_disk_stall_keeps_writes_available", 0x71_0000, |run| {
+    for_each_seed_n("x1_leader_disk_stall_keeps_writes_available", 0x71_0000, SEEDS_SLOW, |run| {
         let mut cluster = Cluster::new(run.options_with_clients(3, 4));
         wait_one_leader_agreed(&mut cluster, 10_000);
         cluster.run_for(1_000);
@@ -51,7 +52,7 @@ fn x1_leader_disk_stall_keeps_writes_available() {
 /// timing out, and commits writes.
 #[test]
 fn x2_partial_connectivity_stable_leader() {
-    for_each_seed("x2_partial_connectivity_stable_leader", 0x72_0000, |run| {
+    for_each_seed_n("x2_partial_connectivity_stable_leader", 0x72_0000, SEEDS_SLOW, |run| {
         let mut cluster = Cluster::new(run.options_with_clients(5, 4));
         cluster.restrict(4, &[NodeId(2)]);
         cluster.restrict(5, &[NodeId(3)]);
@@ -85,7 +86,7 @@ fn x3_disruptive_rejoin_causes_no_leader_change() {
         let follower = cluster.resolve(Who::Follower(0));
         let pre_votes = cluster.counters().get("pre_votes");
         let elections = cluster.counters().get("elections");
-        let isolated_at = cluster.now_ms();
+        let isolated_mark = note_mark(&cluster);
         cluster.isolate(follower);
         for i in 0..10 {
             write_ok(&mut cluster, &Command::set("x3", format!("{i}")), 5_000);
@@ -93,7 +94,7 @@ fn x3_disruptive_rejoin_causes_no_leader_change() {
         cluster.run_for(5_000);
         assert!(cluster.counters().get("pre_votes") > pre_votes, "someone pre-voted");
         assert!(
-            noted_since(&cluster, isolated_at, Some(follower), |n| matches!(n, Note::PreVoteStarted { .. })),
+            noted_since(&cluster, isolated_mark, Some(follower), |n| matches!(n, Note::PreVoteStarted { .. })),
             "the isolated follower timed out and pre-voted"
         );
         assert_eq!(cluster.node(follower).term(), term, "PreVote kept it from raising its term");
@@ -106,7 +107,7 @@ fn x3_disruptive_rejoin_causes_no_leader_change() {
         cluster.run_for(3_000);
         assert_eq!(agreed_leader(&cluster), Some((leader, term)), "same leader, same term");
         assert_eq!(cluster.counters().get("elections"), elections, "no election at all");
-        assert!(!noted_since(&cluster, isolated_at, None, |n| matches!(n, Note::ElectionStarted { .. })));
+        assert!(!noted_since(&cluster, isolated_mark, None, |n| matches!(n, Note::ElectionStarted { .. })));
         assert_eq!(cluster.node(follower).kv_get("x3").as_deref(), Some("9"));
         cluster.check();
     });
@@ -129,11 +130,16 @@ fn x4_leadership_transfer_under_load_loses_nothing() {
             acknowledged.push((format!("x4-{i}"), "before"));
         }
         let target = cluster.resolve(Who::Follower(0));
-        let asked_at = cluster.now_ms();
+        let asked_mark = note_mark(&cluster);
         cluster.transfer_leadership(target);
         cluster.wait_for("the target leads", |c| c.leader() == Some(target), 3_000);
         assert!(
-            noted_since(&cluster, asked_at, Some(old), |n| matches!(n, Note::TransferStarted { to } if *to == target)),
+            noted_since(
+                &cluster,
+                asked_mark,
+                Some(old),
+                |n| matches!(n, Note::TransferStarted { to } if *to == target)
+            ),
             "the old leader started the transfer to {target}"
         );
         assert!(cluster.node(target).term() > term);
