@@ -65,12 +65,16 @@ pub struct Run {
 
 impl Run {
     /// A quiet cluster's options for this seed: `nodes` nodes, no clients, no
-    /// faults, the replay line set (the simulator's linearizability checker is
-    /// on by default and runs in `check`).
+    /// faults, messages in JSON (even seeds) or the binary codec (odd seeds),
+    /// the replay line set (the simulator's linearizability checker is on by
+    /// default and runs in `check`).
     pub fn options(&self, nodes: usize) -> SimOptions {
         let mut options = SimOptions::new(self.seed, nodes);
         options.seed = self.seed;
-        options.verbose = false;
+        // Both encodings the nodes can speak: serde_json and the core's binary codec.
+        options.wire = [sim::options::WireFormat::Json, sim::options::WireFormat::Binary][(self.seed % 2) as usize];
+        // Quiet over many seeds; print the options when replaying one.
+        options.verbose = sim_seed().is_some();
         options.replay = Some(replay_line(self.name, self.seed));
         assert!(options.linearizability.is_some(), "the final check runs the linearizability checker");
         options

@@ -111,6 +111,9 @@ pub fn run_suite(name: &str, plan: &SuitePlan, seeds: &[u64], required: &[&str])
     let mut counters = Counters::default();
     for &seed in seeds {
         let replay = crate::replay_line(name, seed);
+        if seeds.len() == 1 {
+            println!("{}\nreplay: {replay}", plan.options(seed, replay.clone()));
+        }
         match plan.run(seed, replay) {
             Ok(summary) => counters.merge(&summary.counters),
             Err(failure) => panic!("{failure}"),
