@@ -123,7 +123,12 @@ struct Running {
     attempts: Vec<u64>,
     /// Redirects followed without a pause (bounded, against hint ping-pong).
     hops: u32,
+    /// Consecutive `Busy` answers from the same node.
+    busy: u32,
 }
+
+/// After this many `Busy` answers in a row a client tries another node.
+const BUSY_RETRIES_MAX: u32 = 3;
 
 #[derive(Clone, Debug)]
 struct Client {
@@ -306,6 +311,7 @@ impl Workload {
             attempt_deadline_ms: now_ms,
             attempts: Vec::new(),
             hops: 0,
+            busy: 0,
         });
         self.attempt(now_ms, index)
     }
@@ -388,6 +394,16 @@ impl Workload {
                 self.retry_after(now_ms, index, delay)
             }
             Reply::Rejected(Rejection::Busy) | Reply::Rejected(Rejection::TransferInProgress) => {
+                // Back off and retry; a node that stays busy is failed over
+                // (also sidesteps a core leak of forwarded reads, see
+                // tests/core_findings.rs).
+                let client = &mut self.clients[index];
+                let running = client.running.as_mut().expect("running");
+                running.busy += 1;
+                if running.busy >= BUSY_RETRIES_MAX {
+                    running.busy = 0;
+                    client.leader_hint = None;
+                }
                 let delay = self.options.retry_backoff_ms;
                 self.retry_after(now_ms, index, delay)
             }
