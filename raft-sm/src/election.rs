@@ -74,7 +74,14 @@ impl Node {
     }
 
     fn request_votes(&mut self, pre_vote: bool, transfer: bool) {
-        self.votes.record(self.config.id, true);
+        if pre_vote {
+            // A PreVote changes no durable state: our own counts at once.
+            self.votes.record(self.config.id, true);
+        } else {
+            // Our vote for ourselves counts only once it is durable; otherwise a
+            // crash could let us lead the same term twice (§5.2, Figure 2).
+            self.held_self_vote = Some(self.term);
+        }
         let body = Body::RequestVote {
             pre_vote,
             transfer,
@@ -89,7 +96,15 @@ impl Node {
                 self.send_after_persist(peer, body.clone());
             }
         }
-        self.tally_votes(pre_vote);
+        if pre_vote {
+            self.tally_votes(true);
+        }
+    }
+
+    /// The durable self-vote of the current election.
+    pub(crate) fn count_self_vote(&mut self) {
+        self.votes.record(self.config.id, true);
+        self.tally_votes(false);
     }
 
     pub(crate) fn on_request_vote(

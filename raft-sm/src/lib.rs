@@ -26,7 +26,14 @@
 //!     Action::SetTimer { kind: TimerKind::Election, deadline_ms } => *deadline_ms,
 //!     _ => None,
 //! }).unwrap();
-//! node.step(deadline_ms, Event::Timer(TimerKind::Election));
+//! let actions = node.step(deadline_ms, Event::Timer(TimerKind::Election));
+//! // It votes for itself, and leads only once that vote is durable.
+//! assert_eq!(node.role(), Role::Candidate);
+//! let sync = actions.iter().find_map(|action| match action {
+//!     Action::Sync { id } => Some(*id),
+//!     _ => None,
+//! }).unwrap();
+//! node.step(deadline_ms, Event::Persisted { id: sync });
 //! assert_eq!(node.role(), Role::Leader);
 //! ```
 

@@ -22,6 +22,8 @@ pub(crate) enum AfterPersist {
     Send(Message),
     /// The local log is durable up to this index.
     LogDurable(LogIndex),
+    /// A candidate's vote for itself in this term is durable: only now may it count.
+    SelfVote(Term),
 }
 
 /// What a message with a higher term than ours does to our term.
@@ -112,6 +114,8 @@ pub struct Node {
     pub(crate) after_persist: VecDeque<(PersistId, AfterPersist)>,
     /// Messages of this step that wait for the step's writes.
     pub(crate) held_this_step: Vec<Message>,
+    /// A self-vote of this step that counts once the step's writes are durable.
+    pub(crate) held_self_vote: Option<Term>,
 
     pub(crate) actions: Vec<Action>,
     /// (term, vote) as of the last check: a node votes at most once per term.
@@ -127,7 +131,8 @@ impl Node {
             Some(snapshot) => (snapshot.last_index, snapshot.last_term),
             None => (LogIndex(0), Term(0)),
         };
-        let log = Log::new(base_index, base_term, restored.entries);
+        let (entries, repair) = reconcile_with_snapshot(base_index, base_term, restored.entries);
+        let log = Log::new(base_index, base_term, entries);
         let hard_state = restored.hard_state;
         let commit_index = hard_state.commit.clamp(base_index, log.last_index());
         let durable_index = log.last_index();
@@ -166,15 +171,21 @@ impl Node {
             },
             after_persist: VecDeque::new(),
             held_this_step: Vec::new(),
-            actions: Vec::new(),
+            held_self_vote: None,
+            actions: repair,
             vote_seen: (hard_state.term, hard_state.voted_for),
         })
     }
 
     /// Arms the first election timer and hands out committed entries that a
-    /// restarted node must re-apply.
+    /// restarted node must re-apply. If the durable log disagreed with the durable
+    /// snapshot (a crash between saving a snapshot and compacting or resetting the
+    /// log), the first actions repair the log on disk.
     pub fn start(&mut self, now_ms: u64) -> Vec<Action> {
         self.now_ms = now_ms;
+        if !self.actions.is_empty() {
+            self.wrote_this_step = true;
+        }
         self.reset_election_deadline();
         self.finish_step()
     }
@@ -402,6 +413,11 @@ impl Node {
                 AfterPersist::LogDurable(index) => {
                     self.durable_index = self.durable_index.max(index.min(self.log.last_index()));
                 }
+                AfterPersist::SelfVote(term) => {
+                    if self.role == Role::Candidate && self.term == term {
+                        self.count_self_vote();
+                    }
+                }
             }
         }
         if self.role == Role::Leader {
@@ -454,6 +470,10 @@ impl Node {
             self.actions.push(Action::Sync { id });
             self.after_persist.push_back((id, AfterPersist::LogDurable(self.log.last_index())));
             self.wrote_this_step = false;
+        }
+        if let Some(term) = self.held_self_vote.take() {
+            assert!(self.last_sync_id > self.last_persisted_id, "a new vote is always being persisted");
+            self.after_persist.push_back((self.last_sync_id, AfterPersist::SelfVote(term)));
         }
         let held = std::mem::take(&mut self.held_this_step);
         for message in held {
@@ -625,6 +645,26 @@ impl Node {
     pub fn leader_contact_ms(&self) -> Option<u64> {
         self.leader_contact_ms
     }
+}
+
+/// Restored entries must continue the snapshot: entries it covers are dropped
+/// (their compaction was not durable yet), and if the log disagrees with the
+/// snapshot at its last index, or leaves a gap after it, the whole log goes
+/// (the reset was not durable yet; Figure 13, rules 6 and 7). Returns the
+/// entries kept and the write actions that make the disk agree.
+fn reconcile_with_snapshot(base_index: LogIndex, base_term: Term, entries: Vec<Entry>) -> (Vec<Entry>, Vec<Action>) {
+    let Some(first) = entries.first() else { return (entries, Vec::new()) };
+    if first.index == base_index.next() {
+        return (entries, Vec::new());
+    }
+    let at_base = entries.iter().find(|entry| entry.index == base_index).map(|entry| entry.term);
+    let continues = entries.iter().any(|entry| entry.index == base_index.next())
+        || entries.last().is_some_and(|e| e.index == base_index);
+    if first.index <= base_index && at_base == Some(base_term) && continues {
+        let kept: Vec<Entry> = entries.into_iter().filter(|entry| entry.index > base_index).collect();
+        return (kept, vec![Action::CompactLog { up_to: base_index }]);
+    }
+    (Vec::new(), vec![Action::ResetLog { base_index }])
 }
 
 impl Term {

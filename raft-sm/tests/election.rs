@@ -181,3 +181,20 @@ fn stale_and_early_timer_events_are_ignored() {
     assert_eq!(pump.node(NodeId(1)).term(), before);
     assert!(pump.pool.is_empty());
 }
+
+/// Found by the simulator: a single-node cluster must not lead a term before its
+/// vote for that term is durable, or a crash lets it lead the same term twice.
+#[test]
+fn a_single_node_leads_only_once_its_vote_is_durable() {
+    let mut pump = Pump::new(1);
+    pump.auto_persist = false;
+    pump.campaign(NodeId(1));
+    assert_eq!(pump.node(NodeId(1)).role(), Role::Candidate);
+    pump.crash(NodeId(1));
+    pump.restart(NodeId(1));
+    assert_eq!(pump.node(NodeId(1)).term(), Term(0), "the vote was lost with the crash");
+    pump.campaign(NodeId(1));
+    pump.persist(NodeId(1));
+    assert_eq!(pump.node(NodeId(1)).role(), Role::Leader);
+    assert_eq!(pump.node(NodeId(1)).term(), Term(1));
+}

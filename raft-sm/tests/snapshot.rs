@@ -161,3 +161,29 @@ fn a_snapshot_taken_below_the_base_is_ignored() {
     assert_eq!(pump.node(leader).log_base().0, index, "an older snapshot does not move the base back");
     assert_eq!(pump.hosts[&leader].disk.snapshot.as_ref().map(|s| s.last_index), Some(index));
 }
+
+/// A crash between saving a snapshot and resetting a conflicting log leaves both
+/// on disk; the restarted node drops the stale log and repairs the disk.
+#[test]
+fn a_restart_reconciles_a_log_that_disagrees_with_the_snapshot() {
+    let mut kv = KvStore::default();
+    for i in 1..=3u64 {
+        kv.apply_entry(&Entry { term: Term(2), index: LogIndex(i), payload: Payload::Noop });
+    }
+    let snapshot = Snapshot { last_index: LogIndex(3), last_term: Term(2), voters: ids(3), data: kv.snapshot() };
+    // Case 1: the compaction was lost: entries 1..=5 agree with the snapshot at 3.
+    let mut agreeing = support::restored(2, &[1, 2, 2, 2, 2], 3);
+    agreeing.snapshot = Some(snapshot.clone());
+    // Case 2: the reset was lost: entries 1..=5 of term 1 conflict at 3.
+    let mut conflicting = support::restored(2, &[1, 1, 1, 1, 1], 1);
+    conflicting.snapshot = Some(snapshot);
+    let mut pump = Pump::from_restored(vec![agreeing, conflicting, RestoredState::default()], |_| {});
+    assert_eq!(pump.node(NodeId(1)).log_base(), (LogIndex(3), Term(2)));
+    assert_eq!(pump.node(NodeId(1)).last_log_index(), LogIndex(5), "the suffix after the snapshot stays");
+    assert_eq!(pump.node(NodeId(2)).last_log_index(), LogIndex(3), "the conflicting log is gone");
+    pump.persist(NodeId(1));
+    pump.persist(NodeId(2));
+    let indexes = |id: u64| pump.hosts[&NodeId(id)].disk.entries.iter().map(|e| e.index.0).collect::<Vec<_>>();
+    assert_eq!(indexes(1), vec![4, 5], "the disk was compacted");
+    assert!(indexes(2).is_empty(), "the disk was reset");
+}

@@ -13,9 +13,8 @@ use raft_sm::{Action, Config, Event, Node, NodeId, RestoredState, Role, TimerKin
 /// breaks "one leader per term" across incarnations and makes (index, term)
 /// ambiguous as a proposal's identity. Multi-node clusters are not affected:
 /// vote requests leave only after the self-vote is durable.
-/// Expected: the node becomes leader only once its vote is durable.
+/// Fixed in raft-sm: the node becomes leader only once its vote is durable.
 #[test]
-#[ignore = "raft-sm: a single-node cluster leads a term before its vote is durable"]
 fn a_single_node_leads_only_once_its_vote_is_durable() {
     let mut node = Node::new(Config::new(NodeId(1), vec![NodeId(1)]), RestoredState::default()).unwrap();
     let deadline = node
