@@ -27,7 +27,13 @@ fn single_node_leader(id: u64, restored: RestoredState) -> Node {
             _ => None,
         })
         .expect("an election timer");
-    node.step(deadline, Event::Timer(TimerKind::Election));
+    let actions = node.step(deadline, Event::Timer(TimerKind::Election));
+    // The vote for itself must be durable before it leads.
+    for action in actions {
+        if let raft_sm::Action::Sync { id } = action {
+            node.step(deadline, Event::Persisted { id });
+        }
+    }
     assert_eq!(node.role(), Role::Leader);
     node
 }
