@@ -28,12 +28,15 @@ fn single_node_leader(id: u64, restored: RestoredState) -> Node {
         })
         .expect("an election timer");
     let actions = node.step(deadline, Event::Timer(TimerKind::Election));
-    // The vote for itself must be durable before it leads.
-    for action in actions {
-        if let raft_sm::Action::Sync { id } = action {
-            node.step(deadline, Event::Persisted { id });
-        }
-    }
+    // It leads once its vote for itself is durable.
+    let sync = actions
+        .iter()
+        .find_map(|action| match action {
+            raft_sm::Action::Sync { id } => Some(*id),
+            _ => None,
+        })
+        .expect("the vote is persisted");
+    node.step(deadline, Event::Persisted { id: sync });
     assert_eq!(node.role(), Role::Leader);
     node
 }
