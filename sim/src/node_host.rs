@@ -78,6 +78,9 @@ pub enum Effect {
     },
     /// A core note.
     Note(Note),
+    /// A restart found the durable log disagreeing with the durable snapshot and
+    /// the core repaired it.
+    RecoveryRepair,
     /// The node or the driver broke a contract (a safety failure).
     Violation(String),
 }
@@ -160,6 +163,9 @@ impl NodeHost {
         config.rng_seed = rng_seed;
         let mut node = Node::new(config, restored).expect("validated configuration");
         let actions = node.start(now_ms);
+        if actions.iter().any(|action| matches!(action, Action::CompactLog { .. } | Action::ResetLog { .. })) {
+            effects.push(Effect::RecoveryRepair);
+        }
         self.node = Some(node);
         self.timer_deadlines_ms = [None; 4];
         self.run(now_ms, actions, &mut effects, trace);

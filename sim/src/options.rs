@@ -181,7 +181,7 @@ impl SimOptions {
         options.snapshot_chunk_bytes_max = *rng.pick(&[64, 512, 1 << 20]);
         if rng.chance(0.5) {
             // Small windows and batches: pipelining, backpressure and Busy paths.
-            options.append_entries_max = *rng.pick(&[1, 2, 8, 512]);
+            options.append_entries_max = *rng.pick(&[1, 4, 16, 512]);
             options.inflight_appends_max = *rng.pick(&[1, 2, 4, 32]);
             options.apply_entries_max = *rng.pick(&[1, 3, 1024]);
             options.pending_proposals_max = *rng.pick(&[2, 8, 65_536]);

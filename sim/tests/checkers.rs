@@ -27,7 +27,16 @@ fn single_node_leader(id: u64, restored: RestoredState) -> Node {
             _ => None,
         })
         .expect("an election timer");
-    node.step(deadline, Event::Timer(TimerKind::Election));
+    let actions = node.step(deadline, Event::Timer(TimerKind::Election));
+    // It leads once its vote for itself is durable.
+    let sync = actions
+        .iter()
+        .find_map(|action| match action {
+            raft_sm::Action::Sync { id } => Some(*id),
+            _ => None,
+        })
+        .expect("the vote is persisted");
+    node.step(deadline, Event::Persisted { id: sync });
     assert_eq!(node.role(), Role::Leader);
     node
 }

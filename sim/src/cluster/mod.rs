@@ -404,6 +404,7 @@ impl Cluster {
                     self.check_safety(result);
                 }
                 Effect::SnapshotRestored { .. } => {}
+                Effect::RecoveryRepair => self.counters.add("recovery_repairs", 1),
                 Effect::Note(note) => {
                     self.counters.note(&note);
                     self.notes.push((self.now_ms, id, note));
