@@ -32,11 +32,12 @@ fn b1_follower_write_is_rejected_with_leader_hint() {
     });
 }
 
-/// B2: a set on the leader while both followers' acknowledgements cannot reach
-/// it (links follower → leader cut for 400 ms, less than an election timeout),
-/// then restored by a scripted repair.
-/// Goal: the write is acknowledged only after the acknowledgements arrive and a
-/// majority committed it, and it is applied on the leader before the answer;
+/// B2: two sets on the leader while both followers' acknowledgements cannot
+/// reach it (links follower → leader cut for 400 ms, less than an election
+/// timeout), then restored by a scripted repair.
+/// Goal: while the acks are missing the followers hold the entry but the leader
+/// neither commits nor applies it; a write is acknowledged only after the acks
+/// arrive and a majority committed it, and applied on the leader before the answer;
 /// a second write on a healthy network is answered with the same guarantees.
 #[test]
 fn b2_leader_write_acknowledged_after_majority_commit() {
@@ -51,7 +52,17 @@ fn b2_leader_write_acknowledged_after_majority_commit() {
         for &follower in &followers {
             cluster.schedule(repaired_at, FaultAction::Link { from: follower, to: leader, up: true });
         }
-        let index = cluster.node(leader).last_log_index().next();
+        let index = match cluster.propose(leader, &Command::set("b2", "0")) {
+            ProposalOutcome::Accepted { index, .. } => index,
+            other => panic!("the leader answered {other:?}"),
+        };
+        cluster.run_for(300);
+        for &follower in &followers {
+            assert!(cluster.node(follower).last_log_index() >= index, "{follower} received the entry");
+        }
+        assert!(cluster.node(leader).commit_index() < index, "not committed without the acks");
+        assert_eq!(cluster.node(leader).kv_get("b2"), None, "not applied without the acks");
+        let index = index.next();
         let answer = cluster.propose_and_wait(leader, &Command::set("b2", "1"), 5_000);
         assert_eq!(answer, WriteAnswer::Applied(Ok(())));
         assert!(cluster.now_ms() > repaired_at, "answered at {} ms, before acks could arrive", cluster.now_ms());
