@@ -76,6 +76,13 @@ pub enum Effect {
         /// The snapshot's last index.
         index: LogIndex,
     },
+    /// The store's serialized image at `index` (a snapshot taken or installed).
+    StoreImage {
+        /// The store's applied index.
+        index: LogIndex,
+        /// FNV-1a of the snapshot bytes.
+        digest: u64,
+    },
     /// A core note.
     Note(Note),
     /// A restart found the durable log disagreeing with the durable snapshot and
@@ -292,9 +299,16 @@ impl NodeHost {
                     effects.push(Effect::Answer { request, answer: Answer::Dropped });
                 }
                 effects.push(Effect::SnapshotRestored { index: snapshot.last_index });
+                effects.push(Effect::StoreImage {
+                    index: snapshot.last_index,
+                    digest: crate::rng::fnv1a(crate::rng::FNV_OFFSET, &snapshot.data),
+                });
             }
             Action::TakeSnapshot => {
-                follow_ups.push_back(Event::SnapshotTaken { index: self.kv.applied_index(), data: self.kv.snapshot() })
+                let data = self.kv.snapshot();
+                let index = self.kv.applied_index();
+                effects.push(Effect::StoreImage { index, digest: crate::rng::fnv1a(crate::rng::FNV_OFFSET, &data) });
+                follow_ups.push_back(Event::SnapshotTaken { index, data })
             }
             Action::ProposalResult { id, outcome } => {
                 let answer = match outcome {
