@@ -1,1 +1,23 @@
-//! node (under construction).
+//! # node
+//!
+//! The deployable raftkv node: a thin tokio driver around the `raft-sm` core.
+//! Every Raft decision is made by the core (and so covered by the simulator);
+//! this crate only moves bytes: HTTP in and out, a write-ahead log on disk,
+//! timers from the tokio clock.
+//!
+//! One file per concern: [`config`] (flags and environment), [`wal`] (segments,
+//! framing), [`storage`] (snapshot files, recovery, the WAL thread), [`driver`]
+//! (the loop), [`transport`] (peer senders), [`api`] (client API and Raft RPC),
+//! [`metrics`], [`server`] (wiring), [`cli`], [`client_cmd`], [`cluster_cmd`].
+
+pub mod api;
+pub mod cli;
+pub mod client_cmd;
+pub mod cluster_cmd;
+pub mod config;
+pub mod driver;
+pub mod metrics;
+pub mod server;
+pub mod storage;
+pub mod transport;
+pub mod wal;

@@ -1,0 +1,135 @@
+//! The command line: `raftkv [serve]`, `raftkv cluster`, and the client commands.
+
+use crate::config::ServeArgs;
+use clap::{Args, Parser, Subcommand};
+
+use tracing_subscriber::EnvFilter;
+
+/// raftkv: a replicated key-value store on Raft.
+#[derive(Parser, Debug)]
+#[command(name = "raftkv", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a node (the default when no command is given).
+    Serve(Box<ServeArgs>),
+    /// Run a local cluster of child processes on loopback; Ctrl-C stops them all.
+    Cluster(crate::cluster_cmd::ClusterArgs),
+    /// Set a key (follows leader hints).
+    Set {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Read a key (linearizable unless --stale).
+    Get {
+        /// The key.
+        key: String,
+        /// Read the contacted node's local state, which may lag.
+        #[arg(long)]
+        stale: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a key.
+    Del {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show every endpoint's health (role, term, leader).
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Where client commands send requests.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Client API URLs of the nodes, comma-separated.
+    #[arg(
+        long,
+        env = "RAFTKV_ENDPOINTS",
+        default_value = "http://127.0.0.1:8080,http://127.0.0.1:8081,http://127.0.0.1:8082"
+    )]
+    pub endpoints: String,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("build the tokio runtime")
+}
+
+/// Parses the command line, runs the command and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || matches!(error.kind(), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
+            {
+                error.exit();
+            }
+            if error.kind() == ErrorKind::ValueValidation || error.kind() == ErrorKind::InvalidValue {
+                // One line, as for every invalid configuration (the value may come from the environment).
+                let text = error.to_string();
+                let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+                eprintln!("raftkv: invalid configuration: {first} (from the flag or its environment variable)");
+                return 2;
+            }
+            error.exit();
+        }
+    };
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(*args),
+        Some(Command::Cluster(args)) => crate::cluster_cmd::run(args),
+        Some(Command::Set { key, value, client }) => runtime().block_on(crate::client_cmd::set(&client, &key, &value)),
+        Some(Command::Get { key, stale, client }) => runtime().block_on(crate::client_cmd::get(&client, &key, stale)),
+        Some(Command::Del { key, client }) => runtime().block_on(crate::client_cmd::del(&client, &key)),
+        Some(Command::Status { client }) => runtime().block_on(crate::client_cmd::status(&client)),
+    }
+}
+
+fn serve(args: ServeArgs) -> i32 {
+    let config = match args.resolve(|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(problem) => {
+            eprintln!("raftkv: invalid configuration: {problem}");
+            return 2;
+        }
+    };
+    init_logging();
+    match runtime().block_on(crate::server::serve(config)) {
+        Ok(()) => 0,
+        Err(problem) => {
+            eprintln!("raftkv: {problem}");
+            1
+        }
+    }
+}

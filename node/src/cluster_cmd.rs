@@ -1,0 +1,178 @@
+//! `raftkv cluster --nodes N`: a local cluster of child processes on loopback,
+//! each node's output prefixed with its id. Ctrl-C (or SIGTERM) stops them all.
+
+use clap::Args;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Flags of `raftkv cluster`.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u16,
+    /// Client port of the first node; node i listens on base+i (Raft: +1000).
+    #[arg(long, default_value_t = 8080)]
+    pub base_port: u16,
+    /// Base data directory (each node uses <dir>/node-<port>).
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Snapshot threshold passed to every node.
+    #[arg(long)]
+    pub snapshot_threshold: Option<u64>,
+    /// Cluster token passed to every node.
+    #[arg(long, env = "RAFT_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
+}
+
+/// Runs the cluster until interrupted; returns the exit code.
+pub fn run(args: ClusterArgs) -> i32 {
+    if args.nodes == 0 || args.nodes > 99 {
+        eprintln!("raftkv: invalid configuration: --nodes must be between 1 and 99");
+        return 2;
+    }
+    let Some(last_port) = args.base_port.checked_add(args.nodes - 1) else {
+        eprintln!("raftkv: invalid configuration: ports run past 65535");
+        return 2;
+    };
+    if last_port.checked_add(crate::config::RAFT_PORT_OFFSET).is_none() {
+        eprintln!("raftkv: invalid configuration: Raft ports (client port + 1000) run past 65535");
+        return 2;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(error) => {
+            eprintln!("raftkv: cannot find my own executable: {error}");
+            return 1;
+        }
+    };
+    let ports: Vec<u16> = (0..args.nodes).map(|i| args.base_port + i).collect();
+    let peers: Vec<String> =
+        ports.iter().map(|p| format!("http://127.0.0.1:{}", p + crate::config::RAFT_PORT_OFFSET)).collect();
+    let peers = peers.join(",");
+    let mut children: Vec<(String, Child)> = Vec::new();
+    for &port in &ports {
+        let name = format!("node-{port}");
+        let mut command = Command::new(&exe);
+        command
+            .arg("serve")
+            .env("KVSTORE_PORT", port.to_string())
+            .env("RAFT_PORT", (port + crate::config::RAFT_PORT_OFFSET).to_string())
+            .env("NODE_ID", &name)
+            .env("PEERS", &peers)
+            .env_remove("PEER_IDS")
+            .env_remove("RAFT_NODES")
+            .env("RAFT_DATA_DIR", &args.data_dir)
+            .env("RAFT_BIND", "127.0.0.1")
+            .env("RAFT_ADVERTISE_HOST", "127.0.0.1")
+            .env(crate::server::EXIT_ON_STDIN_EOF, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(threshold) = args.snapshot_threshold {
+            command.env("RAFT_SNAPSHOT_THRESHOLD", threshold.to_string());
+        }
+        if let Some(token) = &args.cluster_token {
+            command.env("RAFT_CLUSTER_TOKEN", token);
+        }
+        match command.spawn() {
+            Ok(mut child) => {
+                let stdout = child.stdout.take().expect("piped");
+                let stderr = child.stderr.take().expect("piped");
+                prefix_lines(name.clone(), stdout);
+                prefix_lines(name.clone(), stderr);
+                println!("[cluster] started {name} (pid {}) client http://127.0.0.1:{port}", child.id());
+                children.push((name, child));
+            }
+            Err(error) => {
+                eprintln!("raftkv: cannot start {name}: {error}");
+                stop_all(&mut children);
+                return 1;
+            }
+        }
+    }
+    let endpoints: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    println!(
+        "[cluster] {} nodes up; try: raftkv status --endpoints {}   (Ctrl-C stops the cluster)",
+        args.nodes,
+        endpoints.join(",")
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        std::thread::spawn(move || {
+            runtime.block_on(async {
+                #[cfg(unix)]
+                {
+                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {},
+                        _ = term.recv() => {},
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let mut exited = vec![false; children.len()];
+    while !stop.load(Ordering::SeqCst) {
+        for (i, (name, child)) in children.iter_mut().enumerate() {
+            if !exited[i] {
+                if let Ok(Some(status)) = child.try_wait() {
+                    exited[i] = true;
+                    println!("[cluster] {name} exited ({status}); the others keep running");
+                }
+            }
+        }
+        if exited.iter().all(|&e| e) {
+            println!("[cluster] every node has exited");
+            return 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("[cluster] stopping every node");
+    stop_all(&mut children);
+    0
+}
+
+fn prefix_lines(name: String, stream: impl std::io::Read + Send + 'static) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            match line {
+                Ok(line) => println!("[{name}] {line}"),
+                Err(_) => break,
+            }
+        }
+    });
+}
+
+/// SIGTERM to every child (graceful: a leader hands over), then SIGKILL after 5 s.
+fn stop_all(children: &mut [(String, Child)]) {
+    for (_, child) in children.iter() {
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for (name, child) in children.iter_mut() {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    println!("[cluster] {name} did not stop in time; killing it");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+            }
+        }
+    }
+}

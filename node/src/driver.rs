@@ -1,0 +1,564 @@
+//! The driver: one tokio task that owns the Raft core and the key-value state
+//! machine, feeds them events and executes their actions in order.
+//!
+//! Each loop turn waits for something to happen (a peer message, a client
+//! request, a completed fsync, the earliest timer), then drains everything else
+//! that is already queued, so that one turn handles a burst. Actions run in
+//! order as the core's contract says: messages go to the peer senders at once
+//! (the core holds back those that depend on durable state), applies go to the
+//! state machine, and all write actions of the turn are handed to the WAL thread
+//! as one batch at the end of the turn; the WAL thread covers every batch queued
+//! meanwhile with one fsync and reports the last sync id back (group commit).
+
+use crate::config::NodeConfig;
+use crate::metrics::Metrics;
+use crate::storage::{WriteBatch, WriteOp};
+use crate::transport::Transport;
+use raft_sm::kv::{Command, KvError, KvStore, Op};
+use raft_sm::{
+    Action, Event, LogIndex, Node, NodeId, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, Role, Term,
+    TimerKind,
+};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Names and client URLs of the cluster's nodes, shared by the driver and the
+/// HTTP handlers. Peers announce their client URL in a header of every Raft
+/// request, which overrides the one derived from configuration.
+pub struct Directory {
+    /// The node's configuration.
+    pub config: NodeConfig,
+    learned: Mutex<HashMap<NodeId, String>>,
+}
+
+impl Directory {
+    /// A directory for `config`.
+    pub fn new(config: NodeConfig) -> Directory {
+        Directory { config, learned: Mutex::new(HashMap::new()) }
+    }
+
+    /// The name of `id` (or its number if it is not a member).
+    pub fn name(&self, id: NodeId) -> String {
+        self.config.name_of(id).map(str::to_owned).unwrap_or_else(|| id.to_string())
+    }
+
+    /// The client URL of `id`, if known.
+    pub fn client_url(&self, id: NodeId) -> Option<String> {
+        if id == self.config.id {
+            return Some(self.config.client_url.clone());
+        }
+        if let Some(url) = self.learned.lock().expect("not poisoned").get(&id) {
+            return Some(url.clone());
+        }
+        self.config
+            .peers
+            .iter()
+            .find(|peer| peer.id == id)
+            .map(|peer| peer.client_url.clone())
+            .filter(|url| !url.is_empty())
+    }
+
+    /// Records the client URL a peer announced.
+    pub fn learn(&self, id: NodeId, client_url: &str) {
+        let mut learned = self.learned.lock().expect("not poisoned");
+        if learned.get(&id).map(String::as_str) != Some(client_url) {
+            learned.insert(id, client_url.to_owned());
+        }
+    }
+}
+
+/// The answer to a write.
+#[derive(Debug)]
+pub enum WriteReply {
+    /// Committed and applied with this result, at this index.
+    Applied(Result<(), KvError>, LogIndex),
+    /// Not accepted; nothing happened.
+    Rejected(Rejection),
+    /// Accepted, then leadership was lost: it may or may not commit.
+    Unknown,
+}
+
+/// The answer to a read.
+#[derive(Debug)]
+pub enum ReadReply {
+    /// The value (or why there is none).
+    Value(Result<String, KvError>),
+    /// Not served.
+    Rejected(Rejection),
+    /// Leadership changed while the read waited; retry.
+    Dropped,
+}
+
+/// A follower's replication state, on the leader.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PeerProgress {
+    /// The follower.
+    pub id: String,
+    /// Highest index known replicated on it.
+    pub match_index: u64,
+    /// Next index to send it.
+    pub next_index: u64,
+}
+
+/// What the status endpoints show.
+#[derive(Clone, Debug)]
+pub struct StatusView {
+    /// Role.
+    pub role: Role,
+    /// Term.
+    pub term: Term,
+    /// Leader, if known.
+    pub leader: Option<NodeId>,
+    /// Commit index.
+    pub commit_index: LogIndex,
+    /// Applied index.
+    pub applied_index: LogIndex,
+    /// Last log index and term.
+    pub last_log: (LogIndex, Term),
+    /// Snapshot base index and term.
+    pub log_base: (LogIndex, Term),
+    /// Entries in memory after the base.
+    pub log_len: usize,
+    /// Milliseconds since the leader was last heard (0 on the leader itself).
+    pub last_heartbeat_ago_ms: Option<u64>,
+    /// The leader's view of its followers.
+    pub progress: Vec<PeerProgress>,
+    /// Keys in the state machine.
+    pub keys: usize,
+}
+
+/// Requests to the driver.
+pub enum Input {
+    /// Messages from a peer.
+    Messages(Vec<raft_sm::Message>),
+    /// A client write.
+    Propose {
+        /// The command.
+        command: Command,
+        /// Where the answer goes.
+        reply: oneshot::Sender<WriteReply>,
+    },
+    /// A linearizable read.
+    Read {
+        /// The key.
+        key: String,
+        /// Where the answer goes.
+        reply: oneshot::Sender<ReadReply>,
+    },
+    /// A local (possibly stale) read.
+    StaleRead {
+        /// The key.
+        key: String,
+        /// Where the answer goes.
+        reply: oneshot::Sender<ReadReply>,
+    },
+    /// A status snapshot.
+    Status {
+        /// Where the answer goes.
+        reply: oneshot::Sender<StatusView>,
+    },
+    /// Hand leadership to the most up-to-date follower (before shutting down).
+    TransferLeadership,
+    /// Stop the loop.
+    Stop,
+}
+
+/// The driver's state.
+pub struct Driver {
+    node: Node,
+    kv: KvStore,
+    directory: Arc<Directory>,
+    metrics: Arc<Metrics>,
+    transport: Transport,
+    storage: std::sync::mpsc::Sender<WriteBatch>,
+    batch: WriteBatch,
+    started: Instant,
+    timers: [Option<u64>; TimerKind::ALL.len()],
+    next_id: u64,
+    proposals: HashMap<u64, oneshot::Sender<WriteReply>>,
+    /// Accepted proposals: index → (term, id).
+    accepted: BTreeMap<LogIndex, (Term, u64)>,
+    reads: HashMap<u64, (String, oneshot::Sender<ReadReply>)>,
+    events: VecDeque<Event>,
+    known_leader: Option<NodeId>,
+}
+
+fn timer_slot(kind: TimerKind) -> usize {
+    TimerKind::ALL.iter().position(|&k| k == kind).expect("every kind has a slot")
+}
+
+impl Driver {
+    /// A driver for a node rebuilt from disk.
+    pub fn new(
+        node: Node,
+        kv: KvStore,
+        directory: Arc<Directory>,
+        metrics: Arc<Metrics>,
+        transport: Transport,
+        storage: std::sync::mpsc::Sender<WriteBatch>,
+    ) -> Driver {
+        Driver {
+            node,
+            kv,
+            directory,
+            metrics,
+            transport,
+            storage,
+            batch: WriteBatch::default(),
+            started: Instant::now(),
+            timers: [None; TimerKind::ALL.len()],
+            next_id: 1,
+            proposals: HashMap::new(),
+            accepted: BTreeMap::new(),
+            reads: HashMap::new(),
+            events: VecDeque::new(),
+            known_leader: None,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Runs until `Input::Stop` or until every input sender is gone.
+    pub async fn run(mut self, mut inputs: mpsc::Receiver<Input>, mut persisted: mpsc::UnboundedReceiver<PersistId>) {
+        let actions = self.node.start(self.now_ms());
+        self.execute_all(actions);
+        self.end_turn();
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        let mut armed_at: Option<u64> = None;
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let earliest = self.timers.iter().flatten().min().copied();
+            if earliest != armed_at {
+                armed_at = earliest;
+                if let Some(deadline_ms) = earliest {
+                    sleep.as_mut().reset((self.started + Duration::from_millis(deadline_ms)).into());
+                }
+            }
+            tokio::select! {
+                Some(id) = persisted.recv() => self.on_persisted(id, &mut persisted),
+                input = inputs.recv() => match input {
+                    Some(Input::Stop) | None => break,
+                    Some(input) => self.on_input(input),
+                },
+                () = &mut sleep, if armed_at.is_some() => self.fire_timers(),
+                _ = housekeeping.tick() => self.sweep_abandoned(),
+            }
+            // Drain what else is already queued: one turn, one batch, one fsync.
+            for _ in 0..1024 {
+                match inputs.try_recv() {
+                    Ok(Input::Stop) => return self.end_turn(),
+                    Ok(input @ (Input::Status { .. } | Input::StaleRead { .. })) => {
+                        // Answer after the events queued before it took effect.
+                        self.step_pending();
+                        self.on_input(input);
+                    }
+                    Ok(input) => self.on_input(input),
+                    Err(_) => break,
+                }
+            }
+            if let Ok(id) = persisted.try_recv() {
+                self.on_persisted(id, &mut persisted);
+            }
+            self.end_turn();
+        }
+        self.end_turn();
+    }
+
+    fn on_persisted(&mut self, id: PersistId, more: &mut mpsc::UnboundedReceiver<PersistId>) {
+        let mut last = id;
+        while let Ok(id) = more.try_recv() {
+            last = last.max(id);
+        }
+        self.step(Event::Persisted { id: last });
+    }
+
+    fn end_turn(&mut self) {
+        self.step_pending();
+        if !self.batch.ops.is_empty() || self.batch.sync.is_some() {
+            let batch = std::mem::take(&mut self.batch);
+            if self.storage.send(batch).is_err() {
+                tracing::error!("the WAL thread is gone; stopping");
+                std::process::exit(1);
+            }
+        }
+        let role = match self.node.role() {
+            Role::Follower => 0,
+            Role::PreCandidate => 1,
+            Role::Candidate => 2,
+            Role::Leader => 3,
+        };
+        self.metrics.role.set(role);
+        self.metrics.term.set(self.node.term().0);
+        self.metrics.commit_index.set(self.node.commit_index().0);
+        self.metrics.applied_index.set(self.node.applied_index().0);
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.now_ms();
+        for kind in TimerKind::ALL {
+            let slot = timer_slot(kind);
+            if self.timers[slot].is_some_and(|deadline| deadline <= now) {
+                self.timers[slot] = None;
+                self.step(Event::Timer(kind));
+            }
+        }
+    }
+
+    fn sweep_abandoned(&mut self) {
+        self.reads.retain(|_, (_, reply)| !reply.is_closed());
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Messages(messages) => {
+                for message in messages {
+                    self.metrics.messages_received.inc();
+                    self.step(Event::Message(message));
+                }
+            }
+            Input::Propose { command, reply } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.metrics.proposals.inc();
+                self.proposals.insert(id, reply);
+                self.step(Event::Propose { id, command: command.encode() });
+            }
+            Input::Read { key, reply } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.metrics.reads.inc();
+                self.reads.insert(id, (key, reply));
+                self.step(Event::Read { id });
+            }
+            Input::StaleRead { key, reply } => {
+                let value = self.kv.get(&key).map(str::to_owned);
+                let _ = reply.send(ReadReply::Value(value));
+            }
+            Input::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Input::TransferLeadership => {
+                let best = self.node.replication_progress().into_iter().max_by_key(|&(_, match_index, _)| match_index);
+                if let Some((to, _, _)) = best {
+                    tracing::info!(to = %self.directory.name(to), "transferring leadership before shutdown");
+                    self.step(Event::TransferLeadership { to });
+                }
+            }
+            Input::Stop => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn status(&self) -> StatusView {
+        let now = self.now_ms();
+        let last_heartbeat_ago_ms = if self.node.role() == Role::Leader {
+            Some(0)
+        } else {
+            self.node.leader_contact_ms().map(|at| now.saturating_sub(at))
+        };
+        StatusView {
+            role: self.node.role(),
+            term: self.node.term(),
+            leader: self.node.leader(),
+            commit_index: self.node.commit_index(),
+            applied_index: self.node.applied_index(),
+            last_log: (self.node.last_log_index(), self.node.last_log_term()),
+            log_base: self.node.log_base(),
+            log_len: self.node.log_len(),
+            last_heartbeat_ago_ms,
+            progress: self
+                .node
+                .replication_progress()
+                .into_iter()
+                .map(|(id, match_index, next_index)| PeerProgress {
+                    id: self.directory.name(id),
+                    match_index: match_index.0,
+                    next_index: next_index.0,
+                })
+                .collect(),
+            keys: self.kv.len(),
+        }
+    }
+
+    /// Queues an event for the turn's batch.
+    fn step(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    /// Steps every queued event as one batch (one sync, one append per follower),
+    /// then the events their actions lead to (applies, snapshots), until none is left.
+    fn step_pending(&mut self) {
+        while !self.events.is_empty() {
+            let events: Vec<Event> = self.events.drain(..).collect();
+            let actions = self.node.step_batch(self.now_ms(), events);
+            self.execute_all(actions);
+        }
+        let leader = self.node.leader();
+        if leader != self.known_leader {
+            self.known_leader = leader;
+            if let Some(leader) = leader {
+                self.metrics.leader_changes.inc();
+                tracing::info!("LEADER is {} term={}", self.directory.name(leader), self.node.term().0);
+            }
+        }
+    }
+
+    fn execute_all(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            self.execute(action);
+        }
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::PersistHardState(hard_state) => self.batch.ops.push(WriteOp::HardState(hard_state)),
+            Action::TruncateLog { from } => self.batch.ops.push(WriteOp::Truncate(from)),
+            Action::AppendLog { entries } => self.batch.ops.push(WriteOp::Append(entries)),
+            Action::SaveSnapshot(snapshot) => self.batch.ops.push(WriteOp::SaveSnapshot(snapshot)),
+            Action::CompactLog { up_to } => self.batch.ops.push(WriteOp::Compact(up_to)),
+            Action::ResetLog { base_index } => self.batch.ops.push(WriteOp::Reset(base_index)),
+            Action::Sync { id } => self.batch.sync = Some(id),
+            Action::Send(message) => self.transport.send(message),
+            Action::Apply { entries } => {
+                let mut last = None;
+                for entry in &entries {
+                    let result = self.kv.apply_entry(entry);
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        log_apply(entry);
+                    }
+                    if let Some((term, id)) = self.accepted.remove(&entry.index) {
+                        let reply = if term == entry.term {
+                            let result = result.map_or(Ok(()), |applied| applied.result);
+                            self.metrics.proposals_committed.inc();
+                            WriteReply::Applied(result, entry.index)
+                        } else {
+                            // Another leader's entry took the slot: ours never applied.
+                            self.metrics.proposals_failed.inc();
+                            WriteReply::Rejected(Rejection::NotLeader { leader: self.node.leader() })
+                        };
+                        if let Some(sender) = self.proposals.remove(&id) {
+                            let _ = sender.send(reply);
+                        }
+                    }
+                    last = Some(entry.index);
+                }
+                if let Some(index) = last {
+                    self.events.push_back(Event::Applied { index });
+                }
+            }
+            Action::RestoreSnapshot(snapshot) => {
+                self.kv = KvStore::restore(&snapshot.data).unwrap_or_else(|error| {
+                    panic!("the snapshot at index {} from the leader does not decode: {error}", snapshot.last_index.0)
+                });
+                let covered: Vec<LogIndex> =
+                    self.accepted.range(..=snapshot.last_index).map(|(&index, _)| index).collect();
+                for index in covered {
+                    let (_, id) = self.accepted.remove(&index).expect("listed");
+                    if let Some(sender) = self.proposals.remove(&id) {
+                        let _ = sender.send(WriteReply::Unknown);
+                    }
+                }
+            }
+            Action::TakeSnapshot => {
+                let data = self.kv.snapshot();
+                self.events.push_back(Event::SnapshotTaken { index: self.kv.applied_index(), data });
+            }
+            Action::ProposalResult { id, outcome } => match outcome {
+                ProposalOutcome::Accepted { index, term } => {
+                    self.accepted.insert(index, (term, id));
+                }
+                ProposalOutcome::Rejected(rejection) => {
+                    self.metrics.proposals_failed.inc();
+                    if let Some(sender) = self.proposals.remove(&id) {
+                        let _ = sender.send(WriteReply::Rejected(rejection));
+                    }
+                }
+                ProposalOutcome::Dropped => {
+                    self.metrics.proposals_failed.inc();
+                    self.accepted.retain(|_, &mut (_, accepted_id)| accepted_id != id);
+                    if let Some(sender) = self.proposals.remove(&id) {
+                        let _ = sender.send(WriteReply::Unknown);
+                    }
+                }
+            },
+            Action::ReadResult { id, outcome } => {
+                let Some((key, sender)) = self.reads.remove(&id) else {
+                    return; // The client gave up.
+                };
+                let reply = match outcome {
+                    ReadOutcome::Ready { .. } => ReadReply::Value(self.kv.get(&key).map(str::to_owned)),
+                    ReadOutcome::Rejected(rejection) => ReadReply::Rejected(rejection),
+                    ReadOutcome::Dropped => ReadReply::Dropped,
+                };
+                let _ = sender.send(reply);
+            }
+            Action::SetTimer { kind, deadline_ms } => self.timers[timer_slot(kind)] = deadline_ms,
+            Action::Note(note) => self.log_note(note),
+        }
+    }
+
+    fn log_note(&self, note: Note) {
+        let name = |id: NodeId| self.directory.name(id);
+        match note {
+            Note::PreVoteStarted { term } => tracing::info!("PREVOTE start term={}", term.0),
+            Note::ElectionStarted { term } => {
+                self.metrics.elections.inc();
+                tracing::info!("ELECTION start term={}", term.0);
+            }
+            Note::VoteReceived { from, granted, voters, pre_vote } => {
+                if pre_vote {
+                    tracing::info!("PREVOTE from {} votes={granted}/{voters}", name(from));
+                } else {
+                    tracing::info!("VOTE from {} votes={granted}/{voters} term={}", name(from), self.node.term().0);
+                }
+            }
+            Note::VoteRejected { candidate, pre_vote, reason } => {
+                let kind = if pre_vote { "prevote" } else { "vote" };
+                tracing::info!("{kind} refused to {}: {reason}", name(candidate));
+            }
+            Note::BecameLeader { term } => tracing::info!("LEADER term={}", term.0),
+            Note::SteppedDown { term, reason } => {
+                tracing::info!("STEPDOWN term={} reason={reason}", term.0)
+            }
+            Note::Truncated { from, count } => {
+                tracing::info!("TRUNCATE log from index={} entries={count}", from.0)
+            }
+            Note::SnapshotTaken { index } => tracing::info!("SNAPSHOT taken index={}", index.0),
+            Note::SnapshotSent { to, index } => {
+                tracing::info!("SNAPSHOT sending index={} to {}", index.0, name(to))
+            }
+            Note::SnapshotInstalled { index } => {
+                tracing::info!("SNAPSHOT installed index={}", index.0)
+            }
+            Note::ReadServed { .. } => {}
+            Note::ProposalDropped => tracing::debug!("proposal dropped: leadership lost"),
+            Note::TransferStarted { to } => {
+                tracing::info!("TRANSFER leadership to {}", name(to))
+            }
+            Note::TransferAborted { to } => {
+                tracing::warn!("TRANSFER to {} timed out", name(to))
+            }
+        }
+    }
+}
+
+fn log_apply(entry: &raft_sm::Entry) {
+    match &entry.payload {
+        raft_sm::Payload::Noop => tracing::debug!("[apply] index={} op=noop", entry.index.0),
+        raft_sm::Payload::Command(bytes) => match Command::decode(bytes) {
+            Ok(command) => match &command.op {
+                Op::Set { key, value } => {
+                    tracing::debug!("[apply] index={} op=set key={key} value_bytes={}", entry.index.0, value.len())
+                }
+                Op::Delete { key } => {
+                    tracing::debug!("[apply] index={} op=delete key={key}", entry.index.0)
+                }
+            },
+            Err(error) => tracing::debug!("[apply] index={} undecodable: {error}", entry.index.0),
+        },
+    }
+}

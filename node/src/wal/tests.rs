@@ -1,0 +1,247 @@
+use super::*;
+use raft_sm::{NodeId, Payload, Term};
+
+fn entry(index: u64, term: u64) -> Entry {
+    Entry {
+        term: Term(term),
+        index: LogIndex(index),
+        payload: Payload::Command(format!("command {index}").into_bytes()),
+    }
+}
+
+fn hard_state(term: u64, commit: u64) -> HardState {
+    HardState { term: Term(term), voted_for: Some(NodeId(2)), commit: LogIndex(commit) }
+}
+
+fn indexes(replay: &Replay) -> Vec<u64> {
+    replay.entries.iter().map(|e| e.index.0).collect()
+}
+
+fn only_segment(dir: &Path) -> PathBuf {
+    let segments = segment::list(dir).unwrap();
+    assert_eq!(segments.len(), 1);
+    segments[0].1.clone()
+}
+
+/// Writes entries 1..=n (each synced alone) and returns the write offset after each.
+fn write_entries(dir: &Path, n: u64) -> Vec<u64> {
+    let (mut wal, _) = Wal::open(dir, 1 << 30).unwrap();
+    let mut lengths = Vec::new();
+    for index in 1..=n {
+        wal.append(&Record::Entry(entry(index, 1)));
+        wal.sync().unwrap();
+        lengths.push(wal.write_offset());
+    }
+    lengths
+}
+
+#[test]
+fn replays_entries_hard_state_truncation_and_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut wal, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(replay, Replay::default());
+        for index in 1..=5 {
+            wal.append(&Record::Entry(entry(index, 1)));
+        }
+        wal.append(&Record::HardState(hard_state(2, 3)));
+        wal.append(&Record::Truncate { from: LogIndex(4) });
+        wal.append(&Record::Entry(entry(4, 2)));
+        wal.sync().unwrap();
+    }
+    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    assert_eq!(replay.hard_state, hard_state(2, 3));
+    assert_eq!(replay.base_index, Some(LogIndex(0)));
+    assert_eq!(indexes(&replay), [1, 2, 3, 4]);
+    assert_eq!(replay.entries[3].term, Term(2), "the truncated entry 4 was replaced");
+    {
+        let (mut wal, _) = Wal::open(dir.path(), 1 << 30).unwrap();
+        wal.append(&Record::Reset { base_index: LogIndex(50) });
+        wal.append(&Record::Entry(entry(51, 3)));
+        wal.sync().unwrap();
+    }
+    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    assert_eq!(replay.base_index, Some(LogIndex(50)));
+    assert_eq!(indexes(&replay), [51]);
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_the_log_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let lengths = write_entries(dir.path(), 3);
+    let path = only_segment(dir.path());
+    // Half of record 3 reached the disk.
+    let cut = lengths[1] + (lengths[2] - lengths[1]) / 2;
+    OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
+    {
+        let (mut wal, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(indexes(&replay), [1, 2]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), lengths[1], "tail cut off");
+        wal.append(&Record::Entry(entry(3, 2)));
+        wal.sync().unwrap();
+    }
+    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    assert_eq!(indexes(&replay), [1, 2, 3]);
+    assert_eq!(replay.entries[2].term, Term(2));
+}
+
+#[test]
+fn a_bad_checksum_in_the_tail_record_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let lengths = write_entries(dir.path(), 3);
+    let path = only_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() as u64 > lengths[2], "the segment is preallocated");
+    let last = lengths[2] as usize - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    assert_eq!(indexes(&replay), [1, 2]);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), lengths[1]);
+}
+
+#[test]
+fn a_bad_checksum_before_the_tail_is_a_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let lengths = write_entries(dir.path(), 3);
+    let path = only_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let inside_record_2 = lengths[0] as usize + record::HEADER_BYTES + 3;
+    bytes[inside_record_2] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let error = Wal::open(dir.path(), 1 << 30).err().expect("must refuse");
+    match &error {
+        WalError::Corrupt { offset, reason, .. } => {
+            assert_eq!(*offset, lengths[0]);
+            assert_eq!(*reason, "checksum mismatch");
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+    assert!(error.to_string().contains("refusing to start"));
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was cut");
+}
+
+#[test]
+fn a_crash_between_write_and_fsync_leaves_a_readable_prefix_at_every_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let lengths = write_entries(dir.path(), 4);
+    let path = only_segment(dir.path());
+    let full = std::fs::read(&path).unwrap();
+    // The last batch (records 3 and 4) was written but the fsync never finished:
+    // any prefix of it may have reached the disk, and the rest of the file is
+    // either gone (a shorter file) or still the preallocated zeros.
+    for cut in lengths[1]..=lengths[3] {
+        for keep_preallocation in [false, true] {
+            let mut bytes = full[..cut as usize].to_vec();
+            if keep_preallocation {
+                bytes.resize(full.len(), 0);
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+            let expected = lengths.iter().filter(|&&end| end <= cut).count() as u64;
+            assert_eq!(indexes(&replay), (1..=expected).collect::<Vec<_>>(), "cut {cut}");
+        }
+    }
+}
+
+#[test]
+fn the_preallocated_zero_tail_is_the_normal_end_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let lengths = write_entries(dir.path(), 2);
+    let path = only_segment(dir.path());
+    let allocated = std::fs::metadata(&path).unwrap().len();
+    assert!(allocated > lengths[1], "zeros are preallocated after the records");
+    {
+        let (mut wal, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(indexes(&replay), [1, 2]);
+        assert_eq!(wal.write_offset(), lengths[1]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), allocated, "nothing truncated");
+        wal.append(&Record::Entry(entry(3, 1)));
+        wal.sync().unwrap();
+    }
+    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    assert_eq!(indexes(&replay), [1, 2, 3]);
+}
+
+#[test]
+fn segments_rotate_and_snapshotted_ones_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut wal, _) = Wal::open(dir.path(), 4096).unwrap();
+        for index in 1..=600 {
+            wal.append(&Record::Entry(entry(index, 1)));
+            if index % 10 == 0 {
+                wal.append(&Record::HardState(hard_state(1, index)));
+                wal.sync().unwrap();
+            }
+        }
+        let before = wal.segment_count();
+        assert!(before >= 4, "600 entries over 4 KiB segments rotate: {before}");
+        let removed = wal.compact(LogIndex(400)).unwrap();
+        assert!(removed >= 2, "removed {removed}");
+        assert_eq!(wal.segment_count(), before - removed);
+        assert_eq!(segment::list(dir.path()).unwrap().len(), before - removed);
+    }
+    let (_, replay) = Wal::open(dir.path(), 4096).unwrap();
+    assert_eq!(replay.hard_state, hard_state(1, 600), "hard state survives deletion");
+    let first = replay.entries.first().unwrap().index.0;
+    assert!(first > 1 && first <= 401, "first surviving entry {first}");
+    assert_eq!(replay.entries.last().unwrap().index.0, 600);
+}
+
+#[test]
+fn damage_in_an_older_segment_is_a_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut wal, _) = Wal::open(dir.path(), 4096).unwrap();
+        for index in 1..=200 {
+            wal.append(&Record::Entry(entry(index, 1)));
+            wal.sync().unwrap();
+        }
+    }
+    let segments = segment::list(dir.path()).unwrap();
+    assert!(segments.len() >= 2);
+    let first = &segments[0].1;
+    let bytes = std::fs::read(first).unwrap();
+    std::fs::write(first, &bytes[..bytes.len() - 5]).unwrap();
+    assert!(matches!(Wal::open(dir.path(), 4096), Err(WalError::Corrupt { .. })));
+}
+
+#[test]
+fn a_batch_torn_out_of_order_by_a_power_loss_is_dropped_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first_batch_end, records_at) = {
+        let (mut wal, _) = Wal::open(dir.path(), 1 << 30).unwrap();
+        wal.append(&Record::Entry(entry(1, 1)));
+        wal.sync().unwrap();
+        let first_batch_end = wal.write_offset();
+        // One batch of three entries, one fsync.
+        for index in 2..=4 {
+            wal.append(&Record::Entry(entry(index, 1)));
+        }
+        wal.sync().unwrap();
+        (first_batch_end, wal.write_offset())
+    };
+    let path = only_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The page holding entry 2 never reached the disk, the one holding entry 4 did:
+    // zero entry 2 (it starts after the batch marker).
+    let mut marker = Vec::new();
+    record::encode(&Record::Batch { bytes: 0 }, &mut marker);
+    let entry_2 = first_batch_end as usize + marker.len();
+    bytes[entry_2..entry_2 + 20].fill(0);
+    assert!(records_at as usize <= bytes.len());
+    std::fs::write(&path, &bytes).unwrap();
+    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    assert_eq!(indexes(&replay), [1], "the unacknowledged batch is dropped whole");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), first_batch_end);
+
+    // The same damage with a later intact batch after it is real corruption.
+    let dir = tempfile::tempdir().unwrap();
+    let lengths = write_entries(dir.path(), 3);
+    let path = only_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[lengths[0] as usize + marker.len() + 4] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(Wal::open(dir.path(), 1 << 30), Err(WalError::Corrupt { .. })));
+}

@@ -1,0 +1,289 @@
+//! A harness that runs real `raftkv` processes on loopback. Every process it
+//! starts is killed when the [`Cluster`] is dropped, also when a test panics;
+//! a panicking test prints the tail of every node's log.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Cluster tests share a 2-core machine: run them one at a time.
+static BUSY: AtomicBool = AtomicBool::new(false);
+
+/// Holds [`BUSY`] while a cluster lives.
+struct Serial;
+
+impl Serial {
+    fn acquire() -> Serial {
+        while BUSY.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Serial
+    }
+}
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        BUSY.store(false, Ordering::SeqCst);
+    }
+}
+
+pub struct Options {
+    pub nodes: usize,
+    pub token: Option<String>,
+    pub snapshot_threshold: Option<u64>,
+    pub wal_segment_bytes: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { nodes: 3, token: None, snapshot_threshold: None, wal_segment_bytes: None }
+    }
+}
+
+pub struct NodeProc {
+    pub name: String,
+    pub port: u16,
+    pub raft_port: u16,
+    process: Mutex<Process>,
+}
+
+#[derive(Default)]
+struct Process {
+    child: Option<Child>,
+    starts: usize,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<NodeProc>,
+    pub dir: tempfile::TempDir,
+    options: Options,
+    pub http: reqwest::Client,
+    _serial: Serial,
+}
+
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind an OS-picked port")).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_raftkv")
+}
+
+impl Cluster {
+    pub fn start(options: Options) -> Cluster {
+        let serial = Serial::acquire();
+        let ports = free_ports(options.nodes * 2);
+        let nodes = (0..options.nodes)
+            .map(|i| NodeProc {
+                name: format!("n{i}"),
+                port: ports[2 * i],
+                raft_port: ports[2 * i + 1],
+                process: Mutex::new(Process::default()),
+            })
+            .collect();
+        let cluster = Cluster {
+            nodes,
+            dir: tempfile::tempdir().unwrap(),
+            options,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap(),
+            _serial: serial,
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.spawn(i);
+        }
+        cluster
+    }
+
+    pub fn spawn(&self, i: usize) {
+        let mut process = self.nodes[i].process.lock().unwrap();
+        assert!(process.child.is_none(), "node {i} is running");
+        let peers: Vec<String> = self.nodes.iter().map(|n| format!("http://127.0.0.1:{}", n.raft_port)).collect();
+        let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+        let node = &self.nodes[i];
+        let log = self.dir.path().join(format!("{}-{}.log", node.name, process.starts));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut command = Command::new(binary());
+        command
+            .arg("serve")
+            .env_clear()
+            .env("KVSTORE_PORT", node.port.to_string())
+            .env("RAFT_PORT", node.raft_port.to_string())
+            .env("NODE_ID", &node.name)
+            .env("PEERS", peers.join(","))
+            .env("PEER_IDS", names.join(","))
+            .env("RAFT_DATA_DIR", self.dir.path().join("data"))
+            .env("RAFT_BIND", "127.0.0.1")
+            .env("RAFT_ELECTION_TIMEOUT_MIN_MS", "300")
+            .env("RAFT_ELECTION_TIMEOUT_MAX_MS", "600")
+            .env("RAFT_HEARTBEAT_MS", "50")
+            .env("RAFT_REQUEST_TIMEOUT_MS", "3000")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        if let Some(token) = &self.options.token {
+            command.env("RAFT_CLUSTER_TOKEN", token);
+        }
+        if let Some(threshold) = self.options.snapshot_threshold {
+            command.env("RAFT_SNAPSHOT_THRESHOLD", threshold.to_string());
+        }
+        if let Some(bytes) = self.options.wal_segment_bytes {
+            command.env("RAFT_WAL_SEGMENT_BYTES", bytes.to_string());
+        }
+        let child = command.spawn().expect("start raftkv");
+        process.child = Some(child);
+        process.starts += 1;
+    }
+
+    /// SIGKILL: no chance to flush or hand over anything.
+    pub fn kill(&self, i: usize) {
+        let child = self.nodes[i].process.lock().unwrap().child.take();
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    pub fn raft_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.nodes[i].raft_port)
+    }
+
+    pub fn is_running(&self, i: usize) -> bool {
+        self.nodes[i].process.lock().unwrap().child.is_some()
+    }
+
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join("data").join(&self.nodes[i].name)
+    }
+
+    pub fn log_text(&self, i: usize) -> String {
+        let mut text = String::new();
+        let starts = self.nodes[i].process.lock().unwrap().starts;
+        for start in 0..starts {
+            let path = self.dir.path().join(format!("{}-{start}.log", self.nodes[i].name));
+            text.push_str(&std::fs::read_to_string(path).unwrap_or_default());
+        }
+        text
+    }
+
+    pub async fn health(&self, i: usize) -> Option<Value> {
+        let response =
+            self.http.get(format!("{}/health", self.url(i))).timeout(Duration::from_millis(1000)).send().await.ok()?;
+        response.json().await.ok()
+    }
+
+    /// Waits until exactly one running node is leader and every running node
+    /// names it; returns its index.
+    pub async fn wait_leader(&self, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        let mut last = Vec::new();
+        while Instant::now() < deadline {
+            last.clear();
+            for i in 0..self.nodes.len() {
+                if self.is_running(i) {
+                    last.push((i, self.health(i).await));
+                }
+            }
+            let leaders: Vec<usize> = last
+                .iter()
+                .filter(|(_, h)| h.as_ref().is_some_and(|h| h["state"] == "Leader"))
+                .map(|(i, _)| *i)
+                .collect();
+            if let [leader] = leaders[..] {
+                let name = &self.nodes[leader].name;
+                if last.iter().all(|(_, h)| h.as_ref().is_some_and(|h| h["leaderId"] == name.as_str())) {
+                    return leader;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no agreed leader within {within:?}; last health: {last:?}");
+    }
+
+    /// Writes through any node, following leader hints, until acknowledged or
+    /// `within` passes. `Ok` means the cluster acknowledged the write.
+    pub async fn put(&self, key: &str, value: &str, within: Duration) -> Result<u64, String> {
+        let body = serde_json::json!({ "key": key, "value": value });
+        self.retry(within, |url| self.http.put(format!("{url}/set")).timeout(Duration::from_secs(4)).json(&body))
+            .await
+            .map(|v| v["index"].as_u64().unwrap_or(0))
+    }
+
+    /// A linearizable read through any node; `Ok(None)` is a 404.
+    pub async fn get(&self, key: &str, within: Duration) -> Result<Option<String>, String> {
+        match self
+            .retry(within, |url| {
+                self.http.get(format!("{url}/get")).query(&[("key", key)]).timeout(Duration::from_secs(4))
+            })
+            .await
+        {
+            Ok(v) => Ok(v["value"].as_str().map(str::to_owned)),
+            Err(e) if e.starts_with("404") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn retry(&self, within: Duration, make: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<Value, String> {
+        let deadline = Instant::now() + within;
+        let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.is_running(i)).collect();
+        let mut attempt = 0;
+        let mut target = self.url(running[0]);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match make(&target).send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    match status {
+                        200 => return Ok(body),
+                        404 => return Err(format!("404 {body}")),
+                        409 if body["leader"].is_string() => {
+                            target = body["leader"].as_str().unwrap().to_owned();
+                            continue;
+                        }
+                        _ => last = format!("{status} {body}"),
+                    }
+                }
+                Err(error) => last = error.to_string(),
+            }
+            attempt += 1;
+            target = self.url(running[attempt % running.len()]);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("not acknowledged within {within:?}: {last}"))
+    }
+
+    fn dump_logs(&self) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            let text = self.log_text(i);
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!("===== {} (port {}) last {} lines =====", node.name, node.port, tail.len());
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+    }
+}
