@@ -112,6 +112,9 @@ pub struct SimOptions {
     /// A deliberate driver bug, for testing that the checkers catch it: nodes
     /// are told their writes are durable before the fsync completes.
     pub driver_bug_ack_before_fsync: bool,
+    /// After convergence, require every node to serve a linearizable read (catches
+    /// nodes left refusing reads, e.g. by leaked pending reads).
+    pub liveness_reads: bool,
     /// A deliberate driver bug, for testing the linearizability check: client
     /// reads are served from the local store of whichever node they reach,
     /// without ReadIndex.
@@ -153,6 +156,7 @@ impl SimOptions {
             trace_file: None,
             driver_bug_ack_before_fsync: false,
             driver_bug_local_reads: false,
+            liveness_reads: false,
         }
     }
 
