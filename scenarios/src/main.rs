@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p scenarios --release -- soak --seeds 2000 [--start 0] [--nodes 3|5] [--clients 6] [--fault-ms 10000]
 //! cargo run -p scenarios --release -- soak --seed 0x2a [--nodes 5]     # one seed, verbose (SIM_TRACE=1 for a trace)
+//!     [--faults swarm|all] [--wire json|binary|plain] [--liveness-reads]
 //! ```
 //!
 //! Prints every failure with its replay line, the summed coverage counters (and
@@ -12,7 +13,7 @@ use scenarios::soak::{soak, SuitePlan, SUITE_COVERAGE};
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: scenarios soak (--seeds N [--start S] | --seed X) [--nodes 3|5] [--clients K] [--fault-ms MS] [--faults swarm|all] [--wire json|binary|plain]";
+    "usage: scenarios soak (--seeds N [--start S] | --seed X) [--nodes 3|5] [--clients K] [--fault-ms MS] [--faults swarm|all] [--wire json|binary|plain] [--liveness-reads]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +39,11 @@ fn soak_command(args: &[String]) -> Result<ExitCode, String> {
     let mut single: Option<u64> = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
+        if flag == "--liveness-reads" {
+            // After convergence every node must also serve a linearizable read.
+            plan.run.liveness_reads = true;
+            continue;
+        }
         let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = || sim::failure::parse_seed(value).ok_or_else(|| format!("{flag} {value}: not a number"));
         match flag.as_str() {

@@ -34,6 +34,7 @@ impl SuitePlan {
                 faults: Faults::Swarm,
                 wire: None,
                 trace_hash: false,
+                ..RunPlan::default()
             },
         }
     }
@@ -61,8 +62,9 @@ impl SuitePlan {
     pub fn soak_replay(&self, seed: u64) -> String {
         let run = &self.run;
         let wire = run.wire.map(|wire| format!(" --wire {}", wire.name())).unwrap_or_default();
+        let reads = if run.liveness_reads { " --liveness-reads" } else { "" };
         format!(
-            "cargo run -p scenarios --release -- soak --seed {seed:#x} --nodes {} --clients {} --fault-ms {} --faults {}{wire}",
+            "cargo run -p scenarios --release -- soak --seed {seed:#x} --nodes {} --clients {} --fault-ms {} --faults {}{wire}{reads}",
             run.nodes,
             run.clients,
             run.fault_ms,
