@@ -34,6 +34,23 @@ impl Cluster {
                 ));
             }
         }
+        if self.options.liveness_reads {
+            for id in self.ids() {
+                let mut answer = ReadAnswer::TimedOut;
+                for _ in 0..3 {
+                    answer = self.read(id, "k0", Consistency::Linearizable);
+                    if matches!(answer, ReadAnswer::Value(_)) {
+                        break;
+                    }
+                }
+                if !matches!(answer, ReadAnswer::Value(_)) {
+                    return Err(self.failure(
+                        FailureKind::Liveness,
+                        format!("{id} cannot serve a linearizable read after convergence: {answer:?}"),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
