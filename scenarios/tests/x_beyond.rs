@@ -160,12 +160,12 @@ fn x4_leadership_transfer_under_load_loses_nothing() {
 /// X5 (found by the soak, seed 0x57c): 3 nodes with `pending_reads_max = 2`;
 /// cut the link follower → leader one way, so the follower's forwarded
 /// ReadIndexRequests are lost (the leader still reaches it, so nobody's
-/// leadership changes); two linearizable reads at the follower time out. Then
-/// restore the link.
+/// leadership changes); two linearizable reads at the follower are answered
+/// "dropped" once an election timeout passes without an answer. Then restore
+/// the link.
 /// Goal: the follower serves linearizable reads again within 5 s of the repair
 /// (a lost forwarded read must not hold its pending-read slot for ever).
 #[test]
-#[ignore = "core bug: a follower's forwarded reads whose ReadIndexRequest/Response is lost stay pending until a leader change, so at pending_reads_max it answers Busy for ever"]
 fn x5_follower_reads_survive_lost_read_index_requests() {
     for_each_seed("x5_follower_reads_survive_lost_read_index_requests", 0x75_0000, |run| {
         let mut options = run.options(3);
@@ -177,7 +177,7 @@ fn x5_follower_reads_survive_lost_read_index_requests() {
         cluster.set_link(follower, leader, false);
         for _ in 0..2 {
             let answer = cluster.read(follower, "x5", Consistency::Linearizable);
-            assert_eq!(answer, ReadAnswer::TimedOut, "the forwarded read was lost");
+            assert_eq!(answer, ReadAnswer::Dropped, "the lost forwarded read is given up, not held");
         }
         cluster.set_link(follower, leader, true);
         let repaired_at = cluster.now_ms();
