@@ -451,6 +451,7 @@ impl Node {
     /// for the step's writes and orders held messages after it (Raft §5.1 and
     /// thesis §3.8: state is durable before the messages that reveal it).
     fn finish_step(&mut self) -> Vec<Action> {
+        self.expire_forwarded_reads();
         self.flush_appends();
         self.maybe_hand_out_applies();
         self.maybe_request_snapshot();

@@ -39,6 +39,9 @@ pub(crate) struct Reads {
     awaiting_quorum: VecDeque<PendingRead>,
     /// Follower: reads sent to the leader, by id.
     forwarded: BTreeSet<u64>,
+    /// Follower: (sent at ms, id) of forwarded reads, oldest first, to give up on
+    /// those whose request or answer was lost.
+    forwarded_at_ms: VecDeque<(u64, u64)>,
     /// Confirmed local reads waiting for apply: (read index, id).
     awaiting_apply: BTreeSet<(LogIndex, u64)>,
 }
@@ -62,6 +65,7 @@ impl Node {
             (Role::Leader, _) => self.accept_read(ReadOrigin::Local(id)),
             (Role::Follower, Some(leader)) => {
                 self.reads.forwarded.insert(id);
+                self.reads.forwarded_at_ms.push_back((self.now_ms, id));
                 self.send(leader, Body::ReadIndexRequest { read_id: id });
             }
             _ => self.answer_read(id, ReadOutcome::Rejected(Rejection::NotLeader { leader: self.leader })),
@@ -173,8 +177,24 @@ impl Node {
         }
     }
 
+    /// A forwarded read unanswered for an election timeout is answered dropped:
+    /// its request or answer was lost, and it must not hold a slot forever.
+    pub(crate) fn expire_forwarded_reads(&mut self) {
+        let timeout_ms = self.config.election_timeout_ms_max;
+        while let Some(&(sent_ms, id)) = self.reads.forwarded_at_ms.front() {
+            if sent_ms + timeout_ms > self.now_ms {
+                break;
+            }
+            self.reads.forwarded_at_ms.pop_front();
+            if self.reads.forwarded.remove(&id) {
+                self.answer_read(id, ReadOutcome::Dropped);
+            }
+        }
+    }
+
     /// A follower whose leader changed answers its forwarded reads as dropped.
     pub(crate) fn drop_forwarded_reads(&mut self) {
+        self.reads.forwarded_at_ms.clear();
         let forwarded = std::mem::take(&mut self.reads.forwarded);
         for id in forwarded {
             self.answer_read(id, ReadOutcome::Dropped);

@@ -100,3 +100,19 @@ fn reads_in_a_single_node_cluster_need_no_round_trip() {
     assert_eq!(pump.hosts[&leader].kv.get("z"), Ok("3"));
     assert_eq!(ids(1), vec![leader]);
 }
+
+#[test]
+fn a_forwarded_read_whose_answer_is_lost_is_dropped_after_an_election_timeout() {
+    let mut pump = Pump::new(3);
+    let leader = pump.elect(5_000);
+    pump.run_for(300);
+    let follower = pump.followers(leader)[0];
+    pump.step(follower, Event::Read { id: 70 });
+    let lost = pump.take(|m| matches!(m.body, Body::ReadIndexRequest { .. }));
+    assert_eq!(lost.len(), 1);
+    pump.run_for(1_000);
+    assert!(!pump.reads.contains_key(&70), "still waiting within the timeout");
+    pump.run_for(1_000);
+    assert_eq!(pump.reads[&70], ReadOutcome::Dropped, "given up, not held forever");
+    assert_eq!(pump.stable_leader(), Some(leader), "no leader change was needed");
+}
