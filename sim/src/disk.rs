@@ -123,8 +123,19 @@ impl Disk {
     /// the write-ahead log's recovery does). The records may disagree with the
     /// snapshot (a crash between saving it and compacting or resetting the log):
     /// the core reconciles them and its first actions repair the disk.
+    ///
+    /// An empty log places no constraint on where the next record goes, so it
+    /// continues the snapshot: a crash can keep a newer snapshot but lose the
+    /// log reset that went with it, and `RestoredState` has no field for the
+    /// log's own base, so the core could not repair that (it appends after the
+    /// snapshot, as the write-ahead log's self-describing records allow).
     pub fn recover(&mut self) -> RestoredState {
         assert!(self.unsynced.is_empty(), "recovery runs after a crash");
+        if self.durable.entries.is_empty() {
+            if let Some(snapshot) = &self.durable.snapshot {
+                self.durable.log_base = snapshot.last_index;
+            }
+        }
         RestoredState {
             hard_state: self.durable.hard_state,
             snapshot: self.durable.snapshot.clone(),
@@ -324,6 +335,26 @@ mod tests {
         image.apply(WriteOp::Reset(LogIndex(3))).unwrap();
         image.apply(WriteOp::Append(vec![entry(4, 3)])).unwrap();
         assert_eq!(image.restored().entries, vec![entry(4, 3)]);
+    }
+
+    #[test]
+    fn an_empty_log_continues_the_snapshot_after_recovery() {
+        // A crash kept the second snapshot but not the log reset that followed it.
+        let mut image = DurableImage::default();
+        image.apply(WriteOp::Reset(LogIndex(10))).unwrap();
+        let mut disk = Disk { durable: image, ..Disk::default() };
+        disk.write(WriteOp::SaveSnapshot(Snapshot {
+            last_index: LogIndex(20),
+            last_term: Term(3),
+            voters: vec![],
+            data: vec![],
+        }));
+        disk.sync(PersistId(1));
+        disk.fsync_done(PersistId(1)).unwrap();
+        assert!(disk.recover().entries.is_empty());
+        disk.write(WriteOp::Append(vec![entry(21, 3)]));
+        disk.sync(PersistId(1));
+        assert_eq!(disk.fsync_done(PersistId(1)), Ok(None), "the append continues the snapshot");
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl Default for RunPlan {
             faults: Faults::Swarm,
             wire: None,
             trace_hash: false,
-            liveness_reads: false,
+            liveness_reads: true,
         }
     }
 }
@@ -129,7 +129,7 @@ impl RunPlan {
             self.faults.name(),
             self.fault_ms,
             self.liveness_ms,
-            if self.liveness_reads { " --liveness-reads" } else { "" }
+            if self.liveness_reads { "" } else { " --no-liveness-reads" }
         )
     }
 }

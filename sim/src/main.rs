@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   sim run --seed N [--nodes 5] [--clients 8] [--faults swarm|all|none] [--duration-ms 20000]
-          [--liveness-ms 30000] [--wire json|binary|plain] [--history out.json] [--trace path] [--liveness-reads]
+          [--liveness-ms 30000] [--wire json|binary|plain] [--history out.json] [--trace path] [--no-liveness-reads]
   sim explore --seeds 10000 [--start 0] [--nodes 3] [--clients 8] [--faults swarm|all|none]
           [--duration-ms 20000] [--liveness-ms 30000] [--wire json|binary|plain] [--determinism]
   sim determinism --seed N [--nodes 3] [...]
@@ -70,7 +70,7 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
             "--history" => args.history = Some(value()?),
             "--trace" => args.trace = Some(value()?),
             "--determinism" => args.determinism = true,
-            "--liveness-reads" => args.plan.liveness_reads = true,
+            "--no-liveness-reads" => args.plan.liveness_reads = false,
             other => return Err(format!("unknown flag {other}")),
         }
     }

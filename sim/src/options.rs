@@ -156,7 +156,7 @@ impl SimOptions {
             trace_file: None,
             driver_bug_ack_before_fsync: false,
             driver_bug_local_reads: false,
-            liveness_reads: false,
+            liveness_reads: true,
         }
     }
 
