@@ -14,6 +14,7 @@
 //! index, then lowest id) is forgotten. A forgotten client's late retry would apply
 //! again, so `sessions_max` should exceed the number of concurrently active clients.
 
+use crate::codec::{put_bytes_u32_len, put_u64, Reader};
 use crate::types::{Entry, LogIndex, Payload};
 use hashbrown::HashMap;
 use std::collections::BTreeSet;
@@ -101,6 +102,12 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+impl From<&'static str> for DecodeError {
+    fn from(what: &'static str) -> Self {
+        DecodeError(what)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct SessionRecord {
@@ -252,8 +259,8 @@ impl KvStore {
         keys.sort();
         put_u64(&mut out, keys.len() as u64);
         for key in keys {
-            put_bytes(&mut out, key.as_bytes());
-            put_bytes(&mut out, self.data[key].as_bytes());
+            put_bytes_u32_len(&mut out, key.as_bytes());
+            put_bytes_u32_len(&mut out, self.data[key].as_bytes());
         }
         put_u64(&mut out, self.sessions.len() as u64);
         for &(last_index, client_id) in &self.session_age {
@@ -268,7 +275,7 @@ impl KvStore {
 
     /// Rebuilds a store from [`KvStore::snapshot`] bytes.
     pub fn restore(bytes: &[u8]) -> Result<KvStore, DecodeError> {
-        let mut reader = Reader { bytes, at: 0 };
+        let mut reader = Reader::new(bytes);
         if reader.take(SNAPSHOT_MAGIC.len())? != SNAPSHOT_MAGIC {
             return Err(DecodeError("not a kv snapshot"));
         }
@@ -281,8 +288,8 @@ impl KvStore {
         store.applied_index = applied_index;
         let pairs = reader.u64()?;
         for _ in 0..pairs {
-            let key = reader.string()?;
-            let value = reader.string()?;
+            let key = reader.string_u32_len()?;
+            let value = reader.string_u32_len()?;
             store.data.insert(key, value);
         }
         let sessions = reader.u64()?;
@@ -348,25 +355,25 @@ impl Command {
                 put_u64(&mut out, session.seq);
             }
         }
-        put_bytes(&mut out, key.as_bytes());
+        put_bytes_u32_len(&mut out, key.as_bytes());
         if let Some(value) = value {
-            put_bytes(&mut out, value.as_bytes());
+            put_bytes_u32_len(&mut out, value.as_bytes());
         }
         out
     }
 
     /// Decodes [`Command::encode`] bytes.
     pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
-        let mut reader = Reader { bytes, at: 0 };
+        let mut reader = Reader::new(bytes);
         let tag = reader.u8()?;
         let session = match reader.u8()? {
             0 => None,
             1 => Some(Session { client_id: reader.u64()?, seq: reader.u64()? }),
             _ => return Err(DecodeError("bad session flag")),
         };
-        let key = reader.string()?;
+        let key = reader.string_u32_len()?;
         let op = match tag {
-            OP_SET => Op::Set { key, value: reader.string()? },
+            OP_SET => Op::Set { key, value: reader.string_u32_len()? },
             OP_DELETE => Op::Delete { key },
             _ => return Err(DecodeError("unknown operation")),
         };
@@ -396,44 +403,6 @@ fn decode_result(byte: u8) -> Result<Result<(), KvError>, DecodeError> {
         4 => Err(KvError::BadCommand),
         _ => return Err(DecodeError("bad result code")),
     })
-}
-
-fn put_u64(out: &mut Vec<u8>, value: u64) {
-    out.extend_from_slice(&value.to_le_bytes());
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    let len = u32::try_from(bytes.len()).expect("field longer than 4 GiB");
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.at.checked_add(len).ok_or(DecodeError("length overflow"))?;
-        let slice = self.bytes.get(self.at..end).ok_or(DecodeError("truncated"))?;
-        self.at = end;
-        Ok(slice)
-    }
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
-    }
-    fn string(&mut self) -> Result<String, DecodeError> {
-        let len = u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;
-        let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError("string is not UTF-8"))
-    }
-    fn is_done(&self) -> bool {
-        self.at == self.bytes.len()
-    }
 }
 
 #[cfg(test)]

@@ -654,7 +654,13 @@ impl Node {
 /// (the reset was not durable yet; Figure 13, rules 6 and 7). Returns the
 /// entries kept and the write actions that make the disk agree.
 fn reconcile_with_snapshot(base_index: LogIndex, base_term: Term, entries: Vec<Entry>) -> (Vec<Entry>, Vec<Action>) {
-    let Some(first) = entries.first() else { return (entries, Vec::new()) };
+    let Some(first) = entries.first() else {
+        // An empty log continues the snapshot; say so on disk too, in case the
+        // reset that went with the snapshot was lost (the disk's log may still
+        // think it starts after an older snapshot).
+        let repair = if base_index > LogIndex(0) { vec![Action::ResetLog { base_index }] } else { Vec::new() };
+        return (entries, repair);
+    };
     if first.index == base_index.next() {
         return (entries, Vec::new());
     }

@@ -247,8 +247,12 @@ impl Node {
             if match_index > last_index {
                 return; // Cannot be: a reply from before a restart of ours. Ignore it.
             }
+            let probed_at = progress.next_index.prev();
             let advanced = progress.maybe_update(match_index);
-            if matches!(progress.mode, ReplicationMode::Probe { .. }) {
+            // Only an answer at (or past) the probe position proves where the logs
+            // match; a heartbeat's success at an older `match_index` must not send
+            // replication back to it.
+            if matches!(progress.mode, ReplicationMode::Probe { .. }) && match_index >= probed_at {
                 progress.become_replicate();
             }
             if advanced {

@@ -3,6 +3,7 @@
 //! would dominate the cost. Little-endian integers, length-prefixed byte strings,
 //! a leading version byte. The serde derives stay for JSON where readability wins.
 
+use crate::codec::{put_bytes_u64_len, put_u64, Reader};
 use crate::message::{Body, Message, RejectHint};
 use crate::types::{Entry, LogIndex, NodeId, Payload, Term};
 use std::fmt;
@@ -20,6 +21,12 @@ impl fmt::Display for WireError {
 }
 
 impl std::error::Error for WireError {}
+
+impl From<&'static str> for WireError {
+    fn from(what: &'static str) -> Self {
+        WireError(what)
+    }
+}
 
 /// Encodes a message.
 pub fn encode_message(message: &Message) -> Vec<u8> {
@@ -79,7 +86,7 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
                 put_u64(&mut out, voter.0);
             }
             put_u64(&mut out, *offset);
-            put_bytes(&mut out, data);
+            put_bytes_u64_len(&mut out, data);
             out.push(u8::from(*done));
         }
         Body::InstallSnapshotResponse { last_index, next_offset, done } => {
@@ -110,7 +117,7 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
 
 /// Decodes [`encode_message`] bytes.
 pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
-    let mut reader = Reader { bytes, at: 0 };
+    let mut reader = Reader::new(bytes);
     if reader.u8()? != VERSION {
         return Err(WireError("unknown version"));
     }
@@ -143,7 +150,7 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
             }
             let mut entries = Vec::with_capacity(count as usize);
             for _ in 0..count {
-                entries.push(reader.entry()?);
+                entries.push(read_entry(&mut reader)?);
             }
             Body::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, read_round }
         }
@@ -168,7 +175,7 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
             }
             let voters = (0..count).map(|_| reader.u64().map(NodeId)).collect::<Result<_, _>>()?;
             let offset = reader.u64()?;
-            let data = reader.bytes()?.to_vec();
+            let data = reader.bytes_u64_len()?.to_vec();
             let done = reader.bool()?;
             Body::InstallSnapshot { last_index, last_term, voters, offset, data, done }
         }
@@ -186,7 +193,7 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
         }
         _ => return Err(WireError("unknown message kind")),
     };
-    if reader.at != bytes.len() {
+    if !reader.is_done() {
         return Err(WireError("trailing bytes"));
     }
     Ok(Message { from, to, term, body })
@@ -201,9 +208,9 @@ pub fn encode_entry(entry: &Entry) -> Vec<u8> {
 
 /// Decodes [`encode_entry`] bytes.
 pub fn decode_entry(bytes: &[u8]) -> Result<Entry, WireError> {
-    let mut reader = Reader { bytes, at: 0 };
-    let entry = reader.entry()?;
-    if reader.at != bytes.len() {
+    let mut reader = Reader::new(bytes);
+    let entry = read_entry(&mut reader)?;
+    if !reader.is_done() {
         return Err(WireError("trailing bytes"));
     }
     Ok(entry)
@@ -216,7 +223,7 @@ fn encode_entry_into(out: &mut Vec<u8>, entry: &Entry) {
         Payload::Noop => out.push(0),
         Payload::Command(bytes) => {
             out.push(1);
-            put_bytes(out, bytes);
+            put_bytes_u64_len(out, bytes);
         }
     }
 }
@@ -236,54 +243,15 @@ fn body_payload_bytes(body: &Body) -> usize {
     }
 }
 
-fn put_u64(out: &mut Vec<u8>, value: u64) {
-    out.extend_from_slice(&value.to_le_bytes());
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_u64(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], WireError> {
-        let end = self.at.checked_add(len).ok_or(WireError("length overflow"))?;
-        let slice = self.bytes.get(self.at..end).ok_or(WireError("truncated"))?;
-        self.at = end;
-        Ok(slice)
-    }
-    fn u8(&mut self) -> Result<u8, WireError> {
-        Ok(self.take(1)?[0])
-    }
-    fn bool(&mut self) -> Result<bool, WireError> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(WireError("bad boolean")),
-        }
-    }
-    fn u64(&mut self) -> Result<u64, WireError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
-    }
-    fn bytes(&mut self) -> Result<&'a [u8], WireError> {
-        let len = usize::try_from(self.u64()?).map_err(|_| WireError("length overflow"))?;
-        self.take(len)
-    }
-    fn entry(&mut self) -> Result<Entry, WireError> {
-        let term = Term(self.u64()?);
-        let index = LogIndex(self.u64()?);
-        let payload = match self.u8()? {
-            0 => Payload::Noop,
-            1 => Payload::Command(self.bytes()?.to_vec()),
-            _ => return Err(WireError("unknown payload kind")),
-        };
-        Ok(Entry { term, index, payload })
-    }
+fn read_entry(reader: &mut Reader<'_>) -> Result<Entry, WireError> {
+    let term = Term(reader.u64()?);
+    let index = LogIndex(reader.u64()?);
+    let payload = match reader.u8()? {
+        0 => Payload::Noop,
+        1 => Payload::Command(reader.bytes_u64_len()?.to_vec()),
+        _ => return Err(WireError("unknown payload kind")),
+    };
+    Ok(Entry { term, index, payload })
 }
 
 #[cfg(test)]

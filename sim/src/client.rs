@@ -123,7 +123,14 @@ struct Running {
     attempts: Vec<u64>,
     /// Redirects followed without a pause (bounded, against hint ping-pong).
     hops: u32,
+    /// Consecutive `Busy` answers from the same node.
+    busy: u32,
+    /// Attempts of this operation that timed out.
+    timeouts: u32,
 }
+
+/// After this many `Busy` answers in a row a client tries another node.
+const BUSY_RETRIES_MAX: u32 = 3;
 
 #[derive(Clone, Debug)]
 struct Client {
@@ -263,6 +270,9 @@ impl Workload {
         }
         self.stats.timeouts += 1;
         self.clients[index].leader_hint = None;
+        if let Some(running) = self.clients[index].running.as_mut() {
+            running.timeouts += 1;
+        }
         if !self.draining && now_ms >= started_ms + self.options.op_timeout_ms {
             self.finish(now_ms, index, op, None, KvOutcome::Unknown)
         } else {
@@ -306,6 +316,8 @@ impl Workload {
             attempt_deadline_ms: now_ms,
             attempts: Vec::new(),
             hops: 0,
+            busy: 0,
+            timeouts: 0,
         });
         self.attempt(now_ms, index)
     }
@@ -315,9 +327,13 @@ impl Workload {
             Some(leader) => leader,
             None => *self.rng.pick(&self.nodes),
         };
-        let timeout = self.options.attempt_timeout_ms;
         let client = &mut self.clients[index];
         let running = client.running.as_mut().expect("attempting a running op");
+        // Exponential backoff of the attempt timeout (1×, 2×, 4×, 8× at most), so
+        // a slow cluster is not buried under retries (each retry of a write is a
+        // new log entry, deduplicated only when applied).
+        let timeouts = running.timeouts.min(3);
+        let timeout = self.options.attempt_timeout_ms << timeouts;
         running.attempt_deadline_ms = now_ms + timeout;
         let request = running.request.clone();
         let wake = self.wake(index, now_ms + timeout);
@@ -388,6 +404,16 @@ impl Workload {
                 self.retry_after(now_ms, index, delay)
             }
             Reply::Rejected(Rejection::Busy) | Reply::Rejected(Rejection::TransferInProgress) => {
+                // Back off and retry; a node that stays busy is failed over
+                // (also sidesteps a core leak of forwarded reads, see
+                // tests/core_findings.rs).
+                let client = &mut self.clients[index];
+                let running = client.running.as_mut().expect("running");
+                running.busy += 1;
+                if running.busy >= BUSY_RETRIES_MAX {
+                    running.busy = 0;
+                    client.leader_hint = None;
+                }
                 let delay = self.options.retry_backoff_ms;
                 self.retry_after(now_ms, index, delay)
             }

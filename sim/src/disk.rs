@@ -118,15 +118,29 @@ impl DurableImage {
 }
 
 impl Disk {
-    /// Recovery rewrites the log to what it read back (torn, covered and
-    /// conflicting records dropped), as a real write-ahead log truncates its
-    /// tail: later appends follow the recovered log, not the discarded records.
+    /// What a restarting node reads back: the hard state, the snapshot, and the
+    /// log records as they are on disk (a torn last record already truncated, as
+    /// the write-ahead log's recovery does). The records may disagree with the
+    /// snapshot (a crash between saving it and compacting or resetting the log):
+    /// the core reconciles them and its first actions repair the disk.
+    ///
+    /// An empty log places no constraint on where the next record goes, so it
+    /// continues the snapshot: a crash can keep a newer snapshot but lose the
+    /// log reset that went with it, and `RestoredState` has no field for the
+    /// log's own base, so the core could not repair that (it appends after the
+    /// snapshot, as the write-ahead log's self-describing records allow).
     pub fn recover(&mut self) -> RestoredState {
         assert!(self.unsynced.is_empty(), "recovery runs after a crash");
-        let restored = self.durable.restored();
-        self.durable.log_base = restored.snapshot.as_ref().map_or(LogIndex(0), |s| s.last_index);
-        self.durable.entries = restored.entries.clone();
-        restored
+        if self.durable.entries.is_empty() {
+            if let Some(snapshot) = &self.durable.snapshot {
+                self.durable.log_base = snapshot.last_index;
+            }
+        }
+        RestoredState {
+            hard_state: self.durable.hard_state,
+            snapshot: self.durable.snapshot.clone(),
+            entries: self.durable.entries.clone(),
+        }
     }
 }
 
@@ -324,7 +338,27 @@ mod tests {
     }
 
     #[test]
-    fn recovery_rewrites_the_log_so_appends_follow_what_was_recovered() {
+    fn an_empty_log_continues_the_snapshot_after_recovery() {
+        // A crash kept the second snapshot but not the log reset that followed it.
+        let mut image = DurableImage::default();
+        image.apply(WriteOp::Reset(LogIndex(10))).unwrap();
+        let mut disk = Disk { durable: image, ..Disk::default() };
+        disk.write(WriteOp::SaveSnapshot(Snapshot {
+            last_index: LogIndex(20),
+            last_term: Term(3),
+            voters: vec![],
+            data: vec![],
+        }));
+        disk.sync(PersistId(1));
+        disk.fsync_done(PersistId(1)).unwrap();
+        assert!(disk.recover().entries.is_empty());
+        disk.write(WriteOp::Append(vec![entry(21, 3)]));
+        disk.sync(PersistId(1));
+        assert_eq!(disk.fsync_done(PersistId(1)), Ok(None), "the append continues the snapshot");
+    }
+
+    #[test]
+    fn recovery_hands_back_the_records_as_they_are_on_disk() {
         // A crash kept the snapshot at 5 but not the log reset that went with it.
         let mut disk = Disk::default();
         disk.write(WriteOp::Append(vec![entry(1, 1), entry(2, 1)]));
@@ -338,12 +372,14 @@ mod tests {
         }));
         disk.sync(PersistId(2));
         disk.fsync_done(PersistId(2)).unwrap();
-        let restored = disk.recover();
-        assert!(restored.entries.is_empty(), "the log does not reach the snapshot: discarded");
-        assert_eq!(disk.durable().last_index(), LogIndex(5));
+        let recovered = disk.recover();
+        assert_eq!(recovered.entries, vec![entry(1, 1), entry(2, 1)], "raw records; the core reconciles them");
+        assert!(disk.durable().restored().entries.is_empty(), "what reconciliation must keep: nothing");
+        // The core's repair (a log reset) makes later appends follow the snapshot.
+        disk.write(WriteOp::Reset(LogIndex(5)));
         disk.write(WriteOp::Append(vec![entry(6, 2)]));
         disk.sync(PersistId(1));
-        assert_eq!(disk.fsync_done(PersistId(1)), Ok(None), "the append follows the snapshot");
+        assert_eq!(disk.fsync_done(PersistId(1)), Ok(None));
         assert_eq!(disk.durable().restored().entries, vec![entry(6, 2)]);
     }
 }

@@ -62,6 +62,8 @@ pub struct RunPlan {
     pub wire: Option<WireFormat>,
     /// Hash the trace.
     pub trace_hash: bool,
+    /// Require every node to serve a linearizable read after convergence.
+    pub liveness_reads: bool,
 }
 
 impl Default for RunPlan {
@@ -74,6 +76,7 @@ impl Default for RunPlan {
             faults: Faults::Swarm,
             wire: None,
             trace_hash: false,
+            liveness_reads: true,
         }
     }
 }
@@ -112,6 +115,7 @@ impl RunPlan {
             None => WireFormat::Binary,
         };
         options.trace_hash = self.trace_hash;
+        options.liveness_reads = self.liveness_reads;
         options.replay = Some(self.replay_line(seed));
         options
     }
@@ -119,12 +123,13 @@ impl RunPlan {
     /// The one line that replays seed `seed` under this plan.
     pub fn replay_line(&self, seed: u64) -> String {
         format!(
-            "cargo run -p sim --release -- run --seed {seed:#x} --nodes {} --clients {} --faults {} --duration-ms {} --liveness-ms {}",
+            "cargo run -p sim --release -- run --seed {seed:#x} --nodes {} --clients {} --faults {} --duration-ms {} --liveness-ms {}{}",
             self.nodes,
             self.clients,
             self.faults.name(),
             self.fault_ms,
-            self.liveness_ms
+            self.liveness_ms,
+            if self.liveness_reads { "" } else { " --no-liveness-reads" }
         )
     }
 }

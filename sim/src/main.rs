@@ -16,12 +16,13 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   sim run --seed N [--nodes 5] [--clients 8] [--faults swarm|all|none] [--duration-ms 20000]
-          [--liveness-ms 30000] [--wire json|binary|plain] [--history out.json] [--trace path]
+          [--liveness-ms 30000] [--wire json|binary|plain] [--history out.json] [--trace path] [--no-liveness-reads]
   sim explore --seeds 10000 [--start 0] [--nodes 3] [--clients 8] [--faults swarm|all|none]
           [--duration-ms 20000] [--liveness-ms 30000] [--wire json|binary|plain] [--determinism]
   sim determinism --seed N [--nodes 3] [...]
   sim bench [--seeds 10] [--start 0]";
 
+#[derive(Debug)]
 struct Args {
     command: String,
     seed: u64,
@@ -69,6 +70,7 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
             "--history" => args.history = Some(value()?),
             "--trace" => args.trace = Some(value()?),
             "--determinism" => args.determinism = true,
+            "--no-liveness-reads" => args.plan.liveness_reads = false,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -214,4 +216,34 @@ fn bench(args: &Args) -> ExitCode {
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Result<Args, String> {
+        parse(line.split_whitespace().map(str::to_string))
+    }
+
+    #[test]
+    fn replay_lines_parse_back_into_the_same_plan() {
+        let plan = RunPlan { nodes: 5, clients: 20, faults: Faults::All, fault_ms: 7_000, ..RunPlan::default() };
+        let line = plan.replay_line(0x5eed);
+        let parsed = args(line.split(" -- ").nth(1).expect("cargo run … -- run …")).unwrap();
+        assert_eq!(parsed.command, "run");
+        assert_eq!(parsed.seed, 0x5eed);
+        assert_eq!(parsed.plan.replay_line(parsed.seed), line);
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        let parsed = args("explore --seeds 10 --start 0x10 --nodes 3 --wire json --determinism").unwrap();
+        assert_eq!((parsed.seeds, parsed.start, parsed.plan.nodes), (10, 16, 3));
+        assert_eq!(parsed.plan.wire, Some(WireFormat::Json));
+        assert!(parsed.determinism);
+        assert!(args("run --faults lots").unwrap_err().contains("not swarm, all or none"));
+        assert!(args("run --seed").unwrap_err().contains("needs a value"));
+        assert!(args("run --bogus 1").unwrap_err().contains("unknown flag"));
+    }
 }

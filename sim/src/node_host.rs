@@ -76,8 +76,18 @@ pub enum Effect {
         /// The snapshot's last index.
         index: LogIndex,
     },
+    /// The store's serialized image at `index` (a snapshot taken or installed).
+    StoreImage {
+        /// The store's applied index.
+        index: LogIndex,
+        /// FNV-1a of the snapshot bytes.
+        digest: u64,
+    },
     /// A core note.
     Note(Note),
+    /// A restart found the durable log disagreeing with the durable snapshot and
+    /// the core repaired it.
+    RecoveryRepair,
     /// The node or the driver broke a contract (a safety failure).
     Violation(String),
 }
@@ -160,6 +170,9 @@ impl NodeHost {
         config.rng_seed = rng_seed;
         let mut node = Node::new(config, restored).expect("validated configuration");
         let actions = node.start(now_ms);
+        if actions.iter().any(|action| matches!(action, Action::CompactLog { .. } | Action::ResetLog { .. })) {
+            effects.push(Effect::RecoveryRepair);
+        }
         self.node = Some(node);
         self.timer_deadlines_ms = [None; 4];
         self.run(now_ms, actions, &mut effects, trace);
@@ -286,9 +299,16 @@ impl NodeHost {
                     effects.push(Effect::Answer { request, answer: Answer::Dropped });
                 }
                 effects.push(Effect::SnapshotRestored { index: snapshot.last_index });
+                effects.push(Effect::StoreImage {
+                    index: snapshot.last_index,
+                    digest: crate::rng::fnv1a(crate::rng::FNV_OFFSET, &snapshot.data),
+                });
             }
             Action::TakeSnapshot => {
-                follow_ups.push_back(Event::SnapshotTaken { index: self.kv.applied_index(), data: self.kv.snapshot() })
+                let data = self.kv.snapshot();
+                let index = self.kv.applied_index();
+                effects.push(Effect::StoreImage { index, digest: crate::rng::fnv1a(crate::rng::FNV_OFFSET, &data) });
+                follow_ups.push_back(Event::SnapshotTaken { index, data })
             }
             Action::ProposalResult { id, outcome } => {
                 let answer = match outcome {
@@ -364,7 +384,15 @@ impl NodeHost {
 pub fn describe_event(event: &Event) -> String {
     match event {
         Event::Timer(kind) => format!("timer {kind:?}"),
-        Event::Message(message) => format!("recv {} from {} {}", message.body.kind(), message.from, message.term),
+        Event::Message(message) => {
+            format!(
+                "recv {} from {} {}{}",
+                message.body.kind(),
+                message.from,
+                message.term,
+                describe_body(&message.body)
+            )
+        }
         Event::Propose { id, command } => format!("propose #{id} ({} bytes)", command.len()),
         Event::Read { id } => format!("read #{id}"),
         Event::Persisted { id } => format!("persisted {}", id.0),
@@ -373,6 +401,36 @@ pub fn describe_event(event: &Event) -> String {
             format!("snapshot-taken {index} ({} bytes)", data.len())
         }
         Event::TransferLeadership { to } => format!("transfer-to {to}"),
+    }
+}
+
+/// The fields of a message body that matter when reading a trace.
+pub fn describe_body(body: &raft_sm::Body) -> String {
+    use raft_sm::Body;
+    match body {
+        Body::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, .. } => {
+            let range = match (entries.first(), entries.last()) {
+                (Some(first), Some(last)) => format!(" [{}..{}]", first.index.0, last.index.0),
+                _ => String::new(),
+            };
+            format!(" prev=({prev_log_index},{prev_log_term}){range} commit={leader_commit}")
+        }
+        Body::AppendEntriesResponse { success: true, match_index, .. } => format!(" ok match={match_index}"),
+        Body::AppendEntriesResponse { match_index, reject_hint, .. } => match reject_hint {
+            Some(hint) => {
+                format!(" reject at={match_index} hint=({:?},{})", hint.conflict_term.map(|t| t.0), hint.first_index)
+            }
+            None => " reject (stale term)".to_string(),
+        },
+        Body::RequestVote { last_log_index, last_log_term, .. } => format!(" last=({last_log_index},{last_log_term})"),
+        Body::RequestVoteResponse { granted, .. } => format!(" granted={granted}"),
+        Body::InstallSnapshot { last_index, offset, done, .. } => {
+            format!(" snap={last_index} off={offset} done={done}")
+        }
+        Body::InstallSnapshotResponse { last_index, next_offset, done } => {
+            format!(" snap={last_index} next={next_offset} done={done}")
+        }
+        _ => String::new(),
     }
 }
 
@@ -390,7 +448,9 @@ pub fn describe_action(action: &Action) -> String {
         Action::CompactLog { up_to } => format!("compact({up_to})"),
         Action::ResetLog { base_index } => format!("reset-log({base_index})"),
         Action::Sync { id } => format!("sync{}", id.0),
-        Action::Send(message) => format!("send({}→{})", message.body.kind(), message.to),
+        Action::Send(message) => {
+            format!("send({}→{}{})", message.body.kind(), message.to, describe_body(&message.body))
+        }
         Action::Apply { entries } => {
             format!("apply({}..{})", entries.first().map_or(0, |e| e.index.0), entries.last().map_or(0, |e| e.index.0))
         }

@@ -112,6 +112,9 @@ pub struct SimOptions {
     /// A deliberate driver bug, for testing that the checkers catch it: nodes
     /// are told their writes are durable before the fsync completes.
     pub driver_bug_ack_before_fsync: bool,
+    /// After convergence, require every node to serve a linearizable read (catches
+    /// nodes left refusing reads, e.g. by leaked pending reads).
+    pub liveness_reads: bool,
     /// A deliberate driver bug, for testing the linearizability check: client
     /// reads are served from the local store of whichever node they reach,
     /// without ReadIndex.
@@ -153,6 +156,7 @@ impl SimOptions {
             trace_file: None,
             driver_bug_ack_before_fsync: false,
             driver_bug_local_reads: false,
+            liveness_reads: true,
         }
     }
 
@@ -181,7 +185,7 @@ impl SimOptions {
         options.snapshot_chunk_bytes_max = *rng.pick(&[64, 512, 1 << 20]);
         if rng.chance(0.5) {
             // Small windows and batches: pipelining, backpressure and Busy paths.
-            options.append_entries_max = *rng.pick(&[1, 2, 8, 512]);
+            options.append_entries_max = *rng.pick(&[1, 4, 16, 512]);
             options.inflight_appends_max = *rng.pick(&[1, 2, 4, 32]);
             options.apply_entries_max = *rng.pick(&[1, 3, 1024]);
             options.pending_proposals_max = *rng.pick(&[2, 8, 65_536]);

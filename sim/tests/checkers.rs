@@ -190,3 +190,13 @@ fn entries_lost_everywhere_by_a_crash_are_forgotten_but_held_ones_are_not() {
     // (1, t1) is still held by n2: a different entry there is still a violation.
     assert!(checker.observe_append(NodeId(1), &[entry(1, 1, "x")], Some(Term(0))).is_err());
 }
+
+#[test]
+fn two_different_store_images_at_one_index_break_state_machine_safety() {
+    let mut applied = ApplyChecker::default();
+    applied.observe_store_image(NodeId(1), LogIndex(40), 0xabc).unwrap();
+    applied.observe_store_image(NodeId(2), LogIndex(40), 0xabc).unwrap();
+    applied.observe_store_image(NodeId(2), LogIndex(41), 0xdef).unwrap();
+    let violation = applied.observe_store_image(NodeId(3), LogIndex(40), 0x123).unwrap_err();
+    assert!(violation.detail.contains("n3's store image at i40 differs from n1's"), "{violation}");
+}

@@ -29,3 +29,87 @@ fn a_single_node_leads_only_once_its_vote_is_durable() {
     assert!(actions.iter().any(|action| matches!(action, Action::Sync { .. })), "the vote is being persisted");
     assert_ne!(node.role(), Role::Leader, "leader before the vote for its own term is durable");
 }
+
+/// Found by `sim explore --nodes 3` (seed 0x62a: 23 % loss, `pending_reads_max`
+/// = 2): a follower forwards a client read to the leader (ReadIndexRequest) and
+/// remembers it until the ReadIndexResponse arrives or the leader changes. If
+/// either message is lost, the read is never answered nor dropped: it occupies
+/// the pending-reads bound forever, and once `pending_reads_max` reads leaked
+/// the follower answers every read `Busy` for as long as the leader stays.
+/// (With the default bound of 65 536 this is a slow leak under message loss.)
+/// Expected: forwarded reads are retried or dropped after a timeout.
+/// Fixed in the core (aed1fa7: a forwarded read unanswered for an election
+/// timeout is answered dropped).
+#[test]
+fn a_follower_whose_forwarded_reads_were_lost_serves_reads_again() {
+    use raft_sm::Rejection;
+    use sim::{Cluster, Consistency, ReadAnswer, SimOptions, Who};
+    let mut options = SimOptions::new(31, 3);
+    options.verbose = false;
+    options.pending_reads_max = 2;
+    let mut cluster = Cluster::new(options);
+    cluster.run_until("a leader", |c| c.leader().is_some(), 10_000).unwrap();
+    cluster.run_for(1_000);
+    let leader = cluster.resolve(Who::Leader);
+    let follower = cluster.resolve(Who::Follower(0));
+    assert_eq!(cluster.node(follower).leader(), Some(leader));
+    // The follower's messages to the leader are lost; it still hears the leader.
+    cluster.set_link(follower, leader, false);
+    for _ in 0..2 {
+        let lost = cluster.read(follower, "k", Consistency::Linearizable);
+        assert!(matches!(lost, ReadAnswer::TimedOut | ReadAnswer::Dropped), "{lost:?}");
+    }
+    cluster.heal();
+    cluster.run_for(2_000);
+    assert_eq!(cluster.leader(), Some(leader), "the leader did not change");
+    let answer = cluster.read(follower, "k", Consistency::Linearizable);
+    assert_ne!(answer, ReadAnswer::Rejected(Rejection::Busy), "the lost reads still fill the bound");
+    assert_eq!(answer, ReadAnswer::Value(None));
+}
+
+/// Found by `sim explore --nodes 5 --clients 20 --duration-ms 60000` (seed
+/// 0x49589 before aed1fa7 changed its timeline; `append_entries_max` = 1,
+/// `inflight_appends_max` = 1): a new leader probes a follower that already
+/// holds the whole log, at its last index, and that probe is lost. A ReadIndex
+/// round then sends every follower an empty append; for a follower whose probe
+/// is paused it goes out with `prev = match_index`, which for a new leader is 0.
+/// Its success moves the follower from Probe to Replicate with
+/// `next = match + 1 = 1`, so the leader re-sends the whole log from index 1,
+/// one batch per round trip (1 311 entries took over 30 s in that run). With
+/// default batch sizes it costs bandwidth rather than liveness. Expected: a
+/// success for an empty append at `match_index` does not move `next_index`
+/// back below the probe position.
+#[test]
+fn a_lost_probe_does_not_make_a_new_leader_resend_the_whole_log() {
+    use raft_sm::kv::Command;
+    use sim::{Cluster, Consistency, SimOptions, Who, WriteAnswer};
+    let mut options = SimOptions::new(32, 5);
+    options.verbose = false;
+    options.append_entries_max = 1;
+    options.inflight_appends_max = 1;
+    let mut cluster = Cluster::new(options);
+    cluster.run_until("a leader", |c| c.leader().is_some(), 10_000).unwrap();
+    for i in 0..60 {
+        let answer = cluster.propose_and_wait(Who::Leader, &Command::set("k", i.to_string()), 5_000);
+        assert_eq!(answer, WriteAnswer::Applied(Ok(())));
+    }
+    cluster.run_for(1_000);
+    let old = cluster.resolve(Who::Leader);
+    let lagging = cluster.resolve(Who::Follower(0));
+    let log_len = cluster.node(lagging).last_log_index().0;
+    assert!(log_len > 60);
+    // The follower misses the new leader's probe...
+    cluster.isolate(lagging);
+    cluster.crash(old);
+    cluster.run_until("a new leader", |c| c.leader().is_some_and(|l| l != old), 10_000).unwrap();
+    cluster.run_for(300);
+    // ...and hears it again just as a read round starts.
+    cluster.connect(lagging);
+    let before = cluster.counters().messages("AppendEntries").count;
+    let _ = cluster.read(Who::Leader, "k", Consistency::Linearizable);
+    cluster.run_for(3_000);
+    let sent = cluster.counters().messages("AppendEntries").count - before;
+    // About 30 of them are the per-heartbeat probes to the crashed old leader;
+    // re-sending the log would add one per entry (61 here).
+    assert!(sent < 40, "{sent} appends: a {log_len}-entry log the follower already held was re-sent");
+}

@@ -2,6 +2,7 @@
 //! seeds differ, and the determinism-check mode compares two runs' hashes.
 
 use sim::explore::{determinism_check, RunPlan};
+use sim::options::WireFormat;
 use sim::{Cluster, SimOptions};
 
 fn swarm_trace_hash(seed: u64) -> (u64, u64) {
@@ -49,4 +50,22 @@ fn a_trace_written_to_a_file_has_one_line_per_event() {
     let _ = std::fs::remove_file(&path);
     assert!(text.lines().count() as u64 > summary.events / 2, "{} lines", text.lines().count());
     assert!(text.contains("n1") && text.contains("recv AppendEntries"), "{}", &text[..500.min(text.len())]);
+}
+
+#[test]
+fn the_wire_format_is_transparent_json_binary_and_plain_give_the_same_trace() {
+    let hashes: Vec<(u64, u64)> = [WireFormat::Json, WireFormat::Binary, WireFormat::Plain]
+        .into_iter()
+        .map(|wire| {
+            let mut options = SimOptions::swarm(11, 3, 4);
+            options.trace_hash = true;
+            options.wire = wire;
+            let mut cluster = Cluster::new(options);
+            cluster.run_for(4_000);
+            let summary = cluster.finish(30_000).expect("the run passes");
+            (summary.trace_hash, summary.events)
+        })
+        .collect();
+    assert_eq!(hashes[0], hashes[1], "JSON vs binary codec");
+    assert_eq!(hashes[1], hashes[2], "binary codec vs plain values");
 }

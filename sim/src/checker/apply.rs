@@ -8,10 +8,12 @@ use super::Violation;
 use raft_sm::{Entry, LogIndex, NodeId, Term};
 use std::collections::BTreeMap;
 
-/// The first entry applied at every index, and by whom.
+/// The first entry applied at every index, and by whom; the digest of the
+/// store's image at every index a snapshot was taken or installed at.
 #[derive(Default)]
 pub struct ApplyChecker {
     applied: BTreeMap<LogIndex, (Term, u64, NodeId)>,
+    images: BTreeMap<LogIndex, (u64, NodeId)>,
 }
 
 impl ApplyChecker {
@@ -29,6 +31,24 @@ impl ApplyChecker {
                     "{node} applied ({}, {}) but {first} applied a different entry ({}, {term}) there",
                     entry.index, entry.term, entry.index
                 ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// `node`'s store serialized to `digest` at `index` (it took a snapshot, or
+    /// installed one). Stores that applied the same log are equal, so every image
+    /// at one index is the same bytes (this catches a snapshot corrupted in
+    /// chunked transfer or restored wrongly).
+    pub fn observe_store_image(&mut self, node: NodeId, index: LogIndex, digest: u64) -> Result<(), Violation> {
+        match self.images.get(&index) {
+            None => {
+                self.images.insert(index, (digest, node));
+                Ok(())
+            }
+            Some(&(seen, first)) if seen != digest => Err(Violation::new(
+                "state machine safety",
+                format!("{node}'s store image at {index} differs from {first}'s ({digest:#x} vs {seen:#x})"),
             )),
             Some(_) => Ok(()),
         }

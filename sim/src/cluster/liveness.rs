@@ -34,6 +34,26 @@ impl Cluster {
                 ));
             }
         }
+        if self.options.liveness_reads {
+            for id in self.ids() {
+                // Refusals and drops are fine for a while (reads queued before the
+                // heal may still hold the pending bound): retry for up to 5 s.
+                let mut answer = ReadAnswer::TimedOut;
+                for _ in 0..25 {
+                    answer = self.read(id, "k0", Consistency::Linearizable);
+                    if matches!(answer, ReadAnswer::Value(_)) {
+                        break;
+                    }
+                    self.run_for(200);
+                }
+                if !matches!(answer, ReadAnswer::Value(_)) {
+                    return Err(self.failure(
+                        FailureKind::Liveness,
+                        format!("{id} cannot serve a linearizable read after convergence: {answer:?}"),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 

@@ -404,6 +404,11 @@ impl Cluster {
                     self.check_safety(result);
                 }
                 Effect::SnapshotRestored { .. } => {}
+                Effect::StoreImage { index: at, digest } => {
+                    let result = self.checker.apply.observe_store_image(id, at, digest);
+                    self.check_safety(result);
+                }
+                Effect::RecoveryRepair => self.counters.add("recovery_repairs", 1),
                 Effect::Note(note) => {
                     self.counters.note(&note);
                     self.notes.push((self.now_ms, id, note));
