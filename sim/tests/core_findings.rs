@@ -38,7 +38,7 @@ fn a_single_node_leads_only_once_its_vote_is_durable() {
 /// the follower answers every read `Busy` for as long as the leader stays.
 /// (With the default bound of 65 536 this is a slow leak under message loss.)
 /// Expected: forwarded reads are retried or dropped after a timeout.
-/// Fixed in the core (aed1fa7: a forwarded read unanswered for an election
+/// Fixed in the core (7f35c7d: a forwarded read unanswered for an election
 /// timeout is answered dropped).
 #[test]
 fn a_follower_whose_forwarded_reads_were_lost_serves_reads_again() {
@@ -68,7 +68,7 @@ fn a_follower_whose_forwarded_reads_were_lost_serves_reads_again() {
 }
 
 /// Found by `sim explore --nodes 5 --clients 20 --duration-ms 60000` (seed
-/// 0x49589 before aed1fa7 changed its timeline; `append_entries_max` = 1,
+/// 0x49589 before 7f35c7d changed its timeline; `append_entries_max` = 1,
 /// `inflight_appends_max` = 1): a new leader probes a follower that already
 /// holds the whole log, at its last index, and that probe is lost. A ReadIndex
 /// round then sends every follower an empty append; for a follower whose probe
