@@ -17,29 +17,9 @@ cleanup() {
   rm -rf "$WORK/raftkv"
 }
 trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-(cd "$ROOT" && cargo build --release -q -p node)
-bin="$ROOT/target/release/raftkv"
-kv=() raft=() peers=""
-for i in 0 1 2; do kv+=("$(free_port)"); raft+=("$(free_port)"); done
-for i in 0 1 2; do peers+="127.0.0.1:${raft[$i]},"; done
-for i in 0 1 2; do
-  KVSTORE_PORT=${kv[$i]} RAFT_PORT=${raft[$i]} NODE_ID="n$((i + 1))" PEERS="${peers%,}" PEER_IDS=n1,n2,n3 \
-    RAFT_DATA_DIR="$WORK/raftkv" RUST_LOG=warn "$bin" serve >"$WORK/n$((i + 1)).log" 2>&1 &
-  PIDS+=($!)
-done
-leader_pid=""
-for _ in $(seq 1 150); do
-  for i in 0 1 2; do
-    if curl -sf "http://127.0.0.1:${kv[$i]}/health" | grep -q '"state":"Leader"'; then
-      leader=${kv[$i]}; leader_pid=${PIDS[$i]}
-    fi
-  done
-  [ -n "$leader_pid" ] && break
-  sleep 0.2
-done
-[ -n "$leader_pid" ] || { echo "no leader" >&2; exit 1; }
-url="http://127.0.0.1:$leader"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+start_raftkv_cluster
 wrk -t2 -c16 -d2s -s "$ROOT/bench/wrk/raftkv-preload.lua" "$url" >/dev/null 2>&1 || true
 wrk -t2 -c"$CONNS" -d"${DURATION_S}s" --latency -s "$ROOT/bench/wrk/raftkv-$OP.lua" "$url" >"$WORK/wrk.txt" 2>&1 &
 wrk_pid=$!

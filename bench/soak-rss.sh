@@ -21,27 +21,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-(cd "$ROOT" && cargo build --release -q -p node)
-bin="$ROOT/target/release/raftkv"
-kv=() raft=() peers=""
-for i in 0 1 2; do kv+=("$(free_port)"); raft+=("$(free_port)"); done
-for i in 0 1 2; do peers+="127.0.0.1:${raft[$i]},"; done
-for i in 0 1 2; do
-  KVSTORE_PORT=${kv[$i]} RAFT_PORT=${raft[$i]} NODE_ID="n$((i + 1))" PEERS="${peers%,}" PEER_IDS=n1,n2,n3 \
-    RAFT_DATA_DIR="$WORK/raftkv" RUST_LOG=warn "$bin" serve >"$WORK/n$((i + 1)).log" 2>&1 &
-  PIDS+=($!)
-done
-leader=""
-for _ in $(seq 1 150); do
-  for i in 0 1 2; do
-    curl -sf "http://127.0.0.1:${kv[$i]}/health" | grep -q '"state":"Leader"' && leader=${kv[$i]}
-  done
-  [ -n "$leader" ] && break
-  sleep 0.2
-done
-[ -n "$leader" ] || { echo "no leader" >&2; exit 1; }
-url="http://127.0.0.1:$leader"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+start_raftkv_cluster
 rss() { awk '/VmRSS/ {printf "%d", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
 snapshot_count() { curl -sf "$url/metrics" | awk '$1 == "raftkv_snapshots_saved_total" {print $2}'; }
 applied() { curl -sf "$url/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["appliedIndex"])'; }
