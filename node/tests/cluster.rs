@@ -272,12 +272,7 @@ async fn a_full_cluster_restart_keeps_the_data() {
     }
     cluster.put("r3", "overwritten", ACK_WITHIN).await.unwrap();
     acked.insert("r3".into(), "overwritten".into());
-    for i in 0..3 {
-        cluster.kill(i);
-    }
-    for i in 0..3 {
-        cluster.spawn(i);
-    }
+    cluster.restart_all();
     cluster.wait_leader(LEADER_WITHIN).await;
     assert_all_readable(&cluster, &acked).await;
     for i in 0..3 {
@@ -324,12 +319,7 @@ async fn snapshots_compact_the_log_and_survive_restart() {
     assert!(cluster.log_text(leader).contains("SNAPSHOT taken index="));
 
     // Everything survives a full restart from snapshot + log.
-    for i in 0..3 {
-        cluster.kill(i);
-    }
-    for i in 0..3 {
-        cluster.spawn(i);
-    }
+    cluster.restart_all();
     cluster.wait_leader(LEADER_WITHIN).await;
     assert_all_readable(&cluster, &acked).await;
     for i in 0..3 {

@@ -255,12 +255,7 @@ async fn s1_snapshot_survives_a_full_cluster_restart() {
         })
         .await;
     }
-    for i in 0..3 {
-        cluster.kill(i);
-    }
-    for i in 0..3 {
-        cluster.spawn(i);
-    }
+    cluster.restart_all();
     cluster.wait_leader(LEADER_WITHIN).await;
     for i in 0..3 {
         assert!(status(&cluster, i).await["logBaseIndex"].as_u64().unwrap() > 0, "node {i} restored a snapshot");

@@ -151,6 +151,16 @@ impl Cluster {
         }
     }
 
+    /// Crashes every node (kill -9), then starts them all again on their data directories.
+    pub fn restart_all(&self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+        for i in 0..self.nodes.len() {
+            self.spawn(i);
+        }
+    }
+
     pub fn url(&self, i: usize) -> String {
         format!("http://127.0.0.1:{}", self.nodes[i].port)
     }
