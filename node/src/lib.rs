@@ -7,7 +7,7 @@
 //!
 //! One file per concern: [`config`] (flags and environment), [`wal`] (segments,
 //! framing), [`storage`] (snapshot files, recovery, the WAL thread), [`driver`]
-//! (the loop), [`transport`] (peer senders), [`api`] (client API and Raft RPC),
+//! (the loop), [`transport`] (peer senders), [`frames`] (message framing on peer streams), [`api`] (client API and Raft RPC),
 //! [`metrics`], [`server`] (wiring), [`cli`], [`client_cmd`], [`cluster_cmd`].
 
 pub mod api;
@@ -16,6 +16,7 @@ pub mod client_cmd;
 pub mod cluster_cmd;
 pub mod config;
 pub mod driver;
+pub mod frames;
 pub mod metrics;
 pub mod server;
 pub mod storage;

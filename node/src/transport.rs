@@ -3,18 +3,26 @@
 //!
 //! The driver hands each outgoing message to its peer's bounded queue and moves on
 //! (a full queue drops the message: Raft retries on the next heartbeat). The
-//! sender task takes everything queued, posts it as one batch to the peer's
-//! `POST /raft/message` (binary, see [`encode`]) over a kept-alive HTTP/1.1 connection, and repeats. One
-//! batch is in flight per peer at a time, so messages arrive in order, and all
-//! appends queued meanwhile travel together in the next batch (pipelining by
-//! batching). Replies are messages of their own, sent back the same way.
+//! sender task keeps one long-lived stream to its peer: a `POST /raft/stream`
+//! upgraded to a raw byte stream (so it passes the same token check as every
+//! Raft request), on which messages travel as length-prefixed frames
+//! ([`crate::frames`]). The sender takes everything queued, writes it in one
+//! go and repeats without waiting for any answer: appends are pipelined, TCP
+//! keeps them in order and supplies the back-pressure. Replies are messages of
+//! their own, on the stream the other node keeps to us. A write error, a write
+//! that stalls past the RPC timeout, or the peer closing the stream drops the
+//! connection; the next message reconnects. `POST /raft/message` still accepts
+//! batches ([`encode`]) for tools and debugging.
 
 use crate::config::{NodeConfig, PeerConfig};
+use crate::frames::{decode_frames, encode_frames};
 use crate::metrics::Metrics;
 use raft_sm::{Message, NodeId};
+use reqwest::header::{CONNECTION, UPGRADE};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// Header carrying the cluster token.
@@ -23,6 +31,8 @@ pub const TOKEN_HEADER: &str = "x-raft-token";
 pub const FROM_HEADER: &str = "x-raftkv-from";
 /// Header carrying the sender's client URL (learned for leader hints).
 pub const CLIENT_URL_HEADER: &str = "x-raftkv-client-url";
+/// The `Upgrade` protocol of a peer stream.
+pub const STREAM_PROTOCOL: &str = "raftkv-stream/1";
 
 /// Messages queued per peer before new ones are dropped.
 const QUEUE_MESSAGES_MAX: usize = 4096;
@@ -39,12 +49,7 @@ const BATCH_MAGIC: u8 = 0xB7;
 pub fn encode(messages: &[Message]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + messages.len() * 64);
     out.push(BATCH_MAGIC);
-    for message in messages {
-        let bytes = raft_sm::wire::encode_message(message);
-        let len = u32::try_from(bytes.len()).expect("message shorter than 4 GiB");
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&bytes);
-    }
+    encode_frames(messages, &mut out);
     out
 }
 
@@ -53,18 +58,11 @@ pub fn encode(messages: &[Message]) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Vec<Message>, String> {
     match bytes.first() {
         Some(&BATCH_MAGIC) => {
-            let mut messages = Vec::new();
-            let mut at = 1;
-            while at < bytes.len() {
-                let len = bytes
-                    .get(at..at + 4)
-                    .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
-                    .ok_or("truncated message length")?;
-                let body = bytes.get(at + 4..at + 4 + len).ok_or("truncated message")?;
-                messages.push(raft_sm::wire::decode_message(body).map_err(|e| e.to_string())?);
-                at += 4 + len;
+            let decoded = decode_frames(&bytes[1..])?;
+            if decoded.consumed != bytes.len() - 1 {
+                return Err("truncated message".into());
             }
-            Ok(messages)
+            Ok(decoded.messages)
         }
         _ => {
             #[derive(serde::Deserialize)]
@@ -99,11 +97,12 @@ pub struct Transport {
 impl Transport {
     /// Starts one sender task per peer.
     pub fn start(config: &NodeConfig, metrics: Arc<Metrics>) -> Transport {
+        // No overall request timeout: it would also bound the upgraded stream's life.
+        // The handshake and every write are bounded by `rpc_timeout` instead.
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(config.rpc_timeout_ms.min(1_000)))
-            .timeout(Duration::from_millis(config.rpc_timeout_ms))
-            .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            .http1_only()
             .build()
             .expect("build the HTTP client");
         let mut queues = HashMap::new();
@@ -112,11 +111,12 @@ impl Transport {
             queues.insert(peer.id, tx);
             let sender = PeerSender {
                 peer: peer.clone(),
-                url: format!("{}/raft/message", peer.raft_url),
+                url: format!("{}/raft/stream", peer.raft_url),
                 client: client.clone(),
                 token: config.cluster_token.clone(),
                 from: config.name.clone(),
                 client_url: config.client_url.clone(),
+                rpc_timeout: Duration::from_millis(config.rpc_timeout_ms),
                 metrics: metrics.clone(),
             };
             tokio::spawn(sender.run(rx));
@@ -151,64 +151,128 @@ struct PeerSender {
     token: Option<String>,
     from: String,
     client_url: String,
+    rpc_timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
+/// The stream to a peer: an upgraded HTTP/1.1 connection.
+type PeerStream = reqwest::Upgraded;
+
 impl PeerSender {
     async fn run(self, mut rx: mpsc::Receiver<Message>) {
+        let mut stream: Option<PeerStream> = None;
         let mut reachable = true;
         let mut batch = Vec::with_capacity(BATCH_MESSAGES_MAX);
-        while let Some(first) = rx.recv().await {
+        let mut bytes = Vec::new();
+        loop {
+            let Some(first) = self.next_message(&mut rx, &mut stream).await else {
+                return; // The driver is gone.
+            };
+            if stream.is_none() {
+                match self.connect().await {
+                    Ok(connected) => {
+                        tracing::debug!(peer = %self.peer.name, "stream to peer open");
+                        stream = Some(connected);
+                    }
+                    Err(error) => {
+                        if reachable {
+                            reachable = false;
+                            tracing::warn!(peer = %self.peer.name, url = %self.url, %error, "peer unreachable; messages to it are dropped until it answers");
+                        }
+                        // Do not spin on a dead peer: drop what piled up meanwhile and pause briefly.
+                        self.metrics.messages_dropped.inc();
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        while rx.try_recv().is_ok() {
+                            self.metrics.messages_dropped.inc();
+                        }
+                        continue;
+                    }
+                }
+            }
             batch.clear();
+            let mut batch_bytes = payload_bytes(&first);
             batch.push(first);
-            let mut bytes = payload_bytes(&batch[0]);
-            while batch.len() < BATCH_MESSAGES_MAX && bytes < BATCH_BYTES_MAX {
+            while batch.len() < BATCH_MESSAGES_MAX && batch_bytes < BATCH_BYTES_MAX {
                 match rx.try_recv() {
                     Ok(message) => {
-                        bytes += payload_bytes(&message);
+                        batch_bytes += payload_bytes(&message);
                         batch.push(message);
                     }
                     Err(_) => break,
                 }
             }
-            let mut request = self
-                .client
-                .post(&self.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                .header(FROM_HEADER, &self.from)
-                .header(CLIENT_URL_HEADER, &self.client_url)
-                .body(encode(&batch));
-            if let Some(token) = &self.token {
-                request = request.header(TOKEN_HEADER, token);
-            }
-            let outcome = match request.send().await {
-                Ok(response) if response.status().is_success() => Ok(()),
-                Ok(response) => Err(format!("HTTP {}", response.status())),
-                Err(error) => Err(error.to_string()),
-            };
-            match outcome {
-                Ok(()) => {
-                    for _ in 0..batch.len() {
-                        self.metrics.messages_sent.inc();
-                    }
+            bytes.clear();
+            encode_frames(&batch, &mut bytes);
+            let connection = stream.as_mut().expect("connected above");
+            let written = tokio::time::timeout(self.rpc_timeout, async {
+                connection.write_all(&bytes).await?;
+                connection.flush().await
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => {
+                    self.metrics.messages_sent.add(batch.len() as u64);
                     if !reachable {
                         reachable = true;
                         tracing::info!(peer = %self.peer.name, "peer reachable again");
                     }
                 }
-                Err(error) => {
-                    if reachable {
-                        reachable = false;
-                        tracing::warn!(peer = %self.peer.name, url = %self.url, %error, "peer unreachable; messages to it are dropped until it answers");
-                    }
-                    // Do not spin on a dead peer: drop what piled up meanwhile and pause briefly.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    while rx.try_recv().is_ok() {
-                        self.metrics.messages_dropped.inc();
-                    }
+                Ok(Err(error)) => {
+                    tracing::debug!(peer = %self.peer.name, %error, "stream to peer broken; reconnecting");
+                    self.metrics.messages_dropped.add(batch.len() as u64);
+                    stream = None;
+                }
+                Err(_) => {
+                    tracing::warn!(peer = %self.peer.name, "stream to peer stalled past the RPC timeout; reconnecting");
+                    self.metrics.messages_dropped.add(batch.len() as u64);
+                    stream = None;
                 }
             }
         }
+    }
+
+    /// The next queued message. While idle, also watches the stream: the peer
+    /// never writes on it, so anything readable means it closed (it restarted or
+    /// stopped), and the connection is dropped at once rather than on the next
+    /// failed write, which would lose that write's messages.
+    async fn next_message(&self, rx: &mut mpsc::Receiver<Message>, stream: &mut Option<PeerStream>) -> Option<Message> {
+        loop {
+            let Some(connection) = stream.as_mut() else {
+                return rx.recv().await;
+            };
+            let mut probe = [0u8; 1];
+            tokio::select! {
+                message = rx.recv() => return message,
+                _ = connection.read(&mut probe) => {
+                    tracing::debug!(peer = %self.peer.name, "peer closed the stream");
+                    *stream = None;
+                }
+            }
+        }
+    }
+
+    /// Opens the stream: `POST /raft/stream` with `Upgrade`, expecting `101`.
+    async fn connect(&self) -> Result<PeerStream, String> {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header(CONNECTION, "upgrade")
+            .header(UPGRADE, STREAM_PROTOCOL)
+            .header(FROM_HEADER, &self.from)
+            .header(CLIENT_URL_HEADER, &self.client_url);
+        if let Some(token) = &self.token {
+            request = request.header(TOKEN_HEADER, token);
+        }
+        let handshake = async {
+            let response = request.send().await.map_err(|error| error.to_string())?;
+            if response.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                return Err(format!("HTTP {status} instead of a stream: {body}"));
+            }
+            response.upgrade().await.map_err(|error| error.to_string())
+        };
+        tokio::time::timeout(self.rpc_timeout, handshake).await.map_err(|_| "handshake timed out".to_owned())?
     }
 }
 

@@ -368,6 +368,55 @@ async fn the_cluster_token_rejects_a_bad_caller() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_stream_needs_the_token_an_upgrade_and_a_peer_name_and_carries_only_its_messages() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = Cluster::start(Options { token: Some("s3cret-token".into()), ..Options::default() });
+    let leader = cluster.wait_leader(LEADER_WITHIN).await;
+    let term_before = cluster.health(leader).await.unwrap()["term"].as_u64().unwrap();
+    let peer = (leader + 1) % cluster.nodes.len();
+    let url = format!("{}/raft/stream", cluster.raft_url(leader));
+    let open = |token: Option<&str>, upgrade: bool, from: &str| {
+        let mut request = cluster.http.post(&url).header("x-raftkv-from", from);
+        if let Some(token) = token {
+            request = request.header("x-raft-token", token);
+        }
+        if upgrade {
+            request = request.header("connection", "upgrade").header("upgrade", "raftkv-stream/1");
+        }
+        request.send()
+    };
+    let peer_name = cluster.nodes[peer].name.clone();
+    assert_eq!(open(None, true, &peer_name).await.unwrap().status(), 401);
+    assert_eq!(open(Some("s3cret-token"), false, &peer_name).await.unwrap().status(), 426);
+    assert_eq!(open(Some("s3cret-token"), true, "stranger").await.unwrap().status(), 403);
+
+    // A real stream in the peer's name: a message claiming another sender (with a
+    // term that would depose the leader) makes the leader drop the stream unread.
+    let response = open(Some("s3cret-token"), true, &peer_name).await.unwrap();
+    assert_eq!(response.status(), 101);
+    let mut stream = response.upgrade().await.unwrap();
+    let forged = raft_sm::Message {
+        from: raft_sm::NodeId(u64::MAX),
+        to: raft_sm::NodeId(0),
+        term: raft_sm::Term(term_before + 100),
+        body: raft_sm::Body::TimeoutNow,
+    };
+    let mut bytes = Vec::new();
+    node::frames::encode_frames(&[forged], &mut bytes);
+    stream.write_all(&bytes).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("the leader closes the stream");
+    assert!(matches!(read, Ok(0) | Err(_)), "the stream was closed: {read:?}");
+    let health = cluster.health(leader).await.unwrap();
+    assert_eq!(health["state"], "Leader");
+    assert!(health["term"].as_u64().unwrap() < term_before + 100);
+    // The genuine peers still replicate over their own streams.
+    cluster.put("after-forgery", "1", ACK_WITHIN).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_inputs_get_the_documented_answers() {
     let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
     cluster.wait_leader(LEADER_WITHIN).await;

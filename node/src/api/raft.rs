@@ -1,7 +1,10 @@
-//! The Raft RPC on `RAFT_PORT`. Every endpoint that takes messages accepts one
-//! message or a batch (the encoding of [`crate::transport::encode`]); replies
-//! travel as messages of their own, so a POST answers `204` once the messages are
-//! queued for the driver. `GET /raft/status` shows the core's state.
+//! The Raft RPC on `RAFT_PORT`. Peers send on `POST /raft/stream`, upgraded to
+//! a long-lived stream of message frames ([`crate::frames`]); a task per stream
+//! reads batches and queues them for the driver. The other endpoints that take
+//! messages accept one message or a batch (the encoding of
+//! [`crate::transport::encode`]), for tools and debugging; replies travel as
+//! messages of their own, so a POST answers `204` once the messages are queued
+//! for the driver. `GET /raft/status` shows the core's state.
 //!
 //! With a cluster token configured, every request must carry it in
 //! `X-Raft-Token` (compared in constant time) or gets `401`. Messages from ids
@@ -10,14 +13,16 @@
 use super::{role_name, ApiError, AppState};
 use crate::config::node_id_of;
 use crate::driver::Input;
-use crate::transport::{constant_time_eq, decode, CLIENT_URL_HEADER, FROM_HEADER, TOKEN_HEADER};
-use axum::body::Bytes;
+use crate::frames::FrameReader;
+use crate::transport::{constant_time_eq, decode, CLIENT_URL_HEADER, FROM_HEADER, STREAM_PROTOCOL, TOKEN_HEADER};
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use raft_sm::{Message, NodeId};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -27,6 +32,7 @@ const BODY_BYTES_MAX: usize = 256 << 20;
 /// The Raft routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/raft/stream", post(stream))
         .route("/raft/message", post(messages))
         .route("/raft/requestvote", post(messages))
         .route("/raft/appendentries", post(messages))
@@ -51,35 +57,104 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     next.run(request).await
 }
 
-async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
-    let messages = decode(&body).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_message", message))?;
+/// Refuses a message that is not from a configured peer or not for this node.
+fn check_message(state: &AppState, message: &Message) -> Result<(), String> {
     let config = &state.directory.config;
-    for message in &messages {
-        let known = config.peers.iter().any(|peer| peer.id == message.from);
-        if !known || message.to != config.id {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "unknown_node",
-                format!(
-                    "message from {} to {} rejected: the sender is not a peer of {} or the message is not for it",
-                    message.from, message.to, config.name
-                ),
-            ));
-        }
+    let known = config.peers.iter().any(|peer| peer.id == message.from);
+    if known && message.to == config.id {
+        return Ok(());
     }
-    if let (Some(from), Some(url)) = (
-        headers.get(FROM_HEADER).and_then(|v| v.to_str().ok()),
-        headers.get(CLIENT_URL_HEADER).and_then(|v| v.to_str().ok()),
-    ) {
-        let id = node_id_of(from);
-        if config.peers.iter().any(|peer| peer.id == id) && url.starts_with("http") {
+    Err(format!(
+        "message from {} to {} rejected: the sender is not a peer of {} or the message is not for it",
+        message.from, message.to, config.name
+    ))
+}
+
+/// The peer a request comes from (by its `X-Raftkv-From` name), if it is one;
+/// learns the client URL it announces.
+fn sending_peer(state: &AppState, headers: &HeaderMap) -> Option<NodeId> {
+    let config = &state.directory.config;
+    let id = node_id_of(headers.get(FROM_HEADER)?.to_str().ok()?);
+    if !config.peers.iter().any(|peer| peer.id == id) {
+        return None;
+    }
+    if let Some(url) = headers.get(CLIENT_URL_HEADER).and_then(|v| v.to_str().ok()) {
+        if url.starts_with("http") {
             state.directory.learn(id, url);
         }
     }
+    Some(id)
+}
+
+async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+    let messages = decode(&body).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_message", message))?;
+    for message in &messages {
+        check_message(&state, message)
+            .map_err(|problem| ApiError::new(StatusCode::FORBIDDEN, "unknown_node", problem))?;
+    }
+    sending_peer(&state, &headers);
     if state.inputs.send(Input::Messages(messages)).await.is_err() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down"));
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /raft/stream` with `Upgrade: raftkv-stream/1`: answers `101` and reads
+/// the peer's frames until it closes the stream.
+async fn stream(State(state): State<AppState>, mut request: Request) -> Result<axum::response::Response, ApiError> {
+    let upgrade = request.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok());
+    if upgrade != Some(STREAM_PROTOCOL) {
+        return Err(ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            format!("POST /raft/stream needs `Connection: upgrade` and `Upgrade: {STREAM_PROTOCOL}`"),
+        ));
+    }
+    let Some(peer) = sending_peer(&state, request.headers()) else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unknown_node",
+            format!("a stream needs an {FROM_HEADER} header naming a peer of {}", state.directory.config.name),
+        ));
+    };
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => read_stream(state, peer, hyper_util::rt::TokioIo::new(upgraded)).await,
+            Err(error) => tracing::warn!(%error, "peer stream upgrade failed"),
+        }
+    });
+    Ok(axum::response::Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, STREAM_PROTOCOL)
+        .body(Body::empty())
+        .expect("a valid response"))
+}
+
+/// Feeds a peer stream's batches to the driver until the stream ends, breaks,
+/// or carries a message that is not the peer's.
+async fn read_stream<R: tokio::io::AsyncRead + Unpin>(state: AppState, peer: NodeId, io: R) {
+    let name = state.directory.name(peer);
+    let mut frames = FrameReader::new(io);
+    loop {
+        let messages = match frames.next_batch().await {
+            Ok(Some(messages)) => messages,
+            Ok(None) => return tracing::debug!(peer = %name, "peer stream closed"),
+            Err(error) => return tracing::warn!(peer = %name, %error, "peer stream broken; dropping it"),
+        };
+        for message in &messages {
+            if message.from != peer {
+                return tracing::warn!(peer = %name, from = %message.from, "message from another node on a peer's stream; dropping the stream");
+            }
+            if let Err(problem) = check_message(&state, message) {
+                return tracing::warn!(peer = %name, "{problem}; dropping the stream");
+            }
+        }
+        if state.inputs.send(Input::Messages(messages)).await.is_err() {
+            return; // Shutting down.
+        }
+    }
 }
 
 async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
