@@ -74,22 +74,29 @@ pub enum StorageError {
 }
 
 /// Writes `snapshot` atomically: temp file, fsync, rename, directory fsync.
+/// The body is the header (index, term, voters) followed by the data; the data
+/// is checksummed and written where it is, never copied.
 pub fn save_snapshot(dir: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    let mut body = Vec::with_capacity(snapshot.data.len() + 64);
-    body.extend_from_slice(&snapshot.last_index.0.to_le_bytes());
-    body.extend_from_slice(&snapshot.last_term.0.to_le_bytes());
-    body.extend_from_slice(&(snapshot.voters.len() as u64).to_le_bytes());
+    let mut header = Vec::with_capacity(24 + 8 * snapshot.voters.len());
+    header.extend_from_slice(&snapshot.last_index.0.to_le_bytes());
+    header.extend_from_slice(&snapshot.last_term.0.to_le_bytes());
+    header.extend_from_slice(&(snapshot.voters.len() as u64).to_le_bytes());
     for voter in &snapshot.voters {
-        body.extend_from_slice(&voter.0.to_le_bytes());
+        header.extend_from_slice(&voter.0.to_le_bytes());
     }
-    body.extend_from_slice(&snapshot.data);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header);
+    crc.update(&snapshot.data);
+    let mut prefix = Vec::with_capacity(20 + header.len());
+    prefix.extend_from_slice(SNAPSHOT_MAGIC);
+    prefix.extend_from_slice(&crc.finalize().to_le_bytes());
+    prefix.extend_from_slice(&((header.len() + snapshot.data.len()) as u64).to_le_bytes());
+    prefix.extend_from_slice(&header);
     let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
     {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(SNAPSHOT_MAGIC)?;
-        file.write_all(&crc32fast::hash(&body).to_le_bytes())?;
-        file.write_all(&(body.len() as u64).to_le_bytes())?;
-        file.write_all(&body)?;
+        file.write_all(&prefix)?;
+        file.write_all(&snapshot.data)?;
         file.sync_all()?;
     }
     std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
@@ -129,7 +136,9 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
     if voters.len() != voter_count {
         return Err(fail("truncated voter list"));
     }
-    let data = body[24 + 8 * voter_count..].to_vec();
+    // The data is the rest of the file: keep its buffer instead of copying it.
+    let mut data = bytes;
+    data.drain(..20 + 24 + 8 * voter_count);
     Ok(Some(Snapshot { last_index, last_term, voters, data }))
 }
 
