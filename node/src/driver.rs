@@ -183,6 +183,9 @@ pub struct Driver {
     reads: HashMap<u64, (String, oneshot::Sender<ReadReply>)>,
     events: VecDeque<Event>,
     known_leader: Option<NodeId>,
+    /// The index of the snapshot the state machine last produced: the core's
+    /// `SaveSnapshot` of it may be written in the background (see `WriteOp`).
+    taken_snapshot: Option<LogIndex>,
 }
 
 fn timer_slot(kind: TimerKind) -> usize {
@@ -215,6 +218,7 @@ impl Driver {
             reads: HashMap::new(),
             events: VecDeque::new(),
             known_leader: None,
+            taken_snapshot: None,
         }
     }
 
@@ -418,7 +422,11 @@ impl Driver {
             Action::PersistHardState(hard_state) => self.batch.ops.push(WriteOp::HardState(hard_state)),
             Action::TruncateLog { from } => self.batch.ops.push(WriteOp::Truncate(from)),
             Action::AppendLog { entries } => self.batch.ops.push(WriteOp::Append(entries)),
-            Action::SaveSnapshot(snapshot) => self.batch.ops.push(WriteOp::SaveSnapshot(snapshot)),
+            Action::SaveSnapshot(snapshot) => {
+                // Any other snapshot came from the leader and is written in order.
+                let background = self.taken_snapshot.take() == Some(snapshot.last_index);
+                self.batch.ops.push(WriteOp::SaveSnapshot { snapshot, background });
+            }
             Action::CompactLog { up_to } => self.batch.ops.push(WriteOp::Compact(up_to)),
             Action::ResetLog { base_index } => self.batch.ops.push(WriteOp::Reset(base_index)),
             Action::Sync { id } => self.batch.sync = Some(id),
@@ -464,8 +472,9 @@ impl Driver {
                 }
             }
             Action::TakeSnapshot => {
-                let data = self.kv.snapshot();
-                self.events.push_back(Event::SnapshotTaken { index: self.kv.applied_index(), data });
+                let (index, data) = (self.kv.applied_index(), self.kv.snapshot());
+                self.taken_snapshot = Some(index);
+                self.events.push_back(Event::SnapshotTaken { index, data });
             }
             Action::ProposalResult { id, outcome } => match outcome {
                 ProposalOutcome::Accepted { index, term } => {

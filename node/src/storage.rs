@@ -11,14 +11,24 @@
 //! thread that executes the core's write actions with group commit: it drains
 //! every queued batch, writes them, calls `fdatasync` once and reports the last
 //! sync id.
+//!
+//! Snapshots the node took itself are written on a thread of their own: the log
+//! still holds every entry they cover until they are durable (their compaction
+//! waits), so no write has to wait for a multi-MiB write and fsync. A snapshot
+//! installed from the leader replaces log entries (a log reset may follow it)
+//! and is acknowledged after the next sync, so it is written in order, on the
+//! WAL thread.
 
 use crate::metrics::Metrics;
 use crate::wal::{sync_dir, Record, Wal, WalError};
 use raft_sm::{Entry, HardState, LogIndex, NodeId, PersistId, RestoredState, Snapshot, Term};
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"RKVSNAPF";
@@ -33,7 +43,15 @@ pub enum WriteOp {
     /// `Action::AppendLog`.
     Append(Vec<Entry>),
     /// `Action::SaveSnapshot`.
-    SaveSnapshot(Snapshot),
+    SaveSnapshot {
+        /// The snapshot.
+        snapshot: Snapshot,
+        /// The node took it itself (`Action::TakeSnapshot`): the log holds its
+        /// entries, so it may become durable later, off the WAL thread. False for
+        /// a snapshot installed from the leader, which must be durable at the
+        /// next sync.
+        background: bool,
+    },
     /// `Action::CompactLog`.
     Compact(LogIndex),
     /// `Action::ResetLog`.
@@ -74,22 +92,29 @@ pub enum StorageError {
 }
 
 /// Writes `snapshot` atomically: temp file, fsync, rename, directory fsync.
+/// The body is the header (index, term, voters) followed by the data; the data
+/// is checksummed and written where it is, never copied.
 pub fn save_snapshot(dir: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    let mut body = Vec::with_capacity(snapshot.data.len() + 64);
-    body.extend_from_slice(&snapshot.last_index.0.to_le_bytes());
-    body.extend_from_slice(&snapshot.last_term.0.to_le_bytes());
-    body.extend_from_slice(&(snapshot.voters.len() as u64).to_le_bytes());
+    let mut header = Vec::with_capacity(24 + 8 * snapshot.voters.len());
+    header.extend_from_slice(&snapshot.last_index.0.to_le_bytes());
+    header.extend_from_slice(&snapshot.last_term.0.to_le_bytes());
+    header.extend_from_slice(&(snapshot.voters.len() as u64).to_le_bytes());
     for voter in &snapshot.voters {
-        body.extend_from_slice(&voter.0.to_le_bytes());
+        header.extend_from_slice(&voter.0.to_le_bytes());
     }
-    body.extend_from_slice(&snapshot.data);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header);
+    crc.update(&snapshot.data);
+    let mut prefix = Vec::with_capacity(20 + header.len());
+    prefix.extend_from_slice(SNAPSHOT_MAGIC);
+    prefix.extend_from_slice(&crc.finalize().to_le_bytes());
+    prefix.extend_from_slice(&((header.len() + snapshot.data.len()) as u64).to_le_bytes());
+    prefix.extend_from_slice(&header);
     let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
     {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(SNAPSHOT_MAGIC)?;
-        file.write_all(&crc32fast::hash(&body).to_le_bytes())?;
-        file.write_all(&(body.len() as u64).to_le_bytes())?;
-        file.write_all(&body)?;
+        file.write_all(&prefix)?;
+        file.write_all(&snapshot.data)?;
         file.sync_all()?;
     }
     std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
@@ -129,7 +154,9 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
     if voters.len() != voter_count {
         return Err(fail("truncated voter list"));
     }
-    let data = body[24 + 8 * voter_count..].to_vec();
+    // The data is the rest of the file: keep its buffer instead of copying it.
+    let mut data = bytes;
+    data.drain(..20 + 24 + 8 * voter_count);
     Ok(Some(Snapshot { last_index, last_term, voters, data }))
 }
 
@@ -200,86 +227,287 @@ pub fn recover(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, RestoredState
 /// Where the writer thread reports completed syncs.
 pub type PersistedSender = tokio::sync::mpsc::UnboundedSender<PersistId>;
 
+/// How a snapshot file is written (a parameter so that tests can hold it back).
+type SaveFn = Box<dyn Fn(&Path, &Snapshot) -> std::io::Result<()> + Send>;
+
+/// How long the idle WAL thread waits for a batch while a background snapshot
+/// is being written, before it looks whether the snapshot's compaction may run.
+const SNAPSHOT_POLL: Duration = Duration::from_millis(20);
+
 /// Starts the writer thread. Batches sent to the returned channel are executed in
 /// order; after each fsync the last sync id is sent to `persisted`. An IO error is
 /// fatal (a failed fsync leaves the page cache in an unknown state): the process
 /// logs it and exits with code 1.
 pub fn spawn_writer(
     dir: PathBuf,
-    mut wal: Wal,
+    wal: Wal,
     lock: std::fs::File,
     persisted: PersistedSender,
     metrics: Arc<Metrics>,
-) -> std::sync::mpsc::Sender<WriteBatch> {
+) -> Sender<WriteBatch> {
     let (tx, rx) = std::sync::mpsc::channel::<WriteBatch>();
     std::thread::Builder::new()
         .name("raftkv-wal".into())
         .spawn(move || {
             let _lock = lock;
-            while let Ok(first) = rx.recv() {
-                let mut batches = vec![first];
-                while let Ok(more) = rx.try_recv() {
-                    batches.push(more);
-                }
-                if let Err(error) = write_batches(&dir, &mut wal, batches, &persisted, &metrics) {
+            let mut writer = WalWriter::new(dir, wal, persisted, metrics, Box::new(save_snapshot));
+            while let Some(batches) = next_batches(&rx, writer.snapshots.in_flight > 0) {
+                if let Err(error) = writer.write_batches(batches) {
                     tracing::error!(%error, "storage failure; stopping the node");
                     std::process::exit(1);
                 }
             }
             // The driver is gone: make whatever is buffered durable.
-            if wal.has_buffered() {
-                let _ = wal.sync();
-            }
+            let _ = writer.finish();
         })
         .expect("spawn the WAL thread");
     tx
 }
 
-fn write_batches(
-    dir: &Path,
-    wal: &mut Wal,
-    batches: Vec<WriteBatch>,
-    persisted: &PersistedSender,
-    metrics: &Metrics,
-) -> Result<(), StorageError> {
-    let mut last_sync = None;
-    let mut compact_to = None;
-    for batch in batches {
-        for op in batch.ops {
-            match op {
-                WriteOp::HardState(hard_state) => wal.append(&Record::HardState(hard_state)),
-                WriteOp::Truncate(from) => wal.append(&Record::Truncate { from }),
-                WriteOp::Append(entries) => {
-                    for entry in entries {
-                        wal.append(&Record::Entry(entry));
+/// Waits for a batch and drains the ones queued behind it; `None` once the
+/// driver is gone. While `snapshot_in_flight`, waits at most [`SNAPSHOT_POLL`]
+/// and may return no batch, so that an idle node still compacts its log.
+fn next_batches(rx: &Receiver<WriteBatch>, snapshot_in_flight: bool) -> Option<Vec<WriteBatch>> {
+    let first = if snapshot_in_flight {
+        match rx.recv_timeout(SNAPSHOT_POLL) {
+            Ok(batch) => batch,
+            Err(RecvTimeoutError::Timeout) => return Some(Vec::new()),
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    } else {
+        rx.recv().ok()?
+    };
+    let mut batches = vec![first];
+    while let Ok(more) = rx.try_recv() {
+        batches.push(more);
+    }
+    Some(batches)
+}
+
+/// The WAL thread's state: the log, the snapshot thread, and the compactions
+/// that wait for its snapshots.
+struct WalWriter {
+    dir: PathBuf,
+    wal: Wal,
+    snapshots: SnapshotWriter,
+    /// Background snapshots seen so far, and how many of them are durable.
+    snapshots_queued: u64,
+    snapshots_durable: u64,
+    /// Compactions not yet done: (background snapshots that must be durable
+    /// first, the index up to which the log may go). The core emits a snapshot's
+    /// `CompactLog` right after its `SaveSnapshot`, so waiting for every snapshot
+    /// queued before it waits for the one that covers it.
+    compactions: VecDeque<(u64, LogIndex)>,
+    persisted: PersistedSender,
+    metrics: Arc<Metrics>,
+}
+
+impl WalWriter {
+    fn new(dir: PathBuf, wal: Wal, persisted: PersistedSender, metrics: Arc<Metrics>, save: SaveFn) -> WalWriter {
+        WalWriter {
+            snapshots: SnapshotWriter::spawn(dir.clone(), save),
+            dir,
+            wal,
+            snapshots_queued: 0,
+            snapshots_durable: 0,
+            compactions: VecDeque::new(),
+            persisted,
+            metrics,
+        }
+    }
+
+    fn write_batches(&mut self, batches: Vec<WriteBatch>) -> Result<(), StorageError> {
+        let mut last_sync = None;
+        let mut background = Vec::new();
+        for batch in batches {
+            for op in batch.ops {
+                match op {
+                    WriteOp::HardState(hard_state) => self.wal.append(&Record::HardState(hard_state)),
+                    WriteOp::Truncate(from) => self.wal.append(&Record::Truncate { from }),
+                    WriteOp::Append(entries) => {
+                        for entry in entries {
+                            self.wal.append(&Record::Entry(entry));
+                        }
                     }
+                    WriteOp::Reset(base_index) => self.wal.append(&Record::Reset { base_index }),
+                    WriteOp::SaveSnapshot { snapshot, background: true } => {
+                        self.snapshots_queued += 1;
+                        background.push(snapshot);
+                    }
+                    WriteOp::SaveSnapshot { snapshot, background: false } => {
+                        self.save_now(&snapshot, &mut background)?;
+                    }
+                    WriteOp::Compact(up_to) => self.compactions.push_back((self.snapshots_queued, up_to)),
                 }
-                WriteOp::Reset(base_index) => wal.append(&Record::Reset { base_index }),
-                WriteOp::SaveSnapshot(snapshot) => {
-                    // Everything before the snapshot is made durable first, so the
-                    // files never show the snapshot without the records before it.
-                    timed_sync(wal, metrics)?;
-                    save_snapshot(dir, &snapshot).map_err(|error| StorageError::Snapshot {
-                        path: dir.join(SNAPSHOT_FILE),
-                        problem: error.to_string(),
-                    })?;
-                    metrics.snapshots_saved.inc();
-                }
-                WriteOp::Compact(up_to) => compact_to = Some(up_to),
+            }
+            if batch.sync.is_some() {
+                last_sync = batch.sync;
             }
         }
-        if batch.sync.is_some() {
-            last_sync = batch.sync;
+        if last_sync.is_some() || (!background.is_empty() && self.wal.has_buffered()) {
+            timed_sync(&mut self.wal, &self.metrics)?;
+        }
+        if let Some(id) = last_sync {
+            let _ = self.persisted.send(id);
+        }
+        // Handed over after the sync, so a snapshot file never shows a state
+        // whose records before it are not durable.
+        for snapshot in background {
+            self.snapshots.submit(snapshot);
+        }
+        let written = self.snapshots.poll().map_err(|error| self.snapshot_error(error))?;
+        self.on_snapshots_durable(written);
+        self.compact_covered()
+    }
+
+    /// Writes a snapshot installed from the leader before anything after it.
+    fn save_now(&mut self, snapshot: &Snapshot, background: &mut Vec<Snapshot>) -> Result<(), StorageError> {
+        // Everything before the snapshot is made durable first, so the files
+        // never show the snapshot without the records before it.
+        timed_sync(&mut self.wal, &self.metrics)?;
+        // An older background snapshot written after this one would replace it.
+        for older in background.drain(..) {
+            self.snapshots.submit(older);
+        }
+        let written = self.snapshots.wait_all().map_err(|error| self.snapshot_error(error))?;
+        self.on_snapshots_durable(written);
+        save_snapshot(&self.dir, snapshot).map_err(|error| self.snapshot_error(error))?;
+        self.metrics.snapshots_saved.inc();
+        Ok(())
+    }
+
+    fn on_snapshots_durable(&mut self, written: Written) {
+        self.snapshots_durable += written.covered;
+        for _ in 0..written.files {
+            self.metrics.snapshots_saved.inc();
         }
     }
-    if let Some(id) = last_sync {
-        timed_sync(wal, metrics)?;
-        let _ = persisted.send(id);
+
+    /// Runs the compactions whose snapshots are durable; never one whose
+    /// snapshot may still be lost, since the log is then the only copy of its
+    /// entries.
+    fn compact_covered(&mut self) -> Result<(), StorageError> {
+        let mut up_to = None;
+        while let Some(&(needs, index)) = self.compactions.front() {
+            if needs > self.snapshots_durable {
+                break;
+            }
+            up_to = up_to.max(Some(index));
+            self.compactions.pop_front();
+        }
+        if let Some(up_to) = up_to {
+            self.wal.compact(up_to)?;
+        }
+        Ok(())
     }
-    if let Some(up_to) = compact_to {
-        wal.compact(up_to)?;
+
+    /// Makes what is buffered durable and waits for the snapshot thread.
+    fn finish(&mut self) -> Result<(), StorageError> {
+        if self.wal.has_buffered() {
+            self.wal.sync()?;
+        }
+        let written = self.snapshots.wait_all().map_err(|error| self.snapshot_error(error))?;
+        self.on_snapshots_durable(written);
+        self.compact_covered()
     }
-    Ok(())
+
+    fn snapshot_error(&self, error: std::io::Error) -> StorageError {
+        StorageError::Snapshot { path: self.dir.join(SNAPSHOT_FILE), problem: error.to_string() }
+    }
+}
+
+/// What the snapshot thread reported since it was last asked.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Written {
+    /// Snapshot files written.
+    files: u64,
+    /// Snapshots handed to it that are now durable: a newer one that was queued
+    /// behind an older one replaces it, and covers it.
+    covered: u64,
+}
+
+/// The thread that writes background snapshots, in the order they were handed
+/// to it.
+struct SnapshotWriter {
+    jobs: Option<Sender<Snapshot>>,
+    /// One report per file written: how many handed-over snapshots it covers.
+    done: Receiver<std::io::Result<u64>>,
+    /// Handed over and not yet reported durable.
+    in_flight: u64,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SnapshotWriter {
+    fn spawn(dir: PathBuf, save: SaveFn) -> SnapshotWriter {
+        let (jobs, queued) = std::sync::mpsc::channel::<Snapshot>();
+        let (report, done) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("raftkv-snapshot".into())
+            .spawn(move || {
+                while let Ok(mut snapshot) = queued.recv() {
+                    // Only the newest of the snapshots waiting is worth writing.
+                    let mut covered = 1;
+                    while let Ok(newer) = queued.try_recv() {
+                        snapshot = newer;
+                        covered += 1;
+                    }
+                    if report.send(save(&dir, &snapshot).map(|()| covered)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("spawn the snapshot thread");
+        SnapshotWriter { jobs: Some(jobs), done, in_flight: 0, thread: Some(thread) }
+    }
+
+    fn submit(&mut self, snapshot: Snapshot) {
+        // A send fails only if the thread is gone, which the next report shows.
+        let _ = self.jobs.as_ref().expect("open until dropped").send(snapshot);
+        self.in_flight += 1;
+    }
+
+    /// The snapshots written since the last call, without waiting.
+    fn poll(&mut self) -> std::io::Result<Written> {
+        let mut written = Written::default();
+        while self.in_flight > 0 {
+            match self.done.try_recv() {
+                Ok(report) => self.count(report?, &mut written),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err(thread_gone()),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Waits until every snapshot handed over is durable.
+    fn wait_all(&mut self) -> std::io::Result<Written> {
+        let mut written = Written::default();
+        while self.in_flight > 0 {
+            let report = self.done.recv().map_err(|_| thread_gone())?;
+            self.count(report?, &mut written);
+        }
+        Ok(written)
+    }
+
+    fn count(&mut self, covered: u64, written: &mut Written) {
+        self.in_flight -= covered;
+        written.files += 1;
+        written.covered += covered;
+    }
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        // Closing the queue stops the thread once it has written what is queued.
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn thread_gone() -> std::io::Error {
+    std::io::Error::other("the snapshot thread stopped")
 }
 
 fn timed_sync(wal: &mut Wal, metrics: &Metrics) -> Result<(), WalError> {
@@ -293,6 +521,7 @@ fn timed_sync(wal: &mut Wal, metrics: &Metrics) -> Result<(), WalError> {
 mod tests {
     use super::*;
     use raft_sm::Payload;
+    use tokio::sync::mpsc::UnboundedReceiver;
 
     fn entry(index: u64, term: u64) -> Entry {
         Entry { term: Term(term), index: LogIndex(index), payload: Payload::Noop }
@@ -313,6 +542,162 @@ mod tests {
             wal.append(record);
         }
         wal.sync().unwrap();
+    }
+
+    /// Holds snapshot files back: each save reports which snapshot it started,
+    /// then waits until the test opens the gate (once per file).
+    struct Gate {
+        open: Sender<()>,
+        started: Receiver<LogIndex>,
+    }
+
+    fn gated_save() -> (Gate, SaveFn) {
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let (report, started) = std::sync::mpsc::channel();
+        let save: SaveFn = Box::new(move |dir, snapshot| {
+            let _ = report.send(snapshot.last_index);
+            // Bounded, so that a failing test (which drops the writer and waits for
+            // this thread while still holding the gate) does not hang.
+            gate.recv_timeout(Duration::from_secs(10)).map_err(|_| std::io::Error::other("the gate stayed shut"))?;
+            save_snapshot(dir, snapshot)
+        });
+        (Gate { open, started }, save)
+    }
+
+    fn writer(dir: &Path, segment_bytes: u64, save: SaveFn) -> (WalWriter, UnboundedReceiver<PersistId>) {
+        let (wal, _) = Wal::open(&dir.join("wal"), segment_bytes).unwrap();
+        let (persisted, reports) = tokio::sync::mpsc::unbounded_channel();
+        (WalWriter::new(dir.to_owned(), wal, persisted, Arc::new(Metrics::default()), save), reports)
+    }
+
+    fn batch(ops: Vec<WriteOp>, sync: u64) -> WriteBatch {
+        WriteBatch { ops, sync: Some(PersistId(sync)) }
+    }
+
+    /// Appends entries 1..=`last` in batches of ten, each synced (ids 1, 2, ...),
+    /// so that they span several small segments. Returns the next sync id.
+    fn append_entries(writer: &mut WalWriter, last: u64) -> u64 {
+        let mut sync = 1;
+        for first in (1..=last).step_by(10) {
+            let entries = (first..=last.min(first + 9)).map(|i| entry(i, 1)).collect();
+            writer.write_batches(vec![batch(vec![WriteOp::Append(entries)], sync)]).unwrap();
+            sync += 1;
+        }
+        sync
+    }
+
+    fn background(snapshot: Snapshot) -> WriteOp {
+        WriteOp::SaveSnapshot { snapshot, background: true }
+    }
+
+    /// What a crash would leave: a copy of the files as they are now.
+    fn crash_image(dir: &Path) -> tempfile::TempDir {
+        let image = tempfile::tempdir().unwrap();
+        std::fs::create_dir(image.path().join("wal")).unwrap();
+        for name in ["", "wal"] {
+            for file in std::fs::read_dir(dir.join(name)).unwrap() {
+                let path = file.unwrap().path();
+                if path.is_file() {
+                    std::fs::copy(&path, image.path().join(name).join(path.file_name().unwrap())).unwrap();
+                }
+            }
+        }
+        image
+    }
+
+    #[test]
+    fn compaction_waits_until_the_background_snapshot_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gate, save) = gated_save();
+        let (mut writer, mut persisted) = writer(dir.path(), 4096, save);
+        let sync = append_entries(&mut writer, 300);
+        let segments = writer.wal.segment_count();
+        assert!(segments >= 3, "{segments} segments");
+        let ops =
+            vec![background(snapshot(250, 1)), WriteOp::Compact(LogIndex(250)), WriteOp::Append(vec![entry(301, 1)])];
+        writer.write_batches(vec![batch(ops, sync)]).unwrap();
+        assert_eq!(gate.started.recv().unwrap(), LogIndex(250));
+        writer.write_batches(Vec::new()).unwrap();
+        let mut last_reported = None;
+        while let Ok(id) = persisted.try_recv() {
+            last_reported = Some(id);
+        }
+        assert_eq!(last_reported, Some(PersistId(sync)), "acknowledged while the snapshot is being written");
+        assert_eq!(writer.wal.segment_count(), segments, "nothing is deleted while the snapshot may still be lost");
+        assert_eq!(load_snapshot(dir.path()).unwrap(), None);
+        let image = crash_image(dir.path());
+        let (_, restored, _lock) = recover(image.path(), 4096).unwrap();
+        assert_eq!(restored.snapshot, None);
+        assert_eq!(restored.entries.len(), 301, "a crash now loses no entry");
+
+        gate.open.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while writer.wal.segment_count() == segments {
+            assert!(Instant::now() < deadline, "the compaction never ran");
+            std::thread::sleep(Duration::from_millis(5));
+            writer.write_batches(Vec::new()).unwrap();
+        }
+        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(250, 1)), "durable before the compaction");
+        drop(writer);
+        let (_, restored, _lock) = recover(dir.path(), 4096).unwrap();
+        assert_eq!(restored.snapshot.unwrap().last_index, LogIndex(250));
+        let indexes: Vec<u64> = restored.entries.iter().map(|e| e.index.0).collect();
+        assert_eq!(indexes, (251..=301).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_snapshot_from_the_leader_is_never_overwritten_by_an_older_background_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gate, save) = gated_save();
+        let (mut writer, _persisted) = writer(dir.path(), 1 << 20, save);
+        let entries = (1..=12).map(|i| entry(i, 1)).collect();
+        let ops = vec![WriteOp::Append(entries), background(snapshot(10, 1)), WriteOp::Compact(LogIndex(10))];
+        writer.write_batches(vec![batch(ops, 1)]).unwrap();
+        // The background write is still held back when the leader's newer snapshot
+        // (conflicting with the log, so a reset follows) arrives.
+        assert_eq!(gate.started.recv().unwrap(), LogIndex(10));
+        let opener = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            gate.open.send(()).unwrap();
+        });
+        let installed = WriteOp::SaveSnapshot { snapshot: snapshot(20, 2), background: false };
+        let ops = vec![installed, WriteOp::Reset(LogIndex(20)), WriteOp::Append(vec![entry(21, 2)])];
+        writer.write_batches(vec![batch(ops, 2)]).unwrap();
+        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(20, 2)), "durable when its sync is reported");
+        opener.join().unwrap();
+        drop(writer); // Waits for the snapshot thread: nothing is written after this.
+        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(20, 2)));
+        let (_, restored, _lock) = recover(dir.path(), 1 << 20).unwrap();
+        let indexes: Vec<u64> = restored.entries.iter().map(|e| e.index.0).collect();
+        assert_eq!(indexes, [21]);
+    }
+
+    #[test]
+    fn background_snapshots_queued_behind_each_other_are_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gate, save) = gated_save();
+        let (mut writer, _persisted) = writer(dir.path(), 4096, save);
+        let sync = append_entries(&mut writer, 300);
+        let segments = writer.wal.segment_count();
+        for (index, sync) in [(100, sync), (200, sync + 1), (250, sync + 2)] {
+            let ops = vec![background(snapshot(index, 1)), WriteOp::Compact(LogIndex(index))];
+            writer.write_batches(vec![batch(ops, sync)]).unwrap();
+            if index == 100 {
+                assert_eq!(gate.started.recv().unwrap(), LogIndex(100));
+            }
+        }
+        assert_eq!(writer.wal.segment_count(), segments);
+        // The two queued behind the one being written collapse into the newest.
+        gate.open.send(()).unwrap();
+        assert_eq!(gate.started.recv().unwrap(), LogIndex(250));
+        gate.open.send(()).unwrap();
+        let written = writer.snapshots.wait_all().unwrap();
+        assert_eq!(written, Written { files: 2, covered: 3 });
+        writer.on_snapshots_durable(written);
+        writer.compact_covered().unwrap();
+        assert!(writer.wal.segment_count() < segments);
+        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(250, 1)));
+        assert_eq!(writer.metrics.snapshots_saved.get(), 2);
     }
 
     #[test]

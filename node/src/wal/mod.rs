@@ -7,16 +7,22 @@
 //!   starts with the current hard state, so older segments are only needed for
 //!   their entries. [`Wal::compact`] deletes the oldest segments whose entries a
 //!   durable snapshot covers (a prefix only, so no later truncation loses its target).
+//! - **Preallocation.** Every segment is zero-filled to `segment_bytes_max` before
+//!   it is written to, off the write path ([`pipeline`]): overwriting allocated
+//!   blocks lets `fdatasync` skip the file-size update an append needs (on ext4
+//!   several times cheaper), and a zero tail reads as the end of the log.
 //! - **Recovery.** [`Wal::open`] replays every segment. Damage at the very end of
 //!   the newest segment with nothing intact after it is a write torn by a crash:
 //!   it is cut off (and logged). Any other damage is a start-up error, never
 //!   silently skipped.
 
+mod pipeline;
 pub mod record;
 pub mod segment;
 
 pub use record::Record;
 
+use pipeline::Pipeline;
 use raft_sm::{Entry, HardState, LogIndex};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -131,11 +137,13 @@ pub struct Wal {
     active_allocated: u64,
     segment_bytes_max: u64,
     buf: Vec<u8>,
+    /// The last hard state written to the segments: a new segment starts with it.
     hard_state: HardState,
+    /// A hard state among the buffered records; written (and current) at the next sync.
+    buffered_hard_state: Option<HardState>,
+    /// Prepares the next segment while this one fills up.
+    pipeline: Pipeline,
 }
-
-/// Zeros written ahead of the write position at a time.
-const PREALLOCATE_BYTES: u64 = 4 << 20;
 
 /// Fsyncs a directory so that created, renamed and removed names are durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -146,6 +154,10 @@ impl Wal {
     /// Opens (or creates) the log in `dir` and replays it.
     pub fn open(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, Replay), WalError> {
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let stale = pipeline::remove_stale(dir).map_err(io(format!("removing temp files in {}", dir.display())))?;
+        if stale > 0 {
+            tracing::info!(removed = stale, "WAL: removed segments prepared but never used");
+        }
         let listed = segment::list(dir).map_err(io(format!("listing {}", dir.display())))?;
         let mut replay = Replay::default();
         let mut segments = Vec::new();
@@ -204,10 +216,12 @@ impl Wal {
                 (file, last_end, len)
             }
             None => {
+                // A new log: nothing waits behind its first segment yet.
                 let path = dir.join(segment::file_name(0));
-                let file = create_segment(dir, &path)?;
+                let file = pipeline::create_inline(&path, segment_bytes_max)
+                    .map_err(io(format!("creating {}", path.display())))?;
                 segments.push(SegmentInfo { seq: 0, path, max_index: LogIndex(0) });
-                (file, 0, 0)
+                (file, 0, segment_bytes_max)
             }
         };
         let wal = Wal {
@@ -219,6 +233,8 @@ impl Wal {
             segment_bytes_max,
             buf: Vec::new(),
             hard_state: replay.hard_state,
+            buffered_hard_state: None,
+            pipeline: Pipeline::start(dir, segment_bytes_max),
         };
         Ok((wal, replay))
     }
@@ -226,7 +242,7 @@ impl Wal {
     /// Buffers a record; it is durable after the next [`Wal::sync`].
     pub fn append(&mut self, record: &Record) {
         match record {
-            Record::HardState(hard_state) => self.hard_state = *hard_state,
+            Record::HardState(hard_state) => self.buffered_hard_state = Some(*hard_state),
             Record::Entry(entry) => {
                 let active = self.segments.last_mut().expect("an active segment");
                 active.max_index = active.max_index.max(entry.index);
@@ -244,27 +260,16 @@ impl Wal {
 
     /// Writes the buffered records and makes them durable with one `fdatasync`;
     /// rotates the segment when it is full.
-    ///
-    /// Segments are preallocated with zeros a chunk ahead of the write position:
-    /// overwriting allocated blocks lets `fdatasync` skip the file-size metadata
-    /// update that an append needs (on ext4 several times cheaper). A zeroed tail
-    /// reads as the end of the log.
     pub fn sync(&mut self) -> Result<(), WalError> {
         if !self.buf.is_empty() {
-            let mut batch = Vec::with_capacity(self.buf.len() + 32);
-            record::encode(&Record::Batch { bytes: self.buf.len() as u64 }, &mut batch);
-            batch.extend_from_slice(&self.buf);
-            self.buf = batch;
-            let end = self.active_bytes + self.buf.len() as u64;
-            if end > self.active_allocated {
-                let chunk = PREALLOCATE_BYTES.min(self.segment_bytes_max).max(end - self.active_allocated);
-                let zeros = vec![0u8; chunk as usize];
-                self.active.write_all_at(&zeros, self.active_allocated).map_err(io("preallocating the WAL"))?;
-                self.active_allocated += chunk;
+            if self.active_allocated < self.segment_bytes_max {
+                // The active segment came from the disk short (a torn tail was cut
+                // off, or an older version allocated it in chunks): growing it would
+                // make every fdatasync update the file size, so move on to a
+                // prepared segment before the first write.
+                self.rotate()?;
             }
-            self.active.write_all_at(&self.buf, self.active_bytes).map_err(io("writing the WAL"))?;
-            self.active_bytes = end;
-            self.buf.clear();
+            self.write_buffered()?;
         }
         self.active.sync_data().map_err(io("fsyncing the WAL"))?;
         if self.active_bytes >= self.segment_bytes_max {
@@ -273,15 +278,33 @@ impl Wal {
         Ok(())
     }
 
+    /// Writes the buffered records as one batch at the write position.
+    fn write_buffered(&mut self) -> Result<(), WalError> {
+        let mut batch = Vec::with_capacity(self.buf.len() + 32);
+        record::encode(&Record::Batch { bytes: self.buf.len() as u64 }, &mut batch);
+        batch.extend_from_slice(&self.buf);
+        self.buf = batch;
+        let end = self.active_bytes + self.buf.len() as u64;
+        // Only the batch that fills the segment writes past its preallocation.
+        self.active.write_all_at(&self.buf, self.active_bytes).map_err(io("writing the WAL"))?;
+        self.active_bytes = end;
+        self.active_allocated = self.active_allocated.max(end);
+        self.buf.clear();
+        if let Some(hard_state) = self.buffered_hard_state.take() {
+            self.hard_state = hard_state;
+        }
+        Ok(())
+    }
+
+    /// Continues the log in the prepared segment: a rename, a directory fsync and
+    /// the hard state record, no zero-filling.
     fn rotate(&mut self) -> Result<(), WalError> {
-        // Give the unused preallocation of the full segment back.
-        self.active
-            .set_len(self.active_bytes)
-            .and_then(|()| self.active.sync_all())
-            .map_err(io("trimming the full WAL segment"))?;
+        self.trim_active()?;
         let seq = self.segments.last().map_or(0, |s| s.seq + 1);
         let path = self.dir.join(segment::file_name(seq));
-        let file = create_segment(&self.dir, &path)?;
+        let file = self.pipeline.take(&path).map_err(io(format!("creating {}", path.display())))?;
+        // Written and synced before the segment takes records: once compaction
+        // deletes the older segments, this is where the hard state survives.
         let mut first = Vec::new();
         record::encode(&Record::HardState(self.hard_state), &mut first);
         file.write_all_at(&first, 0)
@@ -289,9 +312,24 @@ impl Wal {
             .map_err(io(format!("writing {}", path.display())))?;
         self.active = file;
         self.active_bytes = first.len() as u64;
-        self.active_allocated = first.len() as u64;
+        self.active_allocated = self.segment_bytes_max;
         self.segments.push(SegmentInfo { seq, path, max_index: LogIndex(0) });
         tracing::debug!(seq, "WAL segment rotated");
+        Ok(())
+    }
+
+    /// Gives back zeros after the records of the segment being closed. A segment
+    /// prepared here is full when it rotates (its last batch ran past the
+    /// preallocation), so this only trims one allocated by an older version or
+    /// under a larger segment size.
+    fn trim_active(&mut self) -> Result<(), WalError> {
+        if self.active_allocated > self.active_bytes {
+            self.active
+                .set_len(self.active_bytes)
+                .and_then(|()| self.active.sync_all())
+                .map_err(io("trimming the full WAL segment"))?;
+            self.active_allocated = self.active_bytes;
+        }
         Ok(())
     }
 
@@ -320,16 +358,6 @@ impl Wal {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
-}
-
-fn create_segment(dir: &Path, path: &Path) -> Result<File, WalError> {
-    let file = OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .open(path)
-        .map_err(io(format!("creating {}", path.display())))?;
-    sync_dir(dir).map_err(io(format!("fsyncing {}", dir.display())))?;
-    Ok(file)
 }
 
 #[cfg(test)]

@@ -13,6 +13,17 @@ pub fn parse_name(name: &str) -> Option<u64> {
     name.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok()
 }
 
+/// The file name of the `n`th segment prepared ahead of use. Not a segment
+/// name, so [`list`] ignores it until it is renamed into place.
+pub fn temp_file_name(n: u64) -> String {
+    format!("prealloc-{n}.tmp")
+}
+
+/// Whether `name` is a prepared segment that was never renamed into place.
+pub fn is_temp_name(name: &str) -> bool {
+    name.strip_prefix("prealloc-").and_then(|rest| rest.strip_suffix(".tmp")).is_some_and(|n| n.parse::<u64>().is_ok())
+}
+
 /// Segment files in `dir`, oldest first.
 pub fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     let mut segments = Vec::new();

@@ -1,6 +1,10 @@
 use super::*;
 use raft_sm::{NodeId, Payload, Term};
 
+/// A segment size these tests never fill: each log stays in one segment. Every
+/// segment is zero-filled to its full size, so it is kept small.
+const ONE_SEGMENT: u64 = 1 << 20;
+
 fn entry(index: u64, term: u64) -> Entry {
     Entry {
         term: Term(term),
@@ -25,7 +29,7 @@ fn only_segment(dir: &Path) -> PathBuf {
 
 /// Writes entries 1..=n (each synced alone) and returns the write offset after each.
 fn write_entries(dir: &Path, n: u64) -> Vec<u64> {
-    let (mut wal, _) = Wal::open(dir, 1 << 30).unwrap();
+    let (mut wal, _) = Wal::open(dir, ONE_SEGMENT).unwrap();
     let mut lengths = Vec::new();
     for index in 1..=n {
         wal.append(&Record::Entry(entry(index, 1)));
@@ -39,7 +43,7 @@ fn write_entries(dir: &Path, n: u64) -> Vec<u64> {
 fn replays_entries_hard_state_truncation_and_reset() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut wal, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+        let (mut wal, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
         assert_eq!(replay, Replay::default());
         for index in 1..=5 {
             wal.append(&Record::Entry(entry(index, 1)));
@@ -49,18 +53,18 @@ fn replays_entries_hard_state_truncation_and_reset() {
         wal.append(&Record::Entry(entry(4, 2)));
         wal.sync().unwrap();
     }
-    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
     assert_eq!(replay.hard_state, hard_state(2, 3));
     assert_eq!(replay.base_index, Some(LogIndex(0)));
     assert_eq!(indexes(&replay), [1, 2, 3, 4]);
     assert_eq!(replay.entries[3].term, Term(2), "the truncated entry 4 was replaced");
     {
-        let (mut wal, _) = Wal::open(dir.path(), 1 << 30).unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
         wal.append(&Record::Reset { base_index: LogIndex(50) });
         wal.append(&Record::Entry(entry(51, 3)));
         wal.sync().unwrap();
     }
-    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
     assert_eq!(replay.base_index, Some(LogIndex(50)));
     assert_eq!(indexes(&replay), [51]);
 }
@@ -74,13 +78,13 @@ fn a_torn_tail_is_truncated_and_the_log_continues() {
     let cut = lengths[1] + (lengths[2] - lengths[1]) / 2;
     OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
     {
-        let (mut wal, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+        let (mut wal, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
         assert_eq!(indexes(&replay), [1, 2]);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), lengths[1], "tail cut off");
         wal.append(&Record::Entry(entry(3, 2)));
         wal.sync().unwrap();
     }
-    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
     assert_eq!(indexes(&replay), [1, 2, 3]);
     assert_eq!(replay.entries[2].term, Term(2));
 }
@@ -95,7 +99,7 @@ fn a_bad_checksum_in_the_tail_record_is_truncated() {
     let last = lengths[2] as usize - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
-    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
     assert_eq!(indexes(&replay), [1, 2]);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), lengths[1]);
 }
@@ -109,7 +113,7 @@ fn a_bad_checksum_before_the_tail_is_a_startup_error() {
     let inside_record_2 = lengths[0] as usize + record::HEADER_BYTES + 3;
     bytes[inside_record_2] ^= 0x01;
     std::fs::write(&path, &bytes).unwrap();
-    let error = Wal::open(dir.path(), 1 << 30).err().expect("must refuse");
+    let error = Wal::open(dir.path(), ONE_SEGMENT).err().expect("must refuse");
     match &error {
         WalError::Corrupt { offset, reason, .. } => {
             assert_eq!(*offset, lengths[0]);
@@ -137,7 +141,7 @@ fn a_crash_between_write_and_fsync_leaves_a_readable_prefix_at_every_cut() {
                 bytes.resize(full.len(), 0);
             }
             std::fs::write(&path, &bytes).unwrap();
-            let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+            let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
             let expected = lengths.iter().filter(|&&end| end <= cut).count() as u64;
             assert_eq!(indexes(&replay), (1..=expected).collect::<Vec<_>>(), "cut {cut}");
         }
@@ -152,14 +156,14 @@ fn the_preallocated_zero_tail_is_the_normal_end_of_the_log() {
     let allocated = std::fs::metadata(&path).unwrap().len();
     assert!(allocated > lengths[1], "zeros are preallocated after the records");
     {
-        let (mut wal, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+        let (mut wal, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
         assert_eq!(indexes(&replay), [1, 2]);
         assert_eq!(wal.write_offset(), lengths[1]);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), allocated, "nothing truncated");
         wal.append(&Record::Entry(entry(3, 1)));
         wal.sync().unwrap();
     }
-    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
     assert_eq!(indexes(&replay), [1, 2, 3]);
 }
 
@@ -211,7 +215,7 @@ fn damage_in_an_older_segment_is_a_startup_error() {
 fn a_batch_torn_out_of_order_by_a_power_loss_is_dropped_whole() {
     let dir = tempfile::tempdir().unwrap();
     let (first_batch_end, records_at) = {
-        let (mut wal, _) = Wal::open(dir.path(), 1 << 30).unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
         wal.append(&Record::Entry(entry(1, 1)));
         wal.sync().unwrap();
         let first_batch_end = wal.write_offset();
@@ -232,7 +236,7 @@ fn a_batch_torn_out_of_order_by_a_power_loss_is_dropped_whole() {
     bytes[entry_2..entry_2 + 20].fill(0);
     assert!(records_at as usize <= bytes.len());
     std::fs::write(&path, &bytes).unwrap();
-    let (_, replay) = Wal::open(dir.path(), 1 << 30).unwrap();
+    let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
     assert_eq!(indexes(&replay), [1], "the unacknowledged batch is dropped whole");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), first_batch_end);
 
@@ -243,5 +247,93 @@ fn a_batch_torn_out_of_order_by_a_power_loss_is_dropped_whole() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[lengths[0] as usize + marker.len() + 4] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
-    assert!(matches!(Wal::open(dir.path(), 1 << 30), Err(WalError::Corrupt { .. })));
+    assert!(matches!(Wal::open(dir.path(), ONE_SEGMENT), Err(WalError::Corrupt { .. })));
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    let names = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap());
+    names.filter(|name| segment::is_temp_name(name)).collect()
+}
+
+#[test]
+fn rotation_into_prepared_segments_keeps_the_log_across_reopens() {
+    const SEGMENT: u64 = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    let mut next = 1;
+    for round in 1..=3u64 {
+        let (mut wal, replay) = Wal::open(dir.path(), SEGMENT).unwrap();
+        assert_eq!(indexes(&replay), (1..next).collect::<Vec<_>>(), "round {round}");
+        let segments_before = wal.segment_count();
+        for _ in 0..400 {
+            wal.append(&Record::Entry(entry(next, round)));
+            if next % 7 == 0 {
+                wal.append(&Record::HardState(hard_state(round, next)));
+                wal.sync().unwrap();
+            }
+            next += 1;
+        }
+        wal.append(&Record::HardState(hard_state(round, next - 1)));
+        wal.sync().unwrap();
+        assert!(wal.segment_count() >= segments_before + 3, "round {round}: {} segments", wal.segment_count());
+        // Every segment but the active one ends with its last record; the active
+        // one was zero-filled to the full size before its first record.
+        let listed = segment::list(dir.path()).unwrap();
+        for (seq, path) in &listed[..listed.len() - 1] {
+            let bytes = std::fs::read(path).unwrap();
+            assert!(segment::scan(&bytes).damage.is_none(), "segment {seq} has no zero tail");
+        }
+        let active = std::fs::metadata(&listed.last().unwrap().1).unwrap().len();
+        assert_eq!(active, SEGMENT, "the active segment is preallocated");
+    }
+    assert!(temp_files(dir.path()).is_empty(), "a closed log leaves no prepared segment behind");
+    let (_, replay) = Wal::open(dir.path(), SEGMENT).unwrap();
+    assert_eq!(indexes(&replay), (1..next).collect::<Vec<_>>());
+    assert_eq!(replay.hard_state, hard_state(3, next - 1));
+    assert_eq!(replay.entries.last().unwrap().term, Term(3));
+}
+
+#[test]
+fn a_stale_prepared_segment_is_removed_at_open_and_never_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_entries(dir.path(), 2);
+    // A crash left a prepared segment that was never renamed into place; give it
+    // records that would break the log if it were read as a segment.
+    let mut stale = Vec::new();
+    record::encode(&Record::Entry(entry(9, 7)), &mut stale);
+    record::encode(&Record::HardState(hard_state(7, 9)), &mut stale);
+    let stale_name = segment::temp_file_name(3);
+    std::fs::write(dir.path().join(&stale_name), &stale).unwrap();
+    let (mut wal, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
+    assert_eq!(indexes(&replay), [1, 2]);
+    assert_eq!(replay.hard_state, HardState::default());
+    assert!(!dir.path().join(&stale_name).exists(), "the stale temp file was removed");
+    wal.append(&Record::Entry(entry(3, 1)));
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
+    assert_eq!(indexes(&replay), [1, 2, 3]);
+    assert_eq!(segment::list(dir.path()).unwrap().len(), 1);
+}
+
+#[test]
+fn a_segment_cut_short_by_a_torn_tail_is_not_grown_write_by_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let lengths = write_entries(dir.path(), 3);
+    let path = only_segment(dir.path());
+    OpenOptions::new().write(true).open(&path).unwrap().set_len(lengths[2] - 1).unwrap();
+    {
+        let (mut wal, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
+        assert_eq!(indexes(&replay), [1, 2]);
+        wal.append(&Record::HardState(hard_state(2, 2)));
+        wal.append(&Record::Entry(entry(3, 2)));
+        wal.sync().unwrap();
+    }
+    let listed = segment::list(dir.path()).unwrap();
+    assert_eq!(listed.len(), 2, "the next write went to a new segment");
+    assert_eq!(std::fs::metadata(&listed[0].1).unwrap().len(), lengths[1], "the cut segment kept its length");
+    assert_eq!(std::fs::metadata(&listed[1].1).unwrap().len(), ONE_SEGMENT, "the new one is preallocated");
+    let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
+    assert_eq!(indexes(&replay), [1, 2, 3]);
+    assert_eq!(replay.entries[2].term, Term(2));
+    assert_eq!(replay.hard_state, hard_state(2, 2));
 }
