@@ -28,7 +28,27 @@ perf record -q -e cpu-clock -F 2000 -a -o "$WORK/perf.data" -- sleep $((DURATION
 wait $wrk_pid || true
 grep -E "Requests/sec|50%|99%" "$WORK/wrk.txt"
 echo "== share of all samples by process"
-perf report -i "$WORK/perf.data" --sort comm,pid --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12
+perf report -i "$WORK/perf.data" --sort comm,pid --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12 || true
 echo "== leader (pid $leader_pid): top symbols"
-perf report -i "$WORK/perf.data" --pid "$leader_pid" --sort sym --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -${TOP:-45}
+perf report -i "$WORK/perf.data" --pid "$leader_pid" --sort sym --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -"${TOP:-45}" || true
+echo "== leader (pid $leader_pid): share by component (kernel, allocator, crate of the symbol)"
+perf report -i "$WORK/perf.data" --pid "$leader_pid" --sort sym --stdio 2>/dev/null | grep -E '^ +[0-9]' | python3 -c '
+import collections, re, sys
+shares = collections.Counter()
+for line in sys.stdin:
+    m = re.match(r"\s+([\d.]+)%\s+\[(.)\]\s+(.*)", line)
+    if not m:
+        continue
+    pct, kind, sym = float(m.group(1)), m.group(2), m.group(3).lstrip("<")
+    if kind == "k":
+        key = "kernel"
+    elif sym.startswith(("_mi", "mi_")):
+        key = "mimalloc"
+    else:
+        key = re.split(r"::|\s", sym)[0]
+    shares[key] += pct
+total = sum(shares.values()) or 1
+for key, pct in shares.most_common(12):
+    print(f"  {100 * pct / total:5.1f}%  {key}")
+'
 echo "perf data: $WORK/perf.data"
