@@ -183,6 +183,8 @@ pub struct Driver {
     reads: HashMap<u64, (String, oneshot::Sender<ReadReply>)>,
     events: VecDeque<Event>,
     known_leader: Option<NodeId>,
+    /// Syncs handed to the WAL thread and when, oldest first (for the round-trip metric).
+    syncs_in_flight: VecDeque<(PersistId, Instant)>,
     /// The index of the snapshot the state machine last produced: the core's
     /// `SaveSnapshot` of it may be written in the background (see `WriteOp`).
     taken_snapshot: Option<LogIndex>,
@@ -218,6 +220,7 @@ impl Driver {
             reads: HashMap::new(),
             events: VecDeque::new(),
             known_leader: None,
+            syncs_in_flight: VecDeque::new(),
             taken_snapshot: None,
         }
     }
@@ -278,6 +281,11 @@ impl Driver {
         while let Ok(id) = more.try_recv() {
             last = last.max(id);
         }
+        let now = Instant::now();
+        while self.syncs_in_flight.front().is_some_and(|&(id, _)| id <= last) {
+            let (_, sent_at) = self.syncs_in_flight.pop_front().expect("checked");
+            self.metrics.sync_roundtrip_seconds.observe(now - sent_at);
+        }
         self.step(Event::Persisted { id: last });
     }
 
@@ -285,6 +293,9 @@ impl Driver {
         self.step_pending();
         if !self.batch.ops.is_empty() || self.batch.sync.is_some() {
             let batch = std::mem::take(&mut self.batch);
+            if let Some(id) = batch.sync {
+                self.syncs_in_flight.push_back((id, Instant::now()));
+            }
             if self.storage.send(batch).is_err() {
                 tracing::error!("the WAL thread is gone; stopping");
                 std::process::exit(1);

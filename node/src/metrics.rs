@@ -117,6 +117,9 @@ pub struct Metrics {
     pub messages_received: Counter,
     /// fdatasync latency of the WAL.
     pub fsync_seconds: Histogram,
+    /// From handing a batch with a sync to the WAL thread until the driver
+    /// steps its `Persisted`: the fsync plus the thread hand-offs around it.
+    pub sync_roundtrip_seconds: Histogram,
     /// Client request latency.
     pub request_seconds: Histogram,
 }
@@ -150,6 +153,11 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.get());
         }
         self.fsync_seconds.render(&mut out, "raftkv_wal_fsync_seconds", "WAL fdatasync latency.");
+        self.sync_roundtrip_seconds.render(
+            &mut out,
+            "raftkv_wal_sync_roundtrip_seconds",
+            "From a write batch leaving the driver until the driver learns it is durable.",
+        );
         self.request_seconds.render(&mut out, "raftkv_http_request_seconds", "Client API request latency.");
         out
     }

@@ -524,6 +524,12 @@ async fn bad_inputs_get_the_documented_answers() {
     let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("raftkv_role 3"), "{metrics}");
     assert!(metrics.contains("raftkv_wal_fsync_seconds_count"));
+    let count = |name: &str| -> u64 {
+        let line = metrics.lines().find(|line| line.starts_with(name)).unwrap_or_else(|| panic!("{name} missing"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // Every write above waited for a sync; the driver timed each one's round trip.
+    assert!(count("raftkv_wal_sync_roundtrip_seconds_count ") > 0);
 }
 
 #[test]
