@@ -261,6 +261,40 @@ async fn without_a_majority_nothing_commits_and_clients_get_503_with_retry_after
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_follower_catches_up_after_it_resumes() {
+    let cluster = Cluster::start(Options::default());
+    let leader = cluster.wait_leader(LEADER_WITHIN).await;
+    let paused = (leader + 1) % cluster.nodes.len();
+    cluster.pause(paused);
+    // ~19 MiB: more than the socket buffers of the leader's stream to the paused
+    // node hold, so that stream stalls. The leader keeps committing with the other
+    // follower, gives up on the stalled stream after the RPC timeout (its queued
+    // messages are counted as dropped), and must reconnect once the node is back.
+    let value = "p".repeat(64 << 10);
+    let mut acked = BTreeMap::new();
+    for i in 0..300 {
+        let key = format!("paused-{i:04}");
+        cluster.put(&key, &value, ACK_WITHIN).await.unwrap_or_else(|e| panic!("{key} not acknowledged: {e}"));
+        acked.insert(key, value.clone());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dropped_messages(&cluster, leader).await == 0 {
+        assert!(Instant::now() < deadline, "the leader never gave up on the stalled stream");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.resume(paused);
+    wait_node_has(&cluster, paused, &acked).await;
+    cluster.put("after-resume", "1", ACK_WITHIN).await.unwrap();
+    wait_node_has(&cluster, paused, &BTreeMap::from([("after-resume".to_owned(), "1".to_owned())])).await;
+}
+
+async fn dropped_messages(cluster: &Cluster, i: usize) -> u64 {
+    let metrics = cluster.http.get(format!("{}/metrics", cluster.url(i))).send().await.unwrap().text().await.unwrap();
+    let line = metrics.lines().find(|line| line.starts_with("raftkv_peer_messages_dropped_total ")).expect("metric");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_cluster_restart_keeps_the_data() {
     let cluster = Cluster::start(Options::default());
     cluster.wait_leader(LEADER_WITHIN).await;

@@ -151,6 +151,23 @@ impl Cluster {
         }
     }
 
+    /// SIGSTOP (`resume` sends SIGCONT): the process keeps its sockets open but
+    /// reads nothing, like a node stuck in a long pause. A stopped process is
+    /// still killed when the cluster is dropped.
+    pub fn pause(&self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    pub fn resume(&self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+
+    fn signal(&self, i: usize, signal: &str) {
+        let pid = self.nodes[i].process.lock().unwrap().child.as_ref().expect("running").id();
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Crashes every node (kill -9), then starts them all again on their data directories.
     pub fn restart_all(&self) {
         for i in 0..self.nodes.len() {
