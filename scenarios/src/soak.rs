@@ -100,6 +100,8 @@ pub const SUITE_COVERAGE: &[&str] = &[
     "disk_stalls",
     "torn_writes",
     "unsynced_writes_lost",
+    "compactions_deferred",
+    "snapshot_writes_lost",
     "messages_lost",
     "messages_duplicated",
     "messages_reordered",

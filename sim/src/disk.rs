@@ -6,6 +6,16 @@
 //! loses what was not fsynced: either all of it, or (with torn writes on) an
 //! ordered prefix of it whose last log record may be torn, which recovery
 //! detects and truncates, exactly as a checksummed write-ahead log would.
+//!
+//! Snapshots the node took itself are written as the real node writes them, on
+//! a snapshot thread: handed over once the fsync covering their `SaveSnapshot`
+//! completes, durable only after a further delay (the cluster draws it), the
+//! newest of those waiting written in one go. The `CompactLog` after such a
+//! snapshot waits until it is durable, so the durable log always holds every
+//! entry after the durable snapshot; a crash before then loses the snapshot and
+//! the compaction. A snapshot installed from the leader is durable at its fsync,
+//! after every self-taken snapshot handed over before it (the real node waits
+//! for them), so an older one never lands over it.
 
 use crate::rng::SimRng;
 use raft_sm::{Entry, HardState, LogIndex, PersistId, RestoredState, Snapshot, Term};
@@ -21,7 +31,14 @@ pub enum WriteOp {
     /// `AppendLog { entries }`.
     Append(Vec<Entry>),
     /// `SaveSnapshot`.
-    SaveSnapshot(Snapshot),
+    SaveSnapshot {
+        /// The snapshot.
+        snapshot: Snapshot,
+        /// The node took it itself (`TakeSnapshot`): it becomes durable some time
+        /// after its fsync, off the write path. False for a snapshot installed
+        /// from the leader, durable at its fsync.
+        background: bool,
+    },
     /// `CompactLog { up_to }`.
     Compact(LogIndex),
     /// `ResetLog { base_index }`.
@@ -78,7 +95,7 @@ impl DurableImage {
                 }
                 self.entries.extend(entries);
             }
-            WriteOp::SaveSnapshot(snapshot) => self.snapshot = Some(snapshot),
+            WriteOp::SaveSnapshot { snapshot, .. } => self.snapshot = Some(snapshot),
             WriteOp::Compact(up_to) => {
                 if up_to > self.log_base {
                     let drop = ((up_to.0 - self.log_base.0) as usize).min(self.entries.len());
@@ -131,6 +148,7 @@ impl Disk {
     /// snapshot, as the write-ahead log's self-describing records allow).
     pub fn recover(&mut self) -> RestoredState {
         assert!(self.unsynced.is_empty(), "recovery runs after a crash");
+        assert!(self.snapshots.is_idle(), "a crash lost every snapshot still being written");
         if self.durable.entries.is_empty() {
             if let Some(snapshot) = &self.durable.snapshot {
                 self.durable.log_base = snapshot.last_index;
@@ -161,6 +179,110 @@ pub struct CrashDamage {
     pub torn: bool,
 }
 
+/// What happened to the snapshots the node took itself, over the disk's life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// Snapshot files written in the background.
+    pub written: u64,
+    /// Snapshots handed over that a newer one replaced before they were written.
+    pub superseded: u64,
+    /// Snapshots handed over that a crash lost before they were durable.
+    pub lost: u64,
+    /// Compactions that had to wait for their snapshot to be durable.
+    pub compactions_deferred: u64,
+    /// Deferred compactions a crash lost (the log kept its entries).
+    pub compactions_lost: u64,
+}
+
+/// One background snapshot write in progress.
+#[derive(Clone, Debug)]
+struct SnapshotWrite {
+    /// The newest of the snapshots waiting when the write started.
+    snapshot: Snapshot,
+    /// How many handed-over snapshots it covers (itself and the older ones it replaces).
+    covers: u64,
+    /// Identifies the write's completion event.
+    ticket: u64,
+    /// Its delay passed while writes were held back.
+    due: bool,
+}
+
+/// The node's snapshot thread: snapshots the node took itself, handed over
+/// after their fsync, written one at a time (the newest of those waiting), and
+/// the compactions that wait for them.
+#[derive(Clone, Debug, Default)]
+struct SnapshotWriter {
+    /// Handed over, waiting for the write in progress.
+    waiting: VecDeque<Snapshot>,
+    writing: Option<SnapshotWrite>,
+    /// A write started since the cluster last asked (its ticket): schedule its completion.
+    started: Option<u64>,
+    next_ticket: u64,
+    /// Snapshots handed over so far, and how many of them are durable.
+    handed_over: u64,
+    durable: u64,
+    /// Compactions not yet done: (snapshots that must be durable first, up to).
+    /// The core emits a snapshot's `CompactLog` right after its `SaveSnapshot`,
+    /// so waiting for every snapshot handed over before it waits for the one
+    /// that covers it.
+    compactions: VecDeque<(u64, LogIndex)>,
+    stats: SnapshotStats,
+}
+
+impl SnapshotWriter {
+    fn is_idle(&self) -> bool {
+        self.waiting.is_empty() && self.writing.is_none() && self.compactions.is_empty()
+    }
+
+    fn hand_over(&mut self, snapshot: Snapshot) {
+        self.handed_over += 1;
+        self.waiting.push_back(snapshot);
+        if self.writing.is_none() {
+            self.start_next();
+        }
+    }
+
+    /// Starts writing the newest waiting snapshot; the older ones are replaced.
+    fn start_next(&mut self) {
+        let covers = self.waiting.len() as u64;
+        let Some(snapshot) = self.waiting.pop_back() else {
+            return;
+        };
+        self.waiting.clear();
+        self.next_ticket += 1;
+        self.writing = Some(SnapshotWrite { snapshot, covers, ticket: self.next_ticket, due: false });
+        self.started = Some(self.next_ticket);
+    }
+
+    /// Whether a compaction issued now must wait for a snapshot to be durable.
+    fn must_defer(&self) -> bool {
+        self.handed_over > self.durable
+    }
+
+    /// The compactions whose snapshots are now all durable.
+    fn compactions_ready(&mut self) -> Vec<LogIndex> {
+        let mut ready = Vec::new();
+        while let Some(&(needs, up_to)) = self.compactions.front() {
+            if needs > self.durable {
+                break;
+            }
+            ready.push(up_to);
+            self.compactions.pop_front();
+        }
+        ready
+    }
+
+    /// The process died: whatever was waiting or being written is lost, and so
+    /// are the compactions behind it.
+    fn crash(&mut self) {
+        self.stats.lost += self.handed_over - self.durable;
+        self.stats.compactions_lost += self.compactions.len() as u64;
+        let stats = self.stats;
+        let next_ticket = self.next_ticket;
+        *self = SnapshotWriter { stats, next_ticket, ..SnapshotWriter::default() };
+    }
+}
+
 /// One node's disk.
 #[derive(Clone, Debug, Default)]
 pub struct Disk {
@@ -172,12 +294,25 @@ pub struct Disk {
     newest_barrier: Option<PersistId>,
     /// Fsyncs complete no earlier than this (a stalled disk).
     pub stalled_until_ms: u64,
+    snapshots: SnapshotWriter,
+    /// Background snapshot writes do not complete while set (a test's gate).
+    snapshot_writes_held: bool,
 }
 
 impl Disk {
     /// The durable image.
     pub fn durable(&self) -> &DurableImage {
         &self.durable
+    }
+
+    /// What happened to the snapshots the node took itself so far.
+    pub fn snapshot_stats(&self) -> SnapshotStats {
+        self.snapshots.stats
+    }
+
+    /// Self-taken snapshots handed over and not yet durable.
+    pub fn snapshots_pending(&self) -> u64 {
+        self.snapshots.handed_over - self.snapshots.durable
     }
 
     /// Queues a write.
@@ -197,13 +332,14 @@ impl Disk {
         None
     }
 
-    /// The fsync for barrier `id` completed: everything up to it is durable.
+    /// The fsync for barrier `id` completed: everything up to it is durable
+    /// (self-taken snapshots are handed to the snapshot writer instead).
     /// Returns the next barrier to fsync, if more were issued meanwhile.
     pub fn fsync_done(&mut self, id: PersistId) -> Result<Option<PersistId>, String> {
         assert_eq!(self.fsync_inflight, Some(id), "fsyncs complete in order");
         loop {
             match self.unsynced.pop_front() {
-                Some(Pending::Write(op)) => self.durable.apply(op)?,
+                Some(Pending::Write(op)) => self.land(op)?,
                 Some(Pending::Barrier(barrier)) if barrier == id => break,
                 Some(Pending::Barrier(_)) => {}
                 None => panic!("barrier {id:?} was queued"),
@@ -219,6 +355,101 @@ impl Disk {
         }
     }
 
+    /// A write reached the platter (its fsync completed, or a crash kept it).
+    fn land(&mut self, op: WriteOp) -> Result<(), String> {
+        match op {
+            WriteOp::SaveSnapshot { snapshot, background: true } => {
+                self.snapshots.hand_over(snapshot);
+                Ok(())
+            }
+            WriteOp::SaveSnapshot { snapshot, background: false } => {
+                // The real node writes every snapshot handed over before this one
+                // first, so none of them can land over it later.
+                self.flush_snapshots()?;
+                self.durable.apply(WriteOp::SaveSnapshot { snapshot, background: false })
+            }
+            WriteOp::Compact(up_to) if self.snapshots.must_defer() => {
+                self.snapshots.stats.compactions_deferred += 1;
+                self.snapshots.compactions.push_back((self.snapshots.handed_over, up_to));
+                Ok(())
+            }
+            op => self.durable.apply(op),
+        }
+    }
+
+    /// The background snapshot write started since the last call, if any: its
+    /// ticket, for the cluster to schedule [`Disk::snapshot_written`] after a delay.
+    pub fn snapshot_write_started(&mut self) -> Option<u64> {
+        self.snapshots.started.take()
+    }
+
+    /// The background snapshot write `ticket` completed its delay: the snapshot
+    /// is durable and the compactions waiting for it run, unless writes are held
+    /// (then it completes on release). A stale ticket (a crash, or a leader's
+    /// snapshot that flushed the write) is ignored.
+    pub fn snapshot_written(&mut self, ticket: u64) -> Result<(), String> {
+        let Some(write) = &mut self.snapshots.writing else {
+            return Ok(());
+        };
+        if write.ticket != ticket {
+            return Ok(());
+        }
+        if self.snapshot_writes_held {
+            write.due = true;
+            return Ok(());
+        }
+        let write = self.snapshots.writing.take().expect("checked above");
+        self.make_durable(write.snapshot, write.covers)?;
+        self.snapshots.start_next();
+        Ok(())
+    }
+
+    /// Holds background snapshot writes back (they stay pending, as when the
+    /// real node's snapshot thread is slow) or releases them. On release,
+    /// returns the ticket of a write whose delay passed meanwhile: complete it now.
+    pub fn hold_snapshot_writes(&mut self, held: bool) -> Option<u64> {
+        self.snapshot_writes_held = held;
+        match &self.snapshots.writing {
+            Some(write) if !held && write.due => Some(write.ticket),
+            _ => None,
+        }
+    }
+
+    /// Makes every handed-over snapshot durable now (the newest is written).
+    fn flush_snapshots(&mut self) -> Result<(), String> {
+        let writer = &mut self.snapshots;
+        let covers = writer.handed_over - writer.durable;
+        let writing = writer.writing.take().map(|write| write.snapshot);
+        let newest = writer.waiting.pop_back().or(writing);
+        writer.waiting.clear();
+        writer.started = None;
+        match newest {
+            Some(snapshot) => self.make_durable(snapshot, covers),
+            None => Ok(()),
+        }
+    }
+
+    /// `snapshot` is durable, covering `covers` handed-over snapshots; the
+    /// compactions that waited for them run.
+    fn make_durable(&mut self, snapshot: Snapshot, covers: u64) -> Result<(), String> {
+        if let Some(on_disk) = &self.durable.snapshot {
+            if on_disk.last_index > snapshot.last_index {
+                return Err(format!(
+                    "a snapshot taken at {} would replace the newer durable snapshot at {}",
+                    snapshot.last_index, on_disk.last_index
+                ));
+            }
+        }
+        self.durable.apply(WriteOp::SaveSnapshot { snapshot, background: true })?;
+        self.snapshots.durable += covers;
+        self.snapshots.stats.written += 1;
+        self.snapshots.stats.superseded += covers - 1;
+        for up_to in self.snapshots.compactions_ready() {
+            self.durable.apply(WriteOp::Compact(up_to))?;
+        }
+        Ok(())
+    }
+
     /// Number of writes not yet durable.
     pub fn unsynced_writes(&self) -> usize {
         self.unsynced.iter().filter(|pending| matches!(pending, Pending::Write(_))).count()
@@ -226,8 +457,15 @@ impl Disk {
 
     /// The process died. Unsynced writes are lost, except (with `torn_writes`) a
     /// random ordered prefix that reached the platter, whose last log record may
-    /// be torn. Returns what happened.
+    /// be torn; self-taken snapshots not yet durable are lost, and so are the
+    /// compactions waiting for them. Returns what happened.
     pub fn crash(&mut self, rng: &mut SimRng, torn_writes: bool) -> Result<CrashDamage, String> {
+        let damage = self.crash_unsynced(rng, torn_writes);
+        self.snapshots.crash();
+        damage
+    }
+
+    fn crash_unsynced(&mut self, rng: &mut SimRng, torn_writes: bool) -> Result<CrashDamage, String> {
         let writes: Vec<WriteOp> = std::mem::take(&mut self.unsynced)
             .into_iter()
             .filter_map(|pending| match pending {
@@ -256,7 +494,10 @@ impl Disk {
                     damage.torn = true;
                     self.durable.apply(WriteOp::Append(entries))?;
                 }
-                op => self.durable.apply(op)?,
+                // A self-taken snapshot in the prefix is handed over here and
+                // lost with the crash: its fsync never completed, so the real
+                // node never gave it to its snapshot thread.
+                op => self.land(op)?,
             }
         }
         Ok(damage)
@@ -270,6 +511,157 @@ mod tests {
 
     fn entry(index: u64, term: u64) -> Entry {
         Entry { term: Term(term), index: LogIndex(index), payload: Payload::Noop }
+    }
+
+    fn snapshot(index: u64, term: u64) -> Snapshot {
+        Snapshot { last_index: LogIndex(index), last_term: Term(term), voters: vec![], data: vec![] }
+    }
+
+    /// A snapshot installed from the leader.
+    fn installed(snapshot: Snapshot) -> WriteOp {
+        WriteOp::SaveSnapshot { snapshot, background: false }
+    }
+
+    /// A snapshot the node took itself, and the compaction the core emits after it.
+    fn taken(disk: &mut Disk, index: u64, term: u64) {
+        disk.write(WriteOp::SaveSnapshot { snapshot: snapshot(index, term), background: true });
+        disk.write(WriteOp::Compact(LogIndex(index)));
+    }
+
+    fn synced(disk: &mut Disk, id: u64) {
+        assert_eq!(disk.sync(PersistId(id)), Some(PersistId(id)), "no fsync in flight");
+        assert_eq!(disk.fsync_done(PersistId(id)), Ok(None));
+    }
+
+    fn indexes(disk: &Disk) -> Vec<u64> {
+        disk.durable().entries.iter().map(|entry| entry.index.0).collect()
+    }
+
+    fn durable_snapshot_index(disk: &Disk) -> Option<u64> {
+        disk.durable().snapshot.as_ref().map(|snapshot| snapshot.last_index.0)
+    }
+
+    #[test]
+    fn a_taken_snapshot_is_durable_after_its_write_and_only_then_compacts_the_log() {
+        let mut disk = Disk::default();
+        disk.write(WriteOp::Append(vec![entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)]));
+        taken(&mut disk, 3, 1);
+        synced(&mut disk, 1);
+        assert_eq!(durable_snapshot_index(&disk), None, "written in the background, not at the fsync");
+        assert_eq!(indexes(&disk), vec![1, 2, 3, 4], "the compaction waits for the snapshot");
+        assert_eq!(disk.snapshots_pending(), 1);
+        let ticket = disk.snapshot_write_started().expect("the write started at the fsync");
+        assert_eq!(disk.snapshot_write_started(), None, "reported once");
+        disk.snapshot_written(ticket).unwrap();
+        assert_eq!(durable_snapshot_index(&disk), Some(3));
+        assert_eq!(indexes(&disk), vec![4]);
+        assert_eq!(disk.snapshots_pending(), 0);
+        assert_eq!(disk.snapshot_stats().compactions_deferred, 1);
+    }
+
+    #[test]
+    fn a_crash_before_the_write_keeps_the_older_snapshot_and_the_whole_log() {
+        let mut disk = Disk::default();
+        disk.write(WriteOp::Append((1..=6).map(|index| entry(index, 1)).collect()));
+        taken(&mut disk, 2, 1);
+        synced(&mut disk, 1);
+        let first = disk.snapshot_write_started().unwrap();
+        disk.snapshot_written(first).unwrap();
+        taken(&mut disk, 5, 1);
+        synced(&mut disk, 2);
+        assert!(disk.snapshot_write_started().is_some());
+        disk.crash(&mut SimRng::from_seed(1), false).unwrap();
+        let restored = disk.recover();
+        assert_eq!(restored.snapshot.map(|s| s.last_index), Some(LogIndex(2)), "the older snapshot");
+        assert_eq!(restored.entries.first().map(|e| e.index), Some(LogIndex(3)), "every entry after it");
+        assert_eq!(restored.entries.last().map(|e| e.index), Some(LogIndex(6)));
+        let stats = disk.snapshot_stats();
+        assert_eq!((stats.written, stats.lost, stats.compactions_lost), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_stale_write_completion_after_a_crash_changes_nothing() {
+        let mut disk = Disk::default();
+        disk.write(WriteOp::Append(vec![entry(1, 1), entry(2, 1)]));
+        taken(&mut disk, 2, 1);
+        synced(&mut disk, 1);
+        let ticket = disk.snapshot_write_started().unwrap();
+        disk.crash(&mut SimRng::from_seed(1), false).unwrap();
+        disk.snapshot_written(ticket).unwrap();
+        assert_eq!(durable_snapshot_index(&disk), None);
+        assert_eq!(indexes(&disk), vec![1, 2]);
+    }
+
+    #[test]
+    fn snapshots_waiting_behind_a_write_collapse_into_the_newest() {
+        let mut disk = Disk::default();
+        disk.write(WriteOp::Append((1..=8).map(|index| entry(index, 1)).collect()));
+        taken(&mut disk, 2, 1);
+        synced(&mut disk, 1);
+        let first = disk.snapshot_write_started().unwrap();
+        for (id, index) in [(2, 4), (3, 6)] {
+            taken(&mut disk, index, 1);
+            synced(&mut disk, id);
+            assert_eq!(disk.snapshot_write_started(), None, "one write at a time");
+        }
+        assert_eq!(indexes(&disk).len(), 8, "no compaction before any snapshot is durable");
+        disk.snapshot_written(first).unwrap();
+        assert_eq!(durable_snapshot_index(&disk), Some(2));
+        assert_eq!(indexes(&disk), vec![3, 4, 5, 6, 7, 8], "only the first compaction's snapshot is durable");
+        let second = disk.snapshot_write_started().expect("the newest waiting one is written next");
+        disk.snapshot_written(second).unwrap();
+        assert_eq!(durable_snapshot_index(&disk), Some(6));
+        assert_eq!(indexes(&disk), vec![7, 8]);
+        let stats = disk.snapshot_stats();
+        assert_eq!((stats.written, stats.superseded), (2, 1), "three snapshots, two files");
+    }
+
+    #[test]
+    fn an_older_taken_snapshot_never_lands_over_one_installed_from_the_leader() {
+        let mut disk = Disk::default();
+        disk.write(WriteOp::Append((1..=4).map(|index| entry(index, 1)).collect()));
+        taken(&mut disk, 3, 1);
+        synced(&mut disk, 1);
+        let ticket = disk.snapshot_write_started().unwrap();
+        disk.write(installed(snapshot(10, 2)));
+        disk.write(WriteOp::Reset(LogIndex(10)));
+        synced(&mut disk, 2);
+        assert_eq!(durable_snapshot_index(&disk), Some(10));
+        assert_eq!(disk.snapshots_pending(), 0, "written before the leader's snapshot, as the node does");
+        disk.snapshot_written(ticket).unwrap();
+        assert_eq!(durable_snapshot_index(&disk), Some(10), "the stale completion changes nothing");
+        assert_eq!(disk.durable().log_base, LogIndex(10));
+        assert!(indexes(&disk).is_empty());
+    }
+
+    #[test]
+    fn held_snapshot_writes_complete_on_release() {
+        let mut disk = Disk::default();
+        disk.write(WriteOp::Append(vec![entry(1, 1), entry(2, 1)]));
+        assert_eq!(disk.hold_snapshot_writes(true), None);
+        taken(&mut disk, 2, 1);
+        synced(&mut disk, 1);
+        let ticket = disk.snapshot_write_started().unwrap();
+        disk.snapshot_written(ticket).unwrap();
+        assert_eq!(durable_snapshot_index(&disk), None, "held back");
+        assert_eq!(disk.hold_snapshot_writes(false), Some(ticket), "its delay passed");
+        disk.snapshot_written(ticket).unwrap();
+        assert_eq!(durable_snapshot_index(&disk), Some(2));
+    }
+
+    #[test]
+    fn a_taken_snapshot_in_a_torn_prefix_is_lost_with_its_compaction() {
+        for seed in 0..50 {
+            let mut disk = Disk::default();
+            disk.write(WriteOp::Append((1..=3).map(|index| entry(index, 1)).collect()));
+            synced(&mut disk, 1);
+            taken(&mut disk, 3, 1);
+            disk.write(WriteOp::Append(vec![entry(4, 1)]));
+            disk.sync(PersistId(2));
+            disk.crash(&mut SimRng::from_seed(seed), true).unwrap();
+            assert_eq!(durable_snapshot_index(&disk), None, "seed {seed}");
+            assert_eq!(&indexes(&disk)[..3], &[1, 2, 3], "seed {seed}");
+        }
     }
 
     #[test]
@@ -312,24 +704,10 @@ mod tests {
     fn recovery_drops_records_covered_by_or_conflicting_with_the_snapshot() {
         let mut image = DurableImage::default();
         image.apply(WriteOp::Append(vec![entry(1, 1), entry(2, 1), entry(3, 2)])).unwrap();
-        image
-            .apply(WriteOp::SaveSnapshot(Snapshot {
-                last_index: LogIndex(2),
-                last_term: Term(1),
-                voters: vec![],
-                data: vec![],
-            }))
-            .unwrap();
+        image.apply(installed(snapshot(2, 1))).unwrap();
         // The compaction did not reach the disk: recovery skips covered records.
         assert_eq!(image.restored().entries, vec![entry(3, 2)]);
-        image
-            .apply(WriteOp::SaveSnapshot(Snapshot {
-                last_index: LogIndex(3),
-                last_term: Term(3),
-                voters: vec![],
-                data: vec![],
-            }))
-            .unwrap();
+        image.apply(installed(snapshot(3, 3))).unwrap();
         // The log disagrees with the snapshot at index 3: it is discarded.
         assert!(image.restored().entries.is_empty());
         image.apply(WriteOp::Reset(LogIndex(3))).unwrap();
@@ -343,12 +721,7 @@ mod tests {
         let mut image = DurableImage::default();
         image.apply(WriteOp::Reset(LogIndex(10))).unwrap();
         let mut disk = Disk { durable: image, ..Disk::default() };
-        disk.write(WriteOp::SaveSnapshot(Snapshot {
-            last_index: LogIndex(20),
-            last_term: Term(3),
-            voters: vec![],
-            data: vec![],
-        }));
+        disk.write(installed(snapshot(20, 3)));
         disk.sync(PersistId(1));
         disk.fsync_done(PersistId(1)).unwrap();
         assert!(disk.recover().entries.is_empty());
@@ -364,12 +737,7 @@ mod tests {
         disk.write(WriteOp::Append(vec![entry(1, 1), entry(2, 1)]));
         disk.sync(PersistId(1));
         disk.fsync_done(PersistId(1)).unwrap();
-        disk.write(WriteOp::SaveSnapshot(Snapshot {
-            last_index: LogIndex(5),
-            last_term: Term(2),
-            voters: vec![],
-            data: vec![],
-        }));
+        disk.write(installed(snapshot(5, 2)));
         disk.sync(PersistId(2));
         disk.fsync_done(PersistId(2)).unwrap();
         let recovered = disk.recover();

@@ -50,6 +50,8 @@ pub enum Effect {
     },
     /// Start an fsync covering barrier `id`.
     StartFsync(PersistId),
+    /// A background snapshot write started: schedule its completion (`ticket`).
+    StartSnapshotWrite(u64),
     /// Answer request `request`.
     Answer {
         /// The request id.
@@ -92,6 +94,17 @@ pub enum Effect {
     Violation(String),
 }
 
+/// What a node read back from its disk when it last booted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BootImage {
+    /// The snapshot's last index (0: none).
+    pub snapshot_index: LogIndex,
+    /// The first and last log records' indexes (0 when the log was empty).
+    pub first_log_index: LogIndex,
+    /// See `first_log_index`.
+    pub last_log_index: LogIndex,
+}
+
 /// One node, its store and its disk.
 pub struct NodeHost {
     /// The node's id.
@@ -115,6 +128,11 @@ pub struct NodeHost {
     /// A deliberate driver bug, for testing the checkers: report syncs as
     /// persisted at once, before the fsync.
     pub ack_before_fsync: bool,
+    /// The index of the snapshot the store last produced: the core's
+    /// `SaveSnapshot` of it is written in the background, as the node driver does.
+    taken_snapshot: Option<LogIndex>,
+    /// What the last boot read back from the disk.
+    pub boot_image: BootImage,
 }
 
 fn timer_slot(kind: TimerKind) -> usize {
@@ -136,6 +154,8 @@ impl NodeHost {
             proposals: BTreeMap::new(),
             applied: BTreeMap::new(),
             ack_before_fsync: false,
+            taken_snapshot: None,
+            boot_image: BootImage::default(),
         }
     }
 
@@ -155,6 +175,11 @@ impl NodeHost {
     pub fn boot(&mut self, now_ms: u64, rng_seed: u64, trace: Option<&mut String>) -> Vec<Effect> {
         assert!(self.node.is_none(), "{} is already running", self.id);
         let restored = self.disk.recover();
+        self.boot_image = BootImage {
+            snapshot_index: restored.snapshot.as_ref().map_or(LogIndex(0), |snapshot| snapshot.last_index),
+            first_log_index: restored.entries.first().map_or(LogIndex(0), |entry| entry.index),
+            last_log_index: restored.entries.last().map_or(LogIndex(0), |entry| entry.index),
+        };
         let mut effects = Vec::new();
         self.kv = match &restored.snapshot {
             Some(snapshot) => match KvStore::restore(&snapshot.data) {
@@ -187,6 +212,7 @@ impl NodeHost {
         self.incarnation += 1;
         self.timer_deadlines_ms = [None; 4];
         self.proposals.clear();
+        self.taken_snapshot = None;
         self.disk.crash(rng, torn_writes)
     }
 
@@ -219,7 +245,25 @@ impl NodeHost {
         if let Some(next) = next {
             effects.push(Effect::StartFsync(next));
         }
+        self.start_snapshot_write(&mut effects);
         effects
+    }
+
+    /// The background snapshot write `ticket` finished its delay. The core is
+    /// not told (the real node does not tell it either): only the disk changes.
+    pub fn snapshot_written(&mut self, ticket: u64) -> Vec<Effect> {
+        if let Err(error) = self.disk.snapshot_written(ticket) {
+            return vec![Effect::Violation(format!("{}: {error}", self.id))];
+        }
+        let mut effects = Vec::new();
+        self.start_snapshot_write(&mut effects);
+        effects
+    }
+
+    fn start_snapshot_write(&mut self, effects: &mut Vec<Effect>) {
+        if let Some(ticket) = self.disk.snapshot_write_started() {
+            effects.push(Effect::StartSnapshotWrite(ticket));
+        }
     }
 
     fn run(&mut self, now_ms: u64, actions: Vec<Action>, effects: &mut Vec<Effect>, mut trace: Option<&mut String>) {
@@ -255,7 +299,11 @@ impl NodeHost {
                 effects.push(Effect::Appended { entries: entries.clone(), prev_term });
                 self.disk.write(WriteOp::Append(entries));
             }
-            Action::SaveSnapshot(snapshot) => self.disk.write(WriteOp::SaveSnapshot(snapshot)),
+            Action::SaveSnapshot(snapshot) => {
+                // Any other snapshot came from the leader and is written in order.
+                let background = self.taken_snapshot.take() == Some(snapshot.last_index);
+                self.disk.write(WriteOp::SaveSnapshot { snapshot, background });
+            }
             Action::CompactLog { up_to } => self.disk.write(WriteOp::Compact(up_to)),
             Action::ResetLog { base_index } => self.disk.write(WriteOp::Reset(base_index)),
             Action::Sync { id } => {
@@ -307,6 +355,7 @@ impl NodeHost {
             Action::TakeSnapshot => {
                 let data = self.kv.snapshot();
                 let index = self.kv.applied_index();
+                self.taken_snapshot = Some(index);
                 effects.push(Effect::StoreImage { index, digest: crate::rng::fnv1a(crate::rng::FNV_OFFSET, &data) });
                 follow_ups.push_back(Event::SnapshotTaken { index, data })
             }

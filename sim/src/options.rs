@@ -65,6 +65,15 @@ pub struct SimOptions {
     pub fsync_ms_max: u64,
     /// Crashes may keep a prefix of unsynced writes and tear the last record.
     pub torn_writes: bool,
+    /// Smallest time a snapshot the node took itself takes to become durable
+    /// after its fsync (the real node writes it on a background thread).
+    pub snapshot_write_ms_min: u64,
+    /// Largest time of a usual background snapshot write.
+    pub snapshot_write_ms_max: u64,
+    /// Probability that a background snapshot write is slow instead.
+    pub snapshot_write_slow_chance: f64,
+    /// Largest time of a slow background snapshot write (from `snapshot_write_ms_max`).
+    pub snapshot_write_slow_ms_max: u64,
     /// Node config: smallest election timeout.
     pub election_timeout_ms_min: u64,
     /// Node config: largest election timeout.
@@ -132,6 +141,10 @@ impl SimOptions {
             fsync_ms_min: 1,
             fsync_ms_max: 5,
             torn_writes: false,
+            snapshot_write_ms_min: 0,
+            snapshot_write_ms_max: 50,
+            snapshot_write_slow_chance: 0.1,
+            snapshot_write_slow_ms_max: 5_000,
             election_timeout_ms_min: 600,
             election_timeout_ms_max: 1200,
             heartbeat_interval_ms: 100,
@@ -204,6 +217,10 @@ impl SimOptions {
         workload.get_weight = rng.range(1, 6) as u32;
         workload.delete_weight = rng.range(0, 3) as u32;
         options.workload = Some(workload);
+        // Drawn last, so that the draws above are those of earlier versions.
+        options.snapshot_write_ms_max = *rng.pick(&[5, 50, 200]);
+        options.snapshot_write_slow_chance = *rng.pick(&[0.02, 0.1, 0.3]);
+        options.snapshot_write_slow_ms_max = *rng.pick(&[1_000, 5_000, 20_000]);
         options.swarm = Some(swarm);
         options.verbose = false;
         options
@@ -225,7 +242,17 @@ impl fmt::Display for SimOptions {
             n.reorder_delay_ms_max,
             self.wire.name()
         )?;
-        writeln!(f, "disk: fsync_ms={}..{} torn_writes={}", self.fsync_ms_min, self.fsync_ms_max, self.torn_writes)?;
+        writeln!(
+            f,
+            "disk: fsync_ms={}..{} torn_writes={} snapshot_write_ms={}..{} (slow {:.2}: up to {})",
+            self.fsync_ms_min,
+            self.fsync_ms_max,
+            self.torn_writes,
+            self.snapshot_write_ms_min,
+            self.snapshot_write_ms_max,
+            self.snapshot_write_slow_chance,
+            self.snapshot_write_slow_ms_max
+        )?;
         writeln!(
             f,
             "node: election_timeout_ms={}..{} heartbeat_interval_ms={} snapshot_threshold_entries={} snapshot_chunk_bytes_max={} append_entries_max={} inflight_appends_max={} apply_entries_max={} pending_proposals_max={} pending_reads_max={} pre_vote={} check_quorum={}",

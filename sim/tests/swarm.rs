@@ -9,7 +9,17 @@ use sim::explore::{run_suite, RunPlan};
 fn swarm_three_nodes() {
     let plan = RunPlan { nodes: 3, clients: 6, fault_ms: 10_000, ..RunPlan::default() };
     let counters = run_suite(&plan, 0..40, COVERAGE);
-    for fault in ["crashes", "restarts", "pauses", "partitions", "disk_stalls", "torn_writes", "messages_lost"] {
+    let faults = [
+        "crashes",
+        "restarts",
+        "pauses",
+        "partitions",
+        "disk_stalls",
+        "torn_writes",
+        "messages_lost",
+        "snapshot_writes_lost",
+    ];
+    for fault in faults {
         assert!(counters.get(fault) > 0, "{fault} never happened:\n{counters}");
     }
 }

@@ -139,6 +139,19 @@ impl Cluster {
         self.apply_fault(FaultAction::DiskStall { node, duration_ms });
     }
 
+    /// Holds the background writes of the snapshots `who` takes itself (they
+    /// stay pending, however long, as if its snapshot thread were stuck), or
+    /// releases them; a write whose delay passed meanwhile completes now.
+    /// Snapshots installed from the leader are not held.
+    pub fn hold_snapshot_writes(&mut self, who: impl Into<Who>, held: bool) {
+        let id = self.resolve(who);
+        let host = self.host_mut(id);
+        if let Some(ticket) = host.disk.hold_snapshot_writes(held) {
+            let incarnation = host.incarnation;
+            self.queue.push(self.now_ms, SimEvent::SnapshotWritten { node: id, incarnation, ticket });
+        }
+    }
+
     /// The network.
     pub fn network(&mut self) -> &mut Network {
         &mut self.network
@@ -346,6 +359,19 @@ impl Cluster {
             counters.add("client_retries", stats.retries);
             counters.add("ops_completed", stats.completed);
             counters.add("ops_unknown", stats.unknown);
+        }
+        for host in &self.hosts {
+            let stats = host.disk.snapshot_stats();
+            let named = [
+                ("snapshot_writes", stats.written),
+                ("snapshot_writes_superseded", stats.superseded),
+                ("snapshot_writes_lost", stats.lost),
+                ("compactions_deferred", stats.compactions_deferred),
+                ("compactions_lost", stats.compactions_lost),
+            ];
+            for (name, value) in named.into_iter().filter(|&(_, value)| value > 0) {
+                counters.add(name, value);
+            }
         }
         counters
     }

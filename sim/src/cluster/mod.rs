@@ -37,6 +37,7 @@ enum SimEvent {
     Deliver { to: NodeId, wire: Wire },
     Timer { node: NodeId, incarnation: u64, kind: TimerKind, deadline_ms: u64 },
     Fsync { node: NodeId, incarnation: u64, id: PersistId },
+    SnapshotWritten { node: NodeId, incarnation: u64, ticket: u64 },
     Request { node: NodeId, request: u64 },
     Response { client: usize, request: u64, reply: Reply },
     ClientWake { client: usize, token: u64 },
@@ -48,7 +49,10 @@ impl SimEvent {
     fn target(&self) -> Option<NodeId> {
         match self {
             SimEvent::Deliver { to, .. } => Some(*to),
-            SimEvent::Timer { node, .. } | SimEvent::Fsync { node, .. } | SimEvent::Request { node, .. } => Some(*node),
+            SimEvent::Timer { node, .. }
+            | SimEvent::Fsync { node, .. }
+            | SimEvent::SnapshotWritten { node, .. }
+            | SimEvent::Request { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -84,6 +88,9 @@ pub struct Cluster {
     boots: Vec<u64>,
     network: Network,
     disk_rng: SimRng,
+    /// Background snapshot write times (a stream of its own, so that they do not
+    /// shift the fsync latencies and crash damage drawn from `disk_rng`).
+    snapshot_rng: SimRng,
     fault_rng: SimRng,
     workload: Option<Workload>,
     requests: BTreeMap<u64, RequestInfo>,
@@ -159,6 +166,7 @@ impl Cluster {
         let mut cluster = Cluster {
             network: Network::new(ids.clone(), options.network.clone(), SimRng::derive(seed, "network")),
             disk_rng: SimRng::derive(seed, "disk"),
+            snapshot_rng: SimRng::derive(seed, "snapshot-writes"),
             fault_rng: SimRng::derive(seed, "faults"),
             replay,
             now_ms: 0,
@@ -337,6 +345,7 @@ impl Cluster {
                 }
                 self.after_node_step(node, effects);
             }
+            SimEvent::SnapshotWritten { node, incarnation, ticket } => self.snapshot_written(node, incarnation, ticket),
             SimEvent::Request { node, request } => {
                 let Some(info) = self.requests.get(&request) else {
                     return;
@@ -389,6 +398,7 @@ impl Cluster {
                     let incarnation = host.incarnation;
                     self.queue.push(at, SimEvent::Fsync { node: id, incarnation, id: persist });
                 }
+                Effect::StartSnapshotWrite(ticket) => self.schedule_snapshot_write(id, ticket),
                 Effect::Answer { request, answer } => self.route_answer(index, request, answer),
                 Effect::Appended { entries, prev_term } => {
                     let result = self.checker.on_append(id, &entries, prev_term);
@@ -418,6 +428,42 @@ impl Cluster {
         }
         let result = self.checker.after_step(&self.hosts[index]);
         self.check_safety(result);
+    }
+
+    /// A background snapshot write of `node` finished its delay (unless the disk
+    /// is stalled: then it finishes when the stall ends, like an fsync).
+    fn snapshot_written(&mut self, node: NodeId, incarnation: u64, ticket: u64) {
+        let host = self.host(node);
+        if host.incarnation != incarnation {
+            return;
+        }
+        if host.disk.stalled_until_ms > self.now_ms {
+            let at = host.disk.stalled_until_ms;
+            self.queue.push(at, SimEvent::SnapshotWritten { node, incarnation, ticket });
+            return;
+        }
+        if self.trace.enabled() {
+            let glyph = glyph(host);
+            self.trace.line(format_args!("{:>8} {node} {glyph} snapshot-write {ticket} done", self.now_ms));
+        }
+        let effects = self.hosts[(node.0 - 1) as usize].snapshot_written(ticket);
+        self.after_node_step(node, effects);
+    }
+
+    /// Schedules the completion of background snapshot write `ticket` of `node`
+    /// after a drawn delay: usually short, sometimes much longer (a slow disk, a
+    /// large snapshot), so that crashes land while it is pending.
+    fn schedule_snapshot_write(&mut self, node: NodeId, ticket: u64) {
+        let options = &self.options;
+        let delay_ms = if self.snapshot_rng.chance(options.snapshot_write_slow_chance) {
+            self.snapshot_rng.range(options.snapshot_write_ms_max, options.snapshot_write_slow_ms_max)
+        } else {
+            self.snapshot_rng.range(options.snapshot_write_ms_min, options.snapshot_write_ms_max)
+        };
+        let host = self.host(node);
+        let at = (self.now_ms + delay_ms).max(host.disk.stalled_until_ms);
+        let incarnation = host.incarnation;
+        self.queue.push(at, SimEvent::SnapshotWritten { node, incarnation, ticket });
     }
 
     fn check_safety(&mut self, result: Result<(), Violation>) {

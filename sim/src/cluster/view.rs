@@ -127,6 +127,22 @@ impl<'a> NodeView<'a> {
     pub fn durable_hard_state(&self) -> raft_sm::HardState {
         self.host.disk.durable().hard_state
     }
+    /// Everything on disk: hard state, snapshot, log records.
+    pub fn durable(&self) -> &'a crate::disk::DurableImage {
+        self.host.disk.durable()
+    }
+    /// The last index of the snapshot on disk (0 if none).
+    pub fn durable_snapshot_index(&self) -> LogIndex {
+        self.durable().snapshot.as_ref().map_or(LogIndex(0), |snapshot| snapshot.last_index)
+    }
+    /// What the node read back from its disk when it last booted.
+    pub fn boot_image(&self) -> crate::node_host::BootImage {
+        self.host.boot_image
+    }
+    /// Snapshots the node took itself that are not durable yet.
+    pub fn snapshots_pending(&self) -> u64 {
+        self.host.disk.snapshots_pending()
+    }
 }
 
 /// What a finished run reports.

@@ -1,0 +1,107 @@
+//! Snapshots a node takes itself become durable some time after their fsync
+//! (the real node writes them on a background thread) and the compaction
+//! behind them waits until then, so a crash in between restarts the node from
+//! its older snapshot and the longer log. Snapshots installed from the leader
+//! are durable at their fsync and never replaced by an older self-taken one.
+
+use raft_sm::{LogIndex, Note};
+use sim::{Cluster, SimOptions};
+
+fn cluster(seed: u64) -> Cluster {
+    let mut options = SimOptions::new(seed, 3).with_clients(4);
+    options.verbose = false;
+    options.snapshot_threshold_entries = 20;
+    let mut cluster = Cluster::new(options);
+    cluster.run_until("a leader", |c| c.leader().is_some(), 10_000).unwrap();
+    cluster
+}
+
+/// The index of the snapshot `id`'s core holds (0 if none, or crashed).
+fn core_snapshot_index(cluster: &Cluster, id: raft_sm::NodeId) -> LogIndex {
+    cluster.node(id).core().and_then(|node| node.snapshot()).map_or(LogIndex(0), |snapshot| snapshot.last_index)
+}
+
+#[test]
+fn a_crash_before_a_taken_snapshot_is_durable_restarts_from_the_older_snapshot_and_the_longer_log() {
+    let mut cluster = cluster(0x1a2e);
+    let id = cluster.followers()[0];
+    cluster
+        .run_until("a durable snapshot of its own", |c| c.node(id).durable_snapshot_index() > LogIndex(0), 20_000)
+        .unwrap();
+    cluster.hold_snapshot_writes(id, true);
+    let older = cluster.node(id).durable_snapshot_index();
+    cluster
+        .run_until(
+            "a newer snapshot taken, not durable",
+            |c| core_snapshot_index(c, id) > older && c.node(id).snapshots_pending() > 0,
+            20_000,
+        )
+        .unwrap();
+    let taken = core_snapshot_index(&cluster, id);
+    let node = cluster.node(id);
+    assert_eq!(node.core().unwrap().log_base().0, taken, "the core compacted its log at once");
+    let durable = node.durable();
+    assert_eq!(node.durable_snapshot_index(), older, "the newer snapshot is not durable");
+    assert!(durable.log_base <= older, "the compaction waits for its snapshot: log base {}", durable.log_base);
+    assert!(durable.term_at(older.next()).is_some(), "the durable log holds the entry after the older snapshot");
+    assert!(durable.last_index() >= taken, "the durable log holds every entry the newer snapshot covers");
+
+    cluster.crash(id);
+    assert_eq!(cluster.node(id).durable_snapshot_index(), older, "the crash lost the pending snapshot");
+    assert!(cluster.counters().get("snapshot_writes_lost") >= 1);
+    assert!(cluster.counters().get("compactions_lost") >= 1);
+    let applied_before = cluster.counters().get("entries_applied");
+    cluster.restart(id);
+    let boot = cluster.node(id).boot_image();
+    assert_eq!(boot.snapshot_index, older, "restarted from the older snapshot");
+    assert!(boot.first_log_index <= older.next(), "and the log after it: {boot:?}");
+    assert!(boot.last_log_index >= taken, "the longer log, past the lost snapshot: {boot:?}");
+    // The store starts at the older snapshot and replays the log from there
+    // (booting may take a new snapshot at once: the log is past the threshold).
+    let replayed = cluster.counters().get("entries_applied") - applied_before;
+    assert!(replayed >= taken.0 - older.0, "{replayed} entries replayed at boot, from {older} past {taken}");
+
+    cluster.hold_snapshot_writes(id, false);
+    cluster
+        .run_until("a newer snapshot durable again", |c| c.node(id).durable_snapshot_index() > taken, 30_000)
+        .unwrap();
+    let durable = cluster.node(id).durable();
+    assert!(durable.log_base > taken, "its compaction ran once it was durable: log base {}", durable.log_base);
+    cluster.check();
+}
+
+#[test]
+fn a_snapshot_installed_from_the_leader_is_never_replaced_by_an_older_pending_one() {
+    let mut cluster = cluster(0x1a2f);
+    let id = cluster.followers()[0];
+    cluster.hold_snapshot_writes(id, true);
+    cluster.run_until("a snapshot taken, not durable", |c| c.node(id).snapshots_pending() > 0, 20_000).unwrap();
+    let pending = core_snapshot_index(&cluster, id);
+    cluster.isolate(id);
+    let behind = cluster.node(id).last_log_index();
+    cluster
+        .run_until(
+            "the leader compacted past the isolated follower",
+            |c| c.leader().is_some_and(|leader| c.node(leader).core().unwrap().log_base().0 > behind),
+            30_000,
+        )
+        .unwrap();
+    cluster.heal();
+    cluster
+        .run_until(
+            "the leader's snapshot installed and durable",
+            |c| c.node(id).durable_snapshot_index() > behind && c.node(id).snapshots_pending() == 0,
+            20_000,
+        )
+        .unwrap();
+    assert!(cluster.saw_note(Some(id), |note| matches!(note, Note::SnapshotInstalled { .. })));
+    let installed = cluster.node(id).durable_snapshot_index();
+    assert!(installed > pending, "the leader's snapshot {installed} is newer than the pending {pending}");
+    // The held write of the older snapshot was flushed before the leader's, as
+    // the node does; nothing may land over the leader's snapshot afterwards.
+    cluster.hold_snapshot_writes(id, false);
+    cluster.run_for(2_000);
+    assert!(cluster.node(id).durable_snapshot_index() >= installed);
+    assert!(cluster.counters().get("snapshot_writes") >= 1);
+    cluster.check();
+}
