@@ -56,6 +56,8 @@ pub struct NodeProc {
 struct Process {
     child: Option<Child>,
     starts: usize,
+    /// Stopped with SIGSTOP: alive, but answers nothing.
+    paused: bool,
 }
 
 pub struct Cluster {
@@ -144,7 +146,11 @@ impl Cluster {
 
     /// SIGKILL: no chance to flush or hand over anything.
     pub fn kill(&self, i: usize) {
-        let child = self.nodes[i].process.lock().unwrap().child.take();
+        let child = {
+            let mut process = self.nodes[i].process.lock().unwrap();
+            process.paused = false;
+            process.child.take()
+        };
         if let Some(mut child) = child {
             let _ = child.kill();
             let _ = child.wait();
@@ -156,10 +162,12 @@ impl Cluster {
     /// still killed when the cluster is dropped.
     pub fn pause(&self, i: usize) {
         self.signal(i, "-STOP");
+        self.nodes[i].process.lock().unwrap().paused = true;
     }
 
     pub fn resume(&self, i: usize) {
         self.signal(i, "-CONT");
+        self.nodes[i].process.lock().unwrap().paused = false;
     }
 
     fn signal(&self, i: usize, signal: &str) {
@@ -263,7 +271,10 @@ impl Cluster {
 
     async fn retry(&self, within: Duration, make: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<Value, String> {
         let deadline = Instant::now() + within;
-        let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.is_running(i)).collect();
+        // A paused node would only time out every attempt sent to it.
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.is_running(i) && !self.nodes[i].process.lock().unwrap().paused)
+            .collect();
         let mut attempt = 0;
         let mut target = self.url(running[0]);
         let mut last = String::new();
