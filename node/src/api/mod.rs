@@ -125,7 +125,7 @@ impl AppState {
 /// Request ids (`X-Request-ID` in and out), request logging and latency metrics.
 pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if request.uri().path().starts_with("/raft/message") {
-        return next.run(request).await; // The replication hot path: no per-batch bookkeeping.
+        return next.run(request).await; // Message batches from tools: no per-batch bookkeeping.
     }
     let started = Instant::now();
     // The id as a header value (cloning one is a reference count, not a copy).
