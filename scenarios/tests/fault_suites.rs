@@ -14,43 +14,29 @@ use sim::explore::Faults;
 /// Swarm on 3 nodes, 6 clients, 10 s of faults per seed.
 #[test]
 fn fault_suite_three_nodes() {
-    let began = std::time::Instant::now();
-    let plan = SuitePlan::new(3);
-    let seeds = seeds(0x3000, seeds_count(SEEDS_THREE));
-    let counters = run_suite("fault_suite_three_nodes", &plan, &seeds, SUITE_COVERAGE);
-    eprintln!(
-        "fault_suite_three_nodes: {} seeds passed in {:.1} s\n{counters}",
-        seeds.len(),
-        began.elapsed().as_secs_f64()
-    );
+    run_and_report("fault_suite_three_nodes", &SuitePlan::new(3), 0x3000, SEEDS_THREE);
 }
 
 /// Swarm on 5 nodes, 6 clients, 10 s of faults per seed.
 #[test]
 fn fault_suite_five_nodes() {
-    let began = std::time::Instant::now();
-    let plan = SuitePlan::new(5);
-    let seeds = seeds(0x5000, seeds_count(SEEDS_FIVE));
-    let counters = run_suite("fault_suite_five_nodes", &plan, &seeds, SUITE_COVERAGE);
-    eprintln!(
-        "fault_suite_five_nodes: {} seeds passed in {:.1} s\n{counters}",
-        seeds.len(),
-        began.elapsed().as_secs_f64()
-    );
+    run_and_report("fault_suite_five_nodes", &SuitePlan::new(5), 0x5000, SEEDS_FIVE);
 }
 
 /// Every fault kind on at once (rates drawn per seed), 3 nodes.
 #[test]
 fn fault_suite_all_faults_three_nodes() {
-    let began = std::time::Instant::now();
     let plan = SuitePlan::new(3).with_faults(Faults::All);
-    let seeds = seeds(0xA11_0000, seeds_count(SEEDS_ALL));
-    let counters = run_suite("fault_suite_all_faults_three_nodes", &plan, &seeds, SUITE_COVERAGE);
-    eprintln!(
-        "fault_suite_all_faults_three_nodes: {} seeds passed in {:.1} s\n{counters}",
-        seeds.len(),
-        began.elapsed().as_secs_f64()
-    );
+    run_and_report("fault_suite_all_faults_three_nodes", &plan, 0xA11_0000, SEEDS_ALL);
+}
+
+/// Runs `count` seeds from `first_seed` (or what `SIM_SEED`/`SCENARIO_SEEDS`
+/// say), requiring the suite's coverage, and prints the counters.
+fn run_and_report(name: &str, plan: &SuitePlan, first_seed: u64, count: u64) {
+    let began = std::time::Instant::now();
+    let seeds = seeds(first_seed, seeds_count(count));
+    let counters = run_suite(name, plan, &seeds, SUITE_COVERAGE);
+    eprintln!("{name}: {} seeds passed in {:.1} s\n{counters}", seeds.len(), began.elapsed().as_secs_f64());
 }
 
 const SEEDS_ALL: u64 = 100;
