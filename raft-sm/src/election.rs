@@ -88,13 +88,10 @@ impl Node {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
         };
+        // A real vote request leaves only once our own vote is durable (§5.2):
+        // the send chokepoint holds it.
         for peer in self.peers() {
-            if pre_vote {
-                self.send(peer, body.clone());
-            } else {
-                // Our own vote must be durable before we ask for others (§5.2).
-                self.send_after_persist(peer, body.clone());
-            }
+            self.send(peer, body.clone());
         }
         if pre_vote {
             self.tally_votes(true);
@@ -128,7 +125,7 @@ impl Node {
                     term,
                     body: Body::RequestVoteResponse { pre_vote: true, granted: true },
                 };
-                self.actions.push(crate::event::Action::Send(message));
+                self.send_message(message);
             } else {
                 let reason = if lease {
                     "still hears a leader"
@@ -148,7 +145,7 @@ impl Node {
             self.voted_for = Some(candidate);
             self.reset_election_deadline();
             // Term and vote are durable before the grant leaves (§5.2, Figure 2).
-            self.send_after_persist(candidate, Body::RequestVoteResponse { pre_vote: false, granted: true });
+            self.send(candidate, Body::RequestVoteResponse { pre_vote: false, granted: true });
         } else {
             let reason = if !up_to_date { "log not up to date" } else { "already voted in this term" };
             self.note(Note::VoteRejected { candidate, pre_vote: false, reason });

@@ -1,7 +1,8 @@
 //! What goes into the core ([`Event`]) and what comes out ([`Action`]).
 
 use crate::message::Message;
-use crate::types::{Entry, HardState, LogIndex, NodeId, Snapshot, Term};
+use crate::types::{Entry, LogIndex, NodeId, Snapshot, Term};
+use crate::write::Write;
 use serde::{Deserialize, Serialize};
 
 /// The timers a node may ask for. Each kind has one slot; a later `SetTimer`
@@ -68,6 +69,12 @@ pub enum Event {
         /// The serialized state machine.
         data: Vec<u8>,
     },
+    /// The snapshot at `index` that this node took itself ([`SnapshotOrigin::Taken`])
+    /// is durable. Only now does the core compact the durable log up to it.
+    SnapshotPersisted {
+        /// The snapshot's last index.
+        index: LogIndex,
+    },
     /// An operator asks the leader to hand leadership to `to`.
     TransferLeadership {
         /// The node that should become leader.
@@ -78,31 +85,9 @@ pub enum Event {
 /// What the driver must do, in the order given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Write the hard state (durable at the next [`Action::Sync`]).
-    PersistHardState(HardState),
-    /// Remove every durable log entry with index ≥ `from`.
-    TruncateLog {
-        /// First index removed.
-        from: LogIndex,
-    },
-    /// Append entries to the durable log; they follow its last entry directly.
-    AppendLog {
-        /// The entries, contiguous.
-        entries: Vec<Entry>,
-    },
-    /// Durably store `snapshot` (atomically, replacing any older one).
-    SaveSnapshot(Snapshot),
-    /// Drop durable log entries with index ≤ `up_to` (they are in the saved snapshot).
-    CompactLog {
-        /// Last index dropped.
-        up_to: LogIndex,
-    },
-    /// Discard the whole durable log; the next entry appended follows `base_index`
-    /// (a snapshot that conflicts with the log replaces it, Raft Figure 13 rule 7).
-    ResetLog {
-        /// The snapshot's last index.
-        base_index: LogIndex,
-    },
+    /// A durable write, in order with every other write (see [`Write`] for
+    /// when each kind must be durable).
+    Write(Write),
     /// Make every write above durable, then step `Event::Persisted { id }`.
     /// A driver may cover several syncs with one fsync and report the last id.
     Sync {
@@ -116,6 +101,10 @@ pub enum Action {
     Apply {
         /// The entries, contiguous, following the last ones handed out.
         entries: Vec<Entry>,
+        /// The proposals among them that this node accepted as leader:
+        /// (index, the driver's proposal id). Each entry listed here is the one
+        /// the proposal created, so its result answers that proposal.
+        proposals: Vec<(LogIndex, u64)>,
     },
     /// Replace the state machine with the snapshot's state (a follower installed it).
     RestoreSnapshot(Snapshot),

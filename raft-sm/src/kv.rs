@@ -311,6 +311,33 @@ impl KvStore {
     }
 }
 
+/// The store as the host's state machine. Its snapshot image is
+/// [`KvStore::snapshot`]'s bytes; the store is held in memory, so it builds the
+/// image in memory and writes it in one go.
+impl crate::host::StateMachine for KvStore {
+    type Output = Option<ApplyResult>;
+    type RestoreError = DecodeError;
+
+    fn apply(&mut self, entry: &Entry) -> Option<ApplyResult> {
+        self.apply_entry(entry)
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.applied_index
+    }
+
+    fn save_snapshot(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(&self.snapshot())
+    }
+
+    fn restore_snapshot(&mut self, image: &mut dyn std::io::Read) -> Result<(), DecodeError> {
+        let mut bytes = Vec::new();
+        image.read_to_end(&mut bytes).map_err(|_| DecodeError("the snapshot image could not be read"))?;
+        *self = KvStore::restore(&bytes)?;
+        Ok(())
+    }
+}
+
 const SNAPSHOT_MAGIC: &[u8] = b"RKVSNAP1";
 const OP_SET: u8 = 1;
 const OP_DELETE: u8 = 2;

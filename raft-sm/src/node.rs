@@ -1,16 +1,18 @@
 //! The node: its state, `step`, the dispatch by term and role, the one `send`
 //! chokepoint and the invariants checked after every step.
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::event::{Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind};
 use crate::log::Log;
 use crate::message::{Body, Message};
 use crate::progress::Progress;
 use crate::quorum::VoteTracker;
 use crate::read::Reads;
+use crate::recovery::StartError;
 use crate::snapshot::IncomingSnapshot;
 use crate::timer::Timers;
 use crate::types::{Entry, HardState, LogIndex, NodeId, RestoredState, Role, Snapshot, Term};
+use crate::write::Write;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
@@ -45,25 +47,37 @@ pub(crate) struct Transfer {
 
 /// A Raft node: a pure state machine driven by [`Node::step`].
 ///
+/// Drivers normally run it through [`crate::Host`], which executes every action
+/// that needs no IO (applies, snapshots, answers) and hands on the rest; the
+/// contract below is what the host (or a driver using `Node` directly) keeps.
+///
 /// # Contract
 /// - **Time is an input.** Every call passes `now_ms`, the driver's monotonic
 ///   clock in milliseconds; it never goes backwards. The node never reads a clock.
-/// - **Events in, actions out.** [`Event`]s are timers the node asked for,
-///   messages from peers, client proposals and reads, acknowledgements of durable
-///   writes ([`Event::Persisted`]), of application ([`Event::Applied`]) and of
-///   snapshots ([`Event::SnapshotTaken`]), and operator requests. `step` returns
-///   the [`Action`]s to execute, **in order**.
-/// - **Persistence.** Write actions (`PersistHardState`, `TruncateLog`,
-///   `AppendLog`, `SaveSnapshot`, `CompactLog`, `ResetLog`) become durable at the
-///   next `Sync { id }`; the driver then steps `Persisted { id }` (it may cover
-///   many syncs with one fsync and report the last id). Messages that reveal durable
-///   state (vote grants, append acknowledgements) are held inside the node until
-///   their sync is reported, so every `Send` may go on the wire at once.
-/// - **Apply.** `Apply` hands out committed entries in index order, each once;
-///   the driver applies them and steps `Applied { index }`.
-/// - **Timers.** `SetTimer { kind, deadline_ms }` replaces the deadline of `kind`;
-///   the driver steps `Timer(kind)` at or after it. Early or stale timer events are
-///   ignored, so nothing needs to tick.
+/// - **Events in, actions out.** [`Event`]s are timers, messages from peers,
+///   client proposals and reads, acknowledgements of durable writes
+///   ([`Event::Persisted`], [`Event::SnapshotPersisted`]), of application
+///   ([`Event::Applied`]) and of snapshots ([`Event::SnapshotTaken`]), and
+///   operator requests. `step` returns the [`Action`]s to execute, **in order**.
+/// - **Persistence.** Every [`crate::Write`] is executed in order and is durable
+///   once the fsync after the next `Sync { id }` completes; the driver then steps
+///   `Persisted { id }` (one fsync may cover many syncs: report the last id). The
+///   one exception is a snapshot this node took itself
+///   ([`crate::SnapshotOrigin::Taken`]): it may be written later, in the
+///   background, and the driver steps `SnapshotPersisted { index }` once it is
+///   durable; the core emits the log compaction it allows only then. Messages that
+///   reveal durable state (our vote request, vote grants, append and snapshot
+///   acknowledgements) are held inside the node until their sync is reported, so
+///   every `Send` may go on the wire at once.
+/// - **Apply.** `Apply` hands out committed entries in index order, each once,
+///   with the ids of the proposals they answer; the driver applies them and steps
+///   `Applied { index }`.
+/// - **Timers.** [`Node::next_deadline_ms`] is the earliest deadline; the driver
+///   steps `Timer(kind)` for each kind due then ([`Node::due_timers`]). Early or
+///   stale timer events are ignored, so nothing needs to tick. (`SetTimer`
+///   actions report each change, for traces.)
+/// - **Restart.** [`Node::new`] takes exactly what is on disk; it reconciles the
+///   log with the snapshot itself and its first actions repair the disk.
 /// - **Determinism.** The only randomness is a ChaCha RNG seeded from
 ///   [`Config::rng_seed`]: the same config, restored state and events give the same
 ///   actions, bit for bit.
@@ -93,6 +107,9 @@ pub struct Node {
     /// Whether a snapshot was asked for and not yet produced.
     pub(crate) snapshot_requested: bool,
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    /// The highest index a compaction was issued for after a taken snapshot
+    /// became durable (or the restored snapshot's index).
+    pub(crate) snapshot_compacted_index: LogIndex,
 
     // Leader state.
     pub(crate) progress: BTreeMap<NodeId, Progress>,
@@ -125,13 +142,13 @@ pub struct Node {
 impl Node {
     /// Builds a node from its configuration and what was durable (`RestoredState::default()`
     /// for a brand-new node). Call [`Node::start`] next.
-    pub fn new(config: Config, restored: RestoredState) -> Result<Node, ConfigError> {
+    pub fn new(config: Config, restored: RestoredState) -> Result<Node, StartError> {
         config.validate()?;
         let (base_index, base_term) = match &restored.snapshot {
             Some(snapshot) => (snapshot.last_index, snapshot.last_term),
             None => (LogIndex(0), Term(0)),
         };
-        let (entries, repair) = reconcile_with_snapshot(base_index, base_term, restored.entries);
+        let (entries, repair) = crate::recovery::reconcile_with_snapshot(base_index, base_term, restored.entries)?;
         let log = Log::new(base_index, base_term, entries);
         let hard_state = restored.hard_state;
         let commit_index = hard_state.commit.clamp(base_index, log.last_index());
@@ -155,6 +172,7 @@ impl Node {
             leader_contact_ms: None,
             snapshot_requested: false,
             incoming_snapshot: None,
+            snapshot_compacted_index: base_index,
             progress: BTreeMap::new(),
             pending_proposals: VecDeque::new(),
             transfer: None,
@@ -217,6 +235,7 @@ impl Node {
             Event::Persisted { id } => self.on_persisted(id),
             Event::Applied { index } => self.on_applied(index),
             Event::SnapshotTaken { index, data } => self.on_snapshot_taken(index, data),
+            Event::SnapshotPersisted { index } => self.on_snapshot_persisted(index),
             Event::TransferLeadership { to } => self.on_transfer_leadership(to),
         }
     }
@@ -329,7 +348,13 @@ impl Node {
         self.set_timer(TimerKind::Heartbeat, None);
         self.set_timer(TimerKind::QuorumCheck, None);
         self.set_timer(TimerKind::Transfer, None);
-        self.reset_election_deadline();
+        // A follower keeps the election deadline it has: only granting a vote or
+        // hearing the current leader resets it (Raft §5.2; the callers do that).
+        // Resetting it on every higher term would let candidates with stale logs
+        // keep the one server that could win from ever timing out.
+        if self.timers.get(TimerKind::Election).is_none() {
+            self.reset_election_deadline();
+        }
     }
 
     /// Answers every pending proposal and read as dropped: their outcome is now
@@ -377,7 +402,7 @@ impl Node {
             self.log.append(entry.clone());
         }
         self.wrote_this_step = true;
-        self.actions.push(Action::AppendLog { entries });
+        self.actions.push(Action::Write(Write::Append { entries }));
     }
 
     pub(crate) fn truncate_locally(&mut self, from: LogIndex) {
@@ -398,7 +423,7 @@ impl Node {
         }
         self.wrote_this_step = true;
         self.note(Note::Truncated { from, count });
-        self.actions.push(Action::TruncateLog { from });
+        self.actions.push(Action::Write(Write::Truncate { from }));
     }
 
     fn on_persisted(&mut self, id: PersistId) {
@@ -425,20 +450,28 @@ impl Node {
         }
     }
 
-    /// Sends a message that reveals durable state once everything written so far is durable.
-    pub(crate) fn send_after_persist(&mut self, to: NodeId, body: Body) {
-        let message = self.message(to, body);
-        self.held_this_step.push(message);
-    }
-
-    /// The one chokepoint for outgoing messages.
+    /// Sends `body` to `to` in our term, through [`Node::send_message`].
     pub(crate) fn send(&mut self, to: NodeId, body: Body) {
         let message = self.message(to, body);
-        self.actions.push(Action::Send(message));
+        self.send_message(message);
+    }
+
+    /// The one chokepoint for outgoing messages. A message that reveals durable
+    /// state (see [`reveals_durable_state`]) is held until everything written so
+    /// far is durable; every other message goes out at once. No caller decides
+    /// this for itself (Raft §5.1, thesis §3.8; etcd's `msgsAfterAppend`).
+    pub(crate) fn send_message(&mut self, message: Message) {
+        assert_ne!(message.to, self.config.id, "never send to self");
+        assert_eq!(message.from, self.config.id, "we send only as ourselves");
+        assert!(message.term >= self.term, "messages carry our term (or a PreVote's next one)");
+        if reveals_durable_state(&message.body) {
+            self.held_this_step.push(message);
+        } else {
+            self.actions.push(Action::Send(message));
+        }
     }
 
     fn message(&self, to: NodeId, body: Body) -> Message {
-        assert_ne!(to, self.config.id, "never send to self");
         // PreVote requests and grants carry the term the candidate would run in.
         let term = match &body {
             Body::RequestVote { pre_vote: true, .. } => self.term.next_term(),
@@ -463,7 +496,7 @@ impl Node {
                 self.wrote_this_step = true;
             }
             self.hard_state_written = hard_state;
-            self.actions.push(Action::PersistHardState(hard_state));
+            self.actions.push(Action::Write(Write::HardState(hard_state)));
         }
         if self.wrote_this_step {
             self.last_sync_id = PersistId(self.last_sync_id.0 + 1);
@@ -519,14 +552,25 @@ impl Node {
         self.config.voters.iter().copied().filter(|&id| id != self.config.id).collect()
     }
 
-    /// Hands committed entries to the state machine, in order, each once.
+    /// Hands committed entries to the state machine, in order, each once, with
+    /// the ids of the proposals they answer. A proposal's id travels only with
+    /// the entry it created: a leader that loses its term answers its pending
+    /// proposals `Dropped` at once, so an entry of another leader that later
+    /// takes the slot is never taken for ours.
     fn maybe_hand_out_applies(&mut self) {
         while self.apply_sent_index < self.commit_index {
             let from = self.apply_sent_index.next();
             let entries = self.log.slice(from, self.commit_index, self.config.apply_entries_max, usize::MAX);
             assert!(!entries.is_empty(), "committed entries {from}..={} are in the log", self.commit_index);
-            self.apply_sent_index = entries.last().expect("not empty").index;
-            self.actions.push(Action::Apply { entries });
+            let last = entries.last().expect("not empty").index;
+            self.apply_sent_index = last;
+            let mut proposals = Vec::new();
+            while self.pending_proposals.front().is_some_and(|&(at, _)| at <= last) {
+                let (index, id) = self.pending_proposals.pop_front().expect("front exists");
+                assert_eq!(self.log.term_at(index), Some(self.term), "a pending proposal is an entry of our term");
+                proposals.push((index, id));
+            }
+            self.actions.push(Action::Apply { entries, proposals });
         }
     }
 
@@ -536,10 +580,19 @@ impl Node {
         }
         assert!(index <= self.apply_sent_index, "applied {index} was never handed out");
         self.applied_index = index;
-        while self.pending_proposals.front().is_some_and(|&(at, _)| at <= index) {
-            self.pending_proposals.pop_front();
-        }
         self.serve_reads_up_to_applied();
+    }
+
+    /// The earliest deadline among the timers the node asked for, if any: the
+    /// driver calls [`crate::Host::handle_timeout`] (or steps the due
+    /// `Event::Timer`s) at or after it. No driver keeps a timer table.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.timers.earliest()
+    }
+
+    /// The timer kinds due at `now_ms`, in slot order.
+    pub fn due_timers(&self, now_ms: u64) -> Vec<TimerKind> {
+        TimerKind::ALL.into_iter().filter(|&kind| self.timers.is_due(kind, now_ms)).collect()
     }
 
     /// Debug-build invariants that hold at the end of every step.
@@ -642,42 +695,39 @@ impl Node {
     pub fn transfer_target(&self) -> Option<NodeId> {
         self.transfer.map(|transfer| transfer.to)
     }
+    /// The deadline of one timer, if it is armed.
+    pub fn timer_deadline_ms(&self, kind: TimerKind) -> Option<u64> {
+        self.timers.get(kind)
+    }
     /// When a leader was last heard from, on the driver's clock.
     pub fn leader_contact_ms(&self) -> Option<u64> {
         self.leader_contact_ms
     }
 }
 
-/// Restored entries must continue the snapshot: entries it covers are dropped
-/// (their compaction was not durable yet), and if the log disagrees with the
-/// snapshot at its last index, or leaves a gap after it, the whole log goes
-/// (the reset was not durable yet; Figure 13, rules 6 and 7). Returns the
-/// entries kept and the write actions that make the disk agree.
-fn reconcile_with_snapshot(base_index: LogIndex, base_term: Term, entries: Vec<Entry>) -> (Vec<Entry>, Vec<Action>) {
-    let Some(first) = entries.first() else {
-        // An empty log continues the snapshot; say so on disk too, in case the
-        // reset that went with the snapshot was lost (the disk's log may still
-        // think it starts after an older snapshot).
-        let repair = if base_index > LogIndex(0) { vec![Action::ResetLog { base_index }] } else { Vec::new() };
-        return (entries, repair);
-    };
-    if first.index == base_index.next() {
-        return (entries, Vec::new());
-    }
-    let at_base = entries.iter().find(|entry| entry.index == base_index).map(|entry| entry.term);
-    let continues = entries.iter().any(|entry| entry.index == base_index.next())
-        || entries.last().is_some_and(|e| e.index == base_index);
-    if first.index <= base_index && at_base == Some(base_term) && continues {
-        let kept: Vec<Entry> = entries.into_iter().filter(|entry| entry.index > base_index).collect();
-        return (kept, vec![Action::CompactLog { up_to: base_index }]);
-    }
-    (Vec::new(), vec![Action::ResetLog { base_index }])
-}
-
 impl Term {
     /// The term after this one.
     pub fn next_term(self) -> Term {
         Term(self.0 + 1)
+    }
+}
+
+/// Whether a message claims something about this node's durable state, so it
+/// may leave only once that state is durable: our own vote when we ask for
+/// votes (a crash must not let us vote twice in a term), a vote we grant, and
+/// acknowledgements of appended entries or an installed snapshot (a leader
+/// counts them towards commitment).
+pub(crate) fn reveals_durable_state(body: &Body) -> bool {
+    match body {
+        Body::RequestVote { pre_vote, .. } => !pre_vote,
+        Body::RequestVoteResponse { pre_vote, granted } => !pre_vote && *granted,
+        Body::AppendEntriesResponse { success, .. } => *success,
+        Body::InstallSnapshotResponse { done, .. } => *done,
+        Body::AppendEntries { .. }
+        | Body::InstallSnapshot { .. }
+        | Body::TimeoutNow
+        | Body::ReadIndexRequest { .. }
+        | Body::ReadIndexResponse { .. } => false,
     }
 }
 

@@ -214,7 +214,7 @@ impl Node {
             Body::AppendEntriesResponse { success: true, match_index: last_new_index, reject_hint: None, read_round };
         // The acknowledgement claims entries up to `last_new_index`: it leaves only
         // once they are durable here.
-        self.send_after_persist(leader, body);
+        self.send(leader, body);
     }
 
     fn reject_append(&mut self, leader: NodeId, rejected_index: LogIndex, hint: RejectHint, read_round: u64) {

@@ -7,6 +7,7 @@ use crate::message::Body;
 use crate::node::Node;
 use crate::progress::ReplicationMode;
 use crate::types::{LogIndex, NodeId, Snapshot, Term};
+use crate::write::{SnapshotOrigin, Write};
 
 /// A snapshot being received, chunk by chunk.
 #[derive(Clone, Debug)]
@@ -29,7 +30,10 @@ impl Node {
         }
     }
 
-    /// The state machine produced a snapshot at `index`: keep it, save it, compact.
+    /// The state machine produced a snapshot at `index`: keep it and save it.
+    /// The durable log keeps every entry it covers until the driver reports the
+    /// snapshot durable ([`Node::on_snapshot_persisted`]); only the in-memory
+    /// log is compacted now.
     pub(crate) fn on_snapshot_taken(&mut self, index: LogIndex, data: Vec<u8>) {
         self.snapshot_requested = false;
         if index <= self.log.base_index() {
@@ -38,12 +42,28 @@ impl Node {
         assert!(index <= self.applied_index.max(self.apply_sent_index), "snapshot beyond what was applied");
         let last_term = self.log.term_at(index).expect("snapshot index is in the log");
         let snapshot = Snapshot { last_index: index, last_term, voters: self.config.voters.clone(), data };
-        self.actions.push(Action::SaveSnapshot(snapshot.clone()));
-        self.actions.push(Action::CompactLog { up_to: index });
+        self.actions
+            .push(Action::Write(Write::SaveSnapshot { snapshot: snapshot.clone(), origin: SnapshotOrigin::Taken }));
         self.wrote_this_step = true;
         self.log.compact_to(index);
         self.snapshot = Some(snapshot);
         self.note(Note::SnapshotTaken { index });
+    }
+
+    /// The snapshot at `index` that we took ourselves is durable: now, and only
+    /// now, the durable log may drop the entries it covers (a crash before this
+    /// restarts from the older snapshot and the longer log). A compaction below
+    /// the log's base (a newer snapshot was installed meanwhile) changes nothing.
+    pub(crate) fn on_snapshot_persisted(&mut self, index: LogIndex) {
+        if index <= self.snapshot_compacted_index {
+            return; // A duplicate, or older than a compaction already issued.
+        }
+        assert!(
+            self.snapshot.as_ref().is_some_and(|snapshot| snapshot.last_index >= index),
+            "snapshot {index} reported durable but never taken"
+        );
+        self.snapshot_compacted_index = index;
+        self.actions.push(Action::Write(Write::Compact { up_to: index }));
     }
 
     pub(crate) fn start_snapshot_transfer(&mut self, peer: NodeId) {
@@ -101,7 +121,7 @@ impl Node {
         if last_index <= self.commit_index {
             // We already hold everything it covers: an old or duplicated snapshot.
             let body = Body::InstallSnapshotResponse { last_index, next_offset: offset, done: true };
-            return self.send_after_persist(leader, body);
+            return self.send(leader, body);
         }
         if offset == 0 {
             self.incoming_snapshot = Some(IncomingSnapshot { last_index, last_term, data: Vec::new() });
@@ -125,7 +145,7 @@ impl Node {
         let incoming = self.incoming_snapshot.take().expect("present");
         let snapshot = Snapshot { last_index, last_term, voters, data: incoming.data };
         self.install_snapshot(snapshot);
-        self.send_after_persist(leader, Body::InstallSnapshotResponse { last_index, next_offset, done: true });
+        self.send(leader, Body::InstallSnapshotResponse { last_index, next_offset, done: true });
     }
 
     /// Replaces the state machine with the snapshot. If the log holds the
@@ -134,10 +154,12 @@ impl Node {
     fn install_snapshot(&mut self, snapshot: Snapshot) {
         let last_index = snapshot.last_index;
         assert!(last_index > self.commit_index, "only newer snapshots are installed");
-        self.actions.push(Action::SaveSnapshot(snapshot.clone()));
+        // Written in order: the compaction or reset after it relies on it being durable first.
+        let origin = SnapshotOrigin::Installed;
+        self.actions.push(Action::Write(Write::SaveSnapshot { snapshot: snapshot.clone(), origin }));
         if self.log.term_at(last_index) == Some(snapshot.last_term) {
             self.log.compact_to(last_index);
-            self.actions.push(Action::CompactLog { up_to: last_index });
+            self.actions.push(Action::Write(Write::Compact { up_to: last_index }));
         } else {
             let removed = self.log.last_index().0.saturating_sub(self.log.base_index().0);
             if removed > 0 {
@@ -145,9 +167,10 @@ impl Node {
             }
             self.log.reset(last_index, snapshot.last_term);
             self.durable_index = self.durable_index.min(last_index);
-            self.actions.push(Action::ResetLog { base_index: last_index });
+            self.actions.push(Action::Write(Write::Reset { base_index: last_index }));
         }
         self.wrote_this_step = true;
+        self.snapshot_compacted_index = self.snapshot_compacted_index.max(last_index);
         self.actions.push(Action::RestoreSnapshot(snapshot.clone()));
         self.commit_index = last_index;
         self.applied_index = last_index;

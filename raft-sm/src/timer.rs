@@ -30,6 +30,11 @@ impl Timers {
         changed
     }
 
+    /// The earliest deadline set, if any.
+    pub(crate) fn earliest(&self) -> Option<u64> {
+        self.deadlines_ms.iter().flatten().min().copied()
+    }
+
     /// Whether a timer event of `kind` at `now_ms` is due (else it is stale).
     pub(crate) fn is_due(&self, kind: TimerKind, now_ms: u64) -> bool {
         self.get(kind).is_some_and(|deadline_ms| deadline_ms <= now_ms)

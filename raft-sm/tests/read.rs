@@ -19,7 +19,7 @@ fn a_read_on_the_leader_waits_for_a_heartbeat_round() {
     pump.deliver_all(100);
     let ReadOutcome::Ready { read_index } = pump.reads[&10] else { panic!("{:?}", pump.reads[&10]) };
     assert!(read_index >= LogIndex(2));
-    assert_eq!(pump.hosts[&leader].kv.get("x"), Ok("1"));
+    assert_eq!(pump.hosts[&leader].kv().get("x"), Ok("1"));
 }
 
 #[test]
@@ -34,12 +34,12 @@ fn a_read_on_a_follower_is_forwarded_and_sees_the_latest_write() {
     pump.cut.insert((leader, follower));
     pump.deliver_all(1_000);
     pump.cut.clear();
-    assert_eq!(pump.hosts[&follower].kv.get("y"), Err(raft_sm::kv::KvError::KeyNotFound));
+    assert_eq!(pump.hosts[&follower].kv().get("y"), Err(raft_sm::kv::KvError::KeyNotFound));
     pump.step(follower, Event::Read { id: 20 });
     assert!(pump.pool.iter().any(|m| m.from == follower && matches!(m.body, Body::ReadIndexRequest { .. })));
     pump.deliver_all(1_000);
     assert!(matches!(pump.reads[&20], ReadOutcome::Ready { .. }));
-    assert_eq!(pump.hosts[&follower].kv.get("y"), Ok("2"), "read-your-write through the follower");
+    assert_eq!(pump.hosts[&follower].kv().get("y"), Ok("2"), "read-your-write through the follower");
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn reads_in_a_single_node_cluster_need_no_round_trip() {
     pump.propose(leader, 1, &Command::set("z", "3"));
     pump.step(leader, Event::Read { id: 60 });
     assert!(matches!(pump.reads[&60], ReadOutcome::Ready { .. }));
-    assert_eq!(pump.hosts[&leader].kv.get("z"), Ok("3"));
+    assert_eq!(pump.hosts[&leader].kv().get("z"), Ok("3"));
     assert_eq!(ids(1), vec![leader]);
 }
 

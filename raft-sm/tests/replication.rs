@@ -23,7 +23,7 @@ fn a_proposal_on_the_leader_commits_and_applies_everywhere() {
     pump.run_for(1_000);
     for id in ids(3) {
         assert!(pump.node(id).commit_index() >= index, "{id} committed");
-        assert_eq!(pump.hosts[&id].kv.get("x"), Ok("1"), "{id} applied");
+        assert_eq!(pump.hosts[&id].kv().get("x"), Ok("1"), "{id} applied");
     }
 }
 
@@ -107,8 +107,8 @@ fn a_conflicting_uncommitted_tail_is_overwritten_and_never_applied() {
     assert_eq!(pump.node(old_leader).leader(), Some(new_leader));
     assert!(pump.notes_of(old_leader).iter().any(|n| matches!(n, Note::Truncated { .. })));
     for id in ids(3) {
-        assert_eq!(pump.hosts[&id].kv.get("lost"), Err(raft_sm::kv::KvError::KeyNotFound));
-        assert_eq!(pump.hosts[&id].kv.get("kept"), Ok("4"));
+        assert_eq!(pump.hosts[&id].kv().get("lost"), Err(raft_sm::kv::KvError::KeyNotFound));
+        assert_eq!(pump.hosts[&id].kv().get("kept"), Ok("4"));
     }
 }
 
@@ -175,7 +175,7 @@ fn a_lagging_follower_is_caught_up_in_batches() {
     pump.heal();
     pump.run_for(1_000);
     assert_eq!(pump.node(follower).last_log_index(), pump.node(leader).last_log_index());
-    assert_eq!(pump.hosts[&follower].kv.len(), 640);
+    assert_eq!(pump.hosts[&follower].kv().len(), 640);
     let appends = pump.count_sent("AppendEntries") - appends_before;
     assert!(appends <= 640 / 64 + 10, "{appends} appends for 640 entries at 64 per batch");
 }
@@ -198,7 +198,7 @@ fn pipelining_keeps_at_most_the_window_in_flight() {
     assert_eq!(in_flight, 4, "exactly the window is in flight before any acknowledgement");
     pump.run_for(1_000);
     for id in ids(3) {
-        assert_eq!(pump.hosts[&id].kv.get("k"), Ok("19"));
+        assert_eq!(pump.hosts[&id].kv().get("k"), Ok("19"));
     }
 }
 
@@ -215,7 +215,7 @@ fn a_retried_client_command_is_applied_once() {
     pump.propose(leader, 3, &first);
     pump.run_for(500);
     for id in ids(3) {
-        assert_eq!(pump.hosts[&id].kv.get("k"), Ok("other"), "{id}: the retry did not apply again");
+        assert_eq!(pump.hosts[&id].kv().get("k"), Ok("other"), "{id}: the retry did not apply again");
     }
 }
 
@@ -226,12 +226,14 @@ fn proposals_stepped_together_share_one_sync_and_one_append_per_follower() {
     pump.run_for(300);
     let now_ms = pump.now_ms;
     let events = (0..50).map(|i| raft_sm::Event::Propose { id: i, command: set("k", &format!("{i}")).encode() });
-    let actions = pump.host(leader).node.step_batch(now_ms, events);
-    let syncs = actions.iter().filter(|a| matches!(a, raft_sm::Action::Sync { .. })).count();
-    let appends: Vec<usize> = actions
+    let host = &mut pump.host(leader).host;
+    host.step_batch(now_ms, events);
+    let outputs: Vec<_> = host.drain_outputs().collect();
+    let syncs = outputs.iter().filter(|o| matches!(o, raft_sm::Output::Sync(_))).count();
+    let appends: Vec<usize> = outputs
         .iter()
-        .filter_map(|a| match a {
-            raft_sm::Action::Send(Message { body: Body::AppendEntries { entries, .. }, .. }) => Some(entries.len()),
+        .filter_map(|o| match o {
+            raft_sm::Output::Send(Message { body: Body::AppendEntries { entries, .. }, .. }) => Some(entries.len()),
             _ => None,
         })
         .collect();

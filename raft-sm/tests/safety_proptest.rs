@@ -70,18 +70,9 @@ fn run(nodes: u64, ops: Vec<Op>) {
             Op::Tick(ms) => {
                 // Time passes: every timer due by then fires, messages wait.
                 let until = pump.now_ms + ms;
-                loop {
-                    let due = pump
-                        .hosts
-                        .iter()
-                        .filter(|(_, h)| h.up)
-                        .flat_map(|(id, h)| h.timers.iter().map(move |(kind, at)| (*at, *id, *kind)))
-                        .filter(|(at, _, _)| *at <= until)
-                        .min();
-                    let Some((at, id, kind)) = due else { break };
+                while let Some((at, id)) = pump.next_deadline().filter(|&(at, _)| at <= until) {
                     pump.now_ms = pump.now_ms.max(at);
-                    pump.host(id).timers.remove(&kind);
-                    pump.step(id, Event::Timer(kind));
+                    pump.fire_timers(id);
                 }
                 pump.now_ms = until;
             }
@@ -123,7 +114,7 @@ fn run(nodes: u64, ops: Vec<Op>) {
     for n in 1..=nodes {
         let node = pump.node(NodeId(n));
         assert_eq!(node.commit_index(), commit, "n{n} converged");
-        assert_eq!(pump.hosts[&NodeId(n)].kv.get("final"), Ok("write"));
+        assert_eq!(pump.hosts[&NodeId(n)].kv().get("final"), Ok("write"));
     }
 }
 

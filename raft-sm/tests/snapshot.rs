@@ -44,7 +44,7 @@ fn a_follower_behind_the_compaction_point_is_caught_up_by_install_snapshot_in_ch
     pump.restart(lagging);
     pump.run_for(3_000);
     assert_eq!(pump.node(lagging).commit_index(), pump.node(leader).commit_index());
-    assert_eq!(pump.hosts[&lagging].kv.sorted_pairs(), pump.hosts[&leader].kv.sorted_pairs());
+    assert_eq!(pump.hosts[&lagging].kv().sorted_pairs(), pump.hosts[&leader].kv().sorted_pairs());
     assert!(pump.notes_of(lagging).iter().any(|n| matches!(n, Note::SnapshotInstalled { .. })));
     assert!(pump.count_sent("InstallSnapshot") > 3, "the snapshot went in several bounded chunks");
 }
@@ -60,7 +60,7 @@ fn a_stale_install_snapshot_is_ignored() {
     write_many(&mut pump, leader, 100, 30);
     pump.run_for(500);
     let commit_before = pump.node(follower).commit_index();
-    let pairs_before = pump.hosts[&follower].kv.sorted_pairs();
+    let pairs_before = pump.hosts[&follower].kv().sorted_pairs();
     assert!(commit_before > snapshot.last_index);
     let old = Message {
         from: leader,
@@ -77,7 +77,7 @@ fn a_stale_install_snapshot_is_ignored() {
     };
     pump.deliver(old);
     assert_eq!(pump.node(follower).commit_index(), commit_before);
-    assert_eq!(pump.hosts[&follower].kv.sorted_pairs(), pairs_before, "state machine not rolled back");
+    assert_eq!(pump.hosts[&follower].kv().sorted_pairs(), pairs_before, "state machine not rolled back");
     assert!(!pump.notes_of(follower).iter().any(|n| matches!(n, Note::SnapshotInstalled { .. })));
 }
 
@@ -92,7 +92,7 @@ fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
             index: LogIndex(i),
             payload: Payload::Command(Command::set("s", format!("{i}")).encode()),
         };
-        kv.apply_entry(&entry);
+        let _ = kv.apply_entry(&entry);
     }
     let snapshot = Snapshot { last_index: LogIndex(3), last_term: Term(2), voters: ids(3), data: kv.snapshot() };
     let follower_state = support::restored(1, &[1, 1, 1, 1], 1);
@@ -116,7 +116,7 @@ fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
     assert_eq!(node.log_base(), (LogIndex(3), Term(2)));
     assert_eq!(node.last_log_index(), LogIndex(3), "the conflicting entry 4 went with the log");
     assert_eq!(node.commit_index(), LogIndex(3));
-    assert_eq!(pump.hosts[&NodeId(2)].kv.get("s"), Ok("3"));
+    assert_eq!(pump.hosts[&NodeId(2)].kv().get("s"), Ok("3"));
     assert!(pump.hosts[&NodeId(2)].disk.entries.is_empty());
     assert_eq!(pump.hosts[&NodeId(2)].disk.snapshot.as_ref(), Some(&snapshot));
 }
@@ -130,7 +130,7 @@ fn a_restarted_node_is_rebuilt_from_snapshot_hard_state_and_log_suffix() {
     let follower = pump.followers(leader)[0];
     let disk = pump.hosts[&follower].disk.clone();
     assert!(disk.snapshot.is_some() && !disk.entries.is_empty(), "both a snapshot and a suffix on disk");
-    let expected = pump.hosts[&follower].kv.sorted_pairs();
+    let expected = pump.hosts[&follower].kv().sorted_pairs();
     let term = pump.node(follower).term();
     for id in ids(3) {
         pump.crash(id);
@@ -142,24 +142,48 @@ fn a_restarted_node_is_rebuilt_from_snapshot_hard_state_and_log_suffix() {
     let leader = pump.elect(5_000);
     pump.run_for(500);
     for id in ids(3) {
-        assert_eq!(pump.hosts[&id].kv.sorted_pairs(), expected, "{id} restored its data");
+        assert_eq!(pump.hosts[&id].kv().sorted_pairs(), expected, "{id} restored its data");
     }
     assert_eq!(pump.node(leader).log_base().0, pump.node(leader).snapshot().unwrap().last_index);
 }
 
+/// The core on its own (no host): an older `SnapshotTaken` than the log base
+/// (a leader's snapshot was installed meanwhile) changes nothing.
 #[test]
 fn a_snapshot_taken_below_the_base_is_ignored() {
-    let mut pump = Pump::with_config(1, |c| c.snapshot_threshold_entries = 0);
-    let leader = pump.elect(5_000);
-    pump.propose(leader, 1, &Command::set("a", "1"));
-    pump.run_for(100);
-    let data = pump.hosts[&leader].kv.snapshot();
-    let index = pump.hosts[&leader].kv.applied_index();
-    pump.step(leader, Event::SnapshotTaken { index, data: data.clone() });
-    assert_eq!(pump.node(leader).log_base().0, index);
-    pump.step(leader, Event::SnapshotTaken { index: LogIndex(1), data });
-    assert_eq!(pump.node(leader).log_base().0, index, "an older snapshot does not move the base back");
-    assert_eq!(pump.hosts[&leader].disk.snapshot.as_ref().map(|s| s.last_index), Some(index));
+    use raft_sm::{Action, Node, TimerKind, Write};
+    let mut config = raft_sm::Config::new(NodeId(1), vec![NodeId(1)]);
+    config.snapshot_threshold_entries = 0;
+    let mut node = Node::new(config, raft_sm::RestoredState::default()).unwrap();
+    let sync_of = |actions: &[Action]| {
+        actions.iter().find_map(|a| if let Action::Sync { id } = a { Some(*id) } else { None }).unwrap()
+    };
+    node.start(0);
+    let now = node.timer_deadline_ms(TimerKind::Election).unwrap();
+    let actions = node.step(now, Event::Timer(TimerKind::Election));
+    let actions = node.step(now, Event::Persisted { id: sync_of(&actions) });
+    let actions = node.step(now, Event::Persisted { id: sync_of(&actions) });
+    let mut kv = KvStore::default();
+    let applied: Vec<_> = actions
+        .iter()
+        .filter_map(|a| if let Action::Apply { entries, .. } = a { Some(entries.clone()) } else { None })
+        .flatten()
+        .collect();
+    for entry in &applied {
+        let _ = kv.apply_entry(entry);
+    }
+    let index = kv.applied_index();
+    assert_eq!(index, LogIndex(1), "the leader's no-op applied");
+    node.step(now, Event::Applied { index });
+    let actions = node.step(now, Event::SnapshotTaken { index, data: kv.snapshot() });
+    assert!(actions.iter().any(|a| matches!(a, Action::Write(Write::SaveSnapshot { .. }))));
+    assert!(!actions.iter().any(|a| matches!(a, Action::Write(Write::Compact { .. }))), "compaction waits");
+    assert_eq!(node.log_base().0, index);
+    let actions = node.step(now, Event::SnapshotTaken { index: LogIndex(0), data: kv.snapshot() });
+    assert!(actions.iter().all(|a| !matches!(a, Action::Write(_))), "{actions:?}");
+    assert_eq!(node.log_base().0, index, "an older snapshot does not move the base back");
+    let actions = node.step(now, Event::SnapshotPersisted { index });
+    assert!(actions.contains(&Action::Write(Write::Compact { up_to: index })), "{actions:?}");
 }
 
 /// A crash between saving a snapshot and resetting a conflicting log leaves both

@@ -24,7 +24,7 @@ fn leadership_moves_to_the_named_node_and_nothing_is_lost() {
     assert_eq!(pump.node(old).role(), Role::Follower);
     assert!(pump.notes_of(old).iter().any(|n| matches!(n, Note::TransferStarted { .. })));
     for id in ids(3) {
-        assert_eq!(pump.hosts[&id].kv.len(), 10, "{id} has every write from before the transfer");
+        assert_eq!(pump.hosts[&id].kv().len(), 10, "{id} has every write from before the transfer");
     }
 }
 

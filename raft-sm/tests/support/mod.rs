@@ -5,8 +5,9 @@
 
 use raft_sm::kv::{Command, KvStore};
 use raft_sm::{
-    Action, Body, Config, Entry, Event, HardState, LogIndex, Message, NodeId, Note, Payload, PersistId,
-    ProposalOutcome, ReadOutcome, RestoredState, Role, Snapshot, Term, TimerKind,
+    Action, Body, Config, Entry, Event, HardState, LogIndex, Message, NodeId, Note, Output, Payload, PersistId,
+    ProposalAnswer, ProposalOutcome, ReadOutcome, RestoredState, Role, Snapshot, SnapshotOrigin, Term, TimerKind,
+    Write,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,21 +24,21 @@ impl Disk {
         self.snapshot.as_ref().map_or(0, |s| s.last_index.0)
     }
 
-    fn write(&mut self, action: &Action) {
-        match action {
-            Action::PersistHardState(hard_state) => self.hard_state = *hard_state,
-            Action::TruncateLog { from } => self.entries.retain(|e| e.index < *from),
-            Action::AppendLog { entries } => {
+    /// Executes one of the core's writes (raft-sm's one write type).
+    fn write(&mut self, write: &Write) {
+        match write {
+            Write::HardState(hard_state) => self.hard_state = *hard_state,
+            Write::Truncate { from } => self.entries.retain(|e| e.index < *from),
+            Write::Append { entries } => {
                 if let Some(first) = entries.first() {
                     let expected = self.entries.last().map_or(self.base_index() + 1, |e| e.index.0 + 1);
                     assert_eq!(first.index.0, expected, "disk append must follow the last entry");
                 }
                 self.entries.extend(entries.iter().cloned())
             }
-            Action::SaveSnapshot(snapshot) => self.snapshot = Some(snapshot.clone()),
-            Action::CompactLog { up_to } => self.entries.retain(|e| e.index > *up_to),
-            Action::ResetLog { .. } => self.entries.clear(),
-            _ => unreachable!("not a write"),
+            Write::SaveSnapshot { snapshot, .. } => self.snapshot = Some(snapshot.clone()),
+            Write::Compact { up_to } => self.entries.retain(|e| e.index > *up_to),
+            Write::Reset { .. } => self.entries.clear(),
         }
     }
 
@@ -46,20 +47,58 @@ impl Disk {
     }
 }
 
+/// One node: raft-sm's host (the core and its key-value store) and its disk.
 pub struct Host {
-    pub node: raft_sm::Node,
-    pub kv: KvStore,
+    pub host: raft_sm::Host<KvStore>,
     pub disk: Disk,
-    /// Writes since the last sync was made durable, with the sync ids they precede.
-    pub unsynced: Vec<Action>,
+    /// Writes not yet durable, in order.
+    pub unsynced: Vec<Write>,
     pub pending_syncs: Vec<PersistId>,
-    pub timers: BTreeMap<TimerKind, u64>,
     /// Every entry applied, in order, since the last restart (plus restored snapshot index).
     pub applied: Vec<Entry>,
     /// The index `applied` continues from (a restored snapshot's last index).
     pub applied_base: LogIndex,
     pub up: bool,
     pub config: Config,
+}
+
+impl Host {
+    pub fn node(&self) -> &raft_sm::Node {
+        self.host.node()
+    }
+
+    pub fn kv(&self) -> &KvStore {
+        self.host.state_machine()
+    }
+
+    fn boot(config: &Config, restored: RestoredState) -> raft_sm::Host<KvStore> {
+        raft_sm::Host::new(config.clone(), restored, KvStore::default()).expect("valid config and state")
+    }
+}
+
+/// The pump's taps into a host: the trace, applied entries and restored snapshots.
+struct Tap<'a> {
+    id: NodeId,
+    now_ms: u64,
+    trace: &'a mut Vec<String>,
+    applied: Vec<Entry>,
+    restored: Option<LogIndex>,
+}
+
+impl raft_sm::Observer<Option<raft_sm::kv::ApplyResult>> for Tap<'_> {
+    fn on_event(&mut self, event: &Event) {
+        self.trace.push(format!("{:>6} {} <- {event:?}", self.now_ms, self.id));
+    }
+    fn on_action(&mut self, _node: &raft_sm::Node, action: &Action) {
+        self.trace.push(format!("{:>6} {} -> {action:?}", self.now_ms, self.id));
+    }
+    fn on_apply(&mut self, entry: &Entry, _output: &Option<raft_sm::kv::ApplyResult>) {
+        self.applied.push(entry.clone());
+    }
+    fn on_snapshot_restored(&mut self, snapshot: &Snapshot) {
+        self.applied.clear();
+        self.restored = Some(snapshot.last_index);
+    }
 }
 
 #[derive(Default)]
@@ -80,6 +119,8 @@ pub struct Pump {
     pub cut: BTreeSet<(NodeId, NodeId)>,
     pub notes: Vec<(NodeId, Note)>,
     pub proposals: BTreeMap<u64, ProposalOutcome>,
+    /// Results of applied proposals, by proposal id.
+    pub applied_answers: BTreeMap<u64, Result<(), raft_sm::kv::KvError>>,
     pub reads: BTreeMap<u64, ReadOutcome>,
     /// Persist syncs at once when they are issued.
     pub auto_persist: bool,
@@ -113,6 +154,7 @@ impl Pump {
             cut: BTreeSet::new(),
             notes: Vec::new(),
             proposals: BTreeMap::new(),
+            applied_answers: BTreeMap::new(),
             reads: BTreeMap::new(),
             auto_persist: true,
             checks: Checks::default(),
@@ -129,29 +171,21 @@ impl Pump {
                 snapshot: restored.snapshot.clone(),
                 entries: restored.entries.clone(),
             };
-            let kv = match &restored.snapshot {
-                Some(snapshot) => KvStore::restore(&snapshot.data).expect("valid snapshot"),
-                None => KvStore::default(),
-            };
-            let kv_base = kv.applied_index();
-            let node = raft_sm::Node::new(config.clone(), restored).expect("valid config");
+            let applied_base = restored.snapshot.as_ref().map_or(LogIndex(0), |s| s.last_index);
             let host = Host {
-                node,
-                kv,
+                host: Host::boot(&config, restored),
                 disk,
                 unsynced: Vec::new(),
                 pending_syncs: Vec::new(),
-                timers: BTreeMap::new(),
                 applied: Vec::new(),
-                applied_base: kv_base,
+                applied_base,
                 up: true,
                 config,
             };
             pump.hosts.insert(id, host);
         }
         for id in ids(n) {
-            let actions = pump.host(id).node.start(0);
-            pump.execute(id, actions);
+            pump.drive(id, |host, tap| host.start_with(0, tap));
         }
         pump
     }
@@ -161,7 +195,7 @@ impl Pump {
     }
 
     pub fn node(&self, id: NodeId) -> &raft_sm::Node {
-        &self.hosts[&id].node
+        self.hosts[&id].node()
     }
 
     pub fn step(&mut self, id: NodeId, event: Event) {
@@ -169,30 +203,47 @@ impl Pump {
             return;
         }
         let now_ms = self.now_ms;
-        self.trace.push(format!("{now_ms:>6} {id} <- {event:?}"));
-        let actions = self.host(id).node.step(now_ms, event);
-        self.execute(id, actions);
+        self.drive(id, |host, tap| host.step_batch_with(now_ms, [event], tap));
     }
 
-    /// Executes actions in order; what they cause (acknowledgements) is stepped
-    /// after the whole list, as a driver would.
-    fn execute(&mut self, id: NodeId, actions: Vec<Action>) {
-        let mut followups = Vec::new();
+    /// Fires `id`'s due timers at the current time.
+    pub fn fire_timers(&mut self, id: NodeId) {
+        let now_ms = self.now_ms;
+        self.drive(id, |host, tap| host.handle_timeout_with(now_ms, tap));
+    }
+
+    /// The earliest timer deadline of any up node.
+    pub fn next_deadline(&self) -> Option<(u64, NodeId)> {
+        self.hosts.iter().filter(|(_, h)| h.up).filter_map(|(id, h)| Some((h.host.next_deadline_ms()?, *id))).min()
+    }
+
+    /// Runs `drive` on `id`'s host with the pump's taps, then executes the
+    /// host's outputs in order, as a driver would.
+    fn drive(&mut self, id: NodeId, drive: impl FnOnce(&mut raft_sm::Host<KvStore>, &mut Tap<'_>)) {
+        let now_ms = self.now_ms;
+        let mut tap = Tap { id, now_ms, trace: &mut self.trace, applied: Vec::new(), restored: None };
+        let host = self.hosts.get_mut(&id).expect("known node");
+        drive(&mut host.host, &mut tap);
+        let (applied, restored) = (tap.applied, tap.restored);
+        if let Some(index) = restored {
+            let host = self.host(id);
+            host.applied.clear();
+            host.applied_base = index;
+        }
+        for entry in applied {
+            self.record_apply(id, &entry);
+            self.host(id).applied.push(entry);
+        }
+        let outputs: Vec<_> = self.host(id).host.drain_outputs().collect();
         let mut sync_issued = false;
-        for action in actions {
-            self.trace.push(format!("{:>6} {id} -> {action:?}", self.now_ms));
-            match action {
-                Action::PersistHardState(_)
-                | Action::TruncateLog { .. }
-                | Action::AppendLog { .. }
-                | Action::SaveSnapshot(_)
-                | Action::CompactLog { .. }
-                | Action::ResetLog { .. } => self.host(id).unsynced.push(action),
-                Action::Sync { id: sync } => {
+        for output in outputs {
+            match output {
+                Output::Write(write) => self.host(id).unsynced.push(write),
+                Output::Sync(sync) => {
                     self.host(id).pending_syncs.push(sync);
                     sync_issued = true;
                 }
-                Action::Send(message) => {
+                Output::Send(message) => {
                     *self.sent_count.entry(message.body.kind()).or_default() += 1;
                     // Exercise the wire format.
                     let json = serde_json::to_string(&message).expect("serializes");
@@ -202,63 +253,51 @@ impl Pump {
                         self.pool.push(message);
                     }
                 }
-                Action::Apply { entries } => {
-                    let last = entries.last().expect("non-empty").index;
-                    for entry in entries {
-                        self.record_apply(id, &entry);
-                        let host = self.host(id);
-                        host.kv.apply_entry(&entry);
-                        host.applied.push(entry);
-                    }
-                    followups.push(Event::Applied { index: last });
-                }
-                Action::RestoreSnapshot(snapshot) => {
-                    let host = self.host(id);
-                    host.kv = KvStore::restore(&snapshot.data).expect("valid snapshot");
-                    assert_eq!(host.kv.applied_index(), snapshot.last_index);
-                    host.applied.clear();
-                    host.applied_base = snapshot.last_index;
-                }
-                Action::TakeSnapshot => {
-                    let host = self.host(id);
-                    let index = host.kv.applied_index();
-                    let data = host.kv.snapshot();
-                    followups.push(Event::SnapshotTaken { index, data });
-                }
-                Action::ProposalResult { id: proposal, outcome } => {
+                Output::Proposal { id: proposal, answer } => {
+                    let outcome = match answer {
+                        ProposalAnswer::Accepted { index, term } => ProposalOutcome::Accepted { index, term },
+                        ProposalAnswer::Rejected(rejection) => ProposalOutcome::Rejected(rejection),
+                        ProposalAnswer::Dropped => ProposalOutcome::Dropped,
+                        ProposalAnswer::Applied { output, .. } => {
+                            self.applied_answers.insert(proposal, output.map_or(Ok(()), |applied| applied.result));
+                            continue;
+                        }
+                        _ => unreachable!("no other answers"),
+                    };
                     self.proposals.insert(proposal, outcome);
                 }
-                Action::ReadResult { id: read, outcome } => {
+                Output::Read { id: read, outcome } => {
                     self.reads.insert(read, outcome);
                 }
-                Action::SetTimer { kind, deadline_ms } => {
-                    let host = self.host(id);
-                    match deadline_ms {
-                        Some(deadline) => host.timers.insert(kind, deadline),
-                        None => host.timers.remove(&kind),
-                    };
-                }
-                Action::Note(note) => self.notes.push((id, note)),
+                Output::Note(note) => self.notes.push((id, note)),
+                _ => unreachable!("no other outputs"),
             }
         }
         self.check_safety();
         if sync_issued && self.auto_persist {
             self.persist(id);
         }
-        for event in followups {
-            self.step(id, event);
-        }
     }
 
-    /// Makes `id`'s unsynced writes durable and acknowledges the syncs.
+    /// Makes `id`'s unsynced writes durable and acknowledges the syncs, then
+    /// reports the snapshots it took itself as durable.
     pub fn persist(&mut self, id: NodeId) {
         let host = self.host(id);
         let writes = std::mem::take(&mut host.unsynced);
+        let mut taken = Vec::new();
         for write in &writes {
             host.disk.write(write);
+            if let Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken } = write {
+                taken.push(snapshot.last_index);
+            }
         }
-        let Some(last) = host.pending_syncs.drain(..).next_back() else { return };
-        self.step(id, Event::Persisted { id: last });
+        let last_sync = host.pending_syncs.drain(..).next_back();
+        if let Some(last) = last_sync {
+            self.step(id, Event::Persisted { id: last });
+        }
+        for index in taken {
+            self.step(id, Event::SnapshotPersisted { index });
+        }
     }
 
     fn record_apply(&mut self, id: NodeId, entry: &Entry) {
@@ -270,7 +309,7 @@ impl Pump {
                 assert_eq!(first, entry, "state-machine safety: {id} applies a different entry at {}", entry.index)
             }
             None => {
-                let term = host.node.term();
+                let term = host.node().term();
                 self.checks.applied_at.insert(entry.index, (entry.clone(), term));
             }
         }
@@ -279,17 +318,17 @@ impl Pump {
     /// Election safety, log matching and leader completeness, on every node that is up.
     pub fn check_safety(&mut self) {
         for (id, host) in &self.hosts {
-            if host.node.role() == Role::Leader {
-                let term = host.node.term();
+            if host.node().role() == Role::Leader {
+                let term = host.node().term();
                 if let Some(other) = self.checks.leaders.insert(term, *id) {
                     assert_eq!(other, *id, "election safety: two leaders in {term}");
                 }
                 // Leader completeness: every entry applied anywhere is in this leader's log
                 // (unless compacted away into its snapshot).
                 for (index, (entry, known_in)) in &self.checks.applied_at {
-                    if *index > host.node.log_base().0 && *known_in < term {
+                    if *index > host.node().log_base().0 && *known_in < term {
                         assert_eq!(
-                            host.node.entry(*index),
+                            host.node().entry(*index),
                             Some(entry),
                             "leader completeness: leader {id} of {term} lacks committed {index}"
                         );
@@ -298,7 +337,7 @@ impl Pump {
             }
         }
         // Log matching: same index and term ⇒ same entry (and thus same prefix).
-        let nodes: Vec<&raft_sm::Node> = self.hosts.values().map(|h| &h.node).collect();
+        let nodes: Vec<&raft_sm::Node> = self.hosts.values().map(|h| h.node()).collect();
         for (i, a) in nodes.iter().enumerate() {
             for b in &nodes[i + 1..] {
                 let from = a.log_base().0.max(b.log_base().0).next();
@@ -337,27 +376,19 @@ impl Pump {
 
     /// Advances virtual time to the earliest timer of any up node, fires it and
     /// delivers the resulting messages.
-    pub fn fire_next_timer(&mut self) -> Option<(NodeId, TimerKind)> {
-        let next = self
-            .hosts
-            .iter()
-            .filter(|(_, h)| h.up)
-            .flat_map(|(id, h)| h.timers.iter().map(move |(kind, at)| (*at, *id, *kind)))
-            .min()?;
-        let (at, id, kind) = next;
+    pub fn fire_next_timer(&mut self) -> Option<NodeId> {
+        let (at, id) = self.next_deadline()?;
         self.now_ms = self.now_ms.max(at);
-        self.host(id).timers.remove(&kind);
-        self.step(id, Event::Timer(kind));
-        Some((id, kind))
+        self.fire_timers(id);
+        Some(id)
     }
 
     /// Runs timers and delivers messages until `until_ms`.
     pub fn run_until_ms(&mut self, until_ms: u64) {
         for _ in 0..100_000 {
             self.deliver_all(100_000);
-            let next = self.hosts.iter().filter(|(_, h)| h.up).flat_map(|(_, h)| h.timers.values().copied()).min();
-            match next {
-                Some(at) if at <= until_ms => {
+            match self.next_deadline() {
+                Some((at, _)) if at <= until_ms => {
                     self.fire_next_timer();
                 }
                 _ => {
@@ -388,14 +419,14 @@ impl Pump {
 
     pub fn stable_leader(&self) -> Option<NodeId> {
         let leaders: Vec<NodeId> =
-            self.hosts.iter().filter(|(_, h)| h.up && h.node.role() == Role::Leader).map(|(id, _)| *id).collect();
+            self.hosts.iter().filter(|(_, h)| h.up && h.node().role() == Role::Leader).map(|(id, _)| *id).collect();
         let [leader] = leaders[..] else { return None };
-        let term = self.hosts[&leader].node.term();
+        let term = self.hosts[&leader].node().term();
         let connected = self
             .hosts
             .iter()
             .filter(|(id, h)| h.up && !self.cut.contains(&(leader, **id)) && !self.cut.contains(&(**id, leader)));
-        connected.clone().all(|(_, h)| h.node.leader() == Some(leader) && h.node.term() == term).then_some(leader)
+        connected.clone().all(|(_, h)| h.node().leader() == Some(leader) && h.node().term() == term).then_some(leader)
     }
 
     pub fn propose(&mut self, at: NodeId, id: u64, command: &Command) {
@@ -421,7 +452,6 @@ impl Pump {
         host.up = false;
         host.unsynced.clear();
         host.pending_syncs.clear();
-        host.timers.clear();
         self.pool.retain(|m| m.to != id);
     }
 
@@ -430,16 +460,11 @@ impl Pump {
         let now_ms = self.now_ms;
         let host = self.host(id);
         let restored = host.disk.restored();
-        host.kv = match &restored.snapshot {
-            Some(snapshot) => KvStore::restore(&snapshot.data).expect("valid snapshot"),
-            None => KvStore::default(),
-        };
         host.applied.clear();
-        host.applied_base = host.kv.applied_index();
-        host.node = raft_sm::Node::new(host.config.clone(), restored).expect("valid config");
+        host.applied_base = restored.snapshot.as_ref().map_or(LogIndex(0), |s| s.last_index);
+        host.host = Host::boot(&host.config, restored);
         host.up = true;
-        let actions = host.node.start(now_ms);
-        self.execute(id, actions);
+        self.drive(id, |host, tap| host.start_with(now_ms, tap));
     }
 
     pub fn notes_of(&self, id: NodeId) -> Vec<&Note> {
@@ -474,10 +499,9 @@ impl Pump {
 
     /// Fires `id`'s election timer now (moving time to its deadline).
     pub fn campaign(&mut self, id: NodeId) {
-        let deadline = self.hosts[&id].timers[&TimerKind::Election];
+        let deadline = self.node(id).timer_deadline_ms(TimerKind::Election).expect("an election timer is armed");
         self.now_ms = self.now_ms.max(deadline);
-        self.host(id).timers.remove(&TimerKind::Election);
-        self.step(id, Event::Timer(TimerKind::Election));
+        self.fire_timers(id);
     }
 
     pub fn is_vote_request(message: &Message) -> bool {

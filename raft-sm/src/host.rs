@@ -1,0 +1,383 @@
+//! The sans-IO host: the one executor of the core's actions, shared by every
+//! driver (the node binary, the simulator, the test pump).
+//!
+//! A [`Host`] owns a [`Node`] and a [`StateMachine`]. It carries out what needs
+//! no IO itself — applying committed entries, taking and restoring snapshots,
+//! matching proposals and reads to their answers — and hands the driver only
+//! what does, as [`Output`]s in order: durable writes and sync barriers, messages
+//! to send, answers to deliver, notes. It also tells the driver when it next
+//! needs to run ([`Host::next_deadline_ms`], like quinn-proto's `poll_timeout`),
+//! so no driver keeps a timer table.
+//!
+//! # The driver's loop
+//! 1. Wait for the first of: a message, a client request, a completed fsync
+//!    (step [`Event::Persisted`]), a background snapshot write finished
+//!    ([`Event::SnapshotPersisted`]), or `next_deadline_ms()` (call
+//!    [`Host::handle_timeout`]).
+//! 2. Step it (and whatever else is queued, with [`Host::step_batch`]).
+//! 3. Drain [`Host::poll_output`]: send messages at once (the core holds back
+//!    those that depend on durable state), execute writes in order, start an
+//!    fsync for each [`Output::Sync`] (one fsync may cover several: report the
+//!    last id), deliver answers.
+//!
+//! The rules for writes are on [`Write`].
+
+use crate::config::Config;
+use crate::event::{Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection};
+use crate::message::Message;
+use crate::node::Node;
+use crate::recovery::StartError;
+use crate::types::{Entry, LogIndex, RestoredState, Snapshot, Term};
+use crate::write::Write;
+use std::collections::VecDeque;
+use std::fmt;
+
+/// The replicated state machine a [`Host`] applies committed entries to.
+///
+/// Snapshots are streamed: the state machine writes its image into a sink and
+/// reads it back from a source, so one kept on disk and larger than memory can
+/// stream it from file to file. (The core itself still carries a snapshot's
+/// bytes in [`Snapshot::data`]; moving them out of it is the next step.)
+pub trait StateMachine {
+    /// What applying an entry yields; it answers the proposal that created it.
+    type Output: Clone + fmt::Debug;
+    /// Why a snapshot image could not be restored.
+    type RestoreError: std::error::Error;
+
+    /// Applies one committed entry. Called for every entry (no-ops included),
+    /// in index order, each exactly once.
+    fn apply(&mut self, entry: &Entry) -> Self::Output;
+
+    /// The index of the last entry applied (or of the snapshot restored).
+    fn applied_index(&self) -> LogIndex;
+
+    /// Writes an image of the state at [`StateMachine::applied_index`] into `out`.
+    fn save_snapshot(&self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+
+    /// Replaces the whole state with the image read from `image`.
+    fn restore_snapshot(&mut self, image: &mut dyn std::io::Read) -> Result<(), Self::RestoreError>;
+}
+
+/// The answer to a proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProposalAnswer<O> {
+    /// Appended at `index` in `term`; the result follows as `Applied`.
+    Accepted {
+        /// Where the entry is.
+        index: LogIndex,
+        /// The leader's term.
+        term: Term,
+    },
+    /// Committed and applied: the state machine's result.
+    Applied {
+        /// The entry's index.
+        index: LogIndex,
+        /// What applying it yielded.
+        output: O,
+    },
+    /// Not accepted; nothing was appended, so it will never apply.
+    Rejected(Rejection),
+    /// Accepted, then leadership was lost: the outcome is unknown (it may still
+    /// commit). Retrying with the same client session is safe.
+    Dropped,
+}
+
+/// What a host hands its driver, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output<O> {
+    /// A durable write (rules on [`Write`]).
+    Write(Write),
+    /// Make every write before this durable, then step `Event::Persisted { id }`.
+    Sync(PersistId),
+    /// Put a message on the wire now.
+    Send(Message),
+    /// The answer to proposal `id` (a proposal gets `Accepted` and later one
+    /// final answer, or a final answer at once).
+    Proposal {
+        /// The driver's id of the proposal.
+        id: u64,
+        /// What happened.
+        answer: ProposalAnswer<O>,
+    },
+    /// The answer to read `id`. `Ready` means: read the state machine now
+    /// ([`Host::state_machine`]); it has applied at least the read index.
+    Read {
+        /// The driver's id of the read.
+        id: u64,
+        /// What happened.
+        outcome: ReadOutcome,
+    },
+    /// Something notable happened (for logs and counters).
+    Note(Note),
+}
+
+/// Taps into a host's execution, for traces and checkers (the simulator's).
+/// Every method has an empty default; `()` observes nothing.
+pub trait Observer<O> {
+    /// An event is about to be stepped (including the host's own follow-ups).
+    fn on_event(&mut self, _event: &Event) {}
+    /// The core returned `action`; `node` is its state after the step.
+    fn on_action(&mut self, _node: &Node, _action: &Action) {}
+    /// `entry` was applied with `output`.
+    fn on_apply(&mut self, _entry: &Entry, _output: &O) {}
+    /// The state machine produced a snapshot image at `index`.
+    fn on_snapshot_taken(&mut self, _index: LogIndex, _image: &[u8]) {}
+    /// The state machine was replaced by `snapshot`.
+    fn on_snapshot_restored(&mut self, _snapshot: &Snapshot) {}
+}
+
+impl<O> Observer<O> for () {}
+
+/// Why a host could not be built.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HostError<E> {
+    /// The core refused the configuration or the durable state.
+    Start(StartError),
+    /// The durable snapshot does not restore.
+    Restore {
+        /// The snapshot's last index.
+        index: LogIndex,
+        /// Why.
+        error: E,
+    },
+    /// The restored state machine is not at the snapshot's index.
+    RestoredIndex {
+        /// The snapshot's last index.
+        snapshot_index: LogIndex,
+        /// The state machine's applied index after restoring it.
+        applied_index: LogIndex,
+    },
+}
+
+impl<E: fmt::Display> fmt::Display for HostError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostError::Start(error) => write!(f, "{error}"),
+            HostError::Restore { index, error } => {
+                write!(f, "the snapshot at index {} does not restore: {error}", index.0)
+            }
+            HostError::RestoredIndex { snapshot_index, applied_index } => write!(
+                f,
+                "the snapshot at index {} holds a state machine applied to index {}",
+                snapshot_index.0, applied_index.0
+            ),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for HostError<E> {}
+
+impl<E> From<StartError> for HostError<E> {
+    fn from(error: StartError) -> HostError<E> {
+        HostError::Start(error)
+    }
+}
+
+/// A node and its state machine, executing the node's actions; see the module
+/// documentation for the driver's side.
+pub struct Host<S: StateMachine> {
+    node: Node,
+    state_machine: S,
+    outputs: VecDeque<Output<S::Output>>,
+    /// Events the host's own actions lead to (applied, snapshot taken).
+    follow_ups: Vec<Event>,
+}
+
+impl<S: StateMachine> Host<S> {
+    /// Builds a host from exactly what was durable: `state_machine` (empty) is
+    /// restored from the snapshot, then the core reconciles the log with it.
+    /// Call [`Host::start`] next.
+    pub fn new(
+        config: Config,
+        restored: RestoredState,
+        mut state_machine: S,
+    ) -> Result<Host<S>, HostError<S::RestoreError>> {
+        if let Some(snapshot) = &restored.snapshot {
+            let index = snapshot.last_index;
+            state_machine
+                .restore_snapshot(&mut snapshot.data.as_slice())
+                .map_err(|error| HostError::Restore { index, error })?;
+            if state_machine.applied_index() != index {
+                return Err(HostError::RestoredIndex {
+                    snapshot_index: index,
+                    applied_index: state_machine.applied_index(),
+                });
+            }
+        }
+        let node = Node::new(config, restored)?;
+        Ok(Host { node, state_machine, outputs: VecDeque::new(), follow_ups: Vec::new() })
+    }
+
+    /// Starts the node at `now_ms` (arms its first timer, re-applies what a
+    /// restart must re-apply, repairs the disk if the log disagreed with the
+    /// snapshot).
+    pub fn start(&mut self, now_ms: u64) {
+        self.start_with(now_ms, &mut ());
+    }
+
+    /// [`Host::start`] with an observer.
+    pub fn start_with(&mut self, now_ms: u64, observer: &mut impl Observer<S::Output>) {
+        let actions = self.node.start(now_ms);
+        self.run(now_ms, actions, observer);
+    }
+
+    /// Steps one event from the driver: a message, a proposal, a read, a
+    /// completed sync ([`Event::Persisted`]), a durable snapshot
+    /// ([`Event::SnapshotPersisted`]) or an operator request. Timers go through
+    /// [`Host::handle_timeout`]; applies and snapshots are the host's own.
+    pub fn step(&mut self, now_ms: u64, event: Event) {
+        self.step_batch_with(now_ms, std::iter::once(event), &mut ());
+    }
+
+    /// Steps several events that happened at `now_ms` as one batch: their
+    /// writes share one sync, their entries one append per follower.
+    pub fn step_batch(&mut self, now_ms: u64, events: impl IntoIterator<Item = Event>) {
+        self.step_batch_with(now_ms, events, &mut ());
+    }
+
+    /// [`Host::step_batch`] with an observer.
+    pub fn step_batch_with(
+        &mut self,
+        now_ms: u64,
+        events: impl IntoIterator<Item = Event>,
+        observer: &mut impl Observer<S::Output>,
+    ) {
+        let events: Vec<Event> = events.into_iter().collect();
+        for event in &events {
+            assert!(
+                !matches!(event, Event::Applied { .. } | Event::SnapshotTaken { .. }),
+                "the host applies and takes snapshots itself; drivers never step {event:?}"
+            );
+            observer.on_event(event);
+        }
+        let actions = self.node.step_batch(now_ms, events);
+        self.run(now_ms, actions, observer);
+    }
+
+    /// Fires every timer due at `now_ms` (a no-op if none is: a driver may wake
+    /// early or late).
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.handle_timeout_with(now_ms, &mut ());
+    }
+
+    /// [`Host::handle_timeout`] with an observer.
+    pub fn handle_timeout_with(&mut self, now_ms: u64, observer: &mut impl Observer<S::Output>) {
+        let due = self.node.due_timers(now_ms);
+        if !due.is_empty() {
+            self.step_batch_with(now_ms, due.into_iter().map(Event::Timer), observer);
+        }
+    }
+
+    /// When the host next needs [`Host::handle_timeout`], on the driver's clock.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.node.next_deadline_ms()
+    }
+
+    /// The next output, in order.
+    pub fn poll_output(&mut self) -> Option<Output<S::Output>> {
+        self.outputs.pop_front()
+    }
+
+    /// Every output so far, in order.
+    pub fn drain_outputs(&mut self) -> std::collections::vec_deque::Drain<'_, Output<S::Output>> {
+        self.outputs.drain(..)
+    }
+
+    /// The core (read-only: views for status pages and checkers).
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The state machine (serve reads from it after [`Output::Read`] `Ready`).
+    pub fn state_machine(&self) -> &S {
+        &self.state_machine
+    }
+
+    fn run(&mut self, now_ms: u64, mut actions: Vec<Action>, observer: &mut impl Observer<S::Output>) {
+        loop {
+            for action in actions {
+                observer.on_action(&self.node, &action);
+                self.execute(action, observer);
+            }
+            if self.follow_ups.is_empty() {
+                return;
+            }
+            let events = std::mem::take(&mut self.follow_ups);
+            for event in &events {
+                observer.on_event(event);
+            }
+            actions = self.node.step_batch(now_ms, events);
+        }
+    }
+
+    fn execute(&mut self, action: Action, observer: &mut impl Observer<S::Output>) {
+        match action {
+            Action::Write(write) => self.outputs.push_back(Output::Write(write)),
+            Action::Sync { id } => self.outputs.push_back(Output::Sync(id)),
+            Action::Send(message) => self.outputs.push_back(Output::Send(message)),
+            Action::Apply { entries, proposals } => self.apply(entries, proposals, observer),
+            Action::RestoreSnapshot(snapshot) => {
+                let index = snapshot.last_index;
+                if let Err(error) = self.state_machine.restore_snapshot(&mut snapshot.data.as_slice()) {
+                    panic!("the snapshot at index {} from the leader does not restore: {error}", index.0);
+                }
+                assert_eq!(
+                    self.state_machine.applied_index(),
+                    index,
+                    "the snapshot at {index} holds a state machine applied elsewhere"
+                );
+                observer.on_snapshot_restored(&snapshot);
+            }
+            Action::TakeSnapshot => {
+                let mut image = Vec::new();
+                self.state_machine.save_snapshot(&mut image).expect("writing into memory does not fail");
+                let index = self.state_machine.applied_index();
+                observer.on_snapshot_taken(index, &image);
+                self.follow_ups.push(Event::SnapshotTaken { index, data: image });
+            }
+            Action::ProposalResult { id, outcome } => {
+                let answer = match outcome {
+                    ProposalOutcome::Accepted { index, term } => ProposalAnswer::Accepted { index, term },
+                    ProposalOutcome::Rejected(rejection) => ProposalAnswer::Rejected(rejection),
+                    ProposalOutcome::Dropped => ProposalAnswer::Dropped,
+                };
+                self.outputs.push_back(Output::Proposal { id, answer });
+            }
+            Action::ReadResult { id, outcome } => {
+                if let ReadOutcome::Ready { read_index } = outcome {
+                    assert!(
+                        self.state_machine.applied_index() >= read_index,
+                        "read {id} served at {read_index} before the state machine applied it (applied {})",
+                        self.state_machine.applied_index()
+                    );
+                }
+                self.outputs.push_back(Output::Read { id, outcome });
+            }
+            // The deadline is read with `next_deadline_ms`; observers see the action.
+            Action::SetTimer { .. } => {}
+            Action::Note(note) => self.outputs.push_back(Output::Note(note)),
+        }
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>, proposals: Vec<(LogIndex, u64)>, observer: &mut impl Observer<S::Output>) {
+        let Some(last) = entries.last().map(|entry| entry.index) else {
+            return;
+        };
+        let mut proposals = proposals.into_iter().peekable();
+        for entry in &entries {
+            let expected = self.state_machine.applied_index().next();
+            assert_eq!(entry.index, expected, "Apply hands out each index once, in order");
+            let output = self.state_machine.apply(entry);
+            observer.on_apply(entry, &output);
+            if proposals.peek().is_some_and(|&(index, _)| index == entry.index) {
+                let (index, id) = proposals.next().expect("peeked");
+                self.outputs.push_back(Output::Proposal { id, answer: ProposalAnswer::Applied { index, output } });
+            }
+        }
+        assert!(proposals.next().is_none(), "every proposal handed out is among the entries");
+        self.follow_ups.push(Event::Applied { index: last });
+    }
+}
