@@ -4,14 +4,16 @@
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use raft_sm::kv::{Command, KvStore};
-use raft_sm::{Action, Body, Config, Event, LogIndex, Message, Node, NodeId, RestoredState, Role, TimerKind};
+use raft_sm::{
+    Body, Config, Event, Host, LogIndex, Message, NodeId, Output, RestoredState, Role, SnapshotOrigin, TimerKind, Write,
+};
 use std::collections::VecDeque;
 use std::hint::black_box;
 
-/// Three nodes, instant network and disk.
+/// Three hosts (the same executor the node and the simulator run), instant
+/// network and disk.
 struct InMemory {
-    nodes: Vec<Node>,
-    kvs: Vec<KvStore>,
+    hosts: Vec<Host<KvStore>>,
     wire: VecDeque<Message>,
     now_ms: u64,
 }
@@ -19,58 +21,53 @@ struct InMemory {
 impl InMemory {
     fn new(voters: u64, tweak: impl Fn(&mut Config)) -> InMemory {
         let ids: Vec<NodeId> = (1..=voters).map(NodeId).collect();
-        let mut cluster = InMemory { nodes: Vec::new(), kvs: Vec::new(), wire: VecDeque::new(), now_ms: 0 };
+        let mut cluster = InMemory { hosts: Vec::new(), wire: VecDeque::new(), now_ms: 0 };
         for &id in &ids {
             let mut config = Config::new(id, ids.clone());
             tweak(&mut config);
-            cluster.nodes.push(Node::new(config, RestoredState::default()).expect("valid"));
-            cluster.kvs.push(KvStore::default());
+            cluster.hosts.push(Host::new(config, RestoredState::default(), KvStore::default()).expect("valid"));
         }
-        for i in 0..cluster.nodes.len() {
-            let actions = cluster.nodes[i].start(0);
-            cluster.execute(i, actions);
+        for i in 0..cluster.hosts.len() {
+            cluster.hosts[i].start(0);
+            cluster.execute(i);
         }
         // Node 1 campaigns first and wins.
         cluster.now_ms = 5_000;
-        let actions = cluster.nodes[0].step(cluster.now_ms, Event::Timer(TimerKind::Election));
-        cluster.execute(0, actions);
+        cluster.hosts[0].step(cluster.now_ms, Event::Timer(TimerKind::Election));
+        cluster.execute(0);
         cluster.settle();
-        assert_eq!(cluster.nodes[0].role(), Role::Leader);
+        assert_eq!(cluster.hosts[0].node().role(), Role::Leader);
         cluster
     }
 
-    fn execute(&mut self, at: usize, actions: Vec<Action>) {
-        let mut followups = Vec::new();
-        for action in actions {
-            match action {
-                Action::Send(message) => self.wire.push_back(message),
-                Action::Sync { id } => followups.push(Event::Persisted { id }),
-                Action::Apply { entries } => {
-                    let last = entries.last().expect("non-empty").index;
-                    for entry in &entries {
-                        black_box(self.kvs[at].apply_entry(entry));
+    /// Carries out `at`'s outputs: every write is durable at once.
+    fn execute(&mut self, at: usize) {
+        loop {
+            let mut followups = Vec::new();
+            for output in self.hosts[at].drain_outputs() {
+                match output {
+                    Output::Send(message) => self.wire.push_back(message),
+                    Output::Sync(id) => followups.push(Event::Persisted { id }),
+                    Output::Write(Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken }) => {
+                        followups.push(Event::SnapshotPersisted { index: snapshot.last_index })
                     }
-                    followups.push(Event::Applied { index: last });
+                    output => {
+                        black_box(output);
+                    }
                 }
-                Action::TakeSnapshot => {
-                    let kv = &self.kvs[at];
-                    followups.push(Event::SnapshotTaken { index: kv.applied_index(), data: kv.snapshot() });
-                }
-                Action::RestoreSnapshot(snapshot) => self.kvs[at] = KvStore::restore(&snapshot.data).expect("valid"),
-                _ => {}
             }
-        }
-        if !followups.is_empty() {
-            let actions = self.nodes[at].step_batch(self.now_ms, followups);
-            self.execute(at, actions);
+            if followups.is_empty() {
+                return;
+            }
+            self.hosts[at].step_batch(self.now_ms, followups);
         }
     }
 
     fn settle(&mut self) {
         while let Some(message) = self.wire.pop_front() {
             let at = (message.to.0 - 1) as usize;
-            let actions = self.nodes[at].step(self.now_ms, Event::Message(message));
-            self.execute(at, actions);
+            self.hosts[at].step(self.now_ms, Event::Message(message));
+            self.execute(at);
         }
     }
 
@@ -79,9 +76,15 @@ impl InMemory {
             id,
             command: Command::set(format!("key{}", id % 10_000), value).with_session(id % 64, id).encode(),
         });
-        let actions = self.nodes[0].step_batch(self.now_ms, events);
-        self.execute(0, actions);
+        self.hosts[0].step_batch(self.now_ms, events);
+        self.execute(0);
         self.settle();
+    }
+
+    /// Steps one event on `at` and throws its outputs away (single-step benches).
+    fn step_once(&mut self, at: usize, event: Event) -> usize {
+        self.hosts[at].step(self.now_ms, event);
+        self.hosts[at].drain_outputs().count()
     }
 }
 
@@ -97,7 +100,7 @@ fn proposals_through_three_nodes(c: &mut Criterion) {
                 cluster.propose_batch(next_id, batch, &value);
                 next_id += batch;
             });
-            let n = &cluster.nodes;
+            let n: Vec<&raft_sm::Node> = cluster.hosts.iter().map(Host::node).collect();
             assert!(
                 n[2].applied_index() >= LogIndex(next_id),
                 "commit {:?} {:?} {:?} applied {:?} {:?} {:?} next {next_id}",
@@ -117,7 +120,7 @@ fn single_steps(c: &mut Criterion) {
     let mut group = c.benchmark_group("one_step");
     let mut cluster = InMemory::new(3, |_| {});
     cluster.propose_batch(0, 100, "value");
-    let leader = &cluster.nodes[0];
+    let leader = cluster.hosts[0].node();
     let (term, last) = (leader.term(), leader.last_log_index());
     let heartbeat = Message {
         from: NodeId(1),
@@ -132,7 +135,7 @@ fn single_steps(c: &mut Criterion) {
         },
     };
     group.bench_function("follower_handles_heartbeat", |b| {
-        b.iter(|| black_box(cluster.nodes[1].step(cluster.now_ms, Event::Message(heartbeat.clone()))))
+        b.iter(|| black_box(cluster.step_once(1, Event::Message(heartbeat.clone()))))
     });
     let ack = Message {
         from: NodeId(2),
@@ -141,10 +144,13 @@ fn single_steps(c: &mut Criterion) {
         body: Body::AppendEntriesResponse { success: true, match_index: last, reject_hint: None, read_round: 0 },
     };
     group.bench_function("leader_handles_append_ack", |b| {
-        b.iter(|| black_box(cluster.nodes[0].step(cluster.now_ms, Event::Message(ack.clone()))))
+        b.iter(|| black_box(cluster.step_once(0, Event::Message(ack.clone()))))
     });
     group.bench_function("follower_handles_stale_timer", |b| {
-        b.iter(|| black_box(cluster.nodes[1].step(cluster.now_ms, Event::Timer(TimerKind::Election))))
+        b.iter(|| {
+            cluster.hosts[1].handle_timeout(cluster.now_ms);
+            black_box(cluster.hosts[1].drain_outputs().count())
+        })
     });
     group.finish();
 }
@@ -169,7 +175,7 @@ fn memory_per_entry_report() {
     if before > 0 {
         println!(
             "memory: {} entries in the log and the kv store: {:.0} bytes RSS per entry (command {} bytes encoded)",
-            cluster.nodes[0].log_len(),
+            cluster.hosts[0].node().log_len(),
             (after - before) as f64 / entries as f64,
             encoded
         );
