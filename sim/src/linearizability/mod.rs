@@ -42,7 +42,6 @@
 //! running out is reported as a [`ViolationKind::BudgetExceeded`] violation,
 //! distinct from a proven [`ViolationKind::NotLinearizable`] one. The checker
 //! is deterministic: no decision depends on hash-map iteration order.
-
 //!
 //! The checker's parts, one file each: `model` (the register and each
 //! operation's effect on it), `partition` (the history split by key, values
