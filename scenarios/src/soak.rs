@@ -5,6 +5,7 @@
 //! liveness phase. `cargo test` runs a few hundred seeds (`tests/fault_suites.rs`);
 //! `cargo run -p scenarios --release -- soak --seeds N` runs as many as asked.
 
+use sim::cli::RunArgs;
 use sim::counters::Counters;
 use sim::explore::{run_seed, Faults, RunPlan};
 use sim::rng::SimRng;
@@ -22,8 +23,10 @@ pub struct SuitePlan {
 }
 
 impl SuitePlan {
-    /// The plan the `cargo test` suites and the soak use for `nodes` nodes:
-    /// swarm faults, 6 clients, 10 s of faults, 30 s liveness bound.
+    /// The plan the `cargo test` suites use for `nodes` nodes: swarm faults,
+    /// 6 clients, 10 s of faults, 30 s liveness bound. (The soak takes the
+    /// command-line defaults it shares with `sim` instead; `scenarios soak
+    /// --clients 6 --fault-ms 10000` runs this plan.)
     pub fn new(nodes: usize) -> SuitePlan {
         SuitePlan {
             run: RunPlan {
@@ -58,18 +61,10 @@ impl SuitePlan {
         options
     }
 
-    /// The soak command that replays seed `seed` under this plan.
+    /// The soak command that replays seed `seed` under this plan (the run
+    /// options rendered by [`sim::cli::RunArgs`], as `sim`'s replay lines are).
     pub fn soak_replay(&self, seed: u64) -> String {
-        let run = &self.run;
-        let wire = run.wire.map(|wire| format!(" --wire {}", wire.name())).unwrap_or_default();
-        let reads = if run.liveness_reads { " --liveness-reads" } else { "" };
-        format!(
-            "cargo run -p scenarios --release -- soak --seed {seed:#x} --nodes {} --clients {} --fault-ms {} --faults {}{wire}{reads}",
-            run.nodes,
-            run.clients,
-            run.fault_ms,
-            run.faults.name()
-        )
+        format!("cargo run -p scenarios --release -- soak --seed {seed:#x} {}", RunArgs::from_plan(&self.run))
     }
 
     /// Runs one seed: fault phase, liveness phase, linearizability.

@@ -45,8 +45,8 @@ impl Faults {
     }
 }
 
-/// The shape of one swarm run.
-#[derive(Clone, Debug)]
+/// The shape of one swarm run (on the command line: [`crate::cli::RunArgs`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunPlan {
     /// Cluster size.
     pub nodes: usize,
@@ -122,15 +122,7 @@ impl RunPlan {
 
     /// The one line that replays seed `seed` under this plan.
     pub fn replay_line(&self, seed: u64) -> String {
-        format!(
-            "cargo run -p sim --release -- run --seed {seed:#x} --nodes {} --clients {} --faults {} --duration-ms {} --liveness-ms {}{}",
-            self.nodes,
-            self.clients,
-            self.faults.name(),
-            self.fault_ms,
-            self.liveness_ms,
-            if self.liveness_reads { "" } else { " --no-liveness-reads" }
-        )
+        format!("cargo run -p sim --release -- run --seed {seed:#x} {}", crate::cli::RunArgs::from_plan(self))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The client history: one [`Operation`] per client operation (not per retry),
-//! with invocation time, completion time and outcome, in the types the
-//! linearizability checker takes, and its JSON-lines export.
+//! with invocation time, completion time and outcome. These are the types the
+//! linearizability checker ([`crate::linearizability`]) takes; this module
+//! owns them, and their JSON-lines export.
 //!
 //! # JSON-lines format (`--history out.json`)
 //! One object per line, in invocation order:
@@ -17,7 +18,105 @@
 //!   (timed out or dropped: the operation may or may not have taken effect, at any
 //!   time after `invoke_ms`).
 
-pub use crate::linearizability::{KvOp, KvOutcome, Operation};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One key-value operation as the client saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvOp {
+    /// Write `value` under `key`.
+    Set {
+        /// The key written.
+        key: String,
+        /// The value written.
+        value: String,
+    },
+    /// Remove `key`.
+    Delete {
+        /// The key removed.
+        key: String,
+    },
+    /// Read `key`.
+    Get {
+        /// The key read.
+        key: String,
+    },
+}
+
+impl KvOp {
+    /// The key this operation touches.
+    pub fn key(&self) -> &str {
+        match self {
+            KvOp::Set { key, .. } | KvOp::Delete { key } | KvOp::Get { key } => key,
+        }
+    }
+}
+
+impl fmt::Display for KvOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvOp::Set { key, value } => write!(f, "set({key:?}, {value:?})"),
+            KvOp::Delete { key } => write!(f, "delete({key:?})"),
+            KvOp::Get { key } => write!(f, "get({key:?})"),
+        }
+    }
+}
+
+/// The result the client observed.
+///
+/// `Set` answers `Ok`; `Delete` answers `Ok` or `NotFound`; `Get` answers
+/// `Value(v)` or `NotFound`. `Unknown` means the operation timed out or was
+/// dropped: it may or may not have taken effect, at any time after its
+/// invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvOutcome {
+    /// The write or delete took effect (a delete found the key present).
+    Ok,
+    /// The key was absent (for `Delete` and `Get`).
+    NotFound,
+    /// A `Get` read this value.
+    Value(String),
+    /// No answer: the operation may or may not have taken effect.
+    Unknown,
+}
+
+impl fmt::Display for KvOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvOutcome::Ok => f.write_str("Ok"),
+            KvOutcome::NotFound => f.write_str("NotFound"),
+            KvOutcome::Value(v) => write!(f, "Value({v:?})"),
+            KvOutcome::Unknown => f.write_str("Unknown"),
+        }
+    }
+}
+
+/// One operation of a history: who issued it, what it was, when it was
+/// invoked and completed, and what the client observed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    /// The issuing client.
+    pub client: u64,
+    /// The operation.
+    pub op: KvOp,
+    /// When the client invoked it (simulated milliseconds).
+    pub invoke_ms: u64,
+    /// When the client saw the answer; `None` when the outcome is `Unknown`.
+    pub complete_ms: Option<u64>,
+    /// What the client saw.
+    pub outcome: KvOutcome,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.complete_ms {
+            Some(c) if self.outcome != KvOutcome::Unknown => {
+                write!(f, "client {} [{}ms..{}ms] {} -> {}", self.client, self.invoke_ms, c, self.op, self.outcome)
+            }
+            _ => write!(f, "client {} [{}ms..never] {} -> {}", self.client, self.invoke_ms, self.op, self.outcome),
+        }
+    }
+}
 
 /// The history of one run: operations in invocation order. Open operations
 /// (invoked, not yet complete) have `complete_ms == None` and `Unknown` outcome
@@ -133,6 +232,58 @@ mod tests {
         assert_eq!(lines[2]["complete_ms"], serde_json::Value::Null);
         assert_eq!(lines[2]["outcome"], "unknown");
         assert_eq!(history.completed(), 2);
+    }
+
+    #[test]
+    fn operations_round_trip_through_serde_json() {
+        let history = vec![
+            Operation {
+                client: 1,
+                op: KvOp::Set { key: "x".into(), value: "a".into() },
+                invoke_ms: 0,
+                complete_ms: Some(10),
+                outcome: KvOutcome::Ok,
+            },
+            Operation {
+                client: 2,
+                op: KvOp::Set { key: "x".into(), value: "b".into() },
+                invoke_ms: 20,
+                complete_ms: None,
+                outcome: KvOutcome::Unknown,
+            },
+            Operation {
+                client: 3,
+                op: KvOp::Delete { key: "x".into() },
+                invoke_ms: 5,
+                complete_ms: Some(7),
+                outcome: KvOutcome::NotFound,
+            },
+            Operation {
+                client: 4,
+                op: KvOp::Get { key: "x".into() },
+                invoke_ms: 8,
+                complete_ms: Some(9),
+                outcome: KvOutcome::Value("a".into()),
+            },
+        ];
+        let lines: Vec<String> = history.iter().map(|o| serde_json::to_string(o).unwrap()).collect();
+        let back: Vec<Operation> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(back, history);
+    }
+
+    #[test]
+    fn operations_display_their_interval_and_outcome() {
+        let mut op = Operation {
+            client: 2,
+            op: KvOp::Get { key: "k".into() },
+            invoke_ms: 503,
+            complete_ms: Some(508),
+            outcome: KvOutcome::Value("v10".into()),
+        };
+        assert_eq!(op.to_string(), "client 2 [503ms..508ms] get(\"k\") -> Value(\"v10\")");
+        op.complete_ms = None;
+        op.outcome = KvOutcome::Unknown;
+        assert_eq!(op.to_string(), "client 2 [503ms..never] get(\"k\") -> Unknown");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checker;
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod counters;

@@ -1,97 +1,100 @@
-//! The simulator's command line.
+//! The simulator's command line (`sim --help`, `sim <command> --help`).
 //!
 //! ```text
 //! cargo run -p sim --release -- run --seed 0x5eed [--nodes 5] [--clients 20] [--faults swarm|all|none]
-//!                                   [--duration-ms 20000] [--liveness-ms 30000] [--wire json|binary|plain]
-//!                                   [--history out.json] [--trace trace.log]
+//!                                   [--fault-ms 20000] [--liveness-ms 30000] [--wire json|binary|plain]
+//!                                   [--no-liveness-reads] [--history out.json] [--trace trace.log]
 //! cargo run -p sim --release -- explore --seeds 10000 [--start 0] [--nodes 3|5] [--clients 8]
-//!                                   [--faults swarm|all|none] [--duration-ms 20000] [--wire json|binary|plain]
+//!                                   [--faults swarm|all|none] [--fault-ms 20000] [--wire json|binary|plain]
+//!                                   [--determinism]
 //! cargo run -p sim --release -- determinism --seed 7 [--nodes 5] ...
+//! cargo run -p sim --release -- bench [--seeds 10] [--start 0]
 //! ```
+//!
+//! The run options (`--nodes` … `--no-liveness-reads`) and `--seeds`/`--start`
+//! are [`sim::cli::RunArgs`] and [`sim::cli::SeedRange`], shared with the
+//! `scenarios` soak. `--duration-ms` is still accepted for `--fault-ms`.
+//! Numbers are decimal or `0x`-hex. Bad command lines exit with code 2, failed
+//! runs with 1.
 
-use sim::explore::{determinism_check, explore, Faults, RunPlan};
-use sim::failure::parse_seed;
-use sim::options::WireFormat;
+use clap::{Args, Parser, Subcommand};
+use sim::cli::{parse_number, RunArgs, SeedRange};
+use sim::explore::{determinism_check, explore, RunPlan};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage:
-  sim run --seed N [--nodes 5] [--clients 8] [--faults swarm|all|none] [--duration-ms 20000]
-          [--liveness-ms 30000] [--wire json|binary|plain] [--history out.json] [--trace path] [--no-liveness-reads]
-  sim explore --seeds 10000 [--start 0] [--nodes 3] [--clients 8] [--faults swarm|all|none]
-          [--duration-ms 20000] [--liveness-ms 30000] [--wire json|binary|plain] [--determinism]
-  sim determinism --seed N [--nodes 3] [...]
-  sim bench [--seeds 10] [--start 0]";
-
-#[derive(Debug)]
-struct Args {
-    command: String,
-    seed: u64,
-    seeds: u64,
-    start: u64,
-    plan: RunPlan,
-    history: Option<String>,
-    trace: Option<String>,
-    determinism: bool,
+/// Seeded deterministic simulator for raftkv clusters: one seed, many seeds, determinism, speed.
+#[derive(Parser, Debug)]
+#[command(name = "sim", after_help = "Every failure prints the one line that replays it.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
-    let command = raw.next().ok_or("no command")?;
-    let mut args = Args {
-        command,
-        seed: 0,
-        seeds: 100,
-        start: 0,
-        plan: RunPlan::default(),
-        history: None,
-        trace: None,
-        determinism: false,
-    };
-    while let Some(flag) = raw.next() {
-        let mut value = || raw.next().ok_or(format!("{flag} needs a value"));
-        let number = |text: String| parse_seed(&text).ok_or(format!("{flag}: {text:?} is not a number"));
-        match flag.as_str() {
-            "--seed" => args.seed = number(value()?)?,
-            "--seeds" => args.seeds = number(value()?)?,
-            "--start" => args.start = number(value()?)?,
-            "--nodes" => args.plan.nodes = number(value()?)? as usize,
-            "--clients" => args.plan.clients = number(value()?)? as usize,
-            "--duration-ms" => args.plan.fault_ms = number(value()?)?,
-            "--liveness-ms" => args.plan.liveness_ms = number(value()?)?,
-            "--faults" => {
-                let text = value()?;
-                args.plan.faults =
-                    Faults::parse(&text).ok_or(format!("--faults: {text:?} is not swarm, all or none"))?;
-            }
-            "--wire" => {
-                let text = value()?;
-                args.plan.wire =
-                    Some(WireFormat::parse(&text).ok_or(format!("--wire: {text:?} is not json, binary or plain"))?);
-            }
-            "--history" => args.history = Some(value()?),
-            "--trace" => args.trace = Some(value()?),
-            "--determinism" => args.determinism = true,
-            "--no-liveness-reads" => args.plan.liveness_reads = false,
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    Ok(args)
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one seed, print its options, counters and trace hash.
+    Run(RunCommand),
+    /// Run many seeds: failures as replay lines, summed coverage counters, speed.
+    Explore(ExploreCommand),
+    /// Run one seed twice and compare the trace hashes.
+    Determinism(DeterminismCommand),
+    /// Raw simulator speed: 5 nodes, 50 clients, swarm faults.
+    Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+struct RunCommand {
+    /// The seed (decimal or 0x-hex).
+    #[arg(long, value_name = "SEED", default_value_t = 0, value_parser = parse_number)]
+    seed: u64,
+    /// Write the client history here, as JSON lines.
+    #[arg(long, value_name = "PATH")]
+    history: Option<String>,
+    /// Write the trace here (one line per event).
+    #[arg(long, value_name = "PATH")]
+    trace: Option<String>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct ExploreCommand {
+    #[command(flatten)]
+    seeds: SeedRange,
+    /// Also run the first (up to) 20 seeds twice and compare their trace hashes.
+    #[arg(long)]
+    determinism: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct DeterminismCommand {
+    /// The seed (decimal or 0x-hex).
+    #[arg(long, value_name = "SEED", default_value_t = 0, value_parser = parse_number)]
+    seed: u64,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct BenchCommand {
+    /// How many seeds to run.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = parse_number)]
+    seeds: u64,
+    /// The first seed (decimal or 0x-hex).
+    #[arg(long, value_name = "SEED", default_value_t = 0, value_parser = parse_number)]
+    start: u64,
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("{error}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match args.command.as_str() {
-        "run" => run(&args),
-        "explore" => run_explore(&args),
-        "bench" => bench(&args),
-        "determinism" => match determinism_check(&args.plan, args.seed) {
+    match Cli::parse().command {
+        Command::Run(command) => run(&command),
+        Command::Explore(command) => run_explore(&command),
+        Command::Bench(command) => bench(&command),
+        Command::Determinism(command) => match determinism_check(&command.run.plan(), command.seed) {
             Ok(hash) => {
-                println!("seed {:#x}: two runs, identical trace hash {hash:#018x}", args.seed);
+                println!("seed {:#x}: two runs, identical trace hash {hash:#018x}", command.seed);
                 ExitCode::SUCCESS
             }
             Err(error) => {
@@ -99,23 +102,20 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        other => {
-            eprintln!("unknown command {other}\n{USAGE}");
-            ExitCode::from(2)
-        }
     }
 }
 
-fn run(args: &Args) -> ExitCode {
-    let mut options = args.plan.options(args.seed);
+fn run(args: &RunCommand) -> ExitCode {
+    let plan = args.run.plan();
+    let mut options = plan.options(args.seed);
     options.trace_file = args.trace.clone();
     options.trace_hash = true;
     println!("{options}");
-    println!("replay: {}", args.plan.replay_line(args.seed));
+    println!("replay: {}", plan.replay_line(args.seed));
     let began = std::time::Instant::now();
     let mut cluster = sim::Cluster::new(options);
-    cluster.run_for(args.plan.fault_ms);
-    let result = cluster.finish(args.plan.liveness_ms);
+    cluster.run_for(plan.fault_ms);
+    let result = cluster.finish(plan.liveness_ms);
     if let Some(path) = &args.history {
         match cluster.write_history(path) {
             Ok(()) => println!("history: {path} ({} operations)", cluster.history().operations().len()),
@@ -144,12 +144,13 @@ fn run(args: &Args) -> ExitCode {
     }
 }
 
-fn run_explore(args: &Args) -> ExitCode {
-    let plan = &args.plan;
+fn run_explore(args: &ExploreCommand) -> ExitCode {
+    let plan = &args.run.plan();
+    let seeds = args.seeds.range();
     println!(
         "explore: seeds {:#x}..{:#x}, {} nodes, {} clients, faults {}, {} ms fault phase, liveness bound {} ms",
-        args.start,
-        args.start + args.seeds,
+        seeds.start,
+        seeds.end,
         plan.nodes,
         plan.clients,
         plan.faults.name(),
@@ -158,7 +159,7 @@ fn run_explore(args: &Args) -> ExitCode {
     );
     // Failures are reported below as replay lines; keep panics from flooding the output.
     std::panic::set_hook(Box::new(|_| {}));
-    let report = explore(plan, args.start, args.seeds, |seed, result| {
+    let report = explore(plan, seeds.start, seeds.end - seeds.start, |seed, result| {
         if let Err(failure) = result {
             println!("FAIL seed {seed:#x} ({}): {}", failure.kind, first_line(&failure.detail));
             println!("  replay: {}", failure.replay);
@@ -167,7 +168,7 @@ fn run_explore(args: &Args) -> ExitCode {
     let _ = std::panic::take_hook();
     let mut determinism_failures = 0;
     if args.determinism {
-        for seed in args.start..args.start + args.seeds.min(20) {
+        for seed in seeds.clone().take(20) {
             if let Err(error) = determinism_check(plan, seed) {
                 println!("DETERMINISM {error}");
                 determinism_failures += 1;
@@ -198,9 +199,9 @@ fn run_explore(args: &Args) -> ExitCode {
 }
 
 /// A 5-node cluster with 50 clients under swarm faults: raw simulator speed.
-fn bench(args: &Args) -> ExitCode {
-    let plan = RunPlan { nodes: 5, clients: 50, ..args.plan.clone() };
-    let seeds = if args.seeds == 100 { 10 } else { args.seeds };
+fn bench(args: &BenchCommand) -> ExitCode {
+    let plan = RunPlan { nodes: 5, clients: 50, ..RunPlan::default() };
+    let seeds = args.seeds;
     std::panic::set_hook(Box::new(|_| {}));
     let report = explore(&plan, args.start, seeds, |_, _| {});
     let _ = std::panic::take_hook();
@@ -221,29 +222,69 @@ fn first_line(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sim::explore::Faults;
+    use sim::options::WireFormat;
 
-    fn args(line: &str) -> Result<Args, String> {
-        parse(line.split_whitespace().map(str::to_string))
+    fn parse(line: &str) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sim").chain(line.split_whitespace())).map(|cli| cli.command)
     }
 
     #[test]
     fn replay_lines_parse_back_into_the_same_plan() {
         let plan = RunPlan { nodes: 5, clients: 20, faults: Faults::All, fault_ms: 7_000, ..RunPlan::default() };
         let line = plan.replay_line(0x5eed);
-        let parsed = args(line.split(" -- ").nth(1).expect("cargo run … -- run …")).unwrap();
-        assert_eq!(parsed.command, "run");
+        let Command::Run(parsed) = parse(line.split(" -- ").nth(1).expect("cargo run … -- run …")).unwrap() else {
+            panic!("{line} is not a run command")
+        };
         assert_eq!(parsed.seed, 0x5eed);
-        assert_eq!(parsed.plan.replay_line(parsed.seed), line);
+        assert_eq!(parsed.run.plan(), plan);
+        assert_eq!(parsed.run.plan().replay_line(parsed.seed), line);
+    }
+
+    #[test]
+    fn the_shared_run_flags_are_accepted_by_every_run_command() {
+        let flags = "--nodes 5 --clients 0x14 --duration-ms 7000 --liveness-ms 9000 --faults all --wire json --no-liveness-reads";
+        let expected = RunPlan {
+            nodes: 5,
+            clients: 20,
+            fault_ms: 7_000,
+            liveness_ms: 9_000,
+            faults: Faults::All,
+            wire: Some(WireFormat::Json),
+            liveness_reads: false,
+            ..RunPlan::default()
+        };
+        for command in ["run --seed 1", "explore --seeds 1", "determinism --seed 1"] {
+            let plan = match parse(&format!("{command} {flags}")).unwrap() {
+                Command::Run(c) => c.run.plan(),
+                Command::Explore(c) => c.run.plan(),
+                Command::Determinism(c) => c.run.plan(),
+                Command::Bench(_) => unreachable!(),
+            };
+            assert_eq!(plan, expected, "{command}");
+        }
     }
 
     #[test]
     fn flags_are_checked() {
-        let parsed = args("explore --seeds 10 --start 0x10 --nodes 3 --wire json --determinism").unwrap();
-        assert_eq!((parsed.seeds, parsed.start, parsed.plan.nodes), (10, 16, 3));
-        assert_eq!(parsed.plan.wire, Some(WireFormat::Json));
+        let Command::Explore(parsed) =
+            parse("explore --seeds 10 --start 0x10 --nodes 3 --wire json --determinism").unwrap()
+        else {
+            panic!("not explore")
+        };
+        assert_eq!((parsed.seeds.range(), parsed.run.nodes), (16..26, 3));
+        assert_eq!(parsed.run.wire, Some(WireFormat::Json));
         assert!(parsed.determinism);
-        assert!(args("run --faults lots").unwrap_err().contains("not swarm, all or none"));
-        assert!(args("run --seed").unwrap_err().contains("needs a value"));
-        assert!(args("run --bogus 1").unwrap_err().contains("unknown flag"));
+        let Command::Explore(defaults) = parse("explore").unwrap() else { panic!("not explore") };
+        assert_eq!((defaults.seeds.range(), defaults.run.plan()), (0..100, RunPlan::default()));
+        let Command::Bench(bench) = parse("bench").unwrap() else { panic!("not bench") };
+        assert_eq!((bench.seeds, bench.start), (10, 0));
+        assert!(parse("run --faults lots").unwrap_err().to_string().contains("[possible values: none, swarm, all]"));
+        assert!(parse("run --seed").unwrap_err().to_string().contains("a value is required"));
+        assert!(parse("run --seed nope").unwrap_err().to_string().contains("not a decimal or 0x-hex number"));
+        assert!(parse("run --bogus 1").unwrap_err().to_string().contains("unexpected argument '--bogus'"));
+        assert!(parse("bench --nodes 3").is_err(), "bench has a fixed shape");
+        assert!(parse("walk").is_err());
+        assert_eq!(parse("run --nodes 0").unwrap_err().exit_code(), 2);
     }
 }
