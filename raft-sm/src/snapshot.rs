@@ -64,6 +64,9 @@ impl Node {
         );
         self.snapshot_compacted_index = index;
         self.actions.push(Action::Write(Write::Compact { up_to: index }));
+        // Not needed for safety (a lost compaction is redone at restart), but a
+        // sync makes it take effect now rather than at the next write.
+        self.wrote_this_step = true;
     }
 
     pub(crate) fn start_snapshot_transfer(&mut self, peer: NodeId) {

@@ -7,43 +7,20 @@
 //! ordered prefix of it whose last log record may be torn, which recovery
 //! detects and truncates, exactly as a checksummed write-ahead log would.
 //!
-//! Snapshots the node took itself are written as the real node writes them, on
-//! a snapshot thread: handed over once the fsync covering their `SaveSnapshot`
-//! completes, durable only after a further delay (the cluster draws it), the
-//! newest of those waiting written in one go. The `CompactLog` after such a
-//! snapshot waits until it is durable, so the durable log always holds every
-//! entry after the durable snapshot; a crash before then loses the snapshot and
-//! the compaction. A snapshot installed from the leader is durable at its fsync,
-//! after every self-taken snapshot handed over before it (the real node waits
-//! for them), so an older one never lands over it.
+//! It executes raft-sm's one write type ([`Write`]) by its rules, as the node's
+//! write-ahead log does. Snapshots the node took itself are written as the real
+//! node writes them, on a snapshot thread: handed over once the fsync covering
+//! their `SaveSnapshot` completes, durable only after a further delay (the
+//! cluster draws it), the newest of those waiting written in one go; the host
+//! then steps `SnapshotPersisted` and only then does the core ask for the
+//! compaction. A crash before then loses the snapshot. A snapshot installed
+//! from the leader is durable at its fsync, after every self-taken snapshot
+//! handed over before it (the real node waits for them), so an older one never
+//! lands over it.
 
 use crate::rng::SimRng;
-use raft_sm::{Entry, HardState, LogIndex, PersistId, RestoredState, Snapshot, Term};
+use raft_sm::{Entry, HardState, LogIndex, PersistId, RestoredState, Snapshot, SnapshotOrigin, Term, Write};
 use std::collections::VecDeque;
-
-/// One write the core asked for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WriteOp {
-    /// `PersistHardState`.
-    HardState(HardState),
-    /// `TruncateLog { from }`.
-    Truncate(LogIndex),
-    /// `AppendLog { entries }`.
-    Append(Vec<Entry>),
-    /// `SaveSnapshot`.
-    SaveSnapshot {
-        /// The snapshot.
-        snapshot: Snapshot,
-        /// The node took it itself (`TakeSnapshot`): it becomes durable some time
-        /// after its fsync, off the write path. False for a snapshot installed
-        /// from the leader, durable at its fsync.
-        background: bool,
-    },
-    /// `CompactLog { up_to }`.
-    Compact(LogIndex),
-    /// `ResetLog { base_index }`.
-    Reset(LogIndex),
-}
 
 /// What is on the platter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -74,14 +51,14 @@ impl DurableImage {
     }
 
     /// Applies one write. Returns an error naming a broken write contract.
-    pub fn apply(&mut self, op: WriteOp) -> Result<(), String> {
-        match op {
-            WriteOp::HardState(hard_state) => self.hard_state = hard_state,
-            WriteOp::Truncate(from) => {
+    pub fn apply(&mut self, write: Write) -> Result<(), String> {
+        match write {
+            Write::HardState(hard_state) => self.hard_state = hard_state,
+            Write::Truncate { from } => {
                 let keep = from.0.saturating_sub(self.log_base.0 + 1) as usize;
                 self.entries.truncate(keep);
             }
-            WriteOp::Append(entries) => {
+            Write::Append { entries } => {
                 let Some(first) = entries.first() else {
                     return Ok(());
                 };
@@ -95,42 +72,20 @@ impl DurableImage {
                 }
                 self.entries.extend(entries);
             }
-            WriteOp::SaveSnapshot { snapshot, .. } => self.snapshot = Some(snapshot),
-            WriteOp::Compact(up_to) => {
+            Write::SaveSnapshot { snapshot, .. } => self.snapshot = Some(snapshot),
+            Write::Compact { up_to } => {
                 if up_to > self.log_base {
                     let drop = ((up_to.0 - self.log_base.0) as usize).min(self.entries.len());
                     self.entries.drain(..drop);
                     self.log_base = up_to;
                 }
             }
-            WriteOp::Reset(base_index) => {
+            Write::Reset { base_index } => {
                 self.entries.clear();
                 self.log_base = base_index;
             }
         }
         Ok(())
-    }
-
-    /// What a restarting node reads back, as the real node's recovery builds it:
-    /// the latest snapshot, then the log records after it. Records the snapshot
-    /// covers are skipped; a log that disagrees with the snapshot at its last
-    /// index (or has a gap after it) is discarded (Raft Figure 13, rule 7).
-    pub fn restored(&self) -> RestoredState {
-        let (base_index, base_term) =
-            self.snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.last_index, s.last_term));
-        let consistent = if base_index.0 == 0 || base_index == self.log_base {
-            true
-        } else if base_index < self.log_base {
-            false // A gap between the snapshot and the log.
-        } else {
-            self.term_at(base_index) == Some(base_term)
-        };
-        let entries = if consistent {
-            self.entries.iter().filter(|entry| entry.index > base_index).cloned().collect()
-        } else {
-            Vec::new()
-        };
-        RestoredState { hard_state: self.hard_state, snapshot: self.snapshot.clone(), entries }
     }
 }
 
@@ -164,7 +119,7 @@ impl Disk {
 
 #[derive(Clone, Debug)]
 enum Pending {
-    Write(WriteOp),
+    Write(Write),
     Barrier(PersistId),
 }
 
@@ -188,9 +143,10 @@ pub struct SnapshotStats {
     pub superseded: u64,
     /// Snapshots handed over that a crash lost before they were durable.
     pub lost: u64,
-    /// Compactions that had to wait for their snapshot to be durable.
+    /// Compactions that waited for their snapshot to be durable (every taken
+    /// snapshot's: the core asks for it only after `SnapshotPersisted`).
     pub compactions_deferred: u64,
-    /// Deferred compactions a crash lost (the log kept its entries).
+    /// Compactions a crash lost with their snapshot (the log kept its entries).
     pub compactions_lost: u64,
 }
 
@@ -221,21 +177,17 @@ struct SnapshotWriter {
     /// Snapshots handed over so far, and how many of them are durable.
     handed_over: u64,
     durable: u64,
-    /// Compactions not yet done: (snapshots that must be durable first, up to).
-    /// The core emits a snapshot's `CompactLog` right after its `SaveSnapshot`,
-    /// so waiting for every snapshot handed over before it waits for the one
-    /// that covers it.
-    compactions: VecDeque<(u64, LogIndex)>,
     stats: SnapshotStats,
 }
 
 impl SnapshotWriter {
     fn is_idle(&self) -> bool {
-        self.waiting.is_empty() && self.writing.is_none() && self.compactions.is_empty()
+        self.waiting.is_empty() && self.writing.is_none()
     }
 
     fn hand_over(&mut self, snapshot: Snapshot) {
         self.handed_over += 1;
+        self.stats.compactions_deferred += 1;
         self.waiting.push_back(snapshot);
         if self.writing.is_none() {
             self.start_next();
@@ -254,29 +206,11 @@ impl SnapshotWriter {
         self.started = Some(self.next_ticket);
     }
 
-    /// Whether a compaction issued now must wait for a snapshot to be durable.
-    fn must_defer(&self) -> bool {
-        self.handed_over > self.durable
-    }
-
-    /// The compactions whose snapshots are now all durable.
-    fn compactions_ready(&mut self) -> Vec<LogIndex> {
-        let mut ready = Vec::new();
-        while let Some(&(needs, up_to)) = self.compactions.front() {
-            if needs > self.durable {
-                break;
-            }
-            ready.push(up_to);
-            self.compactions.pop_front();
-        }
-        ready
-    }
-
     /// The process died: whatever was waiting or being written is lost, and so
     /// are the compactions behind it.
     fn crash(&mut self) {
         self.stats.lost += self.handed_over - self.durable;
-        self.stats.compactions_lost += self.compactions.len() as u64;
+        self.stats.compactions_lost += self.handed_over - self.durable;
         let stats = self.stats;
         let next_ticket = self.next_ticket;
         *self = SnapshotWriter { stats, next_ticket, ..SnapshotWriter::default() };
@@ -316,8 +250,8 @@ impl Disk {
     }
 
     /// Queues a write.
-    pub fn write(&mut self, op: WriteOp) {
-        self.unsynced.push_back(Pending::Write(op));
+    pub fn write(&mut self, write: Write) {
+        self.unsynced.push_back(Pending::Write(write));
     }
 
     /// Queues a barrier. Returns the barrier an fsync should start for now, if
@@ -339,7 +273,7 @@ impl Disk {
         assert_eq!(self.fsync_inflight, Some(id), "fsyncs complete in order");
         loop {
             match self.unsynced.pop_front() {
-                Some(Pending::Write(op)) => self.land(op)?,
+                Some(Pending::Write(write)) => self.land(write)?,
                 Some(Pending::Barrier(barrier)) if barrier == id => break,
                 Some(Pending::Barrier(_)) => {}
                 None => panic!("barrier {id:?} was queued"),
@@ -356,24 +290,19 @@ impl Disk {
     }
 
     /// A write reached the platter (its fsync completed, or a crash kept it).
-    fn land(&mut self, op: WriteOp) -> Result<(), String> {
-        match op {
-            WriteOp::SaveSnapshot { snapshot, background: true } => {
+    fn land(&mut self, write: Write) -> Result<(), String> {
+        match write {
+            Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken } => {
                 self.snapshots.hand_over(snapshot);
                 Ok(())
             }
-            WriteOp::SaveSnapshot { snapshot, background: false } => {
+            Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Installed } => {
                 // The real node writes every snapshot handed over before this one
                 // first, so none of them can land over it later.
                 self.flush_snapshots()?;
-                self.durable.apply(WriteOp::SaveSnapshot { snapshot, background: false })
+                self.durable.apply(Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Installed })
             }
-            WriteOp::Compact(up_to) if self.snapshots.must_defer() => {
-                self.snapshots.stats.compactions_deferred += 1;
-                self.snapshots.compactions.push_back((self.snapshots.handed_over, up_to));
-                Ok(())
-            }
-            op => self.durable.apply(op),
+            write => self.durable.apply(write),
         }
     }
 
@@ -384,24 +313,25 @@ impl Disk {
     }
 
     /// The background snapshot write `ticket` completed its delay: the snapshot
-    /// is durable and the compactions waiting for it run, unless writes are held
-    /// (then it completes on release). A stale ticket (a crash, or a leader's
-    /// snapshot that flushed the write) is ignored.
-    pub fn snapshot_written(&mut self, ticket: u64) -> Result<(), String> {
+    /// is durable (its index is returned: the host steps `SnapshotPersisted`),
+    /// unless writes are held (then it completes on release). A stale ticket (a
+    /// crash, or a leader's snapshot that flushed the write) is ignored.
+    pub fn snapshot_written(&mut self, ticket: u64) -> Result<Option<LogIndex>, String> {
         let Some(write) = &mut self.snapshots.writing else {
-            return Ok(());
+            return Ok(None);
         };
         if write.ticket != ticket {
-            return Ok(());
+            return Ok(None);
         }
         if self.snapshot_writes_held {
             write.due = true;
-            return Ok(());
+            return Ok(None);
         }
         let write = self.snapshots.writing.take().expect("checked above");
+        let index = write.snapshot.last_index;
         self.make_durable(write.snapshot, write.covers)?;
         self.snapshots.start_next();
-        Ok(())
+        Ok(Some(index))
     }
 
     /// Holds background snapshot writes back (they stay pending, as when the
@@ -429,8 +359,7 @@ impl Disk {
         }
     }
 
-    /// `snapshot` is durable, covering `covers` handed-over snapshots; the
-    /// compactions that waited for them run.
+    /// `snapshot` is durable, covering `covers` handed-over snapshots.
     fn make_durable(&mut self, snapshot: Snapshot, covers: u64) -> Result<(), String> {
         if let Some(on_disk) = &self.durable.snapshot {
             if on_disk.last_index > snapshot.last_index {
@@ -440,13 +369,10 @@ impl Disk {
                 ));
             }
         }
-        self.durable.apply(WriteOp::SaveSnapshot { snapshot, background: true })?;
+        self.durable.apply(Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken })?;
         self.snapshots.durable += covers;
         self.snapshots.stats.written += 1;
         self.snapshots.stats.superseded += covers - 1;
-        for up_to in self.snapshots.compactions_ready() {
-            self.durable.apply(WriteOp::Compact(up_to))?;
-        }
         Ok(())
     }
 
@@ -466,10 +392,10 @@ impl Disk {
     }
 
     fn crash_unsynced(&mut self, rng: &mut SimRng, torn_writes: bool) -> Result<CrashDamage, String> {
-        let writes: Vec<WriteOp> = std::mem::take(&mut self.unsynced)
+        let writes: Vec<Write> = std::mem::take(&mut self.unsynced)
             .into_iter()
             .filter_map(|pending| match pending {
-                Pending::Write(op) => Some(op),
+                Pending::Write(write) => Some(write),
                 Pending::Barrier(_) => None,
             })
             .collect();
@@ -483,21 +409,21 @@ impl Disk {
         let kept = rng.range(0, writes.len() as u64) as usize;
         damage.writes_kept = kept;
         damage.writes_lost = writes.len() - kept;
-        for (position, op) in writes.into_iter().take(kept).enumerate() {
+        for (position, write) in writes.into_iter().take(kept).enumerate() {
             let last = position + 1 == kept;
-            match op {
-                WriteOp::Append(mut entries) if last && !entries.is_empty() => {
+            match write {
+                Write::Append { mut entries } if last && !entries.is_empty() => {
                     // The record being written when power failed is torn: its
                     // checksum fails and recovery truncates it and all after it.
                     let survive = rng.range(0, entries.len() as u64 - 1) as usize;
                     entries.truncate(survive);
                     damage.torn = true;
-                    self.durable.apply(WriteOp::Append(entries))?;
+                    self.durable.apply(Write::Append { entries })?;
                 }
                 // A self-taken snapshot in the prefix is handed over here and
                 // lost with the crash: its fsync never completed, so the real
                 // node never gave it to its snapshot thread.
-                op => self.land(op)?,
+                write => self.land(write)?,
             }
         }
         Ok(damage)
@@ -518,14 +444,21 @@ mod tests {
     }
 
     /// A snapshot installed from the leader.
-    fn installed(snapshot: Snapshot) -> WriteOp {
-        WriteOp::SaveSnapshot { snapshot, background: false }
+    fn installed(snapshot: Snapshot) -> Write {
+        Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Installed }
     }
 
-    /// A snapshot the node took itself, and the compaction the core emits after it.
+    /// A snapshot the node took itself.
     fn taken(disk: &mut Disk, index: u64, term: u64) {
-        disk.write(WriteOp::SaveSnapshot { snapshot: snapshot(index, term), background: true });
-        disk.write(WriteOp::Compact(LogIndex(index)));
+        disk.write(Write::SaveSnapshot { snapshot: snapshot(index, term), origin: SnapshotOrigin::Taken });
+    }
+
+    /// A taken snapshot's write completed: the core, told so, asks for the compaction.
+    fn written(disk: &mut Disk, ticket: u64, sync: u64) -> LogIndex {
+        let index = disk.snapshot_written(ticket).unwrap().expect("the snapshot is durable now");
+        disk.write(Write::Compact { up_to: index });
+        synced(disk, sync);
+        index
     }
 
     fn synced(disk: &mut Disk, id: u64) {
@@ -544,15 +477,15 @@ mod tests {
     #[test]
     fn a_taken_snapshot_is_durable_after_its_write_and_only_then_compacts_the_log() {
         let mut disk = Disk::default();
-        disk.write(WriteOp::Append(vec![entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)]));
+        disk.write(Write::Append { entries: vec![entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)] });
         taken(&mut disk, 3, 1);
         synced(&mut disk, 1);
         assert_eq!(durable_snapshot_index(&disk), None, "written in the background, not at the fsync");
-        assert_eq!(indexes(&disk), vec![1, 2, 3, 4], "the compaction waits for the snapshot");
+        assert_eq!(indexes(&disk), vec![1, 2, 3, 4], "nothing compacts before the snapshot is durable");
         assert_eq!(disk.snapshots_pending(), 1);
         let ticket = disk.snapshot_write_started().expect("the write started at the fsync");
         assert_eq!(disk.snapshot_write_started(), None, "reported once");
-        disk.snapshot_written(ticket).unwrap();
+        assert_eq!(written(&mut disk, ticket, 2), LogIndex(3));
         assert_eq!(durable_snapshot_index(&disk), Some(3));
         assert_eq!(indexes(&disk), vec![4]);
         assert_eq!(disk.snapshots_pending(), 0);
@@ -562,13 +495,13 @@ mod tests {
     #[test]
     fn a_crash_before_the_write_keeps_the_older_snapshot_and_the_whole_log() {
         let mut disk = Disk::default();
-        disk.write(WriteOp::Append((1..=6).map(|index| entry(index, 1)).collect()));
+        disk.write(Write::Append { entries: (1..=6).map(|index| entry(index, 1)).collect() });
         taken(&mut disk, 2, 1);
         synced(&mut disk, 1);
         let first = disk.snapshot_write_started().unwrap();
-        disk.snapshot_written(first).unwrap();
+        written(&mut disk, first, 2);
         taken(&mut disk, 5, 1);
-        synced(&mut disk, 2);
+        synced(&mut disk, 3);
         assert!(disk.snapshot_write_started().is_some());
         disk.crash(&mut SimRng::from_seed(1), false).unwrap();
         let restored = disk.recover();
@@ -582,12 +515,12 @@ mod tests {
     #[test]
     fn a_stale_write_completion_after_a_crash_changes_nothing() {
         let mut disk = Disk::default();
-        disk.write(WriteOp::Append(vec![entry(1, 1), entry(2, 1)]));
+        disk.write(Write::Append { entries: vec![entry(1, 1), entry(2, 1)] });
         taken(&mut disk, 2, 1);
         synced(&mut disk, 1);
         let ticket = disk.snapshot_write_started().unwrap();
         disk.crash(&mut SimRng::from_seed(1), false).unwrap();
-        disk.snapshot_written(ticket).unwrap();
+        assert_eq!(disk.snapshot_written(ticket), Ok(None));
         assert_eq!(durable_snapshot_index(&disk), None);
         assert_eq!(indexes(&disk), vec![1, 2]);
     }
@@ -595,7 +528,7 @@ mod tests {
     #[test]
     fn snapshots_waiting_behind_a_write_collapse_into_the_newest() {
         let mut disk = Disk::default();
-        disk.write(WriteOp::Append((1..=8).map(|index| entry(index, 1)).collect()));
+        disk.write(Write::Append { entries: (1..=8).map(|index| entry(index, 1)).collect() });
         taken(&mut disk, 2, 1);
         synced(&mut disk, 1);
         let first = disk.snapshot_write_started().unwrap();
@@ -605,11 +538,11 @@ mod tests {
             assert_eq!(disk.snapshot_write_started(), None, "one write at a time");
         }
         assert_eq!(indexes(&disk).len(), 8, "no compaction before any snapshot is durable");
-        disk.snapshot_written(first).unwrap();
+        assert_eq!(written(&mut disk, first, 4), LogIndex(2));
         assert_eq!(durable_snapshot_index(&disk), Some(2));
-        assert_eq!(indexes(&disk), vec![3, 4, 5, 6, 7, 8], "only the first compaction's snapshot is durable");
+        assert_eq!(indexes(&disk), vec![3, 4, 5, 6, 7, 8], "only the first snapshot is durable");
         let second = disk.snapshot_write_started().expect("the newest waiting one is written next");
-        disk.snapshot_written(second).unwrap();
+        assert_eq!(written(&mut disk, second, 5), LogIndex(6));
         assert_eq!(durable_snapshot_index(&disk), Some(6));
         assert_eq!(indexes(&disk), vec![7, 8]);
         let stats = disk.snapshot_stats();
@@ -619,16 +552,16 @@ mod tests {
     #[test]
     fn an_older_taken_snapshot_never_lands_over_one_installed_from_the_leader() {
         let mut disk = Disk::default();
-        disk.write(WriteOp::Append((1..=4).map(|index| entry(index, 1)).collect()));
+        disk.write(Write::Append { entries: (1..=4).map(|index| entry(index, 1)).collect() });
         taken(&mut disk, 3, 1);
         synced(&mut disk, 1);
         let ticket = disk.snapshot_write_started().unwrap();
         disk.write(installed(snapshot(10, 2)));
-        disk.write(WriteOp::Reset(LogIndex(10)));
+        disk.write(Write::Reset { base_index: LogIndex(10) });
         synced(&mut disk, 2);
         assert_eq!(durable_snapshot_index(&disk), Some(10));
         assert_eq!(disk.snapshots_pending(), 0, "written before the leader's snapshot, as the node does");
-        disk.snapshot_written(ticket).unwrap();
+        assert_eq!(disk.snapshot_written(ticket), Ok(None), "a stale completion");
         assert_eq!(durable_snapshot_index(&disk), Some(10), "the stale completion changes nothing");
         assert_eq!(disk.durable().log_base, LogIndex(10));
         assert!(indexes(&disk).is_empty());
@@ -637,15 +570,15 @@ mod tests {
     #[test]
     fn held_snapshot_writes_complete_on_release() {
         let mut disk = Disk::default();
-        disk.write(WriteOp::Append(vec![entry(1, 1), entry(2, 1)]));
+        disk.write(Write::Append { entries: vec![entry(1, 1), entry(2, 1)] });
         assert_eq!(disk.hold_snapshot_writes(true), None);
         taken(&mut disk, 2, 1);
         synced(&mut disk, 1);
         let ticket = disk.snapshot_write_started().unwrap();
-        disk.snapshot_written(ticket).unwrap();
+        assert_eq!(disk.snapshot_written(ticket), Ok(None));
         assert_eq!(durable_snapshot_index(&disk), None, "held back");
         assert_eq!(disk.hold_snapshot_writes(false), Some(ticket), "its delay passed");
-        disk.snapshot_written(ticket).unwrap();
+        assert_eq!(disk.snapshot_written(ticket), Ok(Some(LogIndex(2))));
         assert_eq!(durable_snapshot_index(&disk), Some(2));
     }
 
@@ -653,10 +586,10 @@ mod tests {
     fn a_taken_snapshot_in_a_torn_prefix_is_lost_with_its_compaction() {
         for seed in 0..50 {
             let mut disk = Disk::default();
-            disk.write(WriteOp::Append((1..=3).map(|index| entry(index, 1)).collect()));
+            disk.write(Write::Append { entries: (1..=3).map(|index| entry(index, 1)).collect() });
             synced(&mut disk, 1);
             taken(&mut disk, 3, 1);
-            disk.write(WriteOp::Append(vec![entry(4, 1)]));
+            disk.write(Write::Append { entries: vec![entry(4, 1)] });
             disk.sync(PersistId(2));
             disk.crash(&mut SimRng::from_seed(seed), true).unwrap();
             assert_eq!(durable_snapshot_index(&disk), None, "seed {seed}");
@@ -667,9 +600,9 @@ mod tests {
     #[test]
     fn writes_are_durable_only_after_their_fsync() {
         let mut disk = Disk::default();
-        disk.write(WriteOp::Append(vec![entry(1, 1), entry(2, 1)]));
+        disk.write(Write::Append { entries: vec![entry(1, 1), entry(2, 1)] });
         assert_eq!(disk.sync(PersistId(1)), Some(PersistId(1)));
-        disk.write(WriteOp::Append(vec![entry(3, 1)]));
+        disk.write(Write::Append { entries: vec![entry(3, 1)] });
         assert_eq!(disk.sync(PersistId(2)), None, "one fsync in flight");
         assert_eq!(disk.durable().last_index(), LogIndex(0));
         assert_eq!(disk.fsync_done(PersistId(1)), Ok(Some(PersistId(2))));
@@ -684,16 +617,16 @@ mod tests {
     fn torn_writes_keep_a_prefix_and_never_a_gap() {
         for seed in 0..50 {
             let mut disk = Disk::default();
-            disk.write(WriteOp::Append(vec![entry(1, 1)]));
+            disk.write(Write::Append { entries: vec![entry(1, 1)] });
             disk.sync(PersistId(1));
             disk.fsync_done(PersistId(1)).unwrap();
-            disk.write(WriteOp::HardState(HardState { term: Term(2), voted_for: None, commit: LogIndex(1) }));
-            disk.write(WriteOp::Append(vec![entry(2, 2), entry(3, 2), entry(4, 2)]));
+            disk.write(Write::HardState(HardState { term: Term(2), voted_for: None, commit: LogIndex(1) }));
+            disk.write(Write::Append { entries: vec![entry(2, 2), entry(3, 2), entry(4, 2)] });
             disk.sync(PersistId(2));
             let damage = disk.crash(&mut SimRng::from_seed(seed), true).unwrap();
-            let restored = disk.durable().restored();
-            assert!(restored.entries.len() <= 3, "a torn record never survives whole");
-            for (offset, entry) in restored.entries.iter().enumerate() {
+            let entries = &disk.durable().entries;
+            assert!(entries.len() <= 3, "a torn record never survives whole");
+            for (offset, entry) in entries.iter().enumerate() {
                 assert_eq!(entry.index, LogIndex(offset as u64 + 1));
             }
             assert_eq!(damage.writes_kept + damage.writes_lost, 2);
@@ -701,31 +634,16 @@ mod tests {
     }
 
     #[test]
-    fn recovery_drops_records_covered_by_or_conflicting_with_the_snapshot() {
-        let mut image = DurableImage::default();
-        image.apply(WriteOp::Append(vec![entry(1, 1), entry(2, 1), entry(3, 2)])).unwrap();
-        image.apply(installed(snapshot(2, 1))).unwrap();
-        // The compaction did not reach the disk: recovery skips covered records.
-        assert_eq!(image.restored().entries, vec![entry(3, 2)]);
-        image.apply(installed(snapshot(3, 3))).unwrap();
-        // The log disagrees with the snapshot at index 3: it is discarded.
-        assert!(image.restored().entries.is_empty());
-        image.apply(WriteOp::Reset(LogIndex(3))).unwrap();
-        image.apply(WriteOp::Append(vec![entry(4, 3)])).unwrap();
-        assert_eq!(image.restored().entries, vec![entry(4, 3)]);
-    }
-
-    #[test]
     fn an_empty_log_continues_the_snapshot_after_recovery() {
         // A crash kept the second snapshot but not the log reset that followed it.
         let mut image = DurableImage::default();
-        image.apply(WriteOp::Reset(LogIndex(10))).unwrap();
+        image.apply(Write::Reset { base_index: LogIndex(10) }).unwrap();
         let mut disk = Disk { durable: image, ..Disk::default() };
         disk.write(installed(snapshot(20, 3)));
         disk.sync(PersistId(1));
         disk.fsync_done(PersistId(1)).unwrap();
         assert!(disk.recover().entries.is_empty());
-        disk.write(WriteOp::Append(vec![entry(21, 3)]));
+        disk.write(Write::Append { entries: vec![entry(21, 3)] });
         disk.sync(PersistId(1));
         assert_eq!(disk.fsync_done(PersistId(1)), Ok(None), "the append continues the snapshot");
     }
@@ -734,7 +652,7 @@ mod tests {
     fn recovery_hands_back_the_records_as_they_are_on_disk() {
         // A crash kept the snapshot at 5 but not the log reset that went with it.
         let mut disk = Disk::default();
-        disk.write(WriteOp::Append(vec![entry(1, 1), entry(2, 1)]));
+        disk.write(Write::Append { entries: vec![entry(1, 1), entry(2, 1)] });
         disk.sync(PersistId(1));
         disk.fsync_done(PersistId(1)).unwrap();
         disk.write(installed(snapshot(5, 2)));
@@ -742,12 +660,11 @@ mod tests {
         disk.fsync_done(PersistId(2)).unwrap();
         let recovered = disk.recover();
         assert_eq!(recovered.entries, vec![entry(1, 1), entry(2, 1)], "raw records; the core reconciles them");
-        assert!(disk.durable().restored().entries.is_empty(), "what reconciliation must keep: nothing");
         // The core's repair (a log reset) makes later appends follow the snapshot.
-        disk.write(WriteOp::Reset(LogIndex(5)));
-        disk.write(WriteOp::Append(vec![entry(6, 2)]));
+        disk.write(Write::Reset { base_index: LogIndex(5) });
+        disk.write(Write::Append { entries: vec![entry(6, 2)] });
         disk.sync(PersistId(1));
         assert_eq!(disk.fsync_done(PersistId(1)), Ok(None));
-        assert_eq!(disk.durable().restored().entries, vec![entry(6, 2)]);
+        assert_eq!(disk.durable().entries, vec![entry(6, 2)]);
     }
 }

@@ -1,16 +1,17 @@
-//! One simulated machine: a raft-sm [`Node`], its key-value store, its disk,
-//! and the executor that carries out the node's actions exactly as the real
-//! node driver does (writes to disk, fsync barriers, applies, snapshots, timers,
-//! answers to clients).
+//! One simulated machine: raft-sm's [`Host`] (the core and its key-value store,
+//! the same executor the node binary runs), its simulated disk, and the taps
+//! the checkers need. The only driver logic here is what the node's driver
+//! does too: writes to the disk in order, fsync barriers, background snapshot
+//! writes, the next wake-up, answers to clients.
 
-use crate::disk::{CrashDamage, Disk, WriteOp};
+use crate::disk::{CrashDamage, Disk};
 use crate::rng::SimRng;
 use raft_sm::kv::{ApplyResult, KvError, KvStore};
 use raft_sm::{
-    Action, Config, Entry, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, ReadOutcome,
-    Rejection, Role, Term, TimerKind,
+    Action, Config, Entry, Event, Host, LogIndex, Message, Node, NodeId, Note, Observer, Output, PersistId,
+    ProposalAnswer, ReadOutcome, Rejection, Role, Snapshot, Term, Write,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// The answer to a request made to a node (by a client or the harness).
@@ -30,7 +31,7 @@ pub enum Answer {
         /// The confirmed read index.
         read_index: LogIndex,
     },
-    /// Not accepted.
+    /// Not accepted: it never takes effect.
     Rejected(Rejection),
     /// Dropped: outcome unknown.
     Dropped,
@@ -41,13 +42,6 @@ pub enum Answer {
 pub enum Effect {
     /// Put a message on the network.
     Send(Message),
-    /// Schedule `Timer(kind)` at `deadline_ms`.
-    Timer {
-        /// Which timer.
-        kind: TimerKind,
-        /// When.
-        deadline_ms: u64,
-    },
     /// Start an fsync covering barrier `id`.
     StartFsync(PersistId),
     /// A background snapshot write started: schedule its completion (`ticket`).
@@ -72,11 +66,6 @@ pub enum Effect {
         entry: Entry,
         /// The store's result (None for no-ops).
         result: Option<ApplyResult>,
-    },
-    /// The store was replaced by a snapshot.
-    SnapshotRestored {
-        /// The snapshot's last index.
-        index: LogIndex,
     },
     /// The store's serialized image at `index` (a snapshot taken or installed).
     StoreImage {
@@ -110,33 +99,83 @@ pub struct NodeHost {
     /// The node's id.
     pub id: NodeId,
     config: Config,
-    /// The core; `None` while crashed.
-    pub node: Option<Node>,
-    /// The state machine.
-    pub kv: KvStore,
+    /// The core and its store; `None` while crashed.
+    host: Option<Host<KvStore>>,
+    /// What a crashed node's store reads as (empty).
+    crashed_kv: KvStore,
     /// The disk.
     pub disk: Disk,
     /// Grows by one per crash; events of older incarnations are stale.
     pub incarnation: u64,
     /// Paused nodes receive nothing and fire no timers until resumed.
     pub paused: bool,
-    timer_deadlines_ms: [Option<u64>; 4],
-    /// Accepted proposals waiting for their entry: index → (request, term).
-    proposals: BTreeMap<LogIndex, (u64, Term)>,
+    /// The wake-up the cluster has scheduled for this node (its next deadline then).
+    wake_scheduled_ms: Option<u64>,
     /// Every entry this node applied, across restarts (index → entry).
     pub applied: BTreeMap<LogIndex, Entry>,
     /// A deliberate driver bug, for testing the checkers: report syncs as
     /// persisted at once, before the fsync.
     pub ack_before_fsync: bool,
-    /// The index of the snapshot the store last produced: the core's
-    /// `SaveSnapshot` of it is written in the background, as the node driver does.
-    taken_snapshot: Option<LogIndex>,
+    /// A deliberate driver bug, for testing the checkers: report a snapshot the
+    /// node took as durable as soon as it is handed to the disk, before it is.
+    pub snapshot_persisted_early: bool,
     /// What the last boot read back from the disk.
     pub boot_image: BootImage,
 }
 
-fn timer_slot(kind: TimerKind) -> usize {
-    TimerKind::ALL.iter().position(|&k| k == kind).expect("every kind has a slot")
+/// The simulator's taps into a host: trace text, checker effects.
+struct Tap<'a> {
+    id: NodeId,
+    effects: &'a mut Vec<Effect>,
+    applied: &'a mut BTreeMap<LogIndex, Entry>,
+    trace: Option<&'a mut String>,
+    /// Whether the first event of this drive has been traced (later ones are follow-ups).
+    traced_event: bool,
+}
+
+impl Observer<Option<ApplyResult>> for Tap<'_> {
+    fn on_event(&mut self, event: &Event) {
+        if let Some(line) = self.trace.as_deref_mut() {
+            if self.traced_event {
+                let _ = write!(line, " | {}", describe_event(event));
+            }
+        }
+        self.traced_event = true;
+    }
+
+    fn on_action(&mut self, node: &Node, action: &Action) {
+        if let Some(line) = self.trace.as_deref_mut() {
+            let _ = write!(line, " {}", describe_action(action));
+        }
+        if let Action::Write(Write::Append { entries }) = action {
+            let prev_term = entries.first().and_then(|first| node.term_at(first.index.prev()));
+            self.effects.push(Effect::Appended { entries: entries.clone(), prev_term });
+        }
+    }
+
+    fn on_apply(&mut self, entry: &Entry, result: &Option<ApplyResult>) {
+        if let Some(previous) = self.applied.get(&entry.index) {
+            if previous != entry {
+                self.effects.push(Effect::Violation(format!(
+                    "{}: re-applied {} as {:?} (term {}) after applying {:?} (term {}) there",
+                    self.id, entry.index, entry.payload, entry.term, previous.payload, previous.term
+                )));
+            }
+        } else {
+            self.applied.insert(entry.index, entry.clone());
+        }
+        self.effects.push(Effect::Applied { entry: entry.clone(), result: *result });
+    }
+
+    fn on_snapshot_taken(&mut self, index: LogIndex, image: &[u8]) {
+        let digest = crate::rng::fnv1a(crate::rng::FNV_OFFSET, image);
+        self.effects.push(Effect::StoreImage { index, digest });
+    }
+
+    fn on_snapshot_restored(&mut self, snapshot: &Snapshot) {
+        let digest = crate::rng::fnv1a(crate::rng::FNV_OFFSET, &snapshot.data);
+        self.effects.push(Effect::StoreImage { index: snapshot.last_index, digest });
+    }
 }
 
 impl NodeHost {
@@ -145,93 +184,95 @@ impl NodeHost {
         NodeHost {
             id: config.id,
             config,
-            node: None,
-            kv: KvStore::default(),
+            host: None,
+            crashed_kv: KvStore::default(),
             disk: Disk::default(),
             incarnation: 0,
             paused: false,
-            timer_deadlines_ms: [None; 4],
-            proposals: BTreeMap::new(),
+            wake_scheduled_ms: None,
             applied: BTreeMap::new(),
             ack_before_fsync: false,
-            taken_snapshot: None,
+            snapshot_persisted_early: false,
             boot_image: BootImage::default(),
         }
     }
 
     /// Whether the process is running (crashed nodes are not).
     pub fn is_up(&self) -> bool {
-        self.node.is_some()
+        self.host.is_some()
+    }
+
+    /// The core (`None` while crashed).
+    pub fn node(&self) -> Option<&Node> {
+        self.host.as_ref().map(Host::node)
+    }
+
+    /// The store (empty while crashed).
+    pub fn kv(&self) -> &KvStore {
+        self.host.as_ref().map_or(&self.crashed_kv, Host::state_machine)
     }
 
     /// The node's role (`None` while crashed).
     pub fn role(&self) -> Option<Role> {
-        self.node.as_ref().map(Node::role)
+        self.node().map(Node::role)
     }
 
-    /// Builds the node from its durable state exactly as the real node does
-    /// (snapshot, then the log after it), restores the store from the snapshot
-    /// and starts it at `now_ms` with a fresh RNG seed.
+    /// Builds the host from the disk's raw records exactly as the real node
+    /// does (the core reconciles them with the snapshot) and starts it at
+    /// `now_ms` with a fresh RNG seed.
     pub fn boot(&mut self, now_ms: u64, rng_seed: u64, trace: Option<&mut String>) -> Vec<Effect> {
-        assert!(self.node.is_none(), "{} is already running", self.id);
+        assert!(self.host.is_none(), "{} is already running", self.id);
         let restored = self.disk.recover();
         self.boot_image = BootImage {
             snapshot_index: restored.snapshot.as_ref().map_or(LogIndex(0), |snapshot| snapshot.last_index),
             first_log_index: restored.entries.first().map_or(LogIndex(0), |entry| entry.index),
             last_log_index: restored.entries.last().map_or(LogIndex(0), |entry| entry.index),
         };
-        let mut effects = Vec::new();
-        self.kv = match &restored.snapshot {
-            Some(snapshot) => match KvStore::restore(&snapshot.data) {
-                Ok(kv) => kv,
-                Err(error) => {
-                    effects.push(Effect::Violation(format!("{}: durable snapshot does not restore: {error}", self.id)));
-                    KvStore::default()
-                }
-            },
-            None => KvStore::default(),
-        };
         let mut config = self.config.clone();
         config.rng_seed = rng_seed;
-        let mut node = Node::new(config, restored).expect("validated configuration");
-        let actions = node.start(now_ms);
-        if actions.iter().any(|action| matches!(action, Action::CompactLog { .. } | Action::ResetLog { .. })) {
-            effects.push(Effect::RecoveryRepair);
-        }
-        self.node = Some(node);
-        self.timer_deadlines_ms = [None; 4];
-        self.run(now_ms, actions, &mut effects, trace);
-        effects
+        let host = match Host::new(config, restored, KvStore::default()) {
+            Ok(host) => host,
+            Err(error) => return vec![Effect::Violation(format!("{}: cannot restart: {error}", self.id))],
+        };
+        self.host = Some(host);
+        self.wake_scheduled_ms = None;
+        self.drive(now_ms, true, trace, |host, tap| host.start_with(now_ms, tap))
     }
 
     /// The process dies: volatile state is gone, unsynced writes are lost or torn.
     pub fn crash(&mut self, rng: &mut SimRng, torn_writes: bool) -> Result<CrashDamage, String> {
-        self.node = None;
+        self.host = None;
         self.paused = false;
-        self.kv = KvStore::default();
         self.incarnation += 1;
-        self.timer_deadlines_ms = [None; 4];
-        self.proposals.clear();
-        self.taken_snapshot = None;
+        self.wake_scheduled_ms = None;
         self.disk.crash(rng, torn_writes)
     }
 
-    /// Whether a timer event scheduled for `deadline_ms` is still the current one.
-    pub fn timer_is_current(&self, kind: TimerKind, deadline_ms: u64) -> bool {
-        self.timer_deadlines_ms[timer_slot(kind)] == Some(deadline_ms)
+    /// The host's next deadline, if it differs from the wake-up already
+    /// scheduled: the cluster schedules a wake-up then (and forgets the older one).
+    pub fn take_new_deadline(&mut self) -> Option<u64> {
+        let deadline = self.host.as_ref()?.next_deadline_ms();
+        if deadline == self.wake_scheduled_ms {
+            return None;
+        }
+        self.wake_scheduled_ms = deadline;
+        deadline
     }
 
-    /// Steps one event and every follow-up event it causes (applied, snapshot
-    /// taken), executing all actions in order.
+    /// Whether a wake-up scheduled for `deadline_ms` is still the current one.
+    pub fn wake_is_current(&self, deadline_ms: u64) -> bool {
+        self.is_up() && self.wake_scheduled_ms == Some(deadline_ms)
+    }
+
+    /// A scheduled wake-up: fire every due timer.
+    pub fn wake(&mut self, now_ms: u64, trace: Option<&mut String>) -> Vec<Effect> {
+        self.wake_scheduled_ms = None;
+        self.drive(now_ms, false, trace, |host, tap| host.handle_timeout_with(now_ms, tap))
+    }
+
+    /// Steps one driver event (a message, a proposal, a read, a transfer).
     pub fn step(&mut self, now_ms: u64, event: Event, trace: Option<&mut String>) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        if let Event::Timer(kind) = event {
-            self.timer_deadlines_ms[timer_slot(kind)] = None;
-        }
-        let node = self.node.as_mut().expect("stepping a running node");
-        let actions = node.step(now_ms, event);
-        self.run(now_ms, actions, &mut effects, trace);
-        effects
+        self.drive(now_ms, false, trace, |host, tap| host.step_batch_with(now_ms, [event], tap))
     }
 
     /// The fsync of barrier `id` completed: make it durable, tell the node, and
@@ -249,13 +290,17 @@ impl NodeHost {
         effects
     }
 
-    /// The background snapshot write `ticket` finished its delay. The core is
-    /// not told (the real node does not tell it either): only the disk changes.
-    pub fn snapshot_written(&mut self, ticket: u64) -> Vec<Effect> {
-        if let Err(error) = self.disk.snapshot_written(ticket) {
-            return vec![Effect::Violation(format!("{}: {error}", self.id))];
-        }
-        let mut effects = Vec::new();
+    /// The background snapshot write `ticket` finished its delay: if it made a
+    /// snapshot durable, the core is told (`SnapshotPersisted`), as the real
+    /// node's snapshot thread tells its driver.
+    pub fn snapshot_written(&mut self, now_ms: u64, ticket: u64, trace: Option<&mut String>) -> Vec<Effect> {
+        let mut effects = match self.disk.snapshot_written(ticket) {
+            Err(error) => return vec![Effect::Violation(format!("{}: {error}", self.id))],
+            Ok(Some(index)) if !self.snapshot_persisted_early => {
+                self.step(now_ms, Event::SnapshotPersisted { index }, trace)
+            }
+            Ok(_) => Vec::new(),
+        };
         self.start_snapshot_write(&mut effects);
         effects
     }
@@ -266,166 +311,74 @@ impl NodeHost {
         }
     }
 
-    fn run(&mut self, now_ms: u64, actions: Vec<Action>, effects: &mut Vec<Effect>, mut trace: Option<&mut String>) {
-        let mut follow_ups: VecDeque<Event> = VecDeque::new();
-        let mut actions = actions;
-        loop {
-            if let Some(line) = trace.as_deref_mut() {
-                for action in &actions {
-                    let _ = write!(line, " {}", describe_action(action));
-                }
-            }
-            for action in actions {
-                self.execute(action, effects, &mut follow_ups);
-            }
-            let Some(event) = follow_ups.pop_front() else {
-                break;
-            };
-            if let Some(line) = trace.as_deref_mut() {
-                let _ = write!(line, " | {}", describe_event(&event));
-            }
-            let node = self.node.as_mut().expect("running");
-            actions = node.step(now_ms, event);
-        }
-    }
-
-    fn execute(&mut self, action: Action, effects: &mut Vec<Effect>, follow_ups: &mut VecDeque<Event>) {
-        match action {
-            Action::PersistHardState(hard_state) => self.disk.write(WriteOp::HardState(hard_state)),
-            Action::TruncateLog { from } => self.disk.write(WriteOp::Truncate(from)),
-            Action::AppendLog { entries } => {
-                let node = self.node.as_ref().expect("running");
-                let prev_term = entries.first().and_then(|first| node.term_at(first.index.prev()));
-                effects.push(Effect::Appended { entries: entries.clone(), prev_term });
-                self.disk.write(WriteOp::Append(entries));
-            }
-            Action::SaveSnapshot(snapshot) => {
-                // Any other snapshot came from the leader and is written in order.
-                let background = self.taken_snapshot.take() == Some(snapshot.last_index);
-                self.disk.write(WriteOp::SaveSnapshot { snapshot, background });
-            }
-            Action::CompactLog { up_to } => self.disk.write(WriteOp::Compact(up_to)),
-            Action::ResetLog { base_index } => self.disk.write(WriteOp::Reset(base_index)),
-            Action::Sync { id } => {
-                if let Some(start) = self.disk.sync(id) {
-                    effects.push(Effect::StartFsync(start));
-                }
-                if self.ack_before_fsync {
-                    follow_ups.push_back(Event::Persisted { id });
-                }
-            }
-            Action::Send(message) => effects.push(Effect::Send(message)),
-            Action::Apply { entries } => {
-                let Some(last) = entries.last().map(|entry| entry.index) else {
-                    return;
-                };
-                for entry in entries {
-                    self.apply(entry, effects);
-                }
-                follow_ups.push_back(Event::Applied { index: last });
-            }
-            Action::RestoreSnapshot(snapshot) => {
-                match KvStore::restore(&snapshot.data) {
-                    Ok(kv) => self.kv = kv,
-                    Err(error) => effects.push(Effect::Violation(format!(
-                        "{}: snapshot {} does not restore: {error}",
-                        self.id, snapshot.last_index
-                    ))),
-                }
-                if self.kv.applied_index() != snapshot.last_index {
-                    effects.push(Effect::Violation(format!(
-                        "{}: snapshot at {} holds a store applied to {}",
-                        self.id,
-                        snapshot.last_index,
-                        self.kv.applied_index()
-                    )));
-                }
-                let covered: Vec<LogIndex> =
-                    self.proposals.range(..=snapshot.last_index).map(|(&index, _)| index).collect();
-                for index in covered {
-                    let (request, _) = self.proposals.remove(&index).expect("listed");
-                    effects.push(Effect::Answer { request, answer: Answer::Dropped });
-                }
-                effects.push(Effect::SnapshotRestored { index: snapshot.last_index });
-                effects.push(Effect::StoreImage {
-                    index: snapshot.last_index,
-                    digest: crate::rng::fnv1a(crate::rng::FNV_OFFSET, &snapshot.data),
-                });
-            }
-            Action::TakeSnapshot => {
-                let data = self.kv.snapshot();
-                let index = self.kv.applied_index();
-                self.taken_snapshot = Some(index);
-                effects.push(Effect::StoreImage { index, digest: crate::rng::fnv1a(crate::rng::FNV_OFFSET, &data) });
-                follow_ups.push_back(Event::SnapshotTaken { index, data })
-            }
-            Action::ProposalResult { id, outcome } => {
-                let answer = match outcome {
-                    ProposalOutcome::Accepted { index, term } => {
-                        self.proposals.insert(index, (id, term));
-                        Answer::Accepted { index, term }
+    /// Runs `drive` on the host with the taps, then carries out its outputs
+    /// (`booting`: they are the first of this incarnation).
+    fn drive(
+        &mut self,
+        now_ms: u64,
+        booting: bool,
+        trace: Option<&mut String>,
+        drive: impl FnOnce(&mut Host<KvStore>, &mut Tap<'_>),
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let host = self.host.as_mut().expect("driving a running node");
+        let mut tap =
+            Tap { id: self.id, effects: &mut effects, applied: &mut self.applied, trace, traced_event: false };
+        drive(host, &mut tap);
+        let outputs: Vec<Output<Option<ApplyResult>>> = host.drain_outputs().collect();
+        let mut persisted_now = Vec::new();
+        for output in outputs {
+            match output {
+                Output::Write(write) => {
+                    if booting && matches!(write, Write::Compact { .. } | Write::Reset { .. }) {
+                        effects.push(Effect::RecoveryRepair);
                     }
-                    ProposalOutcome::Rejected(rejection) => Answer::Rejected(rejection),
-                    ProposalOutcome::Dropped => {
-                        self.proposals.retain(|_, (request, _)| *request != id);
-                        Answer::Dropped
-                    }
-                };
-                effects.push(Effect::Answer { request: id, answer });
-            }
-            Action::ReadResult { id, outcome } => {
-                let answer = match outcome {
-                    ReadOutcome::Ready { read_index } => {
-                        if self.kv.applied_index() < read_index {
-                            effects.push(Effect::Violation(format!(
-                                "{}: read served at {read_index} before the store applied it (applied {})",
-                                self.id,
-                                self.kv.applied_index()
-                            )));
+                    if self.snapshot_persisted_early {
+                        if let Write::SaveSnapshot { snapshot, origin: raft_sm::SnapshotOrigin::Taken } = &write {
+                            persisted_now.push(Event::SnapshotPersisted { index: snapshot.last_index });
                         }
-                        Answer::ReadReady { read_index }
                     }
-                    ReadOutcome::Rejected(rejection) => Answer::Rejected(rejection),
-                    ReadOutcome::Dropped => Answer::Dropped,
-                };
-                effects.push(Effect::Answer { request: id, answer });
-            }
-            Action::SetTimer { kind, deadline_ms } => {
-                self.timer_deadlines_ms[timer_slot(kind)] = deadline_ms;
-                if let Some(deadline_ms) = deadline_ms {
-                    effects.push(Effect::Timer { kind, deadline_ms });
+                    self.disk.write(write);
                 }
+                Output::Sync(id) => {
+                    if let Some(start) = self.disk.sync(id) {
+                        effects.push(Effect::StartFsync(start));
+                    }
+                    if self.ack_before_fsync {
+                        persisted_now.push(Event::Persisted { id });
+                    }
+                }
+                Output::Send(message) => effects.push(Effect::Send(message)),
+                Output::Proposal { id, answer } => {
+                    let answer = match answer {
+                        ProposalAnswer::Accepted { index, term } => Answer::Accepted { index, term },
+                        ProposalAnswer::Applied { output, .. } => {
+                            Answer::Written(output.map_or(Ok(()), |applied| applied.result))
+                        }
+                        ProposalAnswer::Rejected(rejection) => Answer::Rejected(rejection),
+                        ProposalAnswer::Dropped => Answer::Dropped,
+                        other => unreachable!("no other answers: {other:?}"),
+                    };
+                    effects.push(Effect::Answer { request: id, answer });
+                }
+                Output::Read { id, outcome } => {
+                    let answer = match outcome {
+                        ReadOutcome::Ready { read_index } => Answer::ReadReady { read_index },
+                        ReadOutcome::Rejected(rejection) => Answer::Rejected(rejection),
+                        ReadOutcome::Dropped => Answer::Dropped,
+                    };
+                    effects.push(Effect::Answer { request: id, answer });
+                }
+                Output::Note(note) => effects.push(Effect::Note(note)),
+                other => unreachable!("no other outputs: {other:?}"),
             }
-            Action::Note(note) => effects.push(Effect::Note(note)),
         }
-    }
-
-    fn apply(&mut self, entry: Entry, effects: &mut Vec<Effect>) {
-        let expected = self.kv.applied_index().next();
-        if entry.index != expected {
-            effects.push(Effect::Violation(format!(
-                "{}: Apply handed out {} but the store expects {expected} (each index once, in order)",
-                self.id, entry.index
-            )));
-            return;
+        // The deliberate driver bugs: durability reported before it is true.
+        for event in persisted_now {
+            let more = self.step(now_ms, event, None);
+            effects.extend(more);
         }
-        let result = self.kv.apply_entry(&entry);
-        if let Some(previous) = self.applied.get(&entry.index) {
-            if previous != &entry {
-                effects.push(Effect::Violation(format!(
-                    "{}: re-applied {} as {:?} (term {}) after applying {:?} (term {}) there",
-                    self.id, entry.index, entry.payload, entry.term, previous.payload, previous.term
-                )));
-            }
-        } else {
-            self.applied.insert(entry.index, entry.clone());
-        }
-        if let Some((request, term)) = self.proposals.remove(&entry.index) {
-            let answer =
-                if term == entry.term { Answer::Written(result.map_or(Ok(()), |r| r.result)) } else { Answer::Dropped };
-            effects.push(Effect::Answer { request, answer });
-        }
-        effects.push(Effect::Applied { entry, result });
+        effects
     }
 }
 
@@ -449,6 +402,7 @@ pub fn describe_event(event: &Event) -> String {
         Event::SnapshotTaken { index, data } => {
             format!("snapshot-taken {index} ({} bytes)", data.len())
         }
+        Event::SnapshotPersisted { index } => format!("snapshot-persisted {index}"),
         Event::TransferLeadership { to } => format!("transfer-to {to}"),
     }
 }
@@ -486,21 +440,12 @@ pub fn describe_body(body: &raft_sm::Body) -> String {
 /// A short description of an action for the trace.
 pub fn describe_action(action: &Action) -> String {
     match action {
-        Action::PersistHardState(hs) => {
-            format!("hs({},{},{})", hs.term, hs.voted_for.map_or("-".to_string(), |v| v.to_string()), hs.commit)
-        }
-        Action::TruncateLog { from } => format!("truncate({from})"),
-        Action::AppendLog { entries } => {
-            format!("append({}..{})", entries.first().map_or(0, |e| e.index.0), entries.last().map_or(0, |e| e.index.0))
-        }
-        Action::SaveSnapshot(s) => format!("save-snap({})", s.last_index),
-        Action::CompactLog { up_to } => format!("compact({up_to})"),
-        Action::ResetLog { base_index } => format!("reset-log({base_index})"),
+        Action::Write(write) => write.describe(),
         Action::Sync { id } => format!("sync{}", id.0),
         Action::Send(message) => {
             format!("send({}→{}{})", message.body.kind(), message.to, describe_body(&message.body))
         }
-        Action::Apply { entries } => {
+        Action::Apply { entries, .. } => {
             format!("apply({}..{})", entries.first().map_or(0, |e| e.index.0), entries.last().map_or(0, |e| e.index.0))
         }
         Action::RestoreSnapshot(s) => format!("restore-snap({})", s.last_index),

@@ -128,6 +128,10 @@ pub struct SimOptions {
     /// reads are served from the local store of whichever node they reach,
     /// without ReadIndex.
     pub driver_bug_local_reads: bool,
+    /// A deliberate driver bug, for testing that breaking the core's contract is
+    /// caught: a snapshot the node took is reported durable
+    /// (`SnapshotPersisted`) as soon as it is written, before it is.
+    pub driver_bug_snapshot_persisted_early: bool,
 }
 
 impl SimOptions {
@@ -169,6 +173,7 @@ impl SimOptions {
             trace_file: None,
             driver_bug_ack_before_fsync: false,
             driver_bug_local_reads: false,
+            driver_bug_snapshot_persisted_early: false,
             liveness_reads: true,
         }
     }

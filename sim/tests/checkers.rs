@@ -1,13 +1,13 @@
 //! The safety checkers catch what they exist for: each test feeds one kind of
 //! violation and expects it named.
 
+use raft_sm::Write;
 use raft_sm::{
     Body, Config, Entry, Event, HardState, LogIndex, Message, Node, NodeId, Payload, RestoredState, Role, Term,
     TimerKind,
 };
 use sim::checker::progress::ProgressChecker;
 use sim::checker::{apply::ApplyChecker, durability, election::ElectionChecker, log::LogChecker};
-use sim::disk::WriteOp;
 use sim::explore::run_seed;
 use sim::node_host::NodeHost;
 use sim::{FailureKind, SimOptions};
@@ -140,8 +140,8 @@ fn messages_that_reveal_state_not_on_disk_break_durability() {
     };
     assert!(durability::check_send(&host, &vote).unwrap_err().detail.contains("granted its vote in t3 to n2"));
     assert!(durability::check_send(&host, &ack).unwrap_err().detail.contains("up to i1"));
-    host.disk.write(WriteOp::HardState(HardState { term: Term(3), voted_for: Some(NodeId(2)), commit: LogIndex(0) }));
-    host.disk.write(WriteOp::Append(vec![entry(1, 3, "a")]));
+    host.disk.write(Write::HardState(HardState { term: Term(3), voted_for: Some(NodeId(2)), commit: LogIndex(0) }));
+    host.disk.write(Write::Append { entries: vec![entry(1, 3, "a")] });
     let id = raft_sm::PersistId(1);
     host.disk.sync(id);
     assert!(durability::check_send(&host, &vote).is_err(), "written but not fsynced");

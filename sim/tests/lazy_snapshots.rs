@@ -65,8 +65,11 @@ fn a_crash_before_a_taken_snapshot_is_durable_restarts_from_the_older_snapshot_a
     cluster
         .run_until("a newer snapshot durable again", |c| c.node(id).durable_snapshot_index() > taken, 30_000)
         .unwrap();
+    // The host steps `SnapshotPersisted`; the core asks for the compaction only
+    // then, and it is durable at the next fsync.
+    cluster.run_until("its compaction durable", |c| c.node(id).durable().log_base > taken, 1_000).unwrap();
     let durable = cluster.node(id).durable();
-    assert!(durable.log_base > taken, "its compaction ran once it was durable: log base {}", durable.log_base);
+    assert!(durable.log_base <= cluster.node(id).durable_snapshot_index(), "never past the durable snapshot");
     cluster.check();
 }
 
@@ -104,4 +107,32 @@ fn a_snapshot_installed_from_the_leader_is_never_replaced_by_an_older_pending_on
     assert!(cluster.node(id).durable_snapshot_index() >= installed);
     assert!(cluster.counters().get("snapshot_writes") >= 1);
     cluster.check();
+}
+
+/// The core's contract: report a taken snapshot durable (`SnapshotPersisted`)
+/// only once it is. A driver that reports it when it is merely handed to the
+/// disk lets the core compact the log first; a crash then loses the snapshot
+/// and the entries it covered, and the restart is refused (a gap after the
+/// older snapshot), which the simulator reports as a safety failure.
+#[test]
+fn a_driver_that_reports_a_snapshot_durable_too_early_is_caught() {
+    let run = |bug: bool| {
+        let mut options = SimOptions::new(0x1a2e, 3).with_clients(4);
+        options.verbose = false;
+        options.snapshot_threshold_entries = 20;
+        options.driver_bug_snapshot_persisted_early = bug;
+        let mut cluster = Cluster::new(options);
+        cluster.run_until("a leader", |c| c.leader().is_some(), 10_000).unwrap();
+        let id = cluster.followers()[0];
+        cluster.hold_snapshot_writes(id, true);
+        cluster.run_until("a snapshot taken, not durable", |c| c.node(id).snapshots_pending() > 0, 20_000).unwrap();
+        cluster.run_for(200); // The compaction's fsync completes.
+        cluster.crash(id);
+        cluster.restart(id);
+        cluster.run_for(1_000);
+    };
+    run(false);
+    let failure = std::panic::catch_unwind(move || run(true)).expect_err("the early report is caught");
+    let text = failure.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("safety") && text.contains("cannot restart"), "{text}");
 }

@@ -54,7 +54,7 @@ pub struct Checker {
 impl Checker {
     /// After any step of `host` (running).
     pub fn after_step(&mut self, host: &NodeHost) -> Result<(), Violation> {
-        let Some(node) = &host.node else {
+        let Some(node) = host.node() else {
             return Ok(());
         };
         let became_leader = self.election.observe(node)?;

@@ -15,7 +15,7 @@ impl Cluster {
         self.hosts
             .iter()
             .filter(|host| !host.paused)
-            .filter_map(|host| host.node.as_ref())
+            .filter_map(|host| host.node())
             .filter(|node| node.role() == Role::Leader)
             .max_by_key(|node| node.term())
             .map(Node::id)
@@ -301,7 +301,7 @@ impl Cluster {
     pub fn read(&mut self, who: impl Into<Who>, key: &str, consistency: Consistency) -> ReadAnswer {
         let id = self.resolve(who);
         if consistency == Consistency::Local {
-            return ReadAnswer::Value(self.host(id).kv.get(key).ok().map(str::to_string));
+            return ReadAnswer::Value(self.host(id).kv().get(key).ok().map(str::to_string));
         }
         let request = self.harness_request(Request::Read(key.to_string()));
         self.step_node(id, Event::Read { id: request });
@@ -398,13 +398,13 @@ impl Cluster {
         let Some(leader) = self.leader() else {
             return false;
         };
-        let commit = self.host(leader).node.as_ref().map_or(LogIndex(0), Node::commit_index);
-        self.hosts.iter().all(|host| match &host.node {
+        let commit = self.host(leader).node().map_or(LogIndex(0), Node::commit_index);
+        self.hosts.iter().all(|host| match host.node() {
             Some(node) => {
                 !host.paused
                     && node.leader() == Some(leader)
                     && node.commit_index() == commit
-                    && host.kv.applied_index() == commit
+                    && host.kv().applied_index() == commit
             }
             None => false,
         })

@@ -25,9 +25,9 @@ impl Cluster {
             failure.detail += &self.pending_report();
             return Err(failure);
         }
-        let reference = self.hosts[0].kv.sorted_pairs();
+        let reference = self.hosts[0].kv().sorted_pairs();
         for host in &self.hosts[1..] {
-            if host.kv.sorted_pairs() != reference {
+            if host.kv().sorted_pairs() != reference {
                 return Err(self.failure(
                     FailureKind::Safety,
                     format!("stores differ after convergence: {} vs {}", self.hosts[0].id, host.id),
@@ -61,7 +61,7 @@ impl Cluster {
         let mut out = String::from("\npending:");
         out += &format!("\n  leader: {:?}", self.leader());
         for host in &self.hosts {
-            match &host.node {
+            match host.node() {
                 Some(node) => {
                     out += &format!(
                         "\n  {} {} {} leader={:?} commit={} applied={} last={} paused={}",
@@ -70,7 +70,7 @@ impl Cluster {
                         node.term(),
                         node.leader(),
                         node.commit_index(),
-                        host.kv.applied_index(),
+                        host.kv().applied_index(),
                         node.last_log_index(),
                         host.paused
                     )

@@ -19,9 +19,7 @@ use crate::queue::EventQueue;
 use crate::rng::{derive_seed, SimRng};
 use crate::trace::Trace;
 use raft_sm::kv::Command;
-use raft_sm::{
-    Config, Entry, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, Role, Term, TimerKind,
-};
+use raft_sm::{Config, Entry, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, Role, Term};
 
 mod api;
 mod liveness;
@@ -34,13 +32,39 @@ use std::collections::BTreeMap;
 /// Something scheduled in virtual time.
 #[derive(Clone, Debug)]
 enum SimEvent {
-    Deliver { to: NodeId, wire: Wire },
-    Timer { node: NodeId, incarnation: u64, kind: TimerKind, deadline_ms: u64 },
-    Fsync { node: NodeId, incarnation: u64, id: PersistId },
-    SnapshotWritten { node: NodeId, incarnation: u64, ticket: u64 },
-    Request { node: NodeId, request: u64 },
-    Response { client: usize, request: u64, reply: Reply },
-    ClientWake { client: usize, token: u64 },
+    Deliver {
+        to: NodeId,
+        wire: Wire,
+    },
+    /// A node's next deadline (as it was when scheduled): fire its due timers.
+    Wake {
+        node: NodeId,
+        incarnation: u64,
+        deadline_ms: u64,
+    },
+    Fsync {
+        node: NodeId,
+        incarnation: u64,
+        id: PersistId,
+    },
+    SnapshotWritten {
+        node: NodeId,
+        incarnation: u64,
+        ticket: u64,
+    },
+    Request {
+        node: NodeId,
+        request: u64,
+    },
+    Response {
+        client: usize,
+        request: u64,
+        reply: Reply,
+    },
+    ClientWake {
+        client: usize,
+        token: u64,
+    },
     Fault(FaultAction),
     SwarmTick,
 }
@@ -49,7 +73,7 @@ impl SimEvent {
     fn target(&self) -> Option<NodeId> {
         match self {
             SimEvent::Deliver { to, .. } => Some(*to),
-            SimEvent::Timer { node, .. }
+            SimEvent::Wake { node, .. }
             | SimEvent::Fsync { node, .. }
             | SimEvent::SnapshotWritten { node, .. }
             | SimEvent::Request { node, .. } => Some(*node),
@@ -145,6 +169,7 @@ impl Cluster {
                 config.validate().unwrap_or_else(|error| panic!("node configuration: {error}"));
                 let mut host = NodeHost::new(config);
                 host.ack_before_fsync = options.driver_bug_ack_before_fsync;
+                host.snapshot_persisted_early = options.driver_bug_snapshot_persisted_early;
                 host
             })
             .collect();
@@ -320,10 +345,17 @@ impl Cluster {
                 };
                 self.step_node(to, Event::Message(message));
             }
-            SimEvent::Timer { node, incarnation, kind, deadline_ms } => {
+            SimEvent::Wake { node, incarnation, deadline_ms } => {
                 let host = self.host(node);
-                if host.incarnation == incarnation && host.timer_is_current(kind, deadline_ms) {
-                    self.step_node(node, Event::Timer(kind));
+                if host.incarnation == incarnation && host.wake_is_current(deadline_ms) {
+                    let now = self.now_ms;
+                    let glyph = glyph(host);
+                    let mut line = self.trace.enabled().then(|| "timers →".to_string());
+                    let effects = self.hosts[(node.0 - 1) as usize].wake(now, line.as_mut());
+                    if let Some(line) = line {
+                        self.trace.line(format_args!("{now:>8} {node} {glyph} {line}"));
+                    }
+                    self.after_node_step(node, effects);
                 }
             }
             SimEvent::Fsync { node, incarnation, id } => {
@@ -384,13 +416,6 @@ impl Cluster {
         for effect in effects {
             match effect {
                 Effect::Send(message) => self.send(index, message),
-                Effect::Timer { kind, deadline_ms } => {
-                    let incarnation = self.hosts[index].incarnation;
-                    self.queue.push(
-                        deadline_ms.max(self.now_ms),
-                        SimEvent::Timer { node: id, incarnation, kind, deadline_ms },
-                    );
-                }
                 Effect::StartFsync(persist) => {
                     let latency = self.disk_rng.range(self.options.fsync_ms_min, self.options.fsync_ms_max);
                     let host = &self.hosts[index];
@@ -409,11 +434,10 @@ impl Cluster {
                         self.counters.add("duplicates_suppressed", 1);
                     }
                     self.counters.add("entries_applied", 1);
-                    let term = self.hosts[index].node.as_ref().map_or(Term(0), Node::term);
+                    let term = self.hosts[index].node().map_or(Term(0), Node::term);
                     let result = self.checker.on_apply(id, term, &entry);
                     self.check_safety(result);
                 }
-                Effect::SnapshotRestored { .. } => {}
                 Effect::StoreImage { index: at, digest } => {
                     let result = self.checker.apply.observe_store_image(id, at, digest);
                     self.check_safety(result);
@@ -425,6 +449,10 @@ impl Cluster {
                 }
                 Effect::Violation(detail) => self.fail(FailureKind::Safety, detail),
             }
+        }
+        if let Some(deadline_ms) = self.hosts[index].take_new_deadline() {
+            let incarnation = self.hosts[index].incarnation;
+            self.queue.push(deadline_ms.max(self.now_ms), SimEvent::Wake { node: id, incarnation, deadline_ms });
         }
         let result = self.checker.after_step(&self.hosts[index]);
         self.check_safety(result);
@@ -446,7 +474,8 @@ impl Cluster {
             let glyph = glyph(host);
             self.trace.line(format_args!("{:>8} {node} {glyph} snapshot-write {ticket} done", self.now_ms));
         }
-        let effects = self.hosts[(node.0 - 1) as usize].snapshot_written(ticket);
+        let now = self.now_ms;
+        let effects = self.hosts[(node.0 - 1) as usize].snapshot_written(now, ticket, None);
         self.after_node_step(node, effects);
     }
 
@@ -526,7 +555,7 @@ impl Cluster {
         };
         let read_value = match (&answer, &info.request) {
             (Answer::ReadReady { .. }, Request::Read(key)) => {
-                Some(self.hosts[index].kv.get(key).ok().map(str::to_string))
+                Some(self.hosts[index].kv().get(key).ok().map(str::to_string))
             }
             _ => None,
         };

@@ -84,7 +84,7 @@ impl<'a> NodeView<'a> {
     }
     /// The core, while running.
     pub fn core(&self) -> Option<&'a Node> {
-        self.host.node.as_ref()
+        self.host.node()
     }
     /// The current term (0 while crashed).
     pub fn term(&self) -> Term {
@@ -104,7 +104,7 @@ impl<'a> NodeView<'a> {
     }
     /// The store's applied index.
     pub fn applied_index(&self) -> LogIndex {
-        self.host.kv.applied_index()
+        self.host.kv().applied_index()
     }
     /// The last log index (0 while crashed).
     pub fn last_log_index(&self) -> LogIndex {
@@ -117,11 +117,11 @@ impl<'a> NodeView<'a> {
     }
     /// The store's pairs, sorted by key.
     pub fn kv_pairs(&self) -> Vec<(String, String)> {
-        self.host.kv.sorted_pairs()
+        self.host.kv().sorted_pairs()
     }
     /// The store's value at `key`.
     pub fn kv_get(&self, key: &str) -> Option<String> {
-        self.host.kv.get(key).ok().map(str::to_string)
+        self.host.kv().get(key).ok().map(str::to_string)
     }
     /// The durable hard state on disk.
     pub fn durable_hard_state(&self) -> raft_sm::HardState {
