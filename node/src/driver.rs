@@ -1,25 +1,27 @@
 //! The driver: one tokio task that owns the Raft core and the key-value state
 //! machine, feeds them events and executes their actions in order.
 //!
-//! Each loop turn waits for something to happen (a peer message, a client
-//! request, a completed fsync, the earliest timer), then drains everything else
-//! that is already queued, so that one turn handles a burst. Actions run in
-//! order as the core's contract says: messages go to the peer senders at once
-//! (the core holds back those that depend on durable state), applies go to the
-//! state machine, and all write actions of the turn are handed to the WAL thread
+//! It runs raft-sm's [`Host`] (the same executor the simulator runs): the host
+//! applies entries, takes and restores snapshots and matches answers; this loop
+//! only does the IO. Each turn waits for something to happen (a peer message, a
+//! client request, a completed fsync or snapshot write, the host's next
+//! deadline), then drains everything else already queued, so that one turn
+//! handles a burst. Outputs run in order: messages go to the peer senders at
+//! once (the core holds back those that depend on durable state), answers go to
+//! the waiting requests, and all writes of the turn are handed to the WAL thread
 //! as one batch at the end of the turn; the WAL thread covers every batch queued
 //! meanwhile with one fsync and reports the last sync id back (group commit).
 
 use crate::config::NodeConfig;
 use crate::metrics::Metrics;
-use crate::storage::{WriteBatch, WriteOp};
+use crate::storage::{StorageEvent, WriteBatch};
 use crate::transport::Transport;
-use raft_sm::kv::{Command, KvError, KvStore, Op};
+use raft_sm::kv::{ApplyResult, Command, KvError, KvStore, Op};
 use raft_sm::{
-    Action, Event, LogIndex, Node, NodeId, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, Role, Term,
-    TimerKind,
+    Entry, Event, Host, LogIndex, NodeId, Note, Observer, Output, PersistId, ProposalAnswer, ReadOutcome, Rejection,
+    Role, Term,
 };
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -165,63 +167,59 @@ pub enum Input {
     Stop,
 }
 
-/// The driver's state.
+/// The driver's state: the host, and where its outputs go.
 pub struct Driver {
-    node: Node,
-    kv: KvStore,
+    host: Host<KvStore>,
     directory: Arc<Directory>,
     metrics: Arc<Metrics>,
     transport: Transport,
     storage: std::sync::mpsc::Sender<WriteBatch>,
     batch: WriteBatch,
     started: Instant,
-    timers: [Option<u64>; TimerKind::ALL.len()],
     next_id: u64,
+    /// Where each proposal's answer goes, by the driver's id.
     proposals: HashMap<u64, oneshot::Sender<WriteReply>>,
-    /// Accepted proposals: index → (term, id).
-    accepted: BTreeMap<LogIndex, (Term, u64)>,
     reads: HashMap<u64, (String, oneshot::Sender<ReadReply>)>,
     events: VecDeque<Event>,
     known_leader: Option<NodeId>,
     /// Syncs handed to the WAL thread and when, oldest first (for the round-trip metric).
     syncs_in_flight: VecDeque<(PersistId, Instant)>,
-    /// The index of the snapshot the state machine last produced: the core's
-    /// `SaveSnapshot` of it may be written in the background (see `WriteOp`).
-    taken_snapshot: Option<LogIndex>,
 }
 
-fn timer_slot(kind: TimerKind) -> usize {
-    TimerKind::ALL.iter().position(|&k| k == kind).expect("every kind has a slot")
+/// Logs each applied entry at debug level (`[apply]` lines).
+struct ApplyLog;
+
+impl Observer<Option<ApplyResult>> for ApplyLog {
+    fn on_apply(&mut self, entry: &Entry, _result: &Option<ApplyResult>) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            log_apply(entry);
+        }
+    }
 }
 
 impl Driver {
     /// A driver for a node rebuilt from disk.
     pub fn new(
-        node: Node,
-        kv: KvStore,
+        host: Host<KvStore>,
         directory: Arc<Directory>,
         metrics: Arc<Metrics>,
         transport: Transport,
         storage: std::sync::mpsc::Sender<WriteBatch>,
     ) -> Driver {
         Driver {
-            node,
-            kv,
+            host,
             directory,
             metrics,
             transport,
             storage,
             batch: WriteBatch::default(),
             started: Instant::now(),
-            timers: [None; TimerKind::ALL.len()],
             next_id: 1,
             proposals: HashMap::new(),
-            accepted: BTreeMap::new(),
             reads: HashMap::new(),
             events: VecDeque::new(),
             known_leader: None,
             syncs_in_flight: VecDeque::new(),
-            taken_snapshot: None,
         }
     }
 
@@ -230,16 +228,21 @@ impl Driver {
     }
 
     /// Runs until `Input::Stop` or until every input sender is gone.
-    pub async fn run(mut self, mut inputs: mpsc::Receiver<Input>, mut persisted: mpsc::UnboundedReceiver<PersistId>) {
-        let actions = self.node.start(self.now_ms());
-        self.execute_all(actions);
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<Input>,
+        mut persisted: mpsc::UnboundedReceiver<StorageEvent>,
+    ) {
+        let now_ms = self.now_ms();
+        self.host.start_with(now_ms, &mut ApplyLog);
+        self.execute_outputs();
         self.end_turn();
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(sleep);
         let mut armed_at: Option<u64> = None;
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let earliest = self.timers.iter().flatten().min().copied();
+            let earliest = self.host.next_deadline_ms();
             if earliest != armed_at {
                 armed_at = earliest;
                 if let Some(deadline_ms) = earliest {
@@ -247,7 +250,7 @@ impl Driver {
                 }
             }
             tokio::select! {
-                Some(id) = persisted.recv() => self.on_persisted(id, &mut persisted),
+                Some(event) = persisted.recv() => self.on_storage(event, &mut persisted),
                 input = inputs.recv() => match input {
                     Some(Input::Stop) | None => break,
                     Some(input) => self.on_input(input),
@@ -268,19 +271,28 @@ impl Driver {
                     Err(_) => break,
                 }
             }
-            if let Ok(id) = persisted.try_recv() {
-                self.on_persisted(id, &mut persisted);
+            if let Ok(event) = persisted.try_recv() {
+                self.on_storage(event, &mut persisted);
             }
             self.end_turn();
         }
         self.end_turn();
     }
 
-    fn on_persisted(&mut self, id: PersistId, more: &mut mpsc::UnboundedReceiver<PersistId>) {
-        let mut last = id;
-        while let Ok(id) = more.try_recv() {
-            last = last.max(id);
+    /// What the WAL thread reported: syncs done (only the last counts) and
+    /// snapshots the node took that are now durable.
+    fn on_storage(&mut self, first: StorageEvent, more: &mut mpsc::UnboundedReceiver<StorageEvent>) {
+        let mut last_sync = None;
+        let mut event = Some(first);
+        while let Some(current) = event.take().or_else(|| more.try_recv().ok()) {
+            match current {
+                StorageEvent::Persisted(id) => last_sync = last_sync.max(Some(id)),
+                StorageEvent::SnapshotPersisted(index) => self.step(Event::SnapshotPersisted { index }),
+            }
         }
+        let Some(last) = last_sync else {
+            return;
+        };
         let now = Instant::now();
         while self.syncs_in_flight.front().is_some_and(|&(id, _)| id <= last) {
             let (_, sent_at) = self.syncs_in_flight.pop_front().expect("checked");
@@ -301,27 +313,24 @@ impl Driver {
                 std::process::exit(1);
             }
         }
-        let role = match self.node.role() {
+        let node = self.host.node();
+        let role = match node.role() {
             Role::Follower => 0,
             Role::PreCandidate => 1,
             Role::Candidate => 2,
             Role::Leader => 3,
         };
         self.metrics.role.set(role);
-        self.metrics.term.set(self.node.term().0);
-        self.metrics.commit_index.set(self.node.commit_index().0);
-        self.metrics.applied_index.set(self.node.applied_index().0);
+        self.metrics.term.set(node.term().0);
+        self.metrics.commit_index.set(node.commit_index().0);
+        self.metrics.applied_index.set(node.applied_index().0);
     }
 
     fn fire_timers(&mut self) {
-        let now = self.now_ms();
-        for kind in TimerKind::ALL {
-            let slot = timer_slot(kind);
-            if self.timers[slot].is_some_and(|deadline| deadline <= now) {
-                self.timers[slot] = None;
-                self.step(Event::Timer(kind));
-            }
-        }
+        self.step_pending();
+        let now_ms = self.now_ms();
+        self.host.handle_timeout_with(now_ms, &mut ApplyLog);
+        self.execute_outputs();
     }
 
     fn sweep_abandoned(&mut self) {
@@ -351,14 +360,15 @@ impl Driver {
                 self.step(Event::Read { id });
             }
             Input::StaleRead { key, reply } => {
-                let value = self.kv.get(&key).map(str::to_owned);
+                let value = self.host.state_machine().get(&key).map(str::to_owned);
                 let _ = reply.send(ReadReply::Value(value));
             }
             Input::Status { reply } => {
                 let _ = reply.send(self.status());
             }
             Input::TransferLeadership => {
-                let best = self.node.replication_progress().into_iter().max_by_key(|&(_, match_index, _)| match_index);
+                let best =
+                    self.host.node().replication_progress().into_iter().max_by_key(|&(_, match_index, _)| match_index);
                 if let Some((to, _, _)) = best {
                     tracing::info!(to = %self.directory.name(to), "transferring leadership before shutdown");
                     self.step(Event::TransferLeadership { to });
@@ -370,23 +380,23 @@ impl Driver {
 
     fn status(&self) -> StatusView {
         let now = self.now_ms();
-        let last_heartbeat_ago_ms = if self.node.role() == Role::Leader {
+        let node = self.host.node();
+        let last_heartbeat_ago_ms = if node.role() == Role::Leader {
             Some(0)
         } else {
-            self.node.leader_contact_ms().map(|at| now.saturating_sub(at))
+            node.leader_contact_ms().map(|at| now.saturating_sub(at))
         };
         StatusView {
-            role: self.node.role(),
-            term: self.node.term(),
-            leader: self.node.leader(),
-            commit_index: self.node.commit_index(),
-            applied_index: self.node.applied_index(),
-            last_log: (self.node.last_log_index(), self.node.last_log_term()),
-            log_base: self.node.log_base(),
-            log_len: self.node.log_len(),
+            role: node.role(),
+            term: node.term(),
+            leader: node.leader(),
+            commit_index: node.commit_index(),
+            applied_index: node.applied_index(),
+            last_log: (node.last_log_index(), node.last_log_term()),
+            log_base: node.log_base(),
+            log_len: node.log_len(),
             last_heartbeat_ago_ms,
-            progress: self
-                .node
+            progress: node
                 .replication_progress()
                 .into_iter()
                 .map(|(id, match_index, next_index)| PeerProgress {
@@ -395,7 +405,7 @@ impl Driver {
                     next_index: next_index.0,
                 })
                 .collect(),
-            keys: self.kv.len(),
+            keys: self.host.state_machine().len(),
         }
     }
 
@@ -404,120 +414,74 @@ impl Driver {
         self.events.push_back(event);
     }
 
-    /// Steps every queued event as one batch (one sync, one append per follower),
-    /// then the events their actions lead to (applies, snapshots), until none is left.
+    /// Steps every queued event as one batch (one sync, one append per
+    /// follower) and carries out the host's outputs.
     fn step_pending(&mut self) {
-        while !self.events.is_empty() {
+        if !self.events.is_empty() {
             let events: Vec<Event> = self.events.drain(..).collect();
-            let actions = self.node.step_batch(self.now_ms(), events);
-            self.execute_all(actions);
+            let now_ms = self.now_ms();
+            self.host.step_batch_with(now_ms, events, &mut ApplyLog);
+            self.execute_outputs();
         }
-        let leader = self.node.leader();
+        let leader = self.host.node().leader();
         if leader != self.known_leader {
             self.known_leader = leader;
             if let Some(leader) = leader {
                 self.metrics.leader_changes.inc();
-                tracing::info!("LEADER is {} term={}", self.directory.name(leader), self.node.term().0);
+                tracing::info!("LEADER is {} term={}", self.directory.name(leader), self.host.node().term().0);
             }
         }
     }
 
-    fn execute_all(&mut self, actions: Vec<Action>) {
-        for action in actions {
-            self.execute(action);
-        }
-    }
-
-    fn execute(&mut self, action: Action) {
-        match action {
-            Action::PersistHardState(hard_state) => self.batch.ops.push(WriteOp::HardState(hard_state)),
-            Action::TruncateLog { from } => self.batch.ops.push(WriteOp::Truncate(from)),
-            Action::AppendLog { entries } => self.batch.ops.push(WriteOp::Append(entries)),
-            Action::SaveSnapshot(snapshot) => {
-                // Any other snapshot came from the leader and is written in order.
-                let background = self.taken_snapshot.take() == Some(snapshot.last_index);
-                self.batch.ops.push(WriteOp::SaveSnapshot { snapshot, background });
-            }
-            Action::CompactLog { up_to } => self.batch.ops.push(WriteOp::Compact(up_to)),
-            Action::ResetLog { base_index } => self.batch.ops.push(WriteOp::Reset(base_index)),
-            Action::Sync { id } => self.batch.sync = Some(id),
-            Action::Send(message) => self.transport.send(message),
-            Action::Apply { entries } => {
-                let mut last = None;
-                for entry in &entries {
-                    let result = self.kv.apply_entry(entry);
-                    if tracing::enabled!(tracing::Level::DEBUG) {
-                        log_apply(entry);
-                    }
-                    if let Some((term, id)) = self.accepted.remove(&entry.index) {
-                        let reply = if term == entry.term {
-                            let result = result.map_or(Ok(()), |applied| applied.result);
-                            self.metrics.proposals_committed.inc();
-                            WriteReply::Applied(result, entry.index)
-                        } else {
-                            // Another leader's entry took the slot: ours never applied.
-                            self.metrics.proposals_failed.inc();
-                            WriteReply::Rejected(Rejection::NotLeader { leader: self.node.leader() })
-                        };
-                        if let Some(sender) = self.proposals.remove(&id) {
-                            let _ = sender.send(reply);
+    /// Carries out the host's outputs, in order.
+    fn execute_outputs(&mut self) {
+        while let Some(output) = self.host.poll_output() {
+            match output {
+                Output::Write(write) => self.batch.ops.push(write),
+                Output::Sync(id) => self.batch.sync = Some(id),
+                Output::Send(message) => self.transport.send(message),
+                Output::Proposal { id, answer } => self.answer_proposal(id, answer),
+                Output::Read { id, outcome } => {
+                    let Some((key, sender)) = self.reads.remove(&id) else {
+                        continue; // The client gave up.
+                    };
+                    let reply = match outcome {
+                        ReadOutcome::Ready { .. } => {
+                            ReadReply::Value(self.host.state_machine().get(&key).map(str::to_owned))
                         }
-                    }
-                    last = Some(entry.index);
+                        ReadOutcome::Rejected(rejection) => ReadReply::Rejected(rejection),
+                        ReadOutcome::Dropped => ReadReply::Dropped,
+                    };
+                    let _ = sender.send(reply);
                 }
-                if let Some(index) = last {
-                    self.events.push_back(Event::Applied { index });
-                }
+                Output::Note(note) => self.log_note(note),
+                other => tracing::warn!(?other, "an output this driver does not know"),
             }
-            Action::RestoreSnapshot(snapshot) => {
-                self.kv = KvStore::restore(&snapshot.data).unwrap_or_else(|error| {
-                    panic!("the snapshot at index {} from the leader does not decode: {error}", snapshot.last_index.0)
-                });
-                let covered: Vec<LogIndex> =
-                    self.accepted.range(..=snapshot.last_index).map(|(&index, _)| index).collect();
-                for index in covered {
-                    let (_, id) = self.accepted.remove(&index).expect("listed");
-                    if let Some(sender) = self.proposals.remove(&id) {
-                        let _ = sender.send(WriteReply::Unknown);
-                    }
-                }
+        }
+    }
+
+    fn answer_proposal(&mut self, id: u64, answer: ProposalAnswer<Option<ApplyResult>>) {
+        let reply = match answer {
+            ProposalAnswer::Accepted { .. } => return, // The result follows when it applies.
+            ProposalAnswer::Applied { index, output } => {
+                self.metrics.proposals_committed.inc();
+                WriteReply::Applied(output.map_or(Ok(()), |applied| applied.result), index)
             }
-            Action::TakeSnapshot => {
-                let (index, data) = (self.kv.applied_index(), self.kv.snapshot());
-                self.taken_snapshot = Some(index);
-                self.events.push_back(Event::SnapshotTaken { index, data });
+            ProposalAnswer::Rejected(rejection) => {
+                self.metrics.proposals_failed.inc();
+                WriteReply::Rejected(rejection)
             }
-            Action::ProposalResult { id, outcome } => match outcome {
-                ProposalOutcome::Accepted { index, term } => {
-                    self.accepted.insert(index, (term, id));
-                }
-                ProposalOutcome::Rejected(rejection) => {
-                    self.metrics.proposals_failed.inc();
-                    if let Some(sender) = self.proposals.remove(&id) {
-                        let _ = sender.send(WriteReply::Rejected(rejection));
-                    }
-                }
-                ProposalOutcome::Dropped => {
-                    self.metrics.proposals_failed.inc();
-                    self.accepted.retain(|_, &mut (_, accepted_id)| accepted_id != id);
-                    if let Some(sender) = self.proposals.remove(&id) {
-                        let _ = sender.send(WriteReply::Unknown);
-                    }
-                }
-            },
-            Action::ReadResult { id, outcome } => {
-                let Some((key, sender)) = self.reads.remove(&id) else {
-                    return; // The client gave up.
-                };
-                let reply = match outcome {
-                    ReadOutcome::Ready { .. } => ReadReply::Value(self.kv.get(&key).map(str::to_owned)),
-                    ReadOutcome::Rejected(rejection) => ReadReply::Rejected(rejection),
-                    ReadOutcome::Dropped => ReadReply::Dropped,
-                };
-                let _ = sender.send(reply);
+            ProposalAnswer::Dropped => {
+                self.metrics.proposals_failed.inc();
+                WriteReply::Unknown
             }
-            Action::SetTimer { kind, deadline_ms } => self.timers[timer_slot(kind)] = deadline_ms,
-            Action::Note(note) => self.log_note(note),
+            other => {
+                tracing::warn!(?other, "an answer this driver does not know");
+                WriteReply::Unknown
+            }
+        };
+        if let Some(sender) = self.proposals.remove(&id) {
+            let _ = sender.send(reply);
         }
     }
 
@@ -533,7 +497,8 @@ impl Driver {
                 if pre_vote {
                     tracing::info!("PREVOTE from {} votes={granted}/{voters}", name(from));
                 } else {
-                    tracing::info!("VOTE from {} votes={granted}/{voters} term={}", name(from), self.node.term().0);
+                    let term = self.host.node().term().0;
+                    tracing::info!("VOTE from {} votes={granted}/{voters} term={term}", name(from));
                 }
             }
             Note::VoteRejected { candidate, pre_vote, reason } => {

@@ -8,7 +8,7 @@ use crate::metrics::Metrics;
 use crate::storage;
 use crate::transport::Transport;
 use raft_sm::kv::KvStore;
-use raft_sm::{Node, Role};
+use raft_sm::{Host, Role};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,12 +36,8 @@ pub async fn serve(config: NodeConfig) -> Result<(), String> {
         log_entries = restored.entries.len(),
         "recovered durable state"
     );
-    let kv = match &restored.snapshot {
-        Some(snapshot) => KvStore::restore(&snapshot.data)
-            .map_err(|error| format!("snapshot in {} does not decode: {error}", config.data_dir.display()))?,
-        None => KvStore::default(),
-    };
-    let node = Node::new(config.raft_config(), restored).map_err(|error| error.0)?;
+    let host = Host::new(config.raft_config(), restored, KvStore::default())
+        .map_err(|error| format!("cannot start from {}: {error}", config.data_dir.display()))?;
 
     let client_listener = bind(&config.bind, config.port, "client API").await?;
     let raft_listener = bind(&config.bind, config.raft_port, "Raft RPC").await?;
@@ -51,7 +47,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), String> {
     let transport = Transport::start(&config, metrics.clone());
     let directory = Arc::new(Directory::new(config.clone()));
     let (inputs_tx, inputs_rx) = mpsc::channel(8192);
-    let driver = Driver::new(node, kv, directory.clone(), metrics.clone(), transport, storage_tx);
+    let driver = Driver::new(host, directory.clone(), metrics.clone(), transport, storage_tx);
     let driver_task = tokio::spawn(driver.run(inputs_rx, persisted_rx));
 
     let state = AppState {

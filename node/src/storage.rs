@@ -12,18 +12,21 @@
 //! every queued batch, writes them, calls `fdatasync` once and reports the last
 //! sync id.
 //!
-//! Snapshots the node took itself are written on a thread of their own: the log
-//! still holds every entry they cover until they are durable (their compaction
-//! waits), so no write has to wait for a multi-MiB write and fsync. A snapshot
-//! installed from the leader replaces log entries (a log reset may follow it)
-//! and is acknowledged after the next sync, so it is written in order, on the
-//! WAL thread.
+//! It executes raft-sm's one write type ([`Write`]) by the rules written there.
+//! Snapshots the node took itself are written on a thread of their own, so no
+//! write has to wait for a multi-MiB write and fsync; when one is durable the
+//! driver is told ([`StorageEvent::SnapshotPersisted`]) and only then does the
+//! core ask for the compaction it allows. A snapshot installed from the leader
+//! replaces log entries (a log reset may follow it) and is acknowledged after
+//! the next sync, so it is written in order, on the WAL thread.
+//!
+//! Recovery hands the core the records exactly as they are on disk; the core
+//! reconciles them with the snapshot (raft-sm `recovery.rs`).
 
 use crate::metrics::Metrics;
 use crate::wal::{sync_dir, Record, Wal, WalError};
-use raft_sm::{Entry, HardState, LogIndex, NodeId, PersistId, RestoredState, Snapshot, Term};
-use std::collections::VecDeque;
-use std::io::Write;
+use raft_sm::{LogIndex, NodeId, PersistId, RestoredState, Snapshot, SnapshotOrigin, Term, Write};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -33,36 +36,20 @@ use std::time::{Duration, Instant};
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"RKVSNAPF";
 
-/// A write the core asked for.
-#[derive(Debug)]
-pub enum WriteOp {
-    /// `Action::PersistHardState`.
-    HardState(HardState),
-    /// `Action::TruncateLog`.
-    Truncate(LogIndex),
-    /// `Action::AppendLog`.
-    Append(Vec<Entry>),
-    /// `Action::SaveSnapshot`.
-    SaveSnapshot {
-        /// The snapshot.
-        snapshot: Snapshot,
-        /// The node took it itself (`Action::TakeSnapshot`): the log holds its
-        /// entries, so it may become durable later, off the WAL thread. False for
-        /// a snapshot installed from the leader, which must be durable at the
-        /// next sync.
-        background: bool,
-    },
-    /// `Action::CompactLog`.
-    Compact(LogIndex),
-    /// `Action::ResetLog`.
-    Reset(LogIndex),
+/// What the WAL thread tells the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageEvent {
+    /// Every write up to this sync is durable.
+    Persisted(PersistId),
+    /// The snapshot the node took at this index is durable (step `SnapshotPersisted`).
+    SnapshotPersisted(LogIndex),
 }
 
 /// The writes of one driver loop turn, and the sync that covers them (if any).
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     /// The writes, in order.
-    pub ops: Vec<WriteOp>,
+    pub ops: Vec<Write>,
     /// The last `Sync` id among them.
     pub sync: Option<PersistId>,
 }
@@ -189,43 +176,14 @@ pub fn recover(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, RestoredState
     let lock = lock_dir(dir)?;
     let snapshot = load_snapshot(dir)?;
     let (wal, replay) = Wal::open(&dir.join("wal"), segment_bytes_max)?;
-    let mut entries = replay.entries;
-    let base = replay.base_index.unwrap_or(LogIndex(0));
-    let inconsistent = |problem: String| StorageError::Inconsistent { dir: dir.to_owned(), problem };
-    match &snapshot {
-        None => {
-            if !entries.is_empty() && base != LogIndex(0) {
-                return Err(inconsistent(format!("the log starts after index {} but there is no snapshot", base.0)));
-            }
-        }
-        Some(snapshot) => {
-            let s = snapshot.last_index;
-            let term_at_s = if s == base {
-                None
-            } else if s > base {
-                entries.get((s.0 - base.0 - 1) as usize).map(|entry| entry.term)
-            } else {
-                return Err(inconsistent(format!(
-                    "the log starts after index {} but the snapshot ends at {}",
-                    base.0, s.0
-                )));
-            };
-            if s == base || term_at_s == Some(snapshot.last_term) {
-                // Keep the entries after the snapshot (Figure 13, rule 6).
-                let skip = (s.0 - base.0) as usize;
-                entries.drain(..skip.min(entries.len()));
-            } else {
-                // A snapshot newer than (or conflicting with) the log replaces it (rule 7).
-                entries.clear();
-            }
-        }
-    }
+    // The records as they are; the core reconciles them with the snapshot.
+    let entries = replay.entries;
     let restored = RestoredState { hard_state: replay.hard_state, snapshot, entries };
     Ok((wal, restored, lock))
 }
 
-/// Where the writer thread reports completed syncs.
-pub type PersistedSender = tokio::sync::mpsc::UnboundedSender<PersistId>;
+/// Where the writer thread reports completed syncs and durable snapshots.
+pub type PersistedSender = tokio::sync::mpsc::UnboundedSender<StorageEvent>;
 
 /// How a snapshot file is written (a parameter so that tests can hold it back).
 type SaveFn = Box<dyn Fn(&Path, &Snapshot) -> std::io::Result<()> + Send>;
@@ -290,54 +248,37 @@ struct WalWriter {
     dir: PathBuf,
     wal: Wal,
     snapshots: SnapshotWriter,
-    /// Background snapshots seen so far, and how many of them are durable.
-    snapshots_queued: u64,
-    snapshots_durable: u64,
-    /// Compactions not yet done: (background snapshots that must be durable
-    /// first, the index up to which the log may go). The core emits a snapshot's
-    /// `CompactLog` right after its `SaveSnapshot`, so waiting for every snapshot
-    /// queued before it waits for the one that covers it.
-    compactions: VecDeque<(u64, LogIndex)>,
     persisted: PersistedSender,
     metrics: Arc<Metrics>,
 }
 
 impl WalWriter {
     fn new(dir: PathBuf, wal: Wal, persisted: PersistedSender, metrics: Arc<Metrics>, save: SaveFn) -> WalWriter {
-        WalWriter {
-            snapshots: SnapshotWriter::spawn(dir.clone(), save),
-            dir,
-            wal,
-            snapshots_queued: 0,
-            snapshots_durable: 0,
-            compactions: VecDeque::new(),
-            persisted,
-            metrics,
-        }
+        WalWriter { snapshots: SnapshotWriter::spawn(dir.clone(), save), dir, wal, persisted, metrics }
     }
 
     fn write_batches(&mut self, batches: Vec<WriteBatch>) -> Result<(), StorageError> {
         let mut last_sync = None;
         let mut background = Vec::new();
         for batch in batches {
-            for op in batch.ops {
-                match op {
-                    WriteOp::HardState(hard_state) => self.wal.append(&Record::HardState(hard_state)),
-                    WriteOp::Truncate(from) => self.wal.append(&Record::Truncate { from }),
-                    WriteOp::Append(entries) => {
+            for write in batch.ops {
+                match write {
+                    Write::HardState(hard_state) => self.wal.append(&Record::HardState(hard_state)),
+                    Write::Truncate { from } => self.wal.append(&Record::Truncate { from }),
+                    Write::Append { entries } => {
                         for entry in entries {
                             self.wal.append(&Record::Entry(entry));
                         }
                     }
-                    WriteOp::Reset(base_index) => self.wal.append(&Record::Reset { base_index }),
-                    WriteOp::SaveSnapshot { snapshot, background: true } => {
-                        self.snapshots_queued += 1;
-                        background.push(snapshot);
-                    }
-                    WriteOp::SaveSnapshot { snapshot, background: false } => {
+                    Write::Reset { base_index } => self.wal.append(&Record::Reset { base_index }),
+                    Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken } => background.push(snapshot),
+                    Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Installed } => {
                         self.save_now(&snapshot, &mut background)?;
                     }
-                    WriteOp::Compact(up_to) => self.compactions.push_back((self.snapshots_queued, up_to)),
+                    // The core asks for it only once the snapshot covering it is durable.
+                    Write::Compact { up_to } => {
+                        self.wal.compact(up_to)?;
+                    }
                 }
             }
             if batch.sync.is_some() {
@@ -348,7 +289,7 @@ impl WalWriter {
             timed_sync(&mut self.wal, &self.metrics)?;
         }
         if let Some(id) = last_sync {
-            let _ = self.persisted.send(id);
+            let _ = self.persisted.send(StorageEvent::Persisted(id));
         }
         // Handed over after the sync, so a snapshot file never shows a state
         // whose records before it are not durable.
@@ -357,7 +298,7 @@ impl WalWriter {
         }
         let written = self.snapshots.poll().map_err(|error| self.snapshot_error(error))?;
         self.on_snapshots_durable(written);
-        self.compact_covered()
+        Ok(())
     }
 
     /// Writes a snapshot installed from the leader before anything after it.
@@ -376,29 +317,15 @@ impl WalWriter {
         Ok(())
     }
 
+    /// Counts the snapshot files written and tells the driver the newest
+    /// durable one (the core then asks for the compaction it allows).
     fn on_snapshots_durable(&mut self, written: Written) {
-        self.snapshots_durable += written.covered;
         for _ in 0..written.files {
             self.metrics.snapshots_saved.inc();
         }
-    }
-
-    /// Runs the compactions whose snapshots are durable; never one whose
-    /// snapshot may still be lost, since the log is then the only copy of its
-    /// entries.
-    fn compact_covered(&mut self) -> Result<(), StorageError> {
-        let mut up_to = None;
-        while let Some(&(needs, index)) = self.compactions.front() {
-            if needs > self.snapshots_durable {
-                break;
-            }
-            up_to = up_to.max(Some(index));
-            self.compactions.pop_front();
+        if let Some(index) = written.newest {
+            let _ = self.persisted.send(StorageEvent::SnapshotPersisted(index));
         }
-        if let Some(up_to) = up_to {
-            self.wal.compact(up_to)?;
-        }
-        Ok(())
     }
 
     /// Makes what is buffered durable and waits for the snapshot thread.
@@ -408,7 +335,7 @@ impl WalWriter {
         }
         let written = self.snapshots.wait_all().map_err(|error| self.snapshot_error(error))?;
         self.on_snapshots_durable(written);
-        self.compact_covered()
+        Ok(())
     }
 
     fn snapshot_error(&self, error: std::io::Error) -> StorageError {
@@ -424,14 +351,16 @@ struct Written {
     /// Snapshots handed to it that are now durable: a newer one that was queued
     /// behind an older one replaces it, and covers it.
     covered: u64,
+    /// The newest snapshot written.
+    newest: Option<LogIndex>,
 }
 
 /// The thread that writes background snapshots, in the order they were handed
 /// to it.
 struct SnapshotWriter {
     jobs: Option<Sender<Snapshot>>,
-    /// One report per file written: how many handed-over snapshots it covers.
-    done: Receiver<std::io::Result<u64>>,
+    /// One report per file written: how many handed-over snapshots it covers, and its index.
+    done: Receiver<std::io::Result<(u64, LogIndex)>>,
     /// Handed over and not yet reported durable.
     in_flight: u64,
     thread: Option<JoinHandle<()>>,
@@ -451,7 +380,8 @@ impl SnapshotWriter {
                         snapshot = newer;
                         covered += 1;
                     }
-                    if report.send(save(&dir, &snapshot).map(|()| covered)).is_err() {
+                    let index = snapshot.last_index;
+                    if report.send(save(&dir, &snapshot).map(|()| (covered, index))).is_err() {
                         return;
                     }
                 }
@@ -489,10 +419,11 @@ impl SnapshotWriter {
         Ok(written)
     }
 
-    fn count(&mut self, covered: u64, written: &mut Written) {
+    fn count(&mut self, (covered, index): (u64, LogIndex), written: &mut Written) {
         self.in_flight -= covered;
         written.files += 1;
         written.covered += covered;
+        written.newest = written.newest.max(Some(index));
     }
 }
 
@@ -520,7 +451,7 @@ fn timed_sync(wal: &mut Wal, metrics: &Metrics) -> Result<(), WalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_sm::Payload;
+    use raft_sm::{Entry, Payload};
     use tokio::sync::mpsc::UnboundedReceiver;
 
     fn entry(index: u64, term: u64) -> Entry {
@@ -564,13 +495,13 @@ mod tests {
         (Gate { open, started }, save)
     }
 
-    fn writer(dir: &Path, segment_bytes: u64, save: SaveFn) -> (WalWriter, UnboundedReceiver<PersistId>) {
+    fn writer(dir: &Path, segment_bytes: u64, save: SaveFn) -> (WalWriter, UnboundedReceiver<StorageEvent>) {
         let (wal, _) = Wal::open(&dir.join("wal"), segment_bytes).unwrap();
         let (persisted, reports) = tokio::sync::mpsc::unbounded_channel();
         (WalWriter::new(dir.to_owned(), wal, persisted, Arc::new(Metrics::default()), save), reports)
     }
 
-    fn batch(ops: Vec<WriteOp>, sync: u64) -> WriteBatch {
+    fn batch(ops: Vec<Write>, sync: u64) -> WriteBatch {
         WriteBatch { ops, sync: Some(PersistId(sync)) }
     }
 
@@ -580,14 +511,25 @@ mod tests {
         let mut sync = 1;
         for first in (1..=last).step_by(10) {
             let entries = (first..=last.min(first + 9)).map(|i| entry(i, 1)).collect();
-            writer.write_batches(vec![batch(vec![WriteOp::Append(entries)], sync)]).unwrap();
+            writer.write_batches(vec![batch(vec![Write::Append { entries }], sync)]).unwrap();
             sync += 1;
         }
         sync
     }
 
-    fn background(snapshot: Snapshot) -> WriteOp {
-        WriteOp::SaveSnapshot { snapshot, background: true }
+    fn background(snapshot: Snapshot) -> Write {
+        Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken }
+    }
+
+    /// The snapshot indexes reported durable so far.
+    fn snapshots_reported(events: &mut UnboundedReceiver<StorageEvent>) -> Vec<LogIndex> {
+        let mut reported = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let StorageEvent::SnapshotPersisted(index) = event {
+                reported.push(index);
+            }
+        }
+        reported
     }
 
     /// What a crash would leave: a copy of the files as they are now.
@@ -606,24 +548,23 @@ mod tests {
     }
 
     #[test]
-    fn compaction_waits_until_the_background_snapshot_is_durable() {
+    fn a_background_snapshot_is_reported_once_durable_and_the_compaction_after_it_deletes_segments() {
         let dir = tempfile::tempdir().unwrap();
         let (gate, save) = gated_save();
-        let (mut writer, mut persisted) = writer(dir.path(), 4096, save);
+        let (mut writer, mut events) = writer(dir.path(), 4096, save);
         let sync = append_entries(&mut writer, 300);
         let segments = writer.wal.segment_count();
         assert!(segments >= 3, "{segments} segments");
-        let ops =
-            vec![background(snapshot(250, 1)), WriteOp::Compact(LogIndex(250)), WriteOp::Append(vec![entry(301, 1)])];
+        let ops = vec![background(snapshot(250, 1)), Write::Append { entries: vec![entry(301, 1)] }];
         writer.write_batches(vec![batch(ops, sync)]).unwrap();
         assert_eq!(gate.started.recv().unwrap(), LogIndex(250));
         writer.write_batches(Vec::new()).unwrap();
-        let mut last_reported = None;
-        while let Ok(id) = persisted.try_recv() {
-            last_reported = Some(id);
+        let mut last_synced = None;
+        while let Ok(event) = events.try_recv() {
+            assert!(matches!(event, StorageEvent::Persisted(_)), "not durable yet: {event:?}");
+            last_synced = Some(event);
         }
-        assert_eq!(last_reported, Some(PersistId(sync)), "acknowledged while the snapshot is being written");
-        assert_eq!(writer.wal.segment_count(), segments, "nothing is deleted while the snapshot may still be lost");
+        assert_eq!(last_synced, Some(StorageEvent::Persisted(PersistId(sync))), "acknowledged meanwhile");
         assert_eq!(load_snapshot(dir.path()).unwrap(), None);
         let image = crash_image(dir.path());
         let (_, restored, _lock) = recover(image.path(), 4096).unwrap();
@@ -632,17 +573,27 @@ mod tests {
 
         gate.open.send(()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while writer.wal.segment_count() == segments {
-            assert!(Instant::now() < deadline, "the compaction never ran");
+        let reported = loop {
+            let reported = snapshots_reported(&mut events);
+            if !reported.is_empty() {
+                break reported;
+            }
+            assert!(Instant::now() < deadline, "the snapshot was never reported durable");
             std::thread::sleep(Duration::from_millis(5));
             writer.write_batches(Vec::new()).unwrap();
-        }
-        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(250, 1)), "durable before the compaction");
+        };
+        assert_eq!(reported, vec![LogIndex(250)]);
+        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(250, 1)), "durable when reported");
+        assert_eq!(writer.wal.segment_count(), segments, "nothing deleted until the core asks");
+        // The core, told, asks for the compaction.
+        writer.write_batches(vec![batch(vec![Write::Compact { up_to: LogIndex(250) }], sync + 1)]).unwrap();
+        assert!(writer.wal.segment_count() < segments);
         drop(writer);
         let (_, restored, _lock) = recover(dir.path(), 4096).unwrap();
         assert_eq!(restored.snapshot.unwrap().last_index, LogIndex(250));
-        let indexes: Vec<u64> = restored.entries.iter().map(|e| e.index.0).collect();
-        assert_eq!(indexes, (251..=301).collect::<Vec<_>>());
+        let first = restored.entries.first().unwrap().index;
+        assert!(first <= LogIndex(251), "raw records from before the snapshot's end: {first}");
+        assert_eq!(restored.entries.last().unwrap().index, LogIndex(301));
     }
 
     #[test]
@@ -651,7 +602,7 @@ mod tests {
         let (gate, save) = gated_save();
         let (mut writer, _persisted) = writer(dir.path(), 1 << 20, save);
         let entries = (1..=12).map(|i| entry(i, 1)).collect();
-        let ops = vec![WriteOp::Append(entries), background(snapshot(10, 1)), WriteOp::Compact(LogIndex(10))];
+        let ops = vec![Write::Append { entries }, background(snapshot(10, 1))];
         writer.write_batches(vec![batch(ops, 1)]).unwrap();
         // The background write is still held back when the leader's newer snapshot
         // (conflicting with the log, so a reset follows) arrives.
@@ -660,8 +611,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
             gate.open.send(()).unwrap();
         });
-        let installed = WriteOp::SaveSnapshot { snapshot: snapshot(20, 2), background: false };
-        let ops = vec![installed, WriteOp::Reset(LogIndex(20)), WriteOp::Append(vec![entry(21, 2)])];
+        let installed = Write::SaveSnapshot { snapshot: snapshot(20, 2), origin: SnapshotOrigin::Installed };
+        let ops =
+            vec![installed, Write::Reset { base_index: LogIndex(20) }, Write::Append { entries: vec![entry(21, 2)] }];
         writer.write_batches(vec![batch(ops, 2)]).unwrap();
         assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(20, 2)), "durable when its sync is reported");
         opener.join().unwrap();
@@ -680,7 +632,7 @@ mod tests {
         let sync = append_entries(&mut writer, 300);
         let segments = writer.wal.segment_count();
         for (index, sync) in [(100, sync), (200, sync + 1), (250, sync + 2)] {
-            let ops = vec![background(snapshot(index, 1)), WriteOp::Compact(LogIndex(index))];
+            let ops = vec![background(snapshot(index, 1))];
             writer.write_batches(vec![batch(ops, sync)]).unwrap();
             if index == 100 {
                 assert_eq!(gate.started.recv().unwrap(), LogIndex(100));
@@ -692,10 +644,9 @@ mod tests {
         assert_eq!(gate.started.recv().unwrap(), LogIndex(250));
         gate.open.send(()).unwrap();
         let written = writer.snapshots.wait_all().unwrap();
-        assert_eq!(written, Written { files: 2, covered: 3 });
+        assert_eq!(written, Written { files: 2, covered: 3, newest: Some(LogIndex(250)) });
         writer.on_snapshots_durable(written);
-        writer.compact_covered().unwrap();
-        assert!(writer.wal.segment_count() < segments);
+        assert_eq!(writer.wal.segment_count(), segments, "the WAL compacts only when the core asks");
         assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(250, 1)));
         assert_eq!(writer.metrics.snapshots_saved.get(), 2);
     }
@@ -721,7 +672,7 @@ mod tests {
         save_snapshot(dir.path(), &snapshot(6, 1)).unwrap();
         let (_, restored, lock) = recover(dir.path(), 1 << 20).unwrap();
         let indexes: Vec<u64> = restored.entries.iter().map(|e| e.index.0).collect();
-        assert_eq!(indexes, [7, 8, 9, 10]);
+        assert_eq!(indexes, (1..=10).collect::<Vec<_>>(), "the raw records; the core reconciles them");
         let second = recover(dir.path(), 1 << 20).err().expect("locked");
         assert!(second.to_string().contains("another raftkv process"), "{second}");
         drop(lock);
@@ -735,8 +686,13 @@ mod tests {
         write(dir.path(), &records);
         // Crash after the snapshot was installed but before the log reset was written.
         save_snapshot(dir.path(), &snapshot(8, 5)).unwrap();
-        let (_, restored, _) = recover(dir.path(), 1 << 20).unwrap();
-        assert!(restored.entries.is_empty());
+        let (_, restored, lock) = recover(dir.path(), 1 << 20).unwrap();
+        assert_eq!(restored.entries.len(), 10, "storage hands back the raw records");
+        // The core reconciles them: the log conflicts with the snapshot at 8, so it goes.
+        let config = raft_sm::Config::new(NodeId(1), vec![NodeId(1), NodeId(2)]);
+        let node = raft_sm::Node::new(config, restored).unwrap();
+        assert_eq!((node.log_base().0, node.log_len()), (LogIndex(8), 0));
+        drop(lock);
         write(dir.path(), &[Record::Reset { base_index: LogIndex(8) }, Record::Entry(entry(9, 5))]);
         let (_, restored, _) = recover(dir.path(), 1 << 20).unwrap();
         let indexes: Vec<u64> = restored.entries.iter().map(|e| e.index.0).collect();
