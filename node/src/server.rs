@@ -41,7 +41,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), String> {
             .map_err(|error| format!("snapshot in {} does not decode: {error}", config.data_dir.display()))?,
         None => KvStore::default(),
     };
-    let node = Node::new(config.raft_config(), restored).map_err(|error| error.0)?;
+    let node = Node::new(config.raft_config(), restored).map_err(|error| error.to_string())?;
 
     let client_listener = bind(&config.bind, config.port, "client API").await?;
     let raft_listener = bind(&config.bind, config.raft_port, "Raft RPC").await?;

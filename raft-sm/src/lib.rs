@@ -60,6 +60,9 @@ pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use event::{Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind};
-pub use message::{Body, Message, RejectHint};
+pub use message::{
+    AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, ReadIndexRequest,
+    ReadIndexResponse, RejectHint, RequestVote, RequestVoteResponse,
+};
 pub use node::Node;
 pub use types::{Entry, HardState, LogIndex, NodeId, Payload, RestoredState, Role, Snapshot, Term};

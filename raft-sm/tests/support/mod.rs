@@ -169,7 +169,11 @@ impl Pump {
             return;
         }
         let now_ms = self.now_ms;
-        self.trace.push(format!("{now_ms:>6} {id} <- {event:?}"));
+        let line = match &event {
+            Event::Message(m) => format!("Message({}, {}, {})", m.from, m.term, m.body),
+            other => format!("{other:?}"),
+        };
+        self.trace.push(format!("{now_ms:>6} {id} <- {line}"));
         let actions = self.host(id).node.step(now_ms, event);
         self.execute(id, actions);
     }
@@ -180,7 +184,11 @@ impl Pump {
         let mut followups = Vec::new();
         let mut sync_issued = false;
         for action in actions {
-            self.trace.push(format!("{:>6} {id} -> {action:?}", self.now_ms));
+            let line = match &action {
+                Action::Send(m) => format!("Send({}, {}, {})", m.to, m.term, m.body),
+                other => format!("{other:?}"),
+            };
+            self.trace.push(format!("{:>6} {id} -> {line}", self.now_ms));
             match action {
                 Action::PersistHardState(_)
                 | Action::TruncateLog { .. }
@@ -481,7 +489,7 @@ impl Pump {
     }
 
     pub fn is_vote_request(message: &Message) -> bool {
-        matches!(message.body, Body::RequestVote { .. })
+        matches!(message.body, Body::RequestVote(_))
     }
 }
 
