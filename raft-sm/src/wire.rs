@@ -1,10 +1,11 @@
-//! The binary encoding of [`Message`] and [`Entry`]: what the node puts on the
-//! wire between peers and writes in its write-ahead log. Little-endian integers,
-//! length-prefixed byte strings, a leading version byte, then one kind byte per
-//! [`Body`] variant followed by that message struct's fields in declaration order.
+//! The binary encoding of [`Message`] and [`Entry`]: the node sends messages to
+//! its peers in it and writes entries to its write-ahead log in it. A message is a
+//! version byte, sender, receiver and term, then one kind byte per [`Body`]
+//! variant and that struct's fields (little-endian integers, flags packed in a
+//! byte, length-prefixed byte strings; the layout is [`encode_message`]'s).
 //! Decoding never panics and never allocates more than the input could hold; every
-//! error says what was wrong. (The serde derives on the message types are for JSON
-//! where readability wins; JSON writes bytes as arrays of numbers, too slow here.)
+//! error says what was wrong. The serde derives on the message types are for JSON,
+//! where readability wins over size (JSON writes bytes as arrays of numbers).
 
 use crate::codec::{put_bytes_u64_len, put_u64, Reader};
 use crate::message::{
