@@ -260,7 +260,7 @@ impl ServeArgs {
             rpc_timeout_ms: self.rpc_timeout_ms.unwrap_or(2_000),
             wal_segment_bytes: self.wal_segment_bytes.unwrap_or(64 << 20),
         };
-        config.raft_config().validate().map_err(|e| e.0)?;
+        config.raft_config().validate().map_err(|error| error.to_string())?;
         if config.wal_segment_bytes < 4096 {
             return Err("RAFT_WAL_SEGMENT_BYTES must be at least 4096".into());
         }

@@ -104,13 +104,13 @@ mod tests {
             from: NodeId(1),
             to: NodeId(2),
             term: Term(3),
-            body: Body::AppendEntries {
+            body: Body::AppendEntries(raft_sm::AppendEntries {
                 prev_log_index: LogIndex(4),
                 prev_log_term: Term(3),
                 entries: vec![],
                 leader_commit: LogIndex(commit),
                 read_round: 0,
-            },
+            }),
         }
     }
 
@@ -123,13 +123,13 @@ mod tests {
             })
             .collect();
         Message {
-            body: Body::AppendEntries {
+            body: Body::AppendEntries(raft_sm::AppendEntries {
                 prev_log_index: LogIndex(4),
                 prev_log_term: Term(3),
                 entries,
                 leader_commit: LogIndex(4),
                 read_round: 0,
-            },
+            }),
             ..heartbeat(4)
         }
     }

@@ -138,8 +138,10 @@ impl Transport {
 
 fn payload_bytes(message: &Message) -> usize {
     match &message.body {
-        raft_sm::Body::AppendEntries { entries, .. } => entries.iter().map(raft_sm::Entry::size_bytes).sum(),
-        raft_sm::Body::InstallSnapshot { data, .. } => data.len(),
+        raft_sm::Body::AppendEntries(raft_sm::AppendEntries { entries, .. }) => {
+            entries.iter().map(raft_sm::Entry::size_bytes).sum()
+        }
+        raft_sm::Body::InstallSnapshot(raft_sm::InstallSnapshot { data, .. }) => data.len(),
         _ => 64,
     }
 }
@@ -283,10 +285,16 @@ mod tests {
 
     #[test]
     fn batches_round_trip_and_single_messages_are_accepted() {
-        let message =
-            Message { from: NodeId(1), to: NodeId(2), term: Term(3), body: Body::ReadIndexRequest { read_id: 9 } };
-        let other =
-            Message { body: Body::ReadIndexResponse { read_id: 9, read_index: Some(LogIndex(4)) }, ..message.clone() };
+        let message = Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(3),
+            body: Body::ReadIndexRequest(raft_sm::ReadIndexRequest { read_id: 9 }),
+        };
+        let other = Message {
+            body: Body::ReadIndexResponse(raft_sm::ReadIndexResponse { read_id: 9, read_index: Some(LogIndex(4)) }),
+            ..message.clone()
+        };
         let batch = vec![message.clone(), other];
         assert_eq!(decode(&encode(&batch)).unwrap(), batch);
         let mut truncated = encode(&batch);

@@ -126,13 +126,13 @@ fn single_steps(c: &mut Criterion) {
         from: NodeId(1),
         to: NodeId(2),
         term,
-        body: Body::AppendEntries {
+        body: Body::AppendEntries(raft_sm::AppendEntries {
             prev_log_index: last,
             prev_log_term: term,
             entries: Vec::new(),
             leader_commit: last,
             read_round: 0,
-        },
+        }),
     };
     group.bench_function("follower_handles_heartbeat", |b| {
         b.iter(|| black_box(cluster.step_once(1, Event::Message(heartbeat.clone()))))
@@ -141,7 +141,12 @@ fn single_steps(c: &mut Criterion) {
         from: NodeId(2),
         to: NodeId(1),
         term,
-        body: Body::AppendEntriesResponse { success: true, match_index: last, reject_hint: None, read_round: 0 },
+        body: Body::AppendEntriesResponse(raft_sm::AppendEntriesResponse {
+            success: true,
+            match_index: last,
+            reject_hint: None,
+            read_round: 0,
+        }),
     };
     group.bench_function("leader_handles_append_ack", |b| {
         b.iter(|| black_box(cluster.step_once(0, Event::Message(ack.clone()))))

@@ -73,34 +73,31 @@ impl Config {
 
     /// Checks the configuration; the error says in plain English what is wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |message: String| Err(ConfigError(message));
         if self.voters.is_empty() {
-            return fail("the cluster has no voters; list at least this node".into());
+            return Err(ConfigError::NoVoters);
         }
         if !self.voters.contains(&self.id) {
-            return fail(format!("this node ({}) is not among the voters {:?}", self.id, self.voters));
+            return Err(ConfigError::NotAVoter { id: self.id, voters: self.voters.clone() });
         }
         let mut sorted = self.voters.clone();
         sorted.sort();
-        sorted.dedup();
-        if sorted.len() != self.voters.len() {
-            return fail(format!("the voters {:?} list a node twice", self.voters));
+        if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(ConfigError::DuplicateVoter { voter: pair[0], voters: self.voters.clone() });
         }
         if self.heartbeat_interval_ms == 0 {
-            return fail("heartbeat interval must be at least 1 ms".into());
+            return Err(ConfigError::ZeroHeartbeatInterval);
         }
         if self.heartbeat_interval_ms >= self.election_timeout_ms_min {
-            return fail(format!(
-                "heartbeat interval ({} ms) must be shorter than the minimum election timeout ({} ms), \
-                 or followers start elections while the leader is healthy",
-                self.heartbeat_interval_ms, self.election_timeout_ms_min
-            ));
+            return Err(ConfigError::HeartbeatNotShorterThanElectionTimeout {
+                heartbeat_interval_ms: self.heartbeat_interval_ms,
+                election_timeout_ms_min: self.election_timeout_ms_min,
+            });
         }
         if self.election_timeout_ms_max <= self.election_timeout_ms_min {
-            return fail(format!(
-                "maximum election timeout ({} ms) must be greater than the minimum ({} ms) so timeouts are randomized",
-                self.election_timeout_ms_max, self.election_timeout_ms_min
-            ));
+            return Err(ConfigError::ElectionTimeoutRangeEmpty {
+                election_timeout_ms_min: self.election_timeout_ms_min,
+                election_timeout_ms_max: self.election_timeout_ms_max,
+            });
         }
         let positive = [
             ("append_entries_max", self.append_entries_max),
@@ -111,30 +108,85 @@ impl Config {
             ("pending_reads_max", self.pending_reads_max),
             ("apply_entries_max", self.apply_entries_max),
         ];
-        for (name, value) in positive {
-            if value == 0 {
-                return fail(format!("{name} must be at least 1"));
-            }
+        if let Some((field, _)) = positive.into_iter().find(|&(_, value)| value == 0) {
+            return Err(ConfigError::ZeroLimit { field });
         }
         if self.transfer_timeout_ms == 0 {
-            return fail("transfer timeout must be at least 1 ms".into());
+            return Err(ConfigError::ZeroTransferTimeout);
         }
         Ok(())
     }
-
-    /// How many votes make a majority of the voters.
-    pub fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
-    }
 }
 
-/// A configuration error, in plain English.
+/// What [`Config::validate`] found wrong; `Display` says it in plain English.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `voters` is empty.
+    NoVoters,
+    /// `id` is not one of `voters`.
+    NotAVoter {
+        /// This node's id.
+        id: NodeId,
+        /// The configured voters.
+        voters: Vec<NodeId>,
+    },
+    /// A node appears in `voters` more than once.
+    DuplicateVoter {
+        /// The node listed more than once.
+        voter: NodeId,
+        /// The configured voters.
+        voters: Vec<NodeId>,
+    },
+    /// `heartbeat_interval_ms` is 0.
+    ZeroHeartbeatInterval,
+    /// The heartbeat interval is not shorter than the minimum election timeout.
+    HeartbeatNotShorterThanElectionTimeout {
+        /// The configured heartbeat interval.
+        heartbeat_interval_ms: u64,
+        /// The configured minimum election timeout.
+        election_timeout_ms_min: u64,
+    },
+    /// The election timeout range is empty, so timeouts could not be randomized.
+    ElectionTimeoutRangeEmpty {
+        /// The configured minimum.
+        election_timeout_ms_min: u64,
+        /// The configured maximum (exclusive), not above the minimum.
+        election_timeout_ms_max: u64,
+    },
+    /// A `_max` bound that must be at least 1 is 0.
+    ZeroLimit {
+        /// The [`Config`] field's name, e.g. `append_entries_max`.
+        field: &'static str,
+    },
+    /// `transfer_timeout_ms` is 0.
+    ZeroTransferTimeout,
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            ConfigError::NoVoters => f.write_str("the cluster has no voters; list at least this node"),
+            ConfigError::NotAVoter { id, voters } => write!(f, "this node ({id}) is not among the voters {voters:?}"),
+            ConfigError::DuplicateVoter { voter, voters } => {
+                write!(f, "the voters {voters:?} list a node ({voter}) twice")
+            }
+            ConfigError::ZeroHeartbeatInterval => f.write_str("heartbeat interval must be at least 1 ms"),
+            ConfigError::HeartbeatNotShorterThanElectionTimeout { heartbeat_interval_ms, election_timeout_ms_min } => {
+                write!(
+                    f,
+                    "heartbeat interval ({heartbeat_interval_ms} ms) must be shorter than the minimum election \
+                     timeout ({election_timeout_ms_min} ms), or followers start elections while the leader is healthy"
+                )
+            }
+            ConfigError::ElectionTimeoutRangeEmpty { election_timeout_ms_min, election_timeout_ms_max } => write!(
+                f,
+                "maximum election timeout ({election_timeout_ms_max} ms) must be greater than the minimum \
+                 ({election_timeout_ms_min} ms) so timeouts are randomized"
+            ),
+            ConfigError::ZeroLimit { field } => write!(f, "{field} must be at least 1"),
+            ConfigError::ZeroTransferTimeout => f.write_str("transfer timeout must be at least 1 ms"),
+        }
     }
 }
 
@@ -148,34 +200,70 @@ mod tests {
         Config::new(NodeId(1), vec![NodeId(1), NodeId(2), NodeId(3)])
     }
 
+    /// The error of `three()` changed by `change`, and its message.
+    fn error_of(change: impl FnOnce(&mut Config)) -> (ConfigError, String) {
+        let mut config = three();
+        change(&mut config);
+        let error = config.validate().expect_err("the change makes the configuration invalid");
+        let message = error.to_string();
+        (error, message)
+    }
+
     #[test]
     fn defaults_are_valid() {
         assert_eq!(three().validate(), Ok(()));
-        assert_eq!(three().quorum(), 2);
+        assert_eq!(Config::new(NodeId(7), vec![NodeId(7)]).validate(), Ok(()));
     }
 
     #[test]
     fn heartbeat_not_shorter_than_election_timeout_is_rejected() {
-        let mut config = three();
-        config.heartbeat_interval_ms = 600;
-        let error = config.validate().unwrap_err();
-        assert!(error.0.contains("heartbeat interval (600 ms) must be shorter"), "{error}");
+        let (error, message) = error_of(|config| config.heartbeat_interval_ms = 600);
+        assert_eq!(
+            error,
+            ConfigError::HeartbeatNotShorterThanElectionTimeout {
+                heartbeat_interval_ms: 600,
+                election_timeout_ms_min: 600
+            }
+        );
+        assert_eq!(
+            message,
+            "heartbeat interval (600 ms) must be shorter than the minimum election timeout (600 ms), \
+             or followers start elections while the leader is healthy"
+        );
+        let (error, _) = error_of(|config| config.heartbeat_interval_ms = 0);
+        assert_eq!(error, ConfigError::ZeroHeartbeatInterval);
     }
 
     #[test]
     fn self_missing_and_duplicates_are_rejected() {
-        let mut config = three();
-        config.id = NodeId(9);
-        assert!(config.validate().unwrap_err().0.contains("not among the voters"));
-        let mut config = three();
-        config.voters.push(NodeId(2));
-        assert!(config.validate().unwrap_err().0.contains("twice"));
+        let (error, message) = error_of(|config| config.id = NodeId(9));
+        assert!(matches!(error, ConfigError::NotAVoter { id: NodeId(9), .. }), "{error:?}");
+        assert_eq!(message, "this node (n9) is not among the voters [NodeId(1), NodeId(2), NodeId(3)]");
+        let (error, message) = error_of(|config| config.voters.push(NodeId(2)));
+        assert!(matches!(error, ConfigError::DuplicateVoter { voter: NodeId(2), .. }), "{error:?}");
+        assert!(message.contains("list a node (n2) twice"), "{message}");
+        let (error, message) = error_of(|config| config.voters.clear());
+        assert_eq!(error, ConfigError::NoVoters);
+        assert_eq!(message, "the cluster has no voters; list at least this node");
     }
 
     #[test]
     fn empty_timeout_range_is_rejected() {
-        let mut config = three();
-        config.election_timeout_ms_max = config.election_timeout_ms_min;
-        assert!(config.validate().unwrap_err().0.contains("randomized"));
+        let (error, message) = error_of(|config| config.election_timeout_ms_max = config.election_timeout_ms_min);
+        assert_eq!(
+            error,
+            ConfigError::ElectionTimeoutRangeEmpty { election_timeout_ms_min: 600, election_timeout_ms_max: 600 }
+        );
+        assert!(message.contains("(600 ms) so timeouts are randomized"), "{message}");
+    }
+
+    #[test]
+    fn zero_bounds_are_rejected_by_name() {
+        let (error, message) = error_of(|config| config.inflight_appends_max = 0);
+        assert_eq!(error, ConfigError::ZeroLimit { field: "inflight_appends_max" });
+        assert_eq!(message, "inflight_appends_max must be at least 1");
+        let (error, message) = error_of(|config| config.transfer_timeout_ms = 0);
+        assert_eq!(error, ConfigError::ZeroTransferTimeout);
+        assert_eq!(message, "transfer timeout must be at least 1 ms");
     }
 }

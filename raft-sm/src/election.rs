@@ -2,11 +2,12 @@
 //! thesis §9.6 PreVote and §6.2 leases).
 
 use crate::event::{Note, TimerKind};
-use crate::message::{Body, Message};
+use crate::message::{Body, Message, RequestVote, RequestVoteResponse};
 use crate::node::{HigherTerm, Node};
 use crate::progress::Progress;
 use crate::quorum::{VoteResult, VoteTracker};
 use crate::types::{LogIndex, NodeId, Payload, Role, Term};
+use std::collections::BTreeMap;
 
 impl Node {
     pub(crate) fn on_election_timeout(&mut self) {
@@ -37,9 +38,9 @@ impl Node {
     /// request arriving while we still hear a leader (CheckQuorum lease).
     pub(crate) fn higher_term_policy(&self, message: &Message) -> HigherTerm {
         match message.body {
-            Body::RequestVote { pre_vote: true, .. } => HigherTerm::KeepTerm,
-            Body::RequestVoteResponse { pre_vote: true, granted: true } => HigherTerm::KeepTerm,
-            Body::RequestVote { pre_vote: false, transfer, .. }
+            Body::RequestVote(RequestVote { pre_vote: true, .. }) => HigherTerm::KeepTerm,
+            Body::RequestVoteResponse(RequestVoteResponse { pre_vote: true, granted: true }) => HigherTerm::KeepTerm,
+            Body::RequestVote(RequestVote { pre_vote: false, transfer, .. })
                 if self.config.check_quorum && !transfer && self.in_leader_lease() =>
             {
                 HigherTerm::Drop
@@ -82,12 +83,12 @@ impl Node {
             // crash could let us lead the same term twice (§5.2, Figure 2).
             self.held_self_vote = Some(self.term);
         }
-        let body = Body::RequestVote {
+        let body = Body::RequestVote(RequestVote {
             pre_vote,
             transfer,
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
-        };
+        });
         // A real vote request leaves only once our own vote is durable (§5.2):
         // the send chokepoint holds it.
         for peer in self.peers() {
@@ -104,15 +105,9 @@ impl Node {
         self.tally_votes(false);
     }
 
-    pub(crate) fn on_request_vote(
-        &mut self,
-        candidate: NodeId,
-        term: Term,
-        pre_vote: bool,
-        transfer: bool,
-        last_log_index: LogIndex,
-        last_log_term: Term,
-    ) {
+    /// `term` is the message's: for a PreVote, the term the candidate would run in.
+    pub(crate) fn on_request_vote(&mut self, candidate: NodeId, term: Term, request: RequestVote) {
+        let RequestVote { pre_vote, transfer, last_log_index, last_log_term } = request;
         let up_to_date = self.log_is_up_to_date(last_log_index, last_log_term);
         let lease = self.config.check_quorum && !transfer && self.in_leader_lease();
         if pre_vote {
@@ -123,7 +118,7 @@ impl Node {
                     from: self.config.id,
                     to: candidate,
                     term,
-                    body: Body::RequestVoteResponse { pre_vote: true, granted: true },
+                    body: RequestVoteResponse { pre_vote: true, granted: true }.into(),
                 };
                 self.send_message(message);
             } else {
@@ -135,7 +130,7 @@ impl Node {
                     "stale term"
                 };
                 self.note(Note::VoteRejected { candidate, pre_vote: true, reason });
-                self.send(candidate, Body::RequestVoteResponse { pre_vote: true, granted: false });
+                self.send(candidate, RequestVoteResponse { pre_vote: true, granted: false }.into());
             }
             return;
         }
@@ -145,15 +140,16 @@ impl Node {
             self.voted_for = Some(candidate);
             self.reset_election_deadline();
             // Term and vote are durable before the grant leaves (§5.2, Figure 2).
-            self.send(candidate, Body::RequestVoteResponse { pre_vote: false, granted: true });
+            self.send(candidate, RequestVoteResponse { pre_vote: false, granted: true }.into());
         } else {
             let reason = if !up_to_date { "log not up to date" } else { "already voted in this term" };
             self.note(Note::VoteRejected { candidate, pre_vote: false, reason });
-            self.send(candidate, Body::RequestVoteResponse { pre_vote: false, granted: false });
+            self.send(candidate, RequestVoteResponse { pre_vote: false, granted: false }.into());
         }
     }
 
-    pub(crate) fn on_vote_response(&mut self, voter: NodeId, term: Term, pre_vote: bool, granted: bool) {
+    pub(crate) fn on_vote_response(&mut self, voter: NodeId, term: Term, response: RequestVoteResponse) {
+        let RequestVoteResponse { pre_vote, granted } = response;
         let expected = match (self.role, pre_vote) {
             (Role::PreCandidate, true) => term == self.term.next_term() || (!granted && term == self.term),
             (Role::Candidate, false) => term == self.term,
@@ -173,7 +169,7 @@ impl Node {
     }
 
     fn tally_votes(&mut self, pre_vote: bool) {
-        match self.votes.result(&self.config.voters) {
+        match self.quorum.vote_result(self.votes.votes()) {
             VoteResult::Pending => {}
             VoteResult::Won if pre_vote => self.become_candidate(false),
             VoteResult::Won => self.become_leader(),
@@ -207,11 +203,14 @@ impl Node {
         if self.role != Role::Leader {
             return;
         }
-        let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
+        // Every follower heard from since the last check answers yes; we count ourselves.
+        let mut active: BTreeMap<NodeId, bool> =
+            self.progress.iter().filter(|(_, progress)| progress.recent_active).map(|(&id, _)| (id, true)).collect();
+        active.insert(self.config.id, true);
         for progress in self.progress.values_mut() {
             progress.recent_active = false;
         }
-        if self.config.check_quorum && active < self.config.quorum() {
+        if self.config.check_quorum && self.quorum.vote_result(&active) != VoteResult::Won {
             let term = self.term;
             self.become_follower(term, None, "quorum inactive");
             return;

@@ -64,7 +64,10 @@ mod write;
 pub use config::{Config, ConfigError};
 pub use event::{Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind};
 pub use host::{Host, HostError, Observer, Output, ProposalAnswer, StateMachine};
-pub use message::{Body, Message, RejectHint};
+pub use message::{
+    AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, ReadIndexRequest,
+    ReadIndexResponse, RejectHint, RequestVote, RequestVoteResponse,
+};
 pub use node::Node;
 pub use recovery::StartError;
 pub use types::{Entry, HardState, LogIndex, NodeId, Payload, RestoredState, Role, Snapshot, Term};

@@ -4,9 +4,12 @@
 use crate::config::Config;
 use crate::event::{Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind};
 use crate::log::Log;
-use crate::message::{Body, Message};
+use crate::message::{
+    AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, RequestVote,
+    RequestVoteResponse,
+};
 use crate::progress::Progress;
-use crate::quorum::VoteTracker;
+use crate::quorum::{JointConfig, VoteTracker};
 use crate::read::Reads;
 use crate::recovery::StartError;
 use crate::snapshot::IncomingSnapshot;
@@ -83,6 +86,8 @@ pub(crate) struct Transfer {
 ///   actions, bit for bit.
 pub struct Node {
     pub(crate) config: Config,
+    /// Who must agree, built from `config.voters`: the one answer to every majority question.
+    pub(crate) quorum: JointConfig,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) now_ms: u64,
 
@@ -155,6 +160,7 @@ impl Node {
         let durable_index = log.last_index();
         let rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
         Ok(Node {
+            quorum: JointConfig::majority(config.voters.iter().copied()),
             config,
             rng,
             now_ms: 0,
@@ -266,59 +272,44 @@ impl Node {
                 HigherTerm::KeepTerm => {}
                 HigherTerm::Adopt => {
                     let leader = match message.body {
-                        Body::AppendEntries { .. } | Body::InstallSnapshot { .. } => Some(message.from),
+                        Body::AppendEntries(_) | Body::InstallSnapshot(_) => Some(message.from),
                         _ => None,
                     };
                     self.become_follower(message.term, leader, "saw a higher term");
                 }
             }
         } else if message.term < self.term {
-            self.on_lower_term_message(message);
+            self.on_lower_term_message(message.from, message.body);
             return;
         }
-        match message.body.clone() {
-            Body::RequestVote { pre_vote, transfer, last_log_index, last_log_term } => {
-                self.on_request_vote(message.from, message.term, pre_vote, transfer, last_log_index, last_log_term)
-            }
-            Body::RequestVoteResponse { pre_vote, granted } => {
-                self.on_vote_response(message.from, message.term, pre_vote, granted)
-            }
-            Body::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, read_round } => {
-                self.on_append_entries(message.from, prev_log_index, prev_log_term, entries, leader_commit, read_round)
-            }
-            Body::AppendEntriesResponse { success, match_index, reject_hint, read_round } => {
-                self.on_append_response(message.from, success, match_index, reject_hint, read_round)
-            }
-            Body::InstallSnapshot { last_index, last_term, voters, offset, data, done } => {
-                self.on_install_snapshot(message.from, last_index, last_term, voters, offset, data, done)
-            }
-            Body::InstallSnapshotResponse { last_index, next_offset, done } => {
-                self.on_install_snapshot_response(message.from, last_index, next_offset, done)
-            }
-            Body::TimeoutNow => self.on_timeout_now(message.from),
-            Body::ReadIndexRequest { read_id } => self.on_read_index_request(message.from, read_id),
-            Body::ReadIndexResponse { read_id, read_index } => self.on_read_index_response(read_id, read_index),
+        let Message { from, term, body, .. } = message;
+        match body {
+            Body::RequestVote(request) => self.on_request_vote(from, term, request),
+            Body::RequestVoteResponse(response) => self.on_vote_response(from, term, response),
+            Body::AppendEntries(append) => self.on_append_entries(from, append),
+            Body::AppendEntriesResponse(response) => self.on_append_response(from, response),
+            Body::InstallSnapshot(chunk) => self.on_install_snapshot(from, chunk),
+            Body::InstallSnapshotResponse(response) => self.on_install_snapshot_response(from, response),
+            Body::TimeoutNow => self.on_timeout_now(from),
+            Body::ReadIndexRequest(request) => self.on_read_index_request(from, request),
+            Body::ReadIndexResponse(response) => self.on_read_index_response(response),
         }
     }
 
     /// A message from an older term. A stale leader or candidate learns the newer
     /// term from our answer; everything else is dropped.
-    fn on_lower_term_message(&mut self, message: Message) {
-        match message.body {
-            Body::AppendEntries { read_round, .. } => {
-                let body = Body::AppendEntriesResponse {
-                    success: false,
-                    match_index: LogIndex(0),
-                    reject_hint: None,
-                    read_round,
-                };
-                self.send(message.from, body);
+    fn on_lower_term_message(&mut self, from: NodeId, body: Body) {
+        match body {
+            Body::AppendEntries(AppendEntries { read_round, .. }) => {
+                let response =
+                    AppendEntriesResponse { success: false, match_index: LogIndex(0), reject_hint: None, read_round };
+                self.send(from, response.into());
             }
-            Body::InstallSnapshot { last_index, .. } => {
-                self.send(message.from, Body::InstallSnapshotResponse { last_index, next_offset: 0, done: false });
+            Body::InstallSnapshot(InstallSnapshot { last_index, .. }) => {
+                self.send(from, InstallSnapshotResponse { last_index, next_offset: 0, done: false }.into());
             }
-            Body::RequestVote { pre_vote, .. } => {
-                self.send(message.from, Body::RequestVoteResponse { pre_vote, granted: false });
+            Body::RequestVote(RequestVote { pre_vote, .. }) => {
+                self.send(from, RequestVoteResponse { pre_vote, granted: false }.into());
             }
             _ => {}
         }
@@ -474,7 +465,7 @@ impl Node {
     fn message(&self, to: NodeId, body: Body) -> Message {
         // PreVote requests and grants carry the term the candidate would run in.
         let term = match &body {
-            Body::RequestVote { pre_vote: true, .. } => self.term.next_term(),
+            Body::RequestVote(RequestVote { pre_vote: true, .. }) => self.term.next_term(),
             _ => self.term,
         };
         Message { from: self.config.id, to, term, body }
@@ -719,15 +710,15 @@ impl Term {
 /// counts them towards commitment).
 pub(crate) fn reveals_durable_state(body: &Body) -> bool {
     match body {
-        Body::RequestVote { pre_vote, .. } => !pre_vote,
-        Body::RequestVoteResponse { pre_vote, granted } => !pre_vote && *granted,
-        Body::AppendEntriesResponse { success, .. } => *success,
-        Body::InstallSnapshotResponse { done, .. } => *done,
-        Body::AppendEntries { .. }
-        | Body::InstallSnapshot { .. }
+        Body::RequestVote(request) => !request.pre_vote,
+        Body::RequestVoteResponse(response) => !response.pre_vote && response.granted,
+        Body::AppendEntriesResponse(response) => response.success,
+        Body::InstallSnapshotResponse(response) => response.done,
+        Body::AppendEntries(_)
+        | Body::InstallSnapshot(_)
         | Body::TimeoutNow
-        | Body::ReadIndexRequest { .. }
-        | Body::ReadIndexResponse { .. } => false,
+        | Body::ReadIndexRequest(_)
+        | Body::ReadIndexResponse(_) => false,
     }
 }
 

@@ -4,7 +4,7 @@
 //! request to the leader and wait for their own apply.
 
 use crate::event::{Action, Note, ReadOutcome, Rejection};
-use crate::message::Body;
+use crate::message::{ReadIndexRequest, ReadIndexResponse};
 use crate::node::{read_ready, Node};
 use crate::types::{LogIndex, NodeId, Role};
 use std::collections::{BTreeSet, VecDeque};
@@ -66,21 +66,23 @@ impl Node {
             (Role::Follower, Some(leader)) => {
                 self.reads.forwarded.insert(id);
                 self.reads.forwarded_at_ms.push_back((self.now_ms, id));
-                self.send(leader, Body::ReadIndexRequest { read_id: id });
+                self.send(leader, ReadIndexRequest { read_id: id }.into());
             }
             _ => self.answer_read(id, ReadOutcome::Rejected(Rejection::NotLeader { leader: self.leader })),
         }
     }
 
-    pub(crate) fn on_read_index_request(&mut self, from: NodeId, read_id: u64) {
+    pub(crate) fn on_read_index_request(&mut self, from: NodeId, request: ReadIndexRequest) {
+        let ReadIndexRequest { read_id } = request;
         if self.role != Role::Leader || self.reads.len() >= self.config.pending_reads_max {
-            self.send(from, Body::ReadIndexResponse { read_id, read_index: None });
+            self.send(from, ReadIndexResponse { read_id, read_index: None }.into());
             return;
         }
         self.accept_read(ReadOrigin::Remote { from, read_id });
     }
 
-    pub(crate) fn on_read_index_response(&mut self, read_id: u64, read_index: Option<LogIndex>) {
+    pub(crate) fn on_read_index_response(&mut self, response: ReadIndexResponse) {
+        let ReadIndexResponse { read_id, read_index } = response;
         if !self.reads.forwarded.remove(&read_id) {
             return; // Already answered (dropped on a leader change).
         }
@@ -133,10 +135,12 @@ impl Node {
         if self.role != Role::Leader {
             return;
         }
-        let mut rounds: Vec<u64> = self.progress.values().map(|p| p.read_round_acked).collect();
-        rounds.push(self.reads.round);
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed_round = rounds[rounds.len() / 2];
+        // The highest round a majority echoed; we are always at the current one.
+        let acked = |id: NodeId| match self.progress.get(&id) {
+            Some(progress) => Some(progress.read_round_acked),
+            None => (id == self.config.id).then_some(self.reads.round),
+        };
+        let confirmed_round = self.quorum.committed_index(acked).unwrap_or(0);
         while self.reads.awaiting_quorum.front().is_some_and(|read| read.round <= confirmed_round) {
             let read = self.reads.awaiting_quorum.pop_front().expect("front exists");
             match read.origin {
@@ -144,7 +148,7 @@ impl Node {
                     self.reads.awaiting_apply.insert((read.read_index, id));
                 }
                 ReadOrigin::Remote { from, read_id } => {
-                    self.send(from, Body::ReadIndexResponse { read_id, read_index: Some(read.read_index) });
+                    self.send(from, ReadIndexResponse { read_id, read_index: Some(read.read_index) }.into());
                 }
             }
         }
@@ -205,7 +209,7 @@ impl Node {
         match origin {
             ReadOrigin::Local(id) => self.answer_read(id, outcome),
             ReadOrigin::Remote { from, read_id } => {
-                self.send(from, Body::ReadIndexResponse { read_id, read_index: None });
+                self.send(from, ReadIndexResponse { read_id, read_index: None }.into());
             }
         }
     }

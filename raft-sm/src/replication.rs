@@ -3,11 +3,10 @@
 //! the commit rule (Raft §5.3, §5.4.2).
 
 use crate::event::TimerKind;
-use crate::message::{Body, RejectHint};
+use crate::message::{AppendEntries, AppendEntriesResponse, RejectHint};
 use crate::node::Node;
 use crate::progress::ReplicationMode;
-use crate::quorum::committed_index;
-use crate::types::{Entry, LogIndex, NodeId, Payload, Role, Term};
+use crate::types::{Entry, LogIndex, NodeId, Payload, Role};
 
 impl Node {
     /// Appends a new entry of the current term on the leader; returns its index.
@@ -101,14 +100,14 @@ impl Node {
             let progress = &self.progress[&peer];
             let prev_log_index = progress.match_index;
             if let Some(prev_log_term) = self.log.term_at(prev_log_index) {
-                let body = Body::AppendEntries {
+                let heartbeat = AppendEntries {
                     prev_log_index,
                     prev_log_term,
                     entries: Vec::new(),
                     leader_commit: self.commit_index.min(prev_log_index),
                     read_round: self.reads.round,
                 };
-                self.send(peer, body);
+                self.send(peer, heartbeat.into());
                 sent = true;
             }
         }
@@ -144,27 +143,20 @@ impl Node {
             }
             ReplicationMode::Snapshot { .. } => unreachable!("snapshots are sent elsewhere"),
         }
-        let body = Body::AppendEntries {
+        let append = AppendEntries {
             prev_log_index,
             prev_log_term,
             entries,
             leader_commit: self.commit_index,
             read_round: self.reads.round,
         };
-        self.send(peer, body);
+        self.send(peer, append.into());
         true
     }
 
     /// Follower side of AppendEntries (Raft Figure 2, receiver rules 1–5).
-    pub(crate) fn on_append_entries(
-        &mut self,
-        leader: NodeId,
-        prev_log_index: LogIndex,
-        prev_log_term: Term,
-        mut entries: Vec<Entry>,
-        leader_commit: LogIndex,
-        read_round: u64,
-    ) {
+    pub(crate) fn on_append_entries(&mut self, leader: NodeId, append: AppendEntries) {
+        let AppendEntries { mut prev_log_index, mut prev_log_term, mut entries, leader_commit, read_round } = append;
         if self.role != Role::Follower || self.leader != Some(leader) {
             let term = self.term;
             self.become_follower(term, Some(leader), "heard the leader of the term");
@@ -173,8 +165,6 @@ impl Node {
         self.reset_election_deadline();
 
         // Entries at or below our snapshot base are committed, hence identical: skip them.
-        let mut prev_log_index = prev_log_index;
-        let mut prev_log_term = prev_log_term;
         let base_index = self.log.base_index();
         if prev_log_index < base_index {
             let skip = entries.iter().take_while(|entry| entry.index <= base_index).count();
@@ -210,32 +200,22 @@ impl Node {
         if new_commit > self.commit_index {
             self.commit_index = new_commit;
         }
-        let body =
-            Body::AppendEntriesResponse { success: true, match_index: last_new_index, reject_hint: None, read_round };
+        let response =
+            AppendEntriesResponse { success: true, match_index: last_new_index, reject_hint: None, read_round };
         // The acknowledgement claims entries up to `last_new_index`: it leaves only
         // once they are durable here.
-        self.send(leader, body);
+        self.send(leader, response.into());
     }
 
     fn reject_append(&mut self, leader: NodeId, rejected_index: LogIndex, hint: RejectHint, read_round: u64) {
-        let body = Body::AppendEntriesResponse {
-            success: false,
-            match_index: rejected_index,
-            reject_hint: Some(hint),
-            read_round,
-        };
-        self.send(leader, body);
+        let response =
+            AppendEntriesResponse { success: false, match_index: rejected_index, reject_hint: Some(hint), read_round };
+        self.send(leader, response.into());
     }
 
     /// Leader side: record matches, back up on rejection, commit, continue.
-    pub(crate) fn on_append_response(
-        &mut self,
-        peer: NodeId,
-        success: bool,
-        match_index: LogIndex,
-        reject_hint: Option<RejectHint>,
-        read_round: u64,
-    ) {
+    pub(crate) fn on_append_response(&mut self, peer: NodeId, response: AppendEntriesResponse) {
+        let AppendEntriesResponse { success, match_index, reject_hint, read_round } = response;
         if self.role != Role::Leader {
             return;
         }
@@ -298,9 +278,14 @@ impl Node {
         if self.role != Role::Leader {
             return false;
         }
-        let mut matches: Vec<LogIndex> = self.progress.values().map(|p| p.match_index).collect();
-        matches.push(self.durable_index);
-        let majority_index = committed_index(matches);
+        // Our own log counts as far as it is durable (§5.3: "stored on a majority").
+        let acked = |id: NodeId| match self.progress.get(&id) {
+            Some(progress) => Some(progress.match_index),
+            None => (id == self.config.id).then_some(self.durable_index),
+        };
+        let Some(majority_index) = self.quorum.committed_index(acked) else {
+            return false;
+        };
         if majority_index <= self.commit_index || self.log.term_at(majority_index) != Some(self.term) {
             return false;
         }

@@ -3,7 +3,7 @@
 //! installing it on a follower (Raft §7, Figure 13).
 
 use crate::event::{Action, Note};
-use crate::message::Body;
+use crate::message::{InstallSnapshot, InstallSnapshotResponse};
 use crate::node::Node;
 use crate::progress::ReplicationMode;
 use crate::types::{LogIndex, NodeId, Snapshot, Term};
@@ -93,7 +93,7 @@ impl Node {
         }
         let start = (offset as usize).min(snapshot.data.len());
         let end = (start + self.config.snapshot_chunk_bytes_max).min(snapshot.data.len());
-        let body = Body::InstallSnapshot {
+        let chunk = InstallSnapshot {
             last_index,
             last_term: snapshot.last_term,
             voters: snapshot.voters.clone(),
@@ -101,20 +101,11 @@ impl Node {
             data: snapshot.data[start..end].to_vec(),
             done: end == snapshot.data.len(),
         };
-        self.send(peer, body);
+        self.send(peer, chunk.into());
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn on_install_snapshot(
-        &mut self,
-        leader: NodeId,
-        last_index: LogIndex,
-        last_term: Term,
-        voters: Vec<NodeId>,
-        offset: u64,
-        data: Vec<u8>,
-        done: bool,
-    ) {
+    pub(crate) fn on_install_snapshot(&mut self, leader: NodeId, chunk: InstallSnapshot) {
+        let InstallSnapshot { last_index, last_term, voters, offset, data, done } = chunk;
         if self.role != crate::types::Role::Follower || self.leader != Some(leader) {
             let term = self.term;
             self.become_follower(term, Some(leader), "heard the leader of the term");
@@ -123,8 +114,8 @@ impl Node {
         self.reset_election_deadline();
         if last_index <= self.commit_index {
             // We already hold everything it covers: an old or duplicated snapshot.
-            let body = Body::InstallSnapshotResponse { last_index, next_offset: offset, done: true };
-            return self.send(leader, body);
+            let response = InstallSnapshotResponse { last_index, next_offset: offset, done: true };
+            return self.send(leader, response.into());
         }
         if offset == 0 {
             self.incoming_snapshot = Some(IncomingSnapshot { last_index, last_term, data: Vec::new() });
@@ -136,19 +127,19 @@ impl Node {
             _ => 0,
         };
         if offset != expected {
-            let body = Body::InstallSnapshotResponse { last_index, next_offset: expected, done: false };
-            return self.send(leader, body);
+            let response = InstallSnapshotResponse { last_index, next_offset: expected, done: false };
+            return self.send(leader, response.into());
         }
         let incoming = self.incoming_snapshot.as_mut().expect("started at offset 0");
         incoming.data.extend_from_slice(&data);
         let next_offset = incoming.data.len() as u64;
         if !done {
-            return self.send(leader, Body::InstallSnapshotResponse { last_index, next_offset, done: false });
+            return self.send(leader, InstallSnapshotResponse { last_index, next_offset, done: false }.into());
         }
         let incoming = self.incoming_snapshot.take().expect("present");
         let snapshot = Snapshot { last_index, last_term, voters, data: incoming.data };
         self.install_snapshot(snapshot);
-        self.send(leader, Body::InstallSnapshotResponse { last_index, next_offset, done: true });
+        self.send(leader, InstallSnapshotResponse { last_index, next_offset, done: true }.into());
     }
 
     /// Replaces the state machine with the snapshot. If the log holds the
@@ -183,13 +174,8 @@ impl Node {
         self.serve_reads_up_to_applied();
     }
 
-    pub(crate) fn on_install_snapshot_response(
-        &mut self,
-        peer: NodeId,
-        last_index: LogIndex,
-        next_offset: u64,
-        done: bool,
-    ) {
+    pub(crate) fn on_install_snapshot_response(&mut self, peer: NodeId, response: InstallSnapshotResponse) {
+        let InstallSnapshotResponse { last_index, next_offset, done } = response;
         if self.role != crate::types::Role::Leader {
             return;
         }

@@ -1,10 +1,17 @@
-//! A compact binary encoding of [`Message`] and [`Entry`] for the replication and
-//! write-ahead-log hot paths, where JSON (which writes bytes as arrays of numbers)
-//! would dominate the cost. Little-endian integers, length-prefixed byte strings,
-//! a leading version byte. The serde derives stay for JSON where readability wins.
+//! The binary encoding of [`Message`] and [`Entry`]: the node sends messages to
+//! its peers in it and writes entries to its write-ahead log in it. A message is a
+//! version byte, sender, receiver and term, then one kind byte per [`Body`]
+//! variant and that struct's fields (little-endian integers, flags packed in a
+//! byte, length-prefixed byte strings; the layout is [`encode_message`]'s).
+//! Decoding never panics and never allocates more than the input could hold; every
+//! error says what was wrong. The serde derives on the message types are for JSON,
+//! where readability wins over size (JSON writes bytes as arrays of numbers).
 
 use crate::codec::{put_bytes_u64_len, put_u64, Reader};
-use crate::message::{Body, Message, RejectHint};
+use crate::message::{
+    AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, ReadIndexRequest,
+    ReadIndexResponse, RejectHint, RequestVote, RequestVoteResponse,
+};
 use crate::types::{Entry, LogIndex, NodeId, Payload, Term};
 use std::fmt;
 
@@ -30,23 +37,23 @@ impl From<&'static str> for WireError {
 
 /// Encodes a message.
 pub fn encode_message(message: &Message) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + body_payload_bytes(&message.body));
+    let mut out = Vec::with_capacity(64 + message.body.payload_bytes());
     out.push(VERSION);
     put_u64(&mut out, message.from.0);
     put_u64(&mut out, message.to.0);
     put_u64(&mut out, message.term.0);
     match &message.body {
-        Body::RequestVote { pre_vote, transfer, last_log_index, last_log_term } => {
+        Body::RequestVote(RequestVote { pre_vote, transfer, last_log_index, last_log_term }) => {
             out.push(1);
             out.push(u8::from(*pre_vote) | u8::from(*transfer) << 1);
             put_u64(&mut out, last_log_index.0);
             put_u64(&mut out, last_log_term.0);
         }
-        Body::RequestVoteResponse { pre_vote, granted } => {
+        Body::RequestVoteResponse(RequestVoteResponse { pre_vote, granted }) => {
             out.push(2);
             out.push(u8::from(*pre_vote) | u8::from(*granted) << 1);
         }
-        Body::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, read_round } => {
+        Body::AppendEntries(AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, read_round }) => {
             out.push(3);
             put_u64(&mut out, prev_log_index.0);
             put_u64(&mut out, prev_log_term.0);
@@ -57,7 +64,7 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
                 encode_entry_into(&mut out, entry);
             }
         }
-        Body::AppendEntriesResponse { success, match_index, reject_hint, read_round } => {
+        Body::AppendEntriesResponse(AppendEntriesResponse { success, match_index, reject_hint, read_round }) => {
             out.push(4);
             out.push(u8::from(*success));
             put_u64(&mut out, match_index.0);
@@ -77,7 +84,7 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
                 }
             }
         }
-        Body::InstallSnapshot { last_index, last_term, voters, offset, data, done } => {
+        Body::InstallSnapshot(InstallSnapshot { last_index, last_term, voters, offset, data, done }) => {
             out.push(5);
             put_u64(&mut out, last_index.0);
             put_u64(&mut out, last_term.0);
@@ -89,18 +96,18 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
             put_bytes_u64_len(&mut out, data);
             out.push(u8::from(*done));
         }
-        Body::InstallSnapshotResponse { last_index, next_offset, done } => {
+        Body::InstallSnapshotResponse(InstallSnapshotResponse { last_index, next_offset, done }) => {
             out.push(6);
             put_u64(&mut out, last_index.0);
             put_u64(&mut out, *next_offset);
             out.push(u8::from(*done));
         }
         Body::TimeoutNow => out.push(7),
-        Body::ReadIndexRequest { read_id } => {
+        Body::ReadIndexRequest(ReadIndexRequest { read_id }) => {
             out.push(8);
             put_u64(&mut out, *read_id);
         }
-        Body::ReadIndexResponse { read_id, read_index } => {
+        Body::ReadIndexResponse(ReadIndexResponse { read_id, read_index }) => {
             out.push(9);
             put_u64(&mut out, *read_id);
             match read_index {
@@ -127,16 +134,16 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
     let body = match reader.u8()? {
         1 => {
             let flags = reader.u8()?;
-            Body::RequestVote {
+            Body::RequestVote(RequestVote {
                 pre_vote: flags & 1 != 0,
                 transfer: flags & 2 != 0,
                 last_log_index: LogIndex(reader.u64()?),
                 last_log_term: Term(reader.u64()?),
-            }
+            })
         }
         2 => {
             let flags = reader.u8()?;
-            Body::RequestVoteResponse { pre_vote: flags & 1 != 0, granted: flags & 2 != 0 }
+            Body::RequestVoteResponse(RequestVoteResponse { pre_vote: flags & 1 != 0, granted: flags & 2 != 0 })
         }
         3 => {
             let prev_log_index = LogIndex(reader.u64()?);
@@ -152,7 +159,7 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
             for _ in 0..count {
                 entries.push(read_entry(&mut reader)?);
             }
-            Body::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, read_round }
+            Body::AppendEntries(AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, read_round })
         }
         4 => {
             let success = reader.bool()?;
@@ -164,7 +171,7 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
             } else {
                 None
             };
-            Body::AppendEntriesResponse { success, match_index, reject_hint, read_round }
+            Body::AppendEntriesResponse(AppendEntriesResponse { success, match_index, reject_hint, read_round })
         }
         5 => {
             let last_index = LogIndex(reader.u64()?);
@@ -177,19 +184,19 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
             let offset = reader.u64()?;
             let data = reader.bytes_u64_len()?.to_vec();
             let done = reader.bool()?;
-            Body::InstallSnapshot { last_index, last_term, voters, offset, data, done }
+            Body::InstallSnapshot(InstallSnapshot { last_index, last_term, voters, offset, data, done })
         }
-        6 => Body::InstallSnapshotResponse {
+        6 => Body::InstallSnapshotResponse(InstallSnapshotResponse {
             last_index: LogIndex(reader.u64()?),
             next_offset: reader.u64()?,
             done: reader.bool()?,
-        },
+        }),
         7 => Body::TimeoutNow,
-        8 => Body::ReadIndexRequest { read_id: reader.u64()? },
+        8 => Body::ReadIndexRequest(ReadIndexRequest { read_id: reader.u64()? }),
         9 => {
             let read_id = reader.u64()?;
             let read_index = if reader.bool()? { Some(LogIndex(reader.u64()?)) } else { None };
-            Body::ReadIndexResponse { read_id, read_index }
+            Body::ReadIndexResponse(ReadIndexResponse { read_id, read_index })
         }
         _ => return Err(WireError("unknown message kind")),
     };
@@ -235,14 +242,6 @@ fn payload_len(payload: &Payload) -> usize {
     }
 }
 
-fn body_payload_bytes(body: &Body) -> usize {
-    match body {
-        Body::AppendEntries { entries, .. } => entries.iter().map(|e| 24 + payload_len(&e.payload)).sum(),
-        Body::InstallSnapshot { data, .. } => data.len(),
-        _ => 0,
-    }
-}
-
 fn read_entry(reader: &mut Reader<'_>) -> Result<Entry, WireError> {
     let term = Term(reader.u64()?);
     let index = LogIndex(reader.u64()?);
@@ -271,21 +270,25 @@ mod tests {
 
     fn arb_body() -> impl Strategy<Value = Body> {
         prop_oneof![
-            (any::<bool>(), any::<bool>(), any::<u64>(), any::<u64>()).prop_map(|(p, t, i, term)| Body::RequestVote {
-                pre_vote: p,
-                transfer: t,
-                last_log_index: LogIndex(i),
-                last_log_term: Term(term)
+            (any::<bool>(), any::<bool>(), any::<u64>(), any::<u64>()).prop_map(|(p, t, i, term)| {
+                Body::RequestVote(RequestVote {
+                    pre_vote: p,
+                    transfer: t,
+                    last_log_index: LogIndex(i),
+                    last_log_term: Term(term),
+                })
             }),
             (any::<bool>(), any::<bool>())
-                .prop_map(|(pre_vote, granted)| Body::RequestVoteResponse { pre_vote, granted }),
+                .prop_map(|(pre_vote, granted)| Body::RequestVoteResponse(RequestVoteResponse { pre_vote, granted })),
             (any::<u64>(), any::<u64>(), proptest::collection::vec(arb_entry(), 0..4), any::<u64>(), any::<u64>())
-                .prop_map(|(i, t, entries, c, r)| Body::AppendEntries {
-                    prev_log_index: LogIndex(i),
-                    prev_log_term: Term(t),
-                    entries,
-                    leader_commit: LogIndex(c),
-                    read_round: r
+                .prop_map(|(i, t, entries, c, r)| {
+                    Body::AppendEntries(AppendEntries {
+                        prev_log_index: LogIndex(i),
+                        prev_log_term: Term(t),
+                        entries,
+                        leader_commit: LogIndex(c),
+                        read_round: r,
+                    })
                 }),
             (
                 any::<bool>(),
@@ -293,11 +296,14 @@ mod tests {
                 proptest::option::of((proptest::option::of(any::<u64>()), any::<u64>())),
                 any::<u64>()
             )
-                .prop_map(|(success, m, hint, r)| Body::AppendEntriesResponse {
-                    success,
-                    match_index: LogIndex(m),
-                    reject_hint: hint.map(|(t, f)| RejectHint { conflict_term: t.map(Term), first_index: LogIndex(f) }),
-                    read_round: r
+                .prop_map(|(success, m, hint, r)| {
+                    Body::AppendEntriesResponse(AppendEntriesResponse {
+                        success,
+                        match_index: LogIndex(m),
+                        reject_hint: hint
+                            .map(|(t, f)| RejectHint { conflict_term: t.map(Term), first_index: LogIndex(f) }),
+                        read_round: r,
+                    })
                 }),
             (
                 any::<u64>(),
@@ -307,23 +313,24 @@ mod tests {
                 proptest::collection::vec(any::<u8>(), 0..64),
                 any::<bool>()
             )
-                .prop_map(|(i, t, voters, offset, data, done)| Body::InstallSnapshot {
-                    last_index: LogIndex(i),
-                    last_term: Term(t),
-                    voters: voters.into_iter().map(NodeId).collect(),
-                    offset,
-                    data,
-                    done
+                .prop_map(|(i, t, voters, offset, data, done)| {
+                    Body::InstallSnapshot(InstallSnapshot {
+                        last_index: LogIndex(i),
+                        last_term: Term(t),
+                        voters: voters.into_iter().map(NodeId).collect(),
+                        offset,
+                        data,
+                        done,
+                    })
                 }),
-            (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(i, o, done)| Body::InstallSnapshotResponse {
-                last_index: LogIndex(i),
-                next_offset: o,
-                done
+            (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(i, o, done)| {
+                Body::InstallSnapshotResponse(InstallSnapshotResponse { last_index: LogIndex(i), next_offset: o, done })
             }),
             Just(Body::TimeoutNow),
-            any::<u64>().prop_map(|read_id| Body::ReadIndexRequest { read_id }),
-            (any::<u64>(), proptest::option::of(any::<u64>()))
-                .prop_map(|(read_id, i)| Body::ReadIndexResponse { read_id, read_index: i.map(LogIndex) }),
+            any::<u64>().prop_map(|read_id| Body::ReadIndexRequest(ReadIndexRequest { read_id })),
+            (any::<u64>(), proptest::option::of(any::<u64>())).prop_map(|(read_id, i)| Body::ReadIndexResponse(
+                ReadIndexResponse { read_id, read_index: i.map(LogIndex) }
+            )),
         ]
     }
 
@@ -353,13 +360,13 @@ mod tests {
             from: NodeId(1),
             to: NodeId(2),
             term: Term(3),
-            body: Body::AppendEntries {
+            body: Body::AppendEntries(AppendEntries {
                 prev_log_index: LogIndex(4),
                 prev_log_term: Term(3),
                 entries: vec![Entry { term: Term(3), index: LogIndex(5), payload: Payload::Command(vec![1, 2, 3]) }],
                 leader_commit: LogIndex(4),
                 read_round: 9,
-            },
+            }),
         };
         let bytes = encode_message(&message);
         for len in 0..bytes.len() {

@@ -43,7 +43,7 @@ fn a_duplicated_vote_reply_is_not_counted_twice() {
     }
     let grant = pump.take(|m| m.from == NodeId(2) && m.to == candidate);
     assert_eq!(grant.len(), 1);
-    assert!(matches!(grant[0].body, Body::RequestVoteResponse { granted: true, .. }));
+    assert!(matches!(grant[0].body, Body::RequestVoteResponse(raft_sm::RequestVoteResponse { granted: true, .. })));
     pump.deliver(grant[0].clone());
     pump.deliver(grant[0].clone());
     pump.deliver(grant[0].clone());
@@ -70,17 +70,17 @@ fn a_node_votes_once_per_term_even_after_a_restart() {
         from: NodeId(2),
         to: NodeId(3),
         term,
-        body: Body::RequestVote {
+        body: Body::RequestVote(raft_sm::RequestVote {
             pre_vote: false,
             transfer: false,
             last_log_index: raft_sm::LogIndex(5),
             last_log_term: Term(9),
-        },
+        }),
     };
     pump.step(NodeId(3), Event::Message(request));
     let answers = pump.take(|m| m.from == NodeId(3) && m.to == NodeId(2));
     assert_eq!(answers.len(), 1);
-    assert!(matches!(answers[0].body, Body::RequestVoteResponse { granted: false, .. }));
+    assert!(matches!(answers[0].body, Body::RequestVoteResponse(raft_sm::RequestVoteResponse { granted: false, .. })));
     assert_eq!(pump.node(NodeId(3)).voted_for(), Some(NodeId(1)));
 }
 
@@ -98,7 +98,10 @@ fn a_vote_grant_waits_until_the_vote_is_durable() {
     assert!(pump.take(|m| m.from == NodeId(2)).is_empty(), "grant sent before the vote was durable");
     pump.persist(NodeId(2));
     let grant = pump.take(|m| m.from == NodeId(2));
-    assert!(matches!(grant[..], [Message { body: Body::RequestVoteResponse { granted: true, .. }, .. }]));
+    assert!(matches!(
+        grant[..],
+        [Message { body: Body::RequestVoteResponse(raft_sm::RequestVoteResponse { granted: true, .. }), .. }]
+    ));
 }
 
 #[test]
@@ -158,12 +161,12 @@ fn a_higher_term_in_a_reply_makes_the_leader_step_down() {
         from: follower,
         to: leader,
         term: Term(term.0 + 5),
-        body: Body::AppendEntriesResponse {
+        body: Body::AppendEntriesResponse(raft_sm::AppendEntriesResponse {
             success: false,
             match_index: raft_sm::LogIndex(0),
             reject_hint: None,
             read_round: 0,
-        },
+        }),
     };
     pump.step(leader, Event::Message(reply));
     assert_eq!(pump.node(leader).role(), Role::Follower);

@@ -64,7 +64,7 @@ fn figure8_an_old_term_entry_on_a_majority_is_not_committed_by_counting() {
     });
     // Every acknowledgement of the term-3 no-op (index 3) is lost; S3's of index 2 gets through.
     pump.drop_if = Some(
-        |m: &Message| matches!(m.body, Body::AppendEntriesResponse { success: true, match_index, .. } if match_index >= LogIndex(3)),
+        |m: &Message| matches!(m.body, Body::AppendEntriesResponse(raft_sm::AppendEntriesResponse { success: true, match_index, .. }) if match_index >= LogIndex(3)),
     );
     pump.campaign(NodeId(1));
     pump.run_for(400);
@@ -119,8 +119,10 @@ fn a_stale_append_after_a_newer_one_does_not_truncate() {
     pump.run_for(500);
     let follower = pump.followers(leader)[0];
     pump.propose(leader, 1, &set("a", "1"));
-    let first = pump
-        .take(|m| m.to == follower && matches!(&m.body, Body::AppendEntries { entries, .. } if !entries.is_empty()));
+    let first = pump.take(|m| {
+        m.to == follower
+            && matches!(&m.body, Body::AppendEntries(raft_sm::AppendEntries { entries, .. }) if !entries.is_empty())
+    });
     assert_eq!(first.len(), 1);
     pump.deliver(first[0].clone());
     pump.propose(leader, 2, &set("b", "2"));
@@ -193,7 +195,10 @@ fn pipelining_keeps_at_most_the_window_in_flight() {
     let in_flight = pump
         .pool
         .iter()
-        .filter(|m| m.to == follower && matches!(&m.body, Body::AppendEntries { entries, .. } if !entries.is_empty()))
+        .filter(|m| {
+            m.to == follower
+                && matches!(&m.body, Body::AppendEntries(raft_sm::AppendEntries { entries, .. }) if !entries.is_empty())
+        })
         .count();
     assert_eq!(in_flight, 4, "exactly the window is in flight before any acknowledgement");
     pump.run_for(1_000);
@@ -233,7 +238,10 @@ fn proposals_stepped_together_share_one_sync_and_one_append_per_follower() {
     let appends: Vec<usize> = outputs
         .iter()
         .filter_map(|o| match o {
-            raft_sm::Output::Send(Message { body: Body::AppendEntries { entries, .. }, .. }) => Some(entries.len()),
+            raft_sm::Output::Send(Message {
+                body: Body::AppendEntries(raft_sm::AppendEntries { entries, .. }),
+                ..
+            }) => Some(entries.len()),
             _ => None,
         })
         .collect();

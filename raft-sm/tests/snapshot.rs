@@ -66,14 +66,14 @@ fn a_stale_install_snapshot_is_ignored() {
         from: leader,
         to: follower,
         term: pump.node(leader).term(),
-        body: Body::InstallSnapshot {
+        body: Body::InstallSnapshot(raft_sm::InstallSnapshot {
             last_index: snapshot.last_index,
             last_term: snapshot.last_term,
             voters: snapshot.voters.clone(),
             offset: 0,
             data: snapshot.data.clone(),
             done: true,
-        },
+        }),
     };
     pump.deliver(old);
     assert_eq!(pump.node(follower).commit_index(), commit_before);
@@ -102,14 +102,14 @@ fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
         from: NodeId(1),
         to: NodeId(2),
         term: Term(2),
-        body: Body::InstallSnapshot {
+        body: Body::InstallSnapshot(raft_sm::InstallSnapshot {
             last_index: LogIndex(3),
             last_term: Term(2),
             voters: ids(3),
             offset: 0,
             data: snapshot.data.clone(),
             done: true,
-        },
+        }),
     };
     pump.deliver(message);
     let node = pump.node(NodeId(2));

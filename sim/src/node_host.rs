@@ -409,32 +409,7 @@ pub fn describe_event(event: &Event) -> String {
 
 /// The fields of a message body that matter when reading a trace.
 pub fn describe_body(body: &raft_sm::Body) -> String {
-    use raft_sm::Body;
-    match body {
-        Body::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, .. } => {
-            let range = match (entries.first(), entries.last()) {
-                (Some(first), Some(last)) => format!(" [{}..{}]", first.index.0, last.index.0),
-                _ => String::new(),
-            };
-            format!(" prev=({prev_log_index},{prev_log_term}){range} commit={leader_commit}")
-        }
-        Body::AppendEntriesResponse { success: true, match_index, .. } => format!(" ok match={match_index}"),
-        Body::AppendEntriesResponse { match_index, reject_hint, .. } => match reject_hint {
-            Some(hint) => {
-                format!(" reject at={match_index} hint=({:?},{})", hint.conflict_term.map(|t| t.0), hint.first_index)
-            }
-            None => " reject (stale term)".to_string(),
-        },
-        Body::RequestVote { last_log_index, last_log_term, .. } => format!(" last=({last_log_index},{last_log_term})"),
-        Body::RequestVoteResponse { granted, .. } => format!(" granted={granted}"),
-        Body::InstallSnapshot { last_index, offset, done, .. } => {
-            format!(" snap={last_index} off={offset} done={done}")
-        }
-        Body::InstallSnapshotResponse { last_index, next_offset, done } => {
-            format!(" snap={last_index} next={next_offset} done={done}")
-        }
-        _ => String::new(),
-    }
+    body.fields().map_or_else(String::new, |fields| format!(" {fields}"))
 }
 
 /// A short description of an action for the trace.

@@ -60,7 +60,7 @@ fn two_votes_in_one_term_break_election_safety() {
         from: NodeId(1),
         to: NodeId(to),
         term: Term(4),
-        body: Body::RequestVoteResponse { pre_vote: false, granted: true },
+        body: Body::RequestVoteResponse(raft_sm::RequestVoteResponse { pre_vote: false, granted: true }),
     };
     let mut checker = ElectionChecker::default();
     checker.observe_vote(&vote(2)).unwrap();
@@ -130,13 +130,18 @@ fn messages_that_reveal_state_not_on_disk_break_durability() {
         from: NodeId(1),
         to: NodeId(2),
         term: Term(3),
-        body: Body::RequestVoteResponse { pre_vote: false, granted: true },
+        body: Body::RequestVoteResponse(raft_sm::RequestVoteResponse { pre_vote: false, granted: true }),
     };
     let ack = Message {
         from: NodeId(1),
         to: NodeId(2),
         term: Term(3),
-        body: Body::AppendEntriesResponse { success: true, match_index: LogIndex(1), reject_hint: None, read_round: 0 },
+        body: Body::AppendEntriesResponse(raft_sm::AppendEntriesResponse {
+            success: true,
+            match_index: LogIndex(1),
+            reject_hint: None,
+            read_round: 0,
+        }),
     };
     assert!(durability::check_send(&host, &vote).unwrap_err().detail.contains("granted its vote in t3 to n2"));
     assert!(durability::check_send(&host, &ack).unwrap_err().detail.contains("up to i1"));

@@ -505,7 +505,7 @@ impl Pump {
     }
 
     pub fn is_vote_request(message: &Message) -> bool {
-        matches!(message.body, Body::RequestVote { .. })
+        matches!(message.body, Body::RequestVote(_))
     }
 }
 

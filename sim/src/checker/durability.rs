@@ -11,7 +11,7 @@ use raft_sm::{Body, Message};
 pub fn check_send(host: &NodeHost, message: &Message) -> Result<(), Violation> {
     let durable = host.disk.durable();
     match &message.body {
-        Body::RequestVoteResponse { pre_vote: false, granted: true } => {
+        Body::RequestVoteResponse(raft_sm::RequestVoteResponse { pre_vote: false, granted: true }) => {
             let hard = durable.hard_state;
             let ok = hard.term > message.term || (hard.term == message.term && hard.voted_for == Some(message.to));
             if !ok {
@@ -24,7 +24,7 @@ pub fn check_send(host: &NodeHost, message: &Message) -> Result<(), Violation> {
                 ));
             }
         }
-        Body::AppendEntriesResponse { success: true, match_index, .. } => {
+        Body::AppendEntriesResponse(raft_sm::AppendEntriesResponse { success: true, match_index, .. }) => {
             if durable.hard_state.term > message.term {
                 return Ok(()); // Moved on; the acknowledgement is about an older term.
             }

@@ -38,7 +38,8 @@ impl ElectionChecker {
 
     /// Records a granted (non-pre) vote carried by `message`.
     pub fn observe_vote(&mut self, message: &Message) -> Result<(), Violation> {
-        let Body::RequestVoteResponse { pre_vote: false, granted: true } = message.body else {
+        let Body::RequestVoteResponse(raft_sm::RequestVoteResponse { pre_vote: false, granted: true }) = message.body
+        else {
             return Ok(());
         };
         let key = (message.from, message.term);

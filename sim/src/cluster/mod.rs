@@ -19,7 +19,7 @@ use crate::queue::EventQueue;
 use crate::rng::{derive_seed, SimRng};
 use crate::trace::Trace;
 use raft_sm::kv::Command;
-use raft_sm::{Config, Entry, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, Role, Term};
+use raft_sm::{Config, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, Role, Term};
 
 mod api;
 mod liveness;
@@ -650,10 +650,5 @@ fn glyph(host: &NodeHost) -> char {
 }
 
 fn approximate_size(message: &Message) -> usize {
-    use raft_sm::Body;
-    32 + match &message.body {
-        Body::AppendEntries { entries, .. } => entries.iter().map(Entry::size_bytes).sum(),
-        Body::InstallSnapshot { data, .. } => data.len(),
-        _ => 0,
-    }
+    32 + message.body.payload_bytes()
 }
