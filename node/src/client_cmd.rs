@@ -27,14 +27,15 @@ const START_HINT: &str =
 pub fn parse_endpoints(list: &str) -> Result<Vec<String>, String> {
     let mut endpoints = Vec::new();
     for raw in split_list(list) {
-        let endpoint = raw.trim_end_matches('/');
-        let endpoint = match endpoint.split_once("://") {
-            Some(("http" | "https", _)) => endpoint.to_owned(),
-            Some((scheme, _)) => {
-                return Err(format!("endpoint {raw:?}: scheme {scheme}:// is not supported; use http:// or https://"))
-            }
-            None => format!("http://{endpoint}"),
-        };
+        let (scheme, rest) = raw.split_once("://").unwrap_or(("http", raw.as_str()));
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("endpoint {raw:?}: scheme {scheme}:// is not supported; use http:// or https://"));
+        }
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() {
+            return Err(format!("endpoint {raw:?} names no host; expected e.g. http://127.0.0.1:8080"));
+        }
+        let endpoint = format!("{scheme}://{rest}");
         let url = reqwest::Url::parse(&endpoint).map_err(|error| format!("endpoint {raw:?} is not a URL: {error}"))?;
         if url.host_str().is_none_or(str::is_empty) {
             return Err(format!("endpoint {raw:?} names no host; expected e.g. http://127.0.0.1:8080"));
