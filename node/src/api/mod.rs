@@ -194,12 +194,15 @@ fn code_of_status(status: StatusCode) -> ErrorCode {
 /// text (or the status's reason) as `message`. Other responses pass unchanged.
 async fn json_error(response: Response) -> Response {
     let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if is_json {
         return response;
     }
     let (mut parts, body) = response.into_parts();
