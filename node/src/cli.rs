@@ -64,7 +64,7 @@ pub struct ClientArgs {
         default_value = "http://127.0.0.1:8080,http://127.0.0.1:8081,http://127.0.0.1:8082"
     )]
     pub endpoints: String,
-    /// Give up after this many milliseconds.
+    /// Give up after this many milliseconds in total, connecting included.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
 }

@@ -1,91 +1,78 @@
-//! Counters, gauges and histograms, rendered in the Prometheus text format by
-//! `GET /metrics`. Plain atomics: recording never blocks the driver.
+//! Counters, gauges and histograms of a node, kept and rendered by
+//! `prometheus-client` in the Prometheus text format (version 0.0.4) for
+//! `GET /metrics`. Counters and gauges are atomics and histograms take a short
+//! uncontended lock, so recording never blocks the driver.
+//!
+//! The wrappers keep the call sites small (`inc()`, `set(u64)`,
+//! `observe(Duration)`, `get()`) and fix the value types: `u64` everywhere.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter as PromCounter;
+use prometheus_client::metrics::gauge::Gauge as PromGauge;
+use prometheus_client::metrics::histogram::Histogram as PromHistogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
 /// A monotonically growing count.
-#[derive(Default)]
-pub struct Counter(AtomicU64);
+#[derive(Default, Clone, Debug)]
+pub struct Counter(PromCounter<u64, AtomicU64>);
 
 impl Counter {
     /// Adds one.
     pub fn inc(&self) {
-        self.add(1);
+        self.0.inc();
     }
     /// Adds `n`.
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
     /// The value.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
 /// A value that goes up and down.
-#[derive(Default)]
-pub struct Gauge(AtomicU64);
+#[derive(Default, Clone, Debug)]
+pub struct Gauge(PromGauge<u64, AtomicU64>);
 
 impl Gauge {
     /// Sets it.
     pub fn set(&self, value: u64) {
-        self.0.store(value, Ordering::Relaxed);
+        self.0.set(value);
     }
     /// The value.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
+/// Upper bounds of the latency buckets, in seconds (50 µs to 5 s).
 const BUCKETS_SECONDS: [f64; 16] =
     [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-/// A latency histogram with fixed buckets.
-pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS_SECONDS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
+/// A latency histogram with fixed buckets, in seconds.
+#[derive(Clone, Debug)]
+pub struct Histogram(PromHistogram);
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
-        }
+        Histogram(PromHistogram::new(BUCKETS_SECONDS))
     }
 }
 
 impl Histogram {
     /// Records one observation.
     pub fn observe(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        if let Some(i) = BUCKETS_SECONDS.iter().position(|&le| seconds <= le) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, le) in BUCKETS_SECONDS.iter().enumerate() {
-            cumulative += self.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        self.0.observe(elapsed.as_secs_f64());
     }
 }
 
 /// Every metric of a node.
-#[derive(Default)]
 pub struct Metrics {
     /// Current term.
     pub term: Gauge,
@@ -122,43 +109,91 @@ pub struct Metrics {
     pub sync_roundtrip_seconds: Histogram,
     /// Client request latency.
     pub request_seconds: Histogram,
+    /// Every metric above, by its exposed name (the registry holds handles to
+    /// the same values).
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let metrics = Metrics {
+            term: Gauge::default(),
+            role: Gauge::default(),
+            commit_index: Gauge::default(),
+            applied_index: Gauge::default(),
+            proposals: Counter::default(),
+            proposals_committed: Counter::default(),
+            proposals_failed: Counter::default(),
+            reads: Counter::default(),
+            elections: Counter::default(),
+            leader_changes: Counter::default(),
+            snapshots_saved: Counter::default(),
+            messages_dropped: Counter::default(),
+            messages_sent: Counter::default(),
+            messages_received: Counter::default(),
+            fsync_seconds: Histogram::default(),
+            sync_roundtrip_seconds: Histogram::default(),
+            request_seconds: Histogram::default(),
+            registry: Registry::default(),
+        };
+        metrics.registered()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render())
+    }
 }
 
 impl Metrics {
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
+    /// Registers every field under its name and HELP text. The encoder adds the
+    /// final `.` to each HELP text and the `_total` suffix to each counter.
+    fn registered(mut self) -> Self {
+        let registry = &mut self.registry;
         let gauges = [
-            ("raftkv_term", "Current Raft term.", self.term.get()),
-            ("raftkv_role", "Raft role: 0 follower, 1 pre-candidate, 2 candidate, 3 leader.", self.role.get()),
-            ("raftkv_commit_index", "Commit index.", self.commit_index.get()),
-            ("raftkv_applied_index", "Last applied index.", self.applied_index.get()),
+            ("raftkv_term", "Current Raft term", &self.term),
+            ("raftkv_role", "Raft role: 0 follower, 1 pre-candidate, 2 candidate, 3 leader", &self.role),
+            ("raftkv_commit_index", "Commit index", &self.commit_index),
+            ("raftkv_applied_index", "Last applied index", &self.applied_index),
         ];
-        for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.0.clone());
         }
         let counters = [
-            ("raftkv_proposals_total", "Writes proposed to Raft.", &self.proposals),
-            ("raftkv_proposals_committed_total", "Writes committed and applied.", &self.proposals_committed),
-            ("raftkv_proposals_failed_total", "Writes rejected, dropped or lost.", &self.proposals_failed),
-            ("raftkv_reads_total", "Linearizable reads.", &self.reads),
-            ("raftkv_elections_total", "Elections started by this node.", &self.elections),
-            ("raftkv_leader_changes_total", "Leader changes seen by this node.", &self.leader_changes),
-            ("raftkv_snapshots_saved_total", "Snapshots written to disk.", &self.snapshots_saved),
-            ("raftkv_peer_messages_sent_total", "Raft messages sent to peers.", &self.messages_sent),
-            ("raftkv_peer_messages_received_total", "Raft messages received from peers.", &self.messages_received),
-            ("raftkv_peer_messages_dropped_total", "Raft messages dropped (peer queue full).", &self.messages_dropped),
+            ("raftkv_proposals", "Writes proposed to Raft", &self.proposals),
+            ("raftkv_proposals_committed", "Writes committed and applied", &self.proposals_committed),
+            ("raftkv_proposals_failed", "Writes rejected, dropped or lost", &self.proposals_failed),
+            ("raftkv_reads", "Linearizable reads", &self.reads),
+            ("raftkv_elections", "Elections started by this node", &self.elections),
+            ("raftkv_leader_changes", "Leader changes seen by this node", &self.leader_changes),
+            ("raftkv_snapshots_saved", "Snapshots written to disk", &self.snapshots_saved),
+            ("raftkv_peer_messages_sent", "Raft messages sent to peers", &self.messages_sent),
+            ("raftkv_peer_messages_received", "Raft messages received from peers", &self.messages_received),
+            ("raftkv_peer_messages_dropped", "Raft messages dropped (peer queue full)", &self.messages_dropped),
         ];
         for (name, help, counter) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.get());
+            registry.register(name, help, counter.0.clone());
         }
-        self.fsync_seconds.render(&mut out, "raftkv_wal_fsync_seconds", "WAL fdatasync latency.");
-        self.sync_roundtrip_seconds.render(
-            &mut out,
-            "raftkv_wal_sync_roundtrip_seconds",
-            "From a write batch leaving the driver until the driver learns it is durable.",
-        );
-        self.request_seconds.render(&mut out, "raftkv_http_request_seconds", "Client API request latency.");
+        let histograms = [
+            ("raftkv_wal_fsync_seconds", "WAL fdatasync latency", &self.fsync_seconds),
+            (
+                "raftkv_wal_sync_roundtrip_seconds",
+                "From a write batch leaving the driver until the driver learns it is durable",
+                &self.sync_roundtrip_seconds,
+            ),
+            ("raftkv_http_request_seconds", "Client API request latency", &self.request_seconds),
+        ];
+        for (name, help, histogram) in histograms {
+            registry.register(name, help, histogram.0.clone());
+        }
+        self
+    }
+
+    /// The Prometheus text exposition (version 0.0.4, [`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        prometheus_text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
 }
@@ -174,9 +209,39 @@ mod tests {
         metrics.fsync_seconds.observe(Duration::from_millis(3));
         metrics.term.set(7);
         let text = metrics.render();
-        assert!(text.contains("raftkv_term 7\n"));
-        assert!(text.contains("raftkv_wal_fsync_seconds_bucket{le=\"0.0001\"} 1\n"));
-        assert!(text.contains("raftkv_wal_fsync_seconds_bucket{le=\"0.005\"} 2\n"));
-        assert!(text.contains("raftkv_wal_fsync_seconds_count 2\n"));
+        assert!(text.contains("raftkv_term 7\n"), "{text}");
+        assert!(text.contains("raftkv_wal_fsync_seconds_bucket{le=\"5e-05\"} 0\n"), "{text}");
+        assert!(text.contains("raftkv_wal_fsync_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
+        assert!(text.contains("raftkv_wal_fsync_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
+        assert!(text.contains("raftkv_wal_fsync_seconds_bucket{le=\"+Inf\"} 2\n"), "{text}");
+        assert!(text.contains("raftkv_wal_fsync_seconds_count 2\n"), "{text}");
+    }
+
+    #[test]
+    fn names_types_and_help_are_the_documented_ones() {
+        let metrics = Metrics::default();
+        metrics.proposals.add(3);
+        metrics.proposals.inc();
+        assert_eq!(metrics.proposals.get(), 4);
+        let text = metrics.render();
+        for expected in [
+            "# HELP raftkv_term Current Raft term.\n# TYPE raftkv_term gauge\nraftkv_term 0\n",
+            "# HELP raftkv_role Raft role: 0 follower, 1 pre-candidate, 2 candidate, 3 leader.\n# TYPE raftkv_role gauge\n",
+            "# HELP raftkv_proposals_total Writes proposed to Raft.\n# TYPE raftkv_proposals_total counter\nraftkv_proposals_total 4\n",
+            "# HELP raftkv_peer_messages_dropped_total Raft messages dropped (peer queue full).\n# TYPE raftkv_peer_messages_dropped_total counter\n",
+            "# HELP raftkv_wal_fsync_seconds WAL fdatasync latency.\n# TYPE raftkv_wal_fsync_seconds histogram\n",
+            "# HELP raftkv_wal_sync_roundtrip_seconds From a write batch leaving the driver until the driver learns it is durable.\n",
+            "# HELP raftkv_http_request_seconds Client API request latency.\n# TYPE raftkv_http_request_seconds histogram\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        assert!(!text.contains("_total_total"), "{text}");
+    }
+
+    #[test]
+    fn a_term_beyond_i64_is_shown_as_it_is() {
+        let metrics = Metrics::default();
+        metrics.term.set(u64::MAX - 1);
+        assert!(metrics.render().contains(&format!("raftkv_term {}\n", u64::MAX - 1)));
     }
 }

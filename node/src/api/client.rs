@@ -1,19 +1,18 @@
 //! The client API on `KVSTORE_PORT`: `PUT /set`, `GET /get`, `DELETE /delete`,
 //! `GET /health`, `GET /metrics`.
 
+use super::types::{ErrorCode, Health, KeyQuery, ReadOk, SetRequest, WriteOk};
 use super::{role_name, ApiError, AppState};
 use crate::driver::{Input, ReadReply, WriteReply};
 use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use raft_sm::kv::{Command, KvError};
 use raft_sm::Rejection;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 /// Longest key, in bytes.
 pub const KEY_BYTES_MAX: usize = 1024;
@@ -33,29 +32,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetRequest {
-    key: String,
-    value: String,
-    #[serde(default, rename = "clientId", alias = "client_id")]
-    client_id: Option<u64>,
-    #[serde(default)]
-    seq: Option<u64>,
-}
-
-fn bad_request(error: &str, message: impl Into<String>) -> ApiError {
+fn bad_request(error: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, error, message)
 }
 
 fn check_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() {
-        return Err(bad_request("key_empty", "key must not be empty"));
+        return Err(bad_request(ErrorCode::KeyEmpty, "key must not be empty"));
     }
     if key.len() > KEY_BYTES_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "key_too_large",
+            ErrorCode::KeyTooLarge,
             format!("key is {} bytes; the limit is {KEY_BYTES_MAX}", key.len()),
         ));
     }
@@ -67,12 +55,9 @@ fn session(headers: &HeaderMap, client_id: Option<u64>, seq: Option<u64>) -> Res
     let header = |name: &str| -> Result<Option<u64>, ApiError> {
         match headers.get(name) {
             None => Ok(None),
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .map(Some)
-                .ok_or_else(|| bad_request("bad_session", format!("header {name} must be an unsigned integer"))),
+            Some(value) => value.to_str().ok().and_then(|v| v.trim().parse().ok()).map(Some).ok_or_else(|| {
+                bad_request(ErrorCode::BadSession, format!("header {name} must be an unsigned integer"))
+            }),
         }
     };
     let client_id = match client_id {
@@ -86,7 +71,7 @@ fn session(headers: &HeaderMap, client_id: Option<u64>, seq: Option<u64>) -> Res
     match (client_id, seq) {
         (Some(client_id), Some(seq)) => Ok(Some((client_id, seq))),
         (None, None) => Ok(None),
-        _ => Err(bad_request("bad_session", "clientId and seq go together: give both or neither")),
+        _ => Err(bad_request(ErrorCode::BadSession, "clientId and seq go together: give both or neither")),
     }
 }
 
@@ -95,78 +80,88 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
         Ok(bytes) => Ok(bytes),
         Err(_) => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!("request body exceeds {BODY_BYTES_MAX} bytes (values are limited to {VALUE_BYTES_MAX} bytes)"),
         )
         .closing()),
     }
 }
 
-async fn set(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn set(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<WriteOk>, ApiError> {
     let bytes = read_body(body).await?;
     if bytes.is_empty() {
-        return Err(bad_request("bad_json", r#"request body is empty; expected JSON {"key": "...", "value": "..."}"#));
+        return Err(bad_request(
+            ErrorCode::BadJson,
+            r#"request body is empty; expected JSON {"key": "...", "value": "..."}"#,
+        ));
     }
     if let Err(error) = std::str::from_utf8(&bytes) {
         return Err(bad_request(
-            "bad_encoding",
+            ErrorCode::BadEncoding,
             format!("request body is not valid UTF-8 (at byte {})", error.valid_up_to()),
         ));
     }
     let request: SetRequest = serde_json::from_slice(&bytes).map_err(|error| {
-        bad_request("bad_json", format!(r#"malformed JSON: {error}; expected {{"key": "...", "value": "..."}}"#))
+        bad_request(
+            ErrorCode::BadJson,
+            format!(r#"malformed JSON: {error}; expected {{"key": "...", "value": "..."}}"#),
+        )
     })?;
     check_key(&request.key)?;
     if request.value.len() > VALUE_BYTES_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "value_too_large",
+            ErrorCode::ValueTooLarge,
             format!("value is {} bytes; the limit is {VALUE_BYTES_MAX}", request.value.len()),
         ));
     }
     let session = session(&headers, request.client_id, request.seq)?;
-    // The answer's key, JSON-escaped now, so the key itself moves into the command.
-    let key_json = json_string(&request.key);
+    let key = request.key.clone();
     let mut command = Command::set(request.key, request.value);
     if let Some((client_id, seq)) = session {
         command = command.with_session(client_id, seq);
     }
     let index = propose(&state, command).await?;
-    Ok(write_ok(&key_json, index))
+    Ok(Json(WriteOk { index, key, ok: true }))
 }
 
-#[derive(Deserialize)]
-struct KeyQuery {
-    key: Option<String>,
-    consistency: Option<String>,
-    #[serde(rename = "clientId")]
-    client_id: Option<u64>,
-    seq: Option<u64>,
-}
-
-fn parse_query(
-    query: Result<Query<KeyQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<(KeyQuery, String), ApiError> {
-    let Query(query) =
-        query.map_err(|rejection| bad_request("bad_query", format!("bad query string: {}", rejection.body_text())))?;
+/// The query string as a [`KeyQuery`] with its key. Every name and value must
+/// be UTF-8 after percent-decoding: a lossy decoding would make different byte
+/// strings (`%FF`, `%FE`) read one key, `"\u{FFFD}"`.
+fn parse_query(uri: &Uri) -> Result<(KeyQuery, String), ApiError> {
+    for pair in uri.query().unwrap_or_default().split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for part in [name, value] {
+            if let Err(error) = percent_encoding::percent_decode_str(part).decode_utf8() {
+                let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+                return Err(bad_request(
+                    ErrorCode::BadEncoding,
+                    format!(
+                        "query parameter `{name}` is not valid UTF-8 after percent-decoding ({error}); \
+                         percent-encode the UTF-8 bytes of the text, e.g. `%C3%A9` for `\u{e9}`"
+                    ),
+                ));
+            }
+        }
+    }
+    let Query(query) = Query::<KeyQuery>::try_from_uri(uri).map_err(|rejection| {
+        bad_request(ErrorCode::BadQuery, format!("bad query string: {}", rejection.body_text()))
+    })?;
     let Some(key) = query.key.clone() else {
-        return Err(bad_request("key_missing", "query parameter `key` is required, e.g. ?key=name"));
+        return Err(bad_request(ErrorCode::KeyMissing, "query parameter `key` is required, e.g. ?key=name"));
     };
     check_key(&key)?;
     Ok((query, key))
 }
 
-async fn read(
-    State(state): State<AppState>,
-    query: Result<Query<KeyQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let (query, key) = parse_query(query)?;
+async fn read(State(state): State<AppState>, uri: Uri) -> Result<Json<ReadOk>, ApiError> {
+    let (query, key) = parse_query(&uri)?;
     let stale = match query.consistency.as_deref() {
         None | Some("linearizable") => false,
         Some("stale") => true,
         Some(other) => {
             return Err(bad_request(
-                "bad_query",
+                ErrorCode::BadQuery,
                 format!("consistency={other:?} is unknown; use `linearizable` (default) or `stale`"),
             ))
         }
@@ -184,49 +179,26 @@ async fn read(
         )
         .await?;
     match reply {
-        ReadReply::Value(Ok(value)) => {
-            Ok(json_response(format!(r#"{{"key":{},"ok":true,"value":{}}}"#, json_string(&key), json_string(&value))))
-        }
+        ReadReply::Value(Ok(value)) => Ok(Json(ReadOk { key, ok: true, value })),
         ReadReply::Value(Err(error)) => Err(kv_error(error)),
         ReadReply::Rejected(rejection) => Err(rejected(&state, rejection, true)),
         ReadReply::Dropped => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "retry",
+            ErrorCode::Retry,
             "leadership changed while the read waited; retry",
         )),
     }
 }
 
-async fn remove(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<KeyQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let (query, key) = parse_query(query)?;
+async fn remove(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Result<Json<WriteOk>, ApiError> {
+    let (query, key) = parse_query(&uri)?;
     let session = session(&headers, query.client_id, query.seq)?;
-    let key_json = json_string(&key);
-    let mut command = Command::delete(key);
+    let mut command = Command::delete(key.clone());
     if let Some((client_id, seq)) = session {
         command = command.with_session(client_id, seq);
     }
     let index = propose(&state, command).await?;
-    Ok(write_ok(&key_json, index))
-}
-
-/// `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serializes")
-}
-
-/// A 200 JSON answer from its text (the hot paths build it directly instead of
-/// through a `serde_json::Value` map; same fields, same order).
-fn json_response(body: String) -> Response {
-    ([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
-}
-
-/// `{"index":…,"key":…,"ok":true}`, the answer to an applied write.
-fn write_ok(key_json: &str, index: u64) -> Response {
-    json_response(format!(r#"{{"index":{index},"key":{key_json},"ok":true}}"#))
+    Ok(Json(WriteOk { index, key, ok: true }))
 }
 
 async fn propose(state: &AppState, command: Command) -> Result<u64, ApiError> {
@@ -237,7 +209,7 @@ async fn propose(state: &AppState, command: Command) -> Result<u64, ApiError> {
         WriteReply::Rejected(rejection) => Err(rejected(state, rejection, false)),
         WriteReply::Unknown => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "outcome_unknown",
+            ErrorCode::OutcomeUnknown,
             "leadership was lost before the write applied; it may or may not take effect. Retry with the same clientId/seq to apply it once",
         )),
     }
@@ -245,10 +217,10 @@ async fn propose(state: &AppState, command: Command) -> Result<u64, ApiError> {
 
 fn kv_error(error: KvError) -> ApiError {
     match error {
-        KvError::KeyEmpty => bad_request("key_empty", "key must not be empty"),
-        KvError::KeyNotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "key not found"),
-        KvError::SessionExpired => bad_request("session_expired", error.to_string()),
-        KvError::BadCommand => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()),
+        KvError::KeyEmpty => bad_request(ErrorCode::KeyEmpty, "key must not be empty"),
+        KvError::KeyNotFound => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "key not found"),
+        KvError::SessionExpired => bad_request(ErrorCode::SessionExpired, error.to_string()),
+        KvError::BadCommand => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, error.to_string()),
     }
 }
 
@@ -258,7 +230,7 @@ fn rejected(state: &AppState, rejection: Rejection, is_read: bool) -> ApiError {
             let (leader_id, leader_url) = state.leader_hint(Some(leader));
             ApiError::new(
                 StatusCode::CONFLICT,
-                "not_leader",
+                ErrorCode::NotLeader,
                 format!(
                     "this node is not the leader; send writes to {}",
                     leader_url.as_deref().unwrap_or("the leader")
@@ -270,44 +242,46 @@ fn rejected(state: &AppState, rejection: Rejection, is_read: bool) -> ApiError {
             let (leader_id, leader_url) = state.leader_hint(leader);
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "no_leader",
+                ErrorCode::NoLeader,
                 "no leader is known right now (election in progress?); retry shortly",
             )
             .with_leader(leader_id, leader_url)
         }
         Rejection::TransferInProgress => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "transfer_in_progress",
+            ErrorCode::TransferInProgress,
             "leadership is being transferred; retry shortly",
         ),
-        Rejection::Busy => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many requests are pending; retry shortly")
-        }
+        Rejection::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Busy,
+            "too many requests are pending; retry shortly",
+        ),
     }
 }
 
-async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     let status = state.status().await?;
     let config = &state.directory.config;
-    let (leader_id, leader_url) = state.leader_hint(status.leader);
-    let peers: Vec<&str> = config.peers.iter().map(|p| p.raft_url.as_str()).collect();
-    Ok(Json(json!({
-        "ok": true,
-        "id": config.name,
-        "addr": config.client_url,
-        "raftAddr": format!("{}:{}", config.bind, config.raft_port),
-        "peers": peers,
-        "peersCount": peers.len(),
-        "state": role_name(status.role),
-        "term": status.term.0,
-        "leaderId": leader_id,
-        "leader": leader_url,
-        "lastHeartbeatAgoMs": status.last_heartbeat_ago_ms,
-        "commitIndex": status.commit_index.0,
-        "appliedIndex": status.applied_index.0,
-    })))
+    let (leader_id, leader) = state.leader_hint(status.leader);
+    let peers: Vec<String> = config.peers.iter().map(|p| p.raft_url.clone()).collect();
+    Ok(Json(Health {
+        addr: config.client_url.clone(),
+        applied_index: status.applied_index.0,
+        commit_index: status.commit_index.0,
+        id: config.name.clone(),
+        last_heartbeat_ago_ms: status.last_heartbeat_ago_ms,
+        leader,
+        leader_id,
+        ok: true,
+        peers_count: peers.len(),
+        peers,
+        raft_addr: format!("{}:{}", config.bind, config.raft_port),
+        state: role_name(status.role).to_owned(),
+        term: status.term.0,
+    }))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.metrics.render())
 }

@@ -10,6 +10,7 @@
 //! `X-Raft-Token` (compared in constant time) or gets `401`. Messages from ids
 //! outside the configuration, or for another node, get `403`.
 
+use super::types::ErrorCode;
 use super::{role_name, ApiError, AppState};
 use crate::config::node_id_of;
 use crate::driver::Input;
@@ -50,7 +51,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         let given = request.headers().get(TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
         if !constant_time_eq(given, expected.as_bytes()) {
             tracing::warn!(path = %request.uri().path(), "raft request with a missing or wrong cluster token rejected");
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong X-Raft-Token")
+            return ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "missing or wrong X-Raft-Token")
                 .into_response();
         }
     }
@@ -87,14 +88,19 @@ fn sending_peer(state: &AppState, headers: &HeaderMap) -> Option<NodeId> {
 }
 
 async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
-    let messages = decode(&body).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_message", message))?;
+    let messages =
+        decode(&body).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadMessage, message))?;
     for message in &messages {
         check_message(&state, message)
-            .map_err(|problem| ApiError::new(StatusCode::FORBIDDEN, "unknown_node", problem))?;
+            .map_err(|problem| ApiError::new(StatusCode::FORBIDDEN, ErrorCode::UnknownNode, problem))?;
     }
     sending_peer(&state, &headers);
     if state.inputs.send(Input::Messages(messages)).await.is_err() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ShuttingDown,
+            "the node is shutting down",
+        ));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -106,14 +112,14 @@ async fn stream(State(state): State<AppState>, mut request: Request) -> Result<a
     if upgrade != Some(STREAM_PROTOCOL) {
         return Err(ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
-            "upgrade_required",
+            ErrorCode::UpgradeRequired,
             format!("POST /raft/stream needs `Connection: upgrade` and `Upgrade: {STREAM_PROTOCOL}`"),
         ));
     }
     let Some(peer) = sending_peer(&state, request.headers()) else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "unknown_node",
+            ErrorCode::UnknownNode,
             format!("a stream needs an {FROM_HEADER} header naming a peer of {}", state.directory.config.name),
         ));
     };

@@ -1,0 +1,376 @@
+//! The JSON bodies of the client API, shared by the server ([`crate::api`]) and
+//! the CLI ([`crate::client_cmd`]), so both sides agree on every field name.
+//!
+//! Every body has `ok`. Field names are those the README documents (camelCase
+//! where the predecessor used it); fields are declared in alphabetical order so
+//! answers print as the README shows them.
+
+use serde::{Deserialize, Serialize};
+
+/// The stable, machine-readable `error` of an error answer.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The request body is not the expected JSON.
+    BadJson,
+    /// The body or a query parameter is not valid UTF-8 (also after percent-decoding).
+    BadEncoding,
+    /// A query parameter has a bad value.
+    BadQuery,
+    /// `clientId`/`seq` are malformed or only one of them is given.
+    BadSession,
+    /// The client session was evicted; start a new one.
+    SessionExpired,
+    /// The key is the empty string.
+    KeyEmpty,
+    /// The `key` query parameter is missing.
+    KeyMissing,
+    /// The key is over the limit.
+    KeyTooLarge,
+    /// The value is over the limit.
+    ValueTooLarge,
+    /// The request body is over the limit.
+    BodyTooLarge,
+    /// The request target (path and query) is over the limit.
+    UriTooLong,
+    /// The request's headers are over the limit.
+    HeadersTooLarge,
+    /// The key, or the route, does not exist.
+    NotFound,
+    /// The route exists, the method does not.
+    MethodNotAllowed,
+    /// A write reached a follower; the answer names the leader.
+    NotLeader,
+    /// No leader is known right now.
+    NoLeader,
+    /// Leadership changed while a read waited.
+    Retry,
+    /// Leadership was lost before a write applied: it may or may not apply.
+    OutcomeUnknown,
+    /// The node did not answer within its request timeout.
+    Timeout,
+    /// Too many requests are pending.
+    Busy,
+    /// A leadership transfer is under way.
+    TransferInProgress,
+    /// The node is stopping.
+    ShuttingDown,
+    /// A bug: see the node's log.
+    Internal,
+    /// Raft port: missing or wrong cluster token.
+    Unauthorized,
+    /// Raft port: a message batch that does not decode.
+    BadMessage,
+    /// Raft port: a sender outside the configuration.
+    UnknownNode,
+    /// Raft port: `/raft/stream` without the upgrade headers.
+    UpgradeRequired,
+    /// A request the HTTP layer refused that no other code describes.
+    BadRequest,
+    /// A code this build does not know (sent by a newer node).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::BadEncoding => "bad_encoding",
+            ErrorCode::BadQuery => "bad_query",
+            ErrorCode::BadSession => "bad_session",
+            ErrorCode::SessionExpired => "session_expired",
+            ErrorCode::KeyEmpty => "key_empty",
+            ErrorCode::KeyMissing => "key_missing",
+            ErrorCode::KeyTooLarge => "key_too_large",
+            ErrorCode::ValueTooLarge => "value_too_large",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::NotLeader => "not_leader",
+            ErrorCode::NoLeader => "no_leader",
+            ErrorCode::Retry => "retry",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Busy => "busy",
+            ErrorCode::TransferInProgress => "transfer_in_progress",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::UnknownNode => "unknown_node",
+            ErrorCode::UpgradeRequired => "upgrade_required",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who leads, as an error answer gives it: both fields are present (`null`
+/// when unknown) on `not_leader` and `no_leader` answers, absent otherwise.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaderHint {
+    /// The leader's client URL.
+    pub leader: Option<String>,
+    /// The leader's node id.
+    #[serde(rename = "leaderId")]
+    pub leader_id: Option<String>,
+}
+
+/// The body of every error answer.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// What went wrong, as a stable code.
+    pub error: ErrorCode,
+    /// The leader hint, on `not_leader` / `no_leader`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<LeaderHint>,
+    /// What went wrong, in words.
+    pub message: String,
+    /// Always `false`.
+    pub ok: bool,
+}
+
+impl ErrorBody {
+    /// An error body without a leader hint.
+    pub fn new(error: ErrorCode, message: impl Into<String>) -> ErrorBody {
+        ErrorBody { error, hint: None, message: message.into(), ok: false }
+    }
+
+    /// The leader's client URL, if the answer names one.
+    pub fn leader_url(&self) -> Option<&str> {
+        self.hint.as_ref()?.leader.as_deref()
+    }
+}
+
+/// `200` to `PUT /set` and `DELETE /delete`: the write applied at `index`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct WriteOk {
+    /// The log index the write committed at.
+    pub index: u64,
+    /// The key written.
+    pub key: String,
+    /// Always `true`.
+    pub ok: bool,
+}
+
+/// `200` to `GET /get`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ReadOk {
+    /// The key read.
+    pub key: String,
+    /// Always `true`.
+    pub ok: bool,
+    /// Its value.
+    pub value: String,
+}
+
+/// `GET /health`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// This node's client URL.
+    pub addr: String,
+    /// Applied index.
+    pub applied_index: u64,
+    /// Commit index.
+    pub commit_index: u64,
+    /// This node's id.
+    pub id: String,
+    /// Milliseconds since the leader was last heard (0 on the leader; `null` if never).
+    pub last_heartbeat_ago_ms: Option<u64>,
+    /// The leader's client URL, if known.
+    pub leader: Option<String>,
+    /// The leader's id, if known.
+    pub leader_id: Option<String>,
+    /// Always `true`.
+    pub ok: bool,
+    /// The peers' Raft URLs.
+    pub peers: Vec<String>,
+    /// How many peers.
+    pub peers_count: usize,
+    /// `host:port` of the Raft RPC listener.
+    pub raft_addr: String,
+    /// `Follower`, `PreCandidate`, `Candidate` or `Leader`.
+    pub state: String,
+    /// Current term.
+    pub term: u64,
+}
+
+/// The body of `PUT /set`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SetRequest {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+    /// The client session's id (with `seq`).
+    #[serde(default, rename = "clientId", alias = "client_id", skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<u64>,
+    /// The request's number in its session (with `clientId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// The query of `GET /get` and `DELETE /delete`.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyQuery {
+    /// The key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `linearizable` (default) or `stale` (reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<String>,
+    /// The client session's id (deletes only, with `seq`).
+    #[serde(rename = "clientId", skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<u64>,
+    /// The request's number in its session (deletes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    const ALL: [ErrorCode; 29] = [
+        ErrorCode::BadJson,
+        ErrorCode::BadEncoding,
+        ErrorCode::BadQuery,
+        ErrorCode::BadSession,
+        ErrorCode::SessionExpired,
+        ErrorCode::KeyEmpty,
+        ErrorCode::KeyMissing,
+        ErrorCode::KeyTooLarge,
+        ErrorCode::ValueTooLarge,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::UriTooLong,
+        ErrorCode::HeadersTooLarge,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::NotLeader,
+        ErrorCode::NoLeader,
+        ErrorCode::Retry,
+        ErrorCode::OutcomeUnknown,
+        ErrorCode::Timeout,
+        ErrorCode::Busy,
+        ErrorCode::TransferInProgress,
+        ErrorCode::ShuttingDown,
+        ErrorCode::Internal,
+        ErrorCode::Unauthorized,
+        ErrorCode::BadMessage,
+        ErrorCode::UnknownNode,
+        ErrorCode::UpgradeRequired,
+        ErrorCode::BadRequest,
+        ErrorCode::Unknown,
+    ];
+
+    #[test]
+    fn error_codes_serialize_as_their_wire_names_and_back() {
+        for code in ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+            assert_eq!(serde_json::from_value::<ErrorCode>(json!(code.as_str())).unwrap(), code);
+        }
+        let documented = [
+            "bad_json",
+            "bad_encoding",
+            "key_empty",
+            "key_missing",
+            "not_found",
+            "not_leader",
+            "no_leader",
+            "retry",
+            "outcome_unknown",
+            "timeout",
+            "busy",
+            "transfer_in_progress",
+            "key_too_large",
+            "value_too_large",
+            "body_too_large",
+            "method_not_allowed",
+            "bad_session",
+            "session_expired",
+        ];
+        for name in documented {
+            assert!(ALL.iter().any(|code| code.as_str() == name), "{name}");
+        }
+        assert_eq!(serde_json::from_value::<ErrorCode>(json!("from_the_future")).unwrap(), ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn error_bodies_are_the_documented_json() {
+        let plain = serde_json::to_value(ErrorBody::new(ErrorCode::NotFound, "key not found")).unwrap();
+        assert_eq!(plain, json!({"error": "not_found", "message": "key not found", "ok": false}));
+        let hinted = ErrorBody {
+            hint: Some(LeaderHint { leader: Some("http://a:1".into()), leader_id: Some("n1".into()) }),
+            ..ErrorBody::new(ErrorCode::NotLeader, "go there")
+        };
+        let value = serde_json::to_value(&hinted).unwrap();
+        assert_eq!(
+            value,
+            json!({"error": "not_leader", "leader": "http://a:1", "leaderId": "n1", "message": "go there", "ok": false})
+        );
+        let back: ErrorBody = serde_json::from_value(value).unwrap();
+        assert_eq!(back.leader_url(), Some("http://a:1"));
+        let unknown = ErrorBody { hint: Some(LeaderHint::default()), ..ErrorBody::new(ErrorCode::NoLeader, "none") };
+        let value = serde_json::to_value(&unknown).unwrap();
+        assert_eq!(value["leaderId"], Value::Null);
+        assert!(value.as_object().unwrap().contains_key("leader"), "{value}");
+    }
+
+    #[test]
+    fn success_bodies_are_the_documented_json() {
+        let write = WriteOk { index: 5, key: "color".into(), ok: true };
+        assert_eq!(serde_json::to_string(&write).unwrap(), r#"{"index":5,"key":"color","ok":true}"#);
+        let read = ReadOk { key: "color".into(), ok: true, value: "blue".into() };
+        assert_eq!(serde_json::to_string(&read).unwrap(), r#"{"key":"color","ok":true,"value":"blue"}"#);
+        let health = Health {
+            addr: "http://127.0.0.1:8080".into(),
+            applied_index: 6,
+            commit_index: 6,
+            id: "node-8080".into(),
+            last_heartbeat_ago_ms: Some(0),
+            leader: Some("http://127.0.0.1:8080".into()),
+            leader_id: Some("node-8080".into()),
+            ok: true,
+            peers: vec!["http://127.0.0.1:9081".into(), "http://127.0.0.1:9082".into()],
+            peers_count: 2,
+            raft_addr: "127.0.0.1:9080".into(),
+            state: "Leader".into(),
+            term: 1,
+        };
+        // As README shows it.
+        assert_eq!(
+            serde_json::to_string(&health).unwrap(),
+            concat!(
+                r#"{"addr":"http://127.0.0.1:8080","appliedIndex":6,"commitIndex":6,"id":"node-8080","#,
+                r#""lastHeartbeatAgoMs":0,"leader":"http://127.0.0.1:8080","leaderId":"node-8080","ok":true,"#,
+                r#""peers":["http://127.0.0.1:9081","http://127.0.0.1:9082"],"peersCount":2,"#,
+                r#""raftAddr":"127.0.0.1:9080","state":"Leader","term":1}"#
+            )
+        );
+    }
+
+    #[test]
+    fn queries_encode_only_what_is_set() {
+        let query = KeyQuery { key: Some("a b&c".into()), consistency: Some("stale".into()), ..KeyQuery::default() };
+        assert_eq!(serde_urlencoded_string(&query), "key=a+b%26c&consistency=stale");
+    }
+
+    fn serde_urlencoded_string(query: &KeyQuery) -> String {
+        let url = reqwest::Client::new().get("http://x/get").query(query).build().unwrap().url().clone();
+        url.query().unwrap_or_default().to_owned()
+    }
+}
