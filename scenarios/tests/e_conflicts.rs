@@ -3,6 +3,7 @@
 use raft_sm::kv::Command;
 use raft_sm::{Note, ProposalOutcome, Role};
 use scenarios::{all_caught_up, applied_values, for_each_seed, note_mark, noted_since, write_ok, ClusterExt};
+use sim::node_host::Answer;
 use sim::Who;
 
 /// E1: isolate the leader (symmetric), propose three writes there (appended,
@@ -19,10 +20,14 @@ fn e1_conflicting_tail_is_overwritten_and_never_applied() {
         let old_term = cluster.node(old).term();
         cluster.isolate(old);
         let mut tail = Vec::new();
+        let mut tail_requests = Vec::new();
         for i in 0..3 {
-            match cluster.propose(old, &Command::set("e1", format!("old-tail-{i}"))) {
-                ProposalOutcome::Accepted { index, .. } => tail.push(index),
-                other => panic!("the isolated leader answered {other:?}"),
+            match cluster.propose_tracked(old, &Command::set("e1", format!("old-tail-{i}"))) {
+                (request, ProposalOutcome::Accepted { index, .. }) => {
+                    tail.push(index);
+                    tail_requests.push(request);
+                }
+                (_, other) => panic!("the isolated leader answered {other:?}"),
             }
         }
         cluster.wait_for("a new leader", |c| c.leader().is_some_and(|l| l != old), 10_000);
@@ -45,6 +50,12 @@ fn e1_conflicting_tail_is_overwritten_and_never_applied() {
             10_000,
         );
         assert_eq!(cluster.node(old).role(), Some(Role::Follower));
+        // What the old leader told its clients, as the node binary tells them
+        // (both run raft-sm's Host): "outcome unknown", never "not applied" and
+        // never a result, although another leader's entries took the slots.
+        for &request in &tail_requests {
+            assert_eq!(cluster.answer(request), Some(Answer::Dropped), "request {request}");
+        }
         assert!(cluster.counters().get("truncations") > truncations, "a tail was truncated");
         assert!(
             noted_since(

@@ -264,6 +264,19 @@ impl Cluster {
     // ----- requests from the harness ---------------------------------------------------
 
     /// Proposes `command` to a node now and returns the core's immediate answer.
+    /// Proposes `command` at `who`; returns the request id (for [`Cluster::answer`])
+    /// and the immediate answer.
+    pub fn propose_tracked(&mut self, who: impl Into<Who>, command: &Command) -> (u64, ProposalOutcome) {
+        let request = self.next_request;
+        let outcome = self.propose(who, command);
+        (request, outcome)
+    }
+
+    /// The latest answer a harness request got (`Accepted` until its final one).
+    pub fn answer(&self, request: u64) -> Option<Answer> {
+        self.answers.get(&request).cloned()
+    }
+
     pub fn propose(&mut self, who: impl Into<Who>, command: &Command) -> ProposalOutcome {
         let id = self.resolve(who);
         let request = self.harness_request(Request::Write(command.encode()));
