@@ -527,6 +527,7 @@ impl Driver {
             Note::TransferAborted { to } => {
                 tracing::warn!("TRANSFER to {} timed out", name(to))
             }
+            other => tracing::info!(?other, "core note"),
         }
     }
 }

@@ -32,6 +32,7 @@ pub struct PersistId(pub u64);
 /// Everything that can happen to a node. Each is handed to [`crate::Node::step`]
 /// together with the driver's monotonic clock in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A timer the node asked for with [`Action::SetTimer`] fired. Stale or early
     /// timer events are ignored, so a driver may deliver them loosely.
@@ -84,6 +85,7 @@ pub enum Event {
 
 /// What the driver must do, in the order given.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// A durable write, in order with every other write (see [`Write`] for
     /// when each kind must be durable).
@@ -171,6 +173,7 @@ pub enum ReadOutcome {
 
 /// Why a proposal or read was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Rejection {
     /// This node is not the leader; `leader` is the one it knows, if any.
     NotLeader {
@@ -185,6 +188,7 @@ pub enum Rejection {
 
 /// Notable events for logs and coverage counters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Note {
     /// Started a PreVote round for `term`.
     PreVoteStarted {

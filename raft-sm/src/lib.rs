@@ -16,26 +16,72 @@
 //! leadership transfer. [`kv`] is the state machine, with client sessions for
 //! exactly-once writes.
 //!
-//! ```
-//! use raft_sm::{Action, Config, Node, NodeId, RestoredState, Role, TimerKind, Event};
+//! Drivers run it through [`Host`], which owns the node and a [`StateMachine`]
+//! and carries out everything that needs no IO; the driver moves messages,
+//! executes the [`Write`]s and reports fsyncs. A three-node cluster in memory,
+//! with a disk that is durable at once and a network that delivers in order:
 //!
-//! // A single-node cluster elects itself when its election timer fires.
-//! let mut node = Node::new(Config::new(NodeId(1), vec![NodeId(1)]), RestoredState::default()).unwrap();
-//! let actions = node.start(0);
-//! let deadline_ms = actions.iter().find_map(|action| match action {
-//!     Action::SetTimer { kind: TimerKind::Election, deadline_ms } => *deadline_ms,
-//!     _ => None,
-//! }).unwrap();
-//! let actions = node.step(deadline_ms, Event::Timer(TimerKind::Election));
-//! // It votes for itself, and leads only once that vote is durable.
-//! assert_eq!(node.role(), Role::Candidate);
-//! let sync = actions.iter().find_map(|action| match action {
-//!     Action::Sync { id } => Some(*id),
-//!     _ => None,
-//! }).unwrap();
-//! node.step(deadline_ms, Event::Persisted { id: sync });
-//! assert_eq!(node.role(), Role::Leader);
 //! ```
+//! use raft_sm::kv::{Command, KvStore};
+//! use raft_sm::{Config, Event, Host, NodeId, Output, ProposalAnswer, RestoredState, SnapshotOrigin, Write};
+//!
+//! let voters = vec![NodeId(1), NodeId(2), NodeId(3)];
+//! let mut hosts: Vec<Host<KvStore>> = voters
+//!     .iter()
+//!     .map(|&id| Host::new(Config::new(id, voters.clone()), RestoredState::default(), KvStore::default()).unwrap())
+//!     .collect();
+//! let mut now_ms = 0;
+//! for host in &mut hosts {
+//!     host.start(now_ms);
+//! }
+//!
+//! // The driver: carry out every output until the cluster is quiet. Writes would go
+//! // to a disk here; this one is durable at once, so each sync is reported back.
+//! let mut answers = Vec::new();
+//! let mut pump = |hosts: &mut Vec<Host<KvStore>>, now_ms: u64, answers: &mut Vec<(u64, ProposalAnswer<_>)>| loop {
+//!     let mut events: Vec<(usize, Event)> = Vec::new();
+//!     for (at, host) in hosts.iter_mut().enumerate() {
+//!         for output in host.drain_outputs() {
+//!             match output {
+//!                 Output::Send(message) => events.push((message.to.0 as usize - 1, Event::Message(message))),
+//!                 Output::Sync(id) => events.push((at, Event::Persisted { id })),
+//!                 Output::Write(Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken }) => {
+//!                     events.push((at, Event::SnapshotPersisted { index: snapshot.last_index }))
+//!                 }
+//!                 Output::Proposal { id, answer } => answers.push((id, answer)),
+//!                 _ => {} // Other writes, reads, notes.
+//!             }
+//!         }
+//!     }
+//!     if events.is_empty() {
+//!         return;
+//!     }
+//!     for (at, event) in events {
+//!         hosts[at].step(now_ms, event);
+//!     }
+//! };
+//!
+//! // Time passes until the first election timer fires; someone wins.
+//! while !hosts.iter().any(|host| host.node().role() == raft_sm::Role::Leader) {
+//!     now_ms = hosts.iter().filter_map(Host::next_deadline_ms).min().unwrap();
+//!     for host in &mut hosts {
+//!         host.handle_timeout(now_ms);
+//!     }
+//!     pump(&mut hosts, now_ms, &mut answers);
+//! }
+//! let leader = hosts.iter().position(|host| host.node().role() == raft_sm::Role::Leader).unwrap();
+//!
+//! // A write on the leader commits on a majority and applies everywhere.
+//! hosts[leader].step(now_ms, Event::Propose { id: 7, command: Command::set("color", "blue").encode() });
+//! pump(&mut hosts, now_ms, &mut answers);
+//! assert!(answers.iter().any(|(id, answer)| *id == 7 && matches!(answer, ProposalAnswer::Applied { .. })));
+//! for host in &hosts {
+//!     assert_eq!(host.state_machine().get("color"), Ok("blue"));
+//! }
+//! ```
+//!
+//! Followers learn the new commit index with the next append; in this pump every
+//! message is delivered at once, so all three have applied it.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -403,7 +403,7 @@ impl Workload {
                 let delay = self.options.retry_backoff_ms;
                 self.retry_after(now_ms, index, delay)
             }
-            Reply::Rejected(Rejection::Busy) | Reply::Rejected(Rejection::TransferInProgress) => {
+            Reply::Rejected(_) => {
                 // Back off and retry; a node that stays busy is failed over
                 // (also sidesteps a core leak of forwarded reads, see
                 // tests/core_findings.rs).

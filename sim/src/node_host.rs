@@ -404,6 +404,7 @@ pub fn describe_event(event: &Event) -> String {
         }
         Event::SnapshotPersisted { index } => format!("snapshot-persisted {index}"),
         Event::TransferLeadership { to } => format!("transfer-to {to}"),
+        other => format!("{other:?}"),
     }
 }
 
@@ -432,5 +433,6 @@ pub fn describe_action(action: &Action) -> String {
             None => format!("timer({kind:?}-off)"),
         },
         Action::Note(note) => format!("note({note:?})"),
+        other => format!("{other:?}"),
     }
 }

@@ -257,6 +257,11 @@ fn rejected(state: &AppState, rejection: Rejection, is_read: bool) -> ApiError {
             ErrorCode::Busy,
             "too many requests are pending; retry shortly",
         ),
+        other => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Busy,
+            format!("not accepted ({other:?}); retry shortly"),
+        ),
     }
 }
 
