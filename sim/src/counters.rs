@@ -98,6 +98,7 @@ impl Counters {
             Note::ProposalDropped => "proposals_dropped",
             Note::TransferStarted { .. } => "transfers_started",
             Note::TransferAborted { .. } => "transfers_aborted",
+            Note::TermLimit { .. } => "term_limits",
         };
         self.add(name, 1);
         if let Note::SteppedDown { reason, .. } = note {
