@@ -127,7 +127,11 @@ fn serve(args: ServeArgs) -> i32 {
     init_logging();
     match runtime().block_on(crate::server::serve(config)) {
         Ok(()) => 0,
-        Err(problem) => {
+        Err(crate::server::StartError::Config(problem)) => {
+            eprintln!("raftkv: invalid configuration: {problem}");
+            2
+        }
+        Err(crate::server::StartError::Failed(problem)) => {
             eprintln!("raftkv: {problem}");
             1
         }

@@ -1,5 +1,7 @@
 //! `raftkv cluster --nodes N`: a local cluster of child processes on loopback,
 //! each node's output prefixed with its id. Ctrl-C (or SIGTERM) stops them all.
+//! The nodes authenticate each other with a cluster token: `--cluster-token`
+//! (env `RAFT_CLUSTER_TOKEN`) or, by default, a random one made for this run.
 
 use clap::Args;
 use std::io::{BufRead, BufReader};
@@ -24,7 +26,7 @@ pub struct ClusterArgs {
     /// Snapshot threshold passed to every node.
     #[arg(long)]
     pub snapshot_threshold: Option<u64>,
-    /// Cluster token passed to every node.
+    /// Cluster token passed to every node (default: a random one for this run).
     #[arg(long, env = "RAFT_CLUSTER_TOKEN", hide_env_values = true)]
     pub cluster_token: Option<String>,
 }
@@ -54,6 +56,16 @@ pub fn run(args: ClusterArgs) -> i32 {
     let peers: Vec<String> =
         ports.iter().map(|p| format!("http://127.0.0.1:{}", p + crate::config::RAFT_PORT_OFFSET)).collect();
     let peers = peers.join(",");
+    let token = match args.cluster_token.clone().filter(|token| !token.is_empty()) {
+        Some(token) => token,
+        None => match random_token() {
+            Ok(token) => token,
+            Err(problem) => {
+                eprintln!("raftkv: {problem}");
+                return 1;
+            }
+        },
+    };
     let mut children: Vec<(String, Child)> = Vec::new();
     for &port in &ports {
         let name = format!("node-{port}");
@@ -76,9 +88,7 @@ pub fn run(args: ClusterArgs) -> i32 {
         if let Some(threshold) = args.snapshot_threshold {
             command.env("RAFT_SNAPSHOT_THRESHOLD", threshold.to_string());
         }
-        if let Some(token) = &args.cluster_token {
-            command.env("RAFT_CLUSTER_TOKEN", token);
-        }
+        command.env("RAFT_CLUSTER_TOKEN", &token).env_remove("RAFT_INSECURE_PEERS");
         match command.spawn() {
             Ok(mut child) => {
                 let stdout = child.stdout.take().expect("piped");
@@ -142,6 +152,14 @@ pub fn run(args: ClusterArgs) -> i32 {
     println!("[cluster] stopping every node");
     stop_all(&mut children);
     0
+}
+
+/// 32 random bytes from the operating system, in hex.
+pub fn random_token() -> Result<String, String> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| "cannot get random bytes for the cluster token")?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 fn prefix_lines(name: String, stream: impl std::io::Read + Send + 'static) {
