@@ -171,6 +171,13 @@ impl Cluster {
         });
         let http = match &ca {
             Some(ca) => ca.client(None),
+            // With the default token the harness's client carries it, as a tool
+            // of the operator would; a test that picks its own token sends it itself.
+            None if options.token.as_deref() == Some(TEST_TOKEN) => {
+                let mut headers = reqwest::header::HeaderMap::new();
+                headers.insert("x-raft-token", reqwest::header::HeaderValue::from_static(TEST_TOKEN));
+                reqwest::Client::builder().timeout(Duration::from_secs(5)).default_headers(headers).build().unwrap()
+            }
             None => reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap(),
         };
         let cluster = Cluster { nodes, dir, options, ca, http, _serial: serial };
@@ -180,15 +187,12 @@ impl Cluster {
         cluster
     }
 
-    pub fn spawn(&self, i: usize) {
-        let mut process = self.nodes[i].process.lock().unwrap();
-        assert!(process.child.is_none(), "node {i} is running");
+    /// The command that starts node `i` (its environment, no output redirection).
+    pub fn command(&self, i: usize) -> Command {
         let scheme = self.scheme();
         let peers: Vec<String> = self.nodes.iter().map(|n| format!("{scheme}://127.0.0.1:{}", n.raft_port)).collect();
         let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
         let node = &self.nodes[i];
-        let log = self.dir.path().join(format!("{}-{}.log", node.name, process.starts));
-        let file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(binary());
         command
             .arg("serve")
@@ -205,9 +209,7 @@ impl Cluster {
             .env("RAFT_HEARTBEAT_MS", "50")
             .env("RAFT_REQUEST_TIMEOUT_MS", "3000")
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file);
+            .stdin(Stdio::null());
         if let Some(token) = &self.options.token {
             command.env("RAFT_CLUSTER_TOKEN", token);
         }
@@ -220,15 +222,26 @@ impl Cluster {
                 .env("RAFT_TLS_KEY", ca.dir.join(format!("{}.key", node.name)))
                 .env("RAFT_TLS_CA", &ca.ca_file);
         }
-        for (name, value) in &self.options.env {
-            command.env(name, value);
-        }
         if let Some(threshold) = self.options.snapshot_threshold {
             command.env("RAFT_SNAPSHOT_THRESHOLD", threshold.to_string());
         }
         if let Some(bytes) = self.options.wal_segment_bytes {
             command.env("RAFT_WAL_SEGMENT_BYTES", bytes.to_string());
         }
+        for (name, value) in &self.options.env {
+            command.env(name, value);
+        }
+        command
+    }
+
+    pub fn spawn(&self, i: usize) {
+        let mut process = self.nodes[i].process.lock().unwrap();
+        assert!(process.child.is_none(), "node {i} is running");
+        let node = &self.nodes[i];
+        let log = self.dir.path().join(format!("{}-{}.log", node.name, process.starts));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut command = self.command(i);
+        command.stdout(file.try_clone().unwrap()).stderr(file);
         let child = command.spawn().expect("start raftkv");
         process.child = Some(child);
         process.starts += 1;
