@@ -67,6 +67,9 @@ pub struct ClientArgs {
     /// Give up after this many milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
+    /// PEM CA file to verify `https://` endpoints with (instead of no roots at all).
+    #[arg(long, env = "RAFTKV_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn init_logging() {

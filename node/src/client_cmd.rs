@@ -13,7 +13,7 @@ fn endpoints(args: &ClientArgs) -> Vec<String> {
         .into_iter()
         .map(|e| {
             let e = e.trim_end_matches('/').to_owned();
-            if e.starts_with("http://") {
+            if e.starts_with("http://") || e.starts_with("https://") {
                 e
             } else {
                 format!("http://{e}")
@@ -22,8 +22,12 @@ fn endpoints(args: &ClientArgs) -> Vec<String> {
         .collect()
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(6)).build().expect("build the HTTP client")
+fn client(args: &ClientArgs) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(6));
+    if let Some(ca) = &args.ca_file {
+        builder = crate::tls::with_ca_file(builder, ca)?.tls_built_in_root_certs(false);
+    }
+    builder.build().map_err(|error| format!("cannot build the HTTP client: {error}"))
 }
 
 /// A client id unlikely to collide: wall-clock nanoseconds mixed with the pid.
@@ -43,7 +47,7 @@ async fn request(
     if endpoints.is_empty() {
         return Err("no endpoints given".into());
     }
-    let http = client();
+    let http = client(args)?;
     let deadline = Instant::now() + Duration::from_millis(args.timeout_ms);
     let mut target = endpoints[0].clone();
     let mut next = 1;
@@ -148,7 +152,13 @@ pub async fn del(args: &ClientArgs, key: &str) -> i32 {
 
 /// `raftkv status`: one line per endpoint.
 pub async fn status(args: &ClientArgs) -> i32 {
-    let http = client();
+    let http = match client(args) {
+        Ok(http) => http,
+        Err(problem) => {
+            eprintln!("raftkv: {problem}");
+            return 2;
+        }
+    };
     println!(
         "{:<28} {:<12} {:<13} {:>5} {:<12} {:>8} {:>8}",
         "ENDPOINT", "ID", "STATE", "TERM", "LEADER", "COMMIT", "HB_AGO"
