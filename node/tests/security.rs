@@ -251,6 +251,7 @@ async fn slowloris_connections_are_closed_within_the_header_timeout_and_the_limi
     let env = vec![
         ("RAFT_HEADER_TIMEOUT_MS".to_owned(), "1000".to_owned()),
         ("RAFT_MAX_CONNECTIONS".to_owned(), "300".to_owned()),
+        ("RAFT_BODY_TIMEOUT_MS".to_owned(), "1000".to_owned()),
     ];
     let cluster = Cluster::start(Options { nodes: 1, env, ..Options::default() });
     cluster.wait_leader(LEADER_WITHIN).await;
@@ -275,6 +276,20 @@ async fn slowloris_connections_are_closed_within_the_header_timeout_and_the_limi
     }
     assert_eq!(closed, 250, "every slow connection was closed within the header timeout (+2 s)");
     drop(slow);
+
+    // A body that never finishes is cut off at the body timeout.
+    let mut slow_body = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow_body
+        .write_all(
+            b"PUT /set HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ke",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(4), slow_body.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the slow body was cut off (after {:?})", started.elapsed());
+    assert!(started.elapsed() >= Duration::from_millis(900), "not before the body timeout");
 
     // Over the connection limit: a short 503, and the node carries on.
     let mut held = Vec::new();
