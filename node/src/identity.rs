@@ -6,7 +6,10 @@
 //! voters is refused (exit 2, saying what differs), because running on would
 //! let a member elect itself in a cluster of its own and diverge from the rest
 //! (a split brain). A directory with data but no identity file (from before
-//! this file existed) adopts the configuration it is started with.
+//! this file existed) adopts the configuration it is started with, and so does
+//! a node that has never stored a term, an entry or a snapshot (it cannot
+//! have voted or acknowledged anything, so a corrected first configuration is
+//! safe).
 //!
 //! **The cluster id** is `RAFT_CLUSTER_ID` when given; otherwise it is derived
 //! from the initial voters: the first 16 bytes of SHA-256 over their sorted
@@ -125,14 +128,21 @@ pub fn record(dir: &Path, identity: &Identity) -> Result<(), String> {
 }
 
 /// Start-up check: refuses a directory of another node, cluster or voter set;
-/// records the identity on the first start. Returns the identity in force.
-pub fn check_or_record(config: &NodeConfig) -> Result<Identity, String> {
+/// records the identity on the first start. `pristine`: the directory holds no
+/// durable Raft state yet (term 0, no entries, no snapshot), so a different
+/// recorded identity is replaced rather than refused. Returns the identity in force.
+pub fn check_or_record(config: &NodeConfig, pristine: bool) -> Result<Identity, String> {
     let configured = Identity::of(config);
     match load(&config.data_dir)? {
-        Some(recorded) => {
-            compare(&recorded, &configured, &config.data_dir)?;
-            Ok(recorded)
-        }
+        Some(recorded) => match compare(&recorded, &configured, &config.data_dir) {
+            Ok(()) => Ok(recorded),
+            Err(problem) if pristine => {
+                tracing::warn!("{problem}; the node has no Raft state yet, so the new configuration replaces it");
+                record(&config.data_dir, &configured)?;
+                Ok(configured)
+            }
+            Err(problem) => Err(problem),
+        },
         None => {
             record(&config.data_dir, &configured)?;
             tracing::info!(cluster_id = %configured.cluster_id, voters = %configured.voters.join(","), "recorded this node's identity");
@@ -189,5 +199,28 @@ mod tests {
         for problem in [other_node, fewer, other_cluster] {
             assert!(!problem.contains('\n'));
         }
+    }
+
+    #[test]
+    fn a_node_without_raft_state_takes_a_corrected_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = crate::config::ServeArgs {
+            node_id: Some("a".into()),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        let single = args.resolve(|_| None).unwrap();
+        let pair = crate::config::ServeArgs {
+            peers: Some("h:9081".into()),
+            peer_ids: Some("b".into()),
+            insecure_peers: true,
+            ..args
+        }
+        .resolve(|_| None)
+        .unwrap();
+        check_or_record(&single, true).unwrap();
+        assert!(check_or_record(&pair, false).unwrap_err().contains("contradict"));
+        assert_eq!(check_or_record(&pair, true).unwrap().voters, ["a", "b"]);
+        assert_eq!(load(&pair.data_dir).unwrap().unwrap().voters, ["a", "b"]);
     }
 }

@@ -57,9 +57,6 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
         "starting raftkv node"
     );
     let metrics = Arc::new(Metrics::default());
-    // Before anything touches the directory: is it this node's, of this cluster?
-    let identity = crate::identity::check_or_record(&config).map_err(StartError::Config)?;
-    tracing::info!(cluster_id = %identity.cluster_id, "cluster identity checked");
     let tls = match &config.tls {
         Some(files) => Some((
             tokio_rustls::TlsAcceptor::from(crate::tls::server_config(files, false).map_err(StartError::Config)?),
@@ -71,6 +68,10 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
     };
     let (wal, restored, lock) = storage::recover(&config.data_dir, config.wal_segment_bytes)
         .map_err(|error| format!("cannot recover from {}: {error}", config.data_dir.display()))?;
+    // Before the node acts on what it recovered: is the directory this node's, of this cluster?
+    let pristine = restored.hard_state.term.0 == 0 && restored.entries.is_empty() && restored.snapshot.is_none();
+    let identity = crate::identity::check_or_record(&config, pristine).map_err(StartError::Config)?;
+    tracing::info!(cluster_id = %identity.cluster_id, "cluster identity checked");
     tracing::info!(
         term = restored.hard_state.term.0,
         commit = restored.hard_state.commit.0,

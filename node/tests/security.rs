@@ -358,6 +358,19 @@ async fn an_oversize_frame_closes_the_stream_without_memory_growth() {
     cluster.put("still", "fine", ACK_WITHIN).await.unwrap();
 }
 
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != "LOCK" {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_with_mismatched_peers_node_id_or_cluster_id_is_refused_with_exit_2() {
     let cluster = Cluster::start(Options::default());
@@ -385,9 +398,7 @@ async fn restarting_with_mismatched_peers_node_id_or_cluster_id_is_refused_with_
     assert!(stderr.contains("belongs to cluster"), "{stderr}");
 
     // A copy of the directory under another node's name.
-    let copy = cluster.dir.path().join("data").join("n9");
-    std::fs::create_dir_all(&copy).unwrap();
-    std::fs::copy(cluster.data_dir(victim).join("identity.json"), copy.join("identity.json")).unwrap();
+    copy_dir(&cluster.data_dir(victim), &cluster.dir.path().join("data").join("n9"));
     let mut renamed = cluster.command(victim);
     renamed.env("NODE_ID", "n9").env("PEER_IDS", "n0,n1,n9");
     let (code, stderr) = run_briefly(renamed, Duration::from_secs(10));
