@@ -71,7 +71,8 @@ start_raftkv() { # start_raftkv [binary]
     (cd "$ROOT" && cargo build --release -q -p node)
     bin="$ROOT/target/release/raftkv"
   fi
-  local kv_ports=() raft_ports=() peers="" ids="n1,n2,n3"
+  local kv_ports=() raft_ports=() peers="" ids="n1,n2,n3" token
+  token=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   for i in 1 2 3; do
     kv_ports+=("$(free_port)")
     raft_ports+=("$(free_port)")
@@ -80,7 +81,7 @@ start_raftkv() { # start_raftkv [binary]
   peers=${peers%,}
   for i in 0 1 2; do
     KVSTORE_PORT=${kv_ports[$i]} RAFT_PORT=${raft_ports[$i]} NODE_ID="n$((i + 1))" \
-      PEERS="$peers" PEER_IDS="$ids" RAFT_DATA_DIR="$WORK/raftkv" RUST_LOG=warn \
+      PEERS="$peers" PEER_IDS="$ids" RAFT_CLUSTER_TOKEN="$token" RAFT_DATA_DIR="$WORK/raftkv" RUST_LOG=warn \
       "$bin" serve >"$WORK/raftkv-n$((i + 1)).log" 2>&1 &
     PIDS+=($!)
   done

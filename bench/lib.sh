@@ -10,13 +10,14 @@ free_port() {
 
 start_raftkv_cluster() {
   (cd "$ROOT" && cargo build --release -q -p node)
-  local bin="$ROOT/target/release/raftkv" raft=() peers="" i
+  local bin="$ROOT/target/release/raftkv" raft=() peers="" i token
+  token=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   kv=()
   for i in 0 1 2; do kv+=("$(free_port)"); raft+=("$(free_port)"); done
   for i in 0 1 2; do peers+="127.0.0.1:${raft[$i]},"; done
   for i in 0 1 2; do
     KVSTORE_PORT=${kv[$i]} RAFT_PORT=${raft[$i]} NODE_ID="n$((i + 1))" PEERS="${peers%,}" PEER_IDS=n1,n2,n3 \
-      RAFT_DATA_DIR="$WORK/raftkv" RUST_LOG=warn "$bin" serve >"$WORK/n$((i + 1)).log" 2>&1 &
+      RAFT_CLUSTER_TOKEN="$token" RAFT_DATA_DIR="$WORK/raftkv" RUST_LOG=warn "$bin" serve >"$WORK/n$((i + 1)).log" 2>&1 &
     PIDS+=($!)
   done
   leader="" leader_pid=""

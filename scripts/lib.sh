@@ -31,11 +31,24 @@ health() { curl -s -m 1 "http://127.0.0.1:$1/health"; }
 
 pid_file() { echo "$LOG_DIR/node-$1.pid"; }
 
+# cluster_token: $RAFT_CLUSTER_TOKEN if set, else the cluster's own random token,
+# made on first use and kept (mode 600) in $DATA_DIR/cluster-token, so restarted
+# nodes authenticate with the same one.
+cluster_token() {
+  if [ -n "${RAFT_CLUSTER_TOKEN:-}" ]; then echo "$RAFT_CLUSTER_TOKEN"; return; fi
+  local file="$DATA_DIR/cluster-token"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$DATA_DIR"
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
+
 start_node() { # start_node PORT
   local port=$1
   mkdir -p "$LOG_DIR" "$DATA_DIR"
   KVSTORE_PORT=$port RAFT_PORT=$((port + RAFT_OFFSET)) NODE_ID="node-$port" \
-    PEERS="$(peers)" RAFT_DATA_DIR="$DATA_DIR" RAFT_BIND=127.0.0.1 \
+    PEERS="$(peers)" RAFT_DATA_DIR="$DATA_DIR" RAFT_BIND=127.0.0.1 RAFT_CLUSTER_TOKEN="$(cluster_token)" \
     nohup "$RAFTKV_BIN" serve >>"$LOG_DIR/node-$port.log" 2>&1 &
   echo $! >"$(pid_file "$port")"
   disown $! 2>/dev/null || true

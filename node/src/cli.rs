@@ -67,6 +67,9 @@ pub struct ClientArgs {
     /// Give up after this many milliseconds in total, connecting included.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
+    /// PEM CA file to verify `https://` endpoints with (instead of no roots at all).
+    #[arg(long, env = "RAFTKV_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn init_logging() {
@@ -127,7 +130,11 @@ fn serve(args: ServeArgs) -> i32 {
     init_logging();
     match runtime().block_on(crate::server::serve(config)) {
         Ok(()) => 0,
-        Err(problem) => {
+        Err(crate::server::StartError::Config(problem)) => {
+            eprintln!("raftkv: invalid configuration: {problem}");
+            2
+        }
+        Err(crate::server::StartError::Failed(problem)) => {
             eprintln!("raftkv: {problem}");
             1
         }

@@ -53,10 +53,12 @@ pub fn parse_endpoints(list: &str) -> Result<Vec<String>, String> {
 
 /// The HTTP client of every client command (the one place for its TLS settings).
 pub fn http_client(args: &ClientArgs) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(args.timeout_ms.clamp(1, CONNECT_TIMEOUT_MS_MAX)))
-        .build()
-        .map_err(|error| format!("cannot set up the HTTP client: {}", cause(&error)))
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(args.timeout_ms.clamp(1, CONNECT_TIMEOUT_MS_MAX)));
+    if let Some(ca) = &args.ca_file {
+        builder = crate::tls::with_ca_file(builder, ca)?.tls_built_in_root_certs(false);
+    }
+    builder.build().map_err(|error| format!("cannot set up the HTTP client: {}", cause(&error)))
 }
 
 /// A client id unlikely to collide: wall-clock nanoseconds mixed with the pid.

@@ -1,5 +1,9 @@
 //! `raftkv cluster --nodes N`: a local cluster of child processes on loopback,
 //! each node's output prefixed with its id. Ctrl-C (or SIGTERM) stops them all.
+//! The nodes authenticate each other with a cluster token: `--cluster-token`
+//! (env `RAFT_CLUSTER_TOKEN`) or, by default, the one in
+//! `<data dir>/cluster-token` (mode 600), made at random on the first run and
+//! shared with `scripts/`, so tools can read it to call the Raft port.
 
 use clap::Args;
 use std::io::{BufRead, BufReader};
@@ -24,7 +28,7 @@ pub struct ClusterArgs {
     /// Snapshot threshold passed to every node.
     #[arg(long)]
     pub snapshot_threshold: Option<u64>,
-    /// Cluster token passed to every node.
+    /// Cluster token passed to every node (default: <data-dir>/cluster-token, made at random if missing).
     #[arg(long, env = "RAFT_CLUSTER_TOKEN", hide_env_values = true)]
     pub cluster_token: Option<String>,
 }
@@ -54,6 +58,16 @@ pub fn run(args: ClusterArgs) -> i32 {
     let peers: Vec<String> =
         ports.iter().map(|p| format!("http://127.0.0.1:{}", p + crate::config::RAFT_PORT_OFFSET)).collect();
     let peers = peers.join(",");
+    let token = match args.cluster_token.clone().filter(|token| !token.is_empty()) {
+        Some(token) => token,
+        None => match stored_token(&args.data_dir) {
+            Ok(token) => token,
+            Err(problem) => {
+                eprintln!("raftkv: {problem}");
+                return 1;
+            }
+        },
+    };
     let mut children: Vec<(String, Child)> = Vec::new();
     for &port in &ports {
         let name = format!("node-{port}");
@@ -76,9 +90,7 @@ pub fn run(args: ClusterArgs) -> i32 {
         if let Some(threshold) = args.snapshot_threshold {
             command.env("RAFT_SNAPSHOT_THRESHOLD", threshold.to_string());
         }
-        if let Some(token) = &args.cluster_token {
-            command.env("RAFT_CLUSTER_TOKEN", token);
-        }
+        command.env("RAFT_CLUSTER_TOKEN", &token).env_remove("RAFT_INSECURE_PEERS");
         match command.spawn() {
             Ok(mut child) => {
                 let stdout = child.stdout.take().expect("piped");
@@ -142,6 +154,36 @@ pub fn run(args: ClusterArgs) -> i32 {
     println!("[cluster] stopping every node");
     stop_all(&mut children);
     0
+}
+
+/// The token kept in `<dir>/cluster-token`, made (random, mode 600) if missing.
+fn stored_token(dir: &std::path::Path) -> Result<String, String> {
+    let path = dir.join("cluster-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        if !token.trim().is_empty() {
+            return Ok(token.trim().to_owned());
+        }
+    }
+    let token = random_token()?;
+    std::fs::create_dir_all(dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    std::io::Write::write_all(&mut file, token.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    println!("[cluster] made a cluster token in {} (the Raft port needs it in X-Raft-Token)", path.display());
+    Ok(token)
+}
+
+/// 32 random bytes from the operating system, in hex.
+pub fn random_token() -> Result<String, String> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| "cannot get random bytes for the cluster token")?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 fn prefix_lines(name: String, stream: impl std::io::Read + Send + 'static) {

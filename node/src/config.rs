@@ -14,6 +14,13 @@
 //! which matches the defaults (`RAFT_PORT` = client port + 1000, `NODE_ID` =
 //! `node-<client port>`). An entry that is this node itself (same id, or same Raft
 //! port on a local address) is dropped, so every node can be given the same list.
+//!
+//! **Security.** A node with peers must authenticate them: a cluster token
+//! (`RAFT_CLUSTER_TOKEN`), mutual TLS (`RAFT_TLS_CERT`, `RAFT_TLS_KEY` and
+//! `RAFT_TLS_CA`), or both; otherwise it refuses to start unless told
+//! `--insecure-peers` (`RAFT_INSECURE_PEERS=1`). With TLS, peer URLs are
+//! `https://` (a URL without a scheme is taken as https) and so is this node's
+//! client URL.
 
 use clap::Args;
 use raft_sm::NodeId;
@@ -74,6 +81,62 @@ pub struct ServeArgs {
     /// Rotate write-ahead log segments at this size, in bytes.
     #[arg(long, env = "RAFT_WAL_SEGMENT_BYTES")]
     pub wal_segment_bytes: Option<u64>,
+    /// The cluster's id (default: derived from the initial voters' ids; see identity.json).
+    #[arg(long, env = "RAFT_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// Run a multi-node cluster without peer authentication (no token, no mutual TLS).
+    #[arg(long, env = "RAFT_INSECURE_PEERS", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub insecure_peers: bool,
+    /// PEM certificate chain this node presents on both ports (turns TLS on).
+    #[arg(long, env = "RAFT_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "RAFT_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) that sign the peers' certificates (mutual TLS on the Raft port).
+    #[arg(long, env = "RAFT_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Most concurrent connections on the client port (default 512).
+    #[arg(long, env = "RAFT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most concurrent connections on the Raft port (default 64).
+    #[arg(long, env = "RAFT_MAX_PEER_CONNECTIONS")]
+    pub max_peer_connections: Option<usize>,
+    /// A connection must finish its TLS handshake and request headers within this, in ms (default 5000).
+    #[arg(long, env = "RAFT_HEADER_TIMEOUT_MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// A request body must arrive within this, in ms (default 10000).
+    #[arg(long, env = "RAFT_BODY_TIMEOUT_MS")]
+    pub body_timeout_ms: Option<u64>,
+    /// A connection (or peer stream) idle this long is closed, in ms (default 60000).
+    #[arg(long, env = "RAFT_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+}
+
+/// The TLS files of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA bundle for verifying peers (mutual TLS on the Raft port).
+    pub ca: Option<PathBuf>,
+}
+
+/// Bounds on what clients and peers can hold of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Concurrent connections on the client port.
+    pub client_connections: usize,
+    /// Concurrent connections on the Raft port.
+    pub peer_connections: usize,
+    /// TLS handshake plus request headers, in ms.
+    pub header_timeout_ms: u64,
+    /// Request body, in ms.
+    pub body_timeout_ms: u64,
+    /// Idle connection or peer stream, in ms.
+    pub idle_timeout_ms: u64,
 }
 
 /// One member of the cluster other than this node.
@@ -124,6 +187,14 @@ pub struct NodeConfig {
     pub rpc_timeout_ms: u64,
     /// WAL segment size.
     pub wal_segment_bytes: u64,
+    /// The cluster id this node belongs to ([`crate::identity`]).
+    pub cluster_id: String,
+    /// Peers run without authentication (explicit opt-out).
+    pub insecure_peers: bool,
+    /// TLS on both ports, if configured.
+    pub tls: Option<TlsFiles>,
+    /// Connection limits and timeouts.
+    pub limits: Limits,
 }
 
 /// The Raft id of a node name: 64-bit FNV-1a of its bytes (see the module docs).
@@ -141,21 +212,33 @@ pub fn split_list(list: &str) -> Vec<String> {
     list.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
 }
 
-/// `host:port` or `http://host:port[/]` → (`http://host:port`, host, port).
-fn parse_url(raw: &str) -> Result<(String, String, u16), String> {
-    let rest = raw.strip_prefix("http://").unwrap_or(raw).trim_end_matches('/');
-    if raw.starts_with("https://") {
-        return Err(format!(
-            "peer URL {raw:?}: https is not supported, use http:// (set RAFT_CLUSTER_TOKEN to authenticate peers)"
-        ));
-    }
+/// `host:port` or `scheme://host:port[/]` → (`scheme://host:port`, host, port),
+/// where the scheme is https with TLS and http without.
+fn parse_url(raw: &str, tls: bool) -> Result<(String, String, u16), String> {
+    let scheme = if tls { "https" } else { "http" };
+    let rest = if let Some(rest) = raw.strip_prefix("https://") {
+        if !tls {
+            return Err(format!(
+                "peer URL {raw:?} is https but TLS is off: set RAFT_TLS_CERT, RAFT_TLS_KEY and RAFT_TLS_CA (or use http://)"
+            ));
+        }
+        rest
+    } else if let Some(rest) = raw.strip_prefix("http://") {
+        if tls {
+            return Err(format!("peer URL {raw:?} is http but TLS is on: use https:// (or no scheme)"));
+        }
+        rest
+    } else {
+        raw
+    };
+    let rest = rest.trim_end_matches('/');
     let (host, port) =
-        rest.rsplit_once(':').ok_or_else(|| format!("peer URL {raw:?} has no port (expected http://host:port)"))?;
-    if host.is_empty() || host.contains('/') {
-        return Err(format!("peer URL {raw:?} is not of the form http://host:port"));
+        rest.rsplit_once(':').ok_or_else(|| format!("peer URL {raw:?} has no port (expected {scheme}://host:port)"))?;
+    if host.is_empty() || host.contains('/') || host.contains("://") {
+        return Err(format!("peer URL {raw:?} is not of the form {scheme}://host:port"));
     }
     let port: u16 = port.parse().map_err(|_| format!("peer URL {raw:?} has an invalid port {port:?}"))?;
-    Ok((format!("http://{host}:{port}"), host.to_owned(), port))
+    Ok((format!("{scheme}://{host}:{port}"), host.to_owned(), port))
 }
 
 fn is_local_host(host: &str, advertise_host: &str) -> bool {
@@ -202,9 +285,20 @@ impl ServeArgs {
                 ));
             }
         }
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone(), ca: self.tls_ca.clone() }),
+            (None, None) if self.tls_ca.is_some() => {
+                return Err(
+                    "RAFT_TLS_CA is set but RAFT_TLS_CERT and RAFT_TLS_KEY are not; mutual TLS needs all three".into()
+                )
+            }
+            (None, None) => None,
+            _ => return Err("RAFT_TLS_CERT and RAFT_TLS_KEY go together; set both or neither".into()),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut peers = Vec::new();
         for (i, raw) in urls.iter().enumerate() {
-            let (raft_url, host, peer_raft_port) = parse_url(raw)?;
+            let (raft_url, host, peer_raft_port) = parse_url(raw, tls.is_some())?;
             let client_port = peer_raft_port.checked_sub(RAFT_PORT_OFFSET);
             let peer_name = match &names {
                 Some(names) => names[i].clone(),
@@ -222,7 +316,7 @@ impl ServeArgs {
                 continue;
             }
             let client_url = match client_port {
-                Some(client_port) => format!("http://{host}:{client_port}"),
+                Some(client_port) => format!("{scheme}://{host}:{client_port}"),
                 None => String::new(),
             };
             peers.push(PeerConfig { id: node_id_of(&peer_name), name: peer_name, raft_url, client_url });
@@ -249,7 +343,7 @@ impl ServeArgs {
             port,
             raft_port,
             bind,
-            client_url: format!("http://{advertise_host}:{port}"),
+            client_url: format!("{scheme}://{advertise_host}:{port}"),
             peers,
             snapshot_threshold: self.snapshot_threshold.unwrap_or(10_000),
             election_timeout_ms_min,
@@ -259,7 +353,45 @@ impl ServeArgs {
             request_timeout_ms: self.request_timeout_ms.unwrap_or(5_000),
             rpc_timeout_ms: self.rpc_timeout_ms.unwrap_or(2_000),
             wal_segment_bytes: self.wal_segment_bytes.unwrap_or(64 << 20),
+            cluster_id: String::new(),
+            insecure_peers: self.insecure_peers,
+            tls,
+            limits: Limits {
+                client_connections: self.max_connections.unwrap_or(512),
+                peer_connections: self.max_peer_connections.unwrap_or(64),
+                header_timeout_ms: self.header_timeout_ms.unwrap_or(5_000),
+                body_timeout_ms: self.body_timeout_ms.unwrap_or(10_000),
+                idle_timeout_ms: self.idle_timeout_ms.unwrap_or(60_000),
+            },
         };
+        let mut config = config;
+        config.cluster_id = match &self.cluster_id {
+            Some(id) => {
+                let id = id.trim();
+                let valid = id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if id.is_empty() || id.len() > 64 || !valid {
+                    return Err(format!("RAFT_CLUSTER_ID {id:?} must be 1 to 64 letters, digits, '-', '_' or '.'"));
+                }
+                id.to_owned()
+            }
+            None => crate::identity::derived_cluster_id(&config.voter_names()),
+        };
+        let limits = config.limits;
+        if limits.client_connections == 0 || limits.peer_connections == 0 {
+            return Err("RAFT_MAX_CONNECTIONS and RAFT_MAX_PEER_CONNECTIONS must be at least 1".into());
+        }
+        if limits.header_timeout_ms == 0 || limits.body_timeout_ms == 0 || limits.idle_timeout_ms == 0 {
+            return Err("header, body and idle timeouts must be at least 1 ms".into());
+        }
+        if !config.peers.is_empty() {
+            let mutual_tls = config.tls.as_ref().is_some_and(|tls| tls.ca.is_some());
+            if config.tls.is_some() && !mutual_tls {
+                return Err("TLS with peers needs RAFT_TLS_CA: the CA that signs the peers' certificates".into());
+            }
+            if config.cluster_token.is_none() && !mutual_tls && !config.insecure_peers {
+                return Err("peers are not authenticated: set RAFT_CLUSTER_TOKEN (or mutual TLS: RAFT_TLS_CERT, RAFT_TLS_KEY, RAFT_TLS_CA), or pass --insecure-peers (RAFT_INSECURE_PEERS=1) to accept anyone who reaches the Raft port".into());
+            }
+        }
         config.raft_config().validate().map_err(|error| error.to_string())?;
         if config.wal_segment_bytes < 4096 {
             return Err("RAFT_WAL_SEGMENT_BYTES must be at least 4096".into());
@@ -283,6 +415,30 @@ impl NodeConfig {
         config.heartbeat_interval_ms = self.heartbeat_interval_ms;
         config.snapshot_threshold_entries = self.snapshot_threshold;
         config
+    }
+
+    /// The names of every voter (this node and its peers), sorted.
+    pub fn voter_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.peers.iter().map(|peer| peer.name.clone()).collect();
+        names.push(self.name.clone());
+        names.sort();
+        names
+    }
+
+    /// Whether peers must prove who they are with a client certificate.
+    pub fn mutual_tls(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.ca.is_some())
+    }
+
+    /// The largest peer frame a legal message takes, from the core's limits: an
+    /// append batch (its byte limit, plus the one entry that may cross it, at
+    /// most a snapshot chunk or a client request body) and the encoding overhead
+    /// of its entries.
+    pub fn frame_bytes_max(&self) -> usize {
+        let core = self.raft_config();
+        let last = core.snapshot_chunk_bytes_max.max(crate::api::client::BODY_BYTES_MAX);
+        let overhead = core.append_entries_max.saturating_mul(64).saturating_add(64 << 10);
+        core.append_bytes_max.saturating_add(last).saturating_add(overhead)
     }
 
     /// The name of a node id (this node or a peer).
@@ -320,7 +476,8 @@ mod tests {
             "RAFT_NODES" => Some(" http://127.0.0.1:9080 , 127.0.0.1:9081,http://127.0.0.1:9082/ ".to_owned()),
             _ => None,
         };
-        let config = ServeArgs::default().resolve(env).unwrap();
+        let args = ServeArgs { cluster_token: Some("t".into()), ..ServeArgs::default() };
+        let config = args.resolve(env).unwrap();
         assert_eq!(config.port, 8081);
         let names: Vec<&str> = config.peers.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["node-8080", "node-8082"], "self is filtered out");
@@ -335,6 +492,7 @@ mod tests {
             port: Some(7000),
             peers: Some("http://h1:1,http://h2:2,http://h3:3".into()),
             peer_ids: Some("a, b ,c".into()),
+            insecure_peers: true,
             ..ServeArgs::default()
         };
         let config = args.resolve(no_env).unwrap();
@@ -359,9 +517,57 @@ mod tests {
         assert!(bad_url.resolve(no_env).unwrap_err().contains("no port"));
         let bad_timeouts = ServeArgs { heartbeat_ms: Some(900), ..ServeArgs::default() };
         assert!(bad_timeouts.resolve(no_env).unwrap_err().contains("heartbeat interval"));
-        let twice = ServeArgs { peers: Some("h:9081,h:9081".into()), ..ServeArgs::default() };
+        let twice = ServeArgs { peers: Some("h:9081,h:9081".into()), insecure_peers: true, ..ServeArgs::default() };
         assert!(twice.resolve(no_env).unwrap_err().contains("listed twice"));
         let bad_port = |name: &str| (name == "PORT").then(|| "eighty".to_owned());
         assert!(ServeArgs::default().resolve(bad_port).unwrap_err().contains("PORT"));
+    }
+
+    #[test]
+    fn peers_must_be_authenticated_unless_explicitly_not() {
+        let peers = || ServeArgs { peers: Some("h:9081,h:9082".into()), ..ServeArgs::default() };
+        let problem = peers().resolve(no_env).unwrap_err();
+        assert!(problem.contains("not authenticated") && problem.contains("--insecure-peers"), "{problem}");
+        assert!(!problem.contains('\n'));
+        assert!(ServeArgs { insecure_peers: true, ..peers() }.resolve(no_env).is_ok());
+        assert!(ServeArgs { cluster_token: Some("t".into()), ..peers() }.resolve(no_env).is_ok());
+        let empty_token = ServeArgs { cluster_token: Some(String::new()), ..peers() };
+        assert!(empty_token.resolve(no_env).is_err(), "an empty token is no token");
+        // A single node has no peers to authenticate.
+        assert!(ServeArgs::default().resolve(no_env).is_ok());
+    }
+
+    #[test]
+    fn tls_turns_urls_to_https_and_mutual_tls_authenticates_peers() {
+        let tls = || ServeArgs {
+            peers: Some("h:9081,https://h:9082".into()),
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            tls_ca: Some("ca.pem".into()),
+            ..ServeArgs::default()
+        };
+        let config = tls().resolve(no_env).unwrap();
+        assert!(config.mutual_tls());
+        assert_eq!(config.client_url, "https://127.0.0.1:8080");
+        assert_eq!(config.peers[0].raft_url, "https://h:9081");
+        assert_eq!(config.peers[1].client_url, "https://h:8082");
+        let no_ca = ServeArgs { tls_ca: None, ..tls() };
+        assert!(no_ca.resolve(no_env).unwrap_err().contains("RAFT_TLS_CA"));
+        let http_peer = ServeArgs { peers: Some("http://h:9081".into()), ..tls() };
+        assert!(http_peer.resolve(no_env).unwrap_err().contains("TLS is on"));
+        let half = ServeArgs { tls_key: None, ..tls() };
+        assert!(half.resolve(no_env).unwrap_err().contains("go together"));
+        let https_without_tls =
+            ServeArgs { peers: Some("https://h:9081".into()), insecure_peers: true, ..ServeArgs::default() };
+        assert!(https_without_tls.resolve(no_env).unwrap_err().contains("TLS is off"));
+    }
+
+    #[test]
+    fn the_frame_limit_follows_the_core_limits() {
+        let config = ServeArgs::default().resolve(no_env).unwrap();
+        let core = config.raft_config();
+        let limit = config.frame_bytes_max();
+        assert!(limit >= core.append_bytes_max && limit >= core.snapshot_chunk_bytes_max);
+        assert!(limit < 64 << 20, "far below the old 256 MiB: {limit}");
     }
 }

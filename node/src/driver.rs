@@ -527,6 +527,10 @@ impl Driver {
             Note::TransferAborted { to } => {
                 tracing::warn!("TRANSFER to {} timed out", name(to))
             }
+            Note::TermLimit { from: Some(from), term } => {
+                tracing::warn!("TERM {} from {} refused: beyond the term limit", term.0, name(from))
+            }
+            Note::TermLimit { from: None, term } => tracing::error!("ELECTION refused: term {} is the last", term.0),
             other => tracing::info!(?other, "core note"),
         }
     }

@@ -8,6 +8,7 @@
 //! One file per concern: [`config`] (flags and environment), [`wal`] (segments,
 //! framing), [`storage`] (snapshot files, recovery, the WAL thread), [`driver`]
 //! (the loop), [`transport`] (peer senders), [`frames`] (message framing on peer streams), [`api`] (client API and Raft RPC),
+//! [`identity`] (which cluster a data directory belongs to), [`tls`] (rustls set-up),
 //! [`metrics`], [`server`] (wiring), [`cli`], [`client_cmd`], [`cluster_cmd`].
 
 pub mod api;
@@ -17,8 +18,10 @@ pub mod cluster_cmd;
 pub mod config;
 pub mod driver;
 pub mod frames;
+pub mod identity;
 pub mod metrics;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod transport;
 pub mod wal;

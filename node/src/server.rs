@@ -1,22 +1,52 @@
 //! `raftkv serve`: recover from disk, start the driver, the WAL thread, the peer
 //! senders and both HTTP servers; on SIGTERM or Ctrl-C hand leadership over and stop.
+//!
+//! Both servers are bounded ([`crate::config::Limits`]): at most so many
+//! connections per port (one more is answered `503` on plain HTTP and closed);
+//! the TLS handshake and each request's headers must arrive within the header
+//! timeout, its body within the body timeout; a connection with no traffic for
+//! the idle timeout is closed. An `accept` that fails for want of file
+//! descriptors (EMFILE, ENFILE) or memory is logged and retried after a pause:
+//! it never stops the node.
 
 use crate::api::{self, AppState};
-use crate::config::NodeConfig;
+use crate::config::{Limits, NodeConfig};
 use crate::driver::{Directory, Driver, Input};
 use crate::metrics::Metrics;
 use crate::storage;
+use crate::tls::PeerCertificate;
 use crate::transport::Transport;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use raft_sm::kv::KvStore;
 use raft_sm::{Host, Role};
-use std::sync::atomic::AtomicU64;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
+/// Why a node did not start, in one line.
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration contradicts itself or the data directory (exit 2).
+    Config(String),
+    /// Something else failed (exit 1).
+    Failed(String),
+}
+
+impl From<String> for StartError {
+    fn from(problem: String) -> StartError {
+        StartError::Failed(problem)
+    }
+}
+
 /// Runs a node until it is told to stop. Errors are start-up failures, in one line.
-pub async fn serve(config: NodeConfig) -> Result<(), String> {
+pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
     let peers: Vec<String> = config.peers.iter().map(|p| format!("{}={}", p.name, p.raft_url)).collect();
     tracing::info!(
         id = %config.name,
@@ -27,8 +57,21 @@ pub async fn serve(config: NodeConfig) -> Result<(), String> {
         "starting raftkv node"
     );
     let metrics = Arc::new(Metrics::default());
+    let tls = match &config.tls {
+        Some(files) => Some((
+            tokio_rustls::TlsAcceptor::from(crate::tls::server_config(files, false).map_err(StartError::Config)?),
+            tokio_rustls::TlsAcceptor::from(
+                crate::tls::server_config(files, config.mutual_tls()).map_err(StartError::Config)?,
+            ),
+        )),
+        None => None,
+    };
     let (wal, restored, lock) = storage::recover(&config.data_dir, config.wal_segment_bytes)
         .map_err(|error| format!("cannot recover from {}: {error}", config.data_dir.display()))?;
+    // Before the node acts on what it recovered: is the directory this node's, of this cluster?
+    let pristine = restored.hard_state.term.0 == 0 && restored.entries.is_empty() && restored.snapshot.is_none();
+    let identity = crate::identity::check_or_record(&config, pristine).map_err(StartError::Config)?;
+    tracing::info!(cluster_id = %identity.cluster_id, "cluster identity checked");
     tracing::info!(
         term = restored.hard_state.term.0,
         commit = restored.hard_state.commit.0,
@@ -44,7 +87,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), String> {
 
     let (persisted_tx, persisted_rx) = mpsc::unbounded_channel();
     let storage_tx = storage::spawn_writer(config.data_dir.clone(), wal, lock, persisted_tx, metrics.clone());
-    let transport = Transport::start(&config, metrics.clone());
+    let transport = Transport::start(&config, metrics.clone()).map_err(StartError::Config)?;
     let directory = Arc::new(Directory::new(config.clone()));
     let (inputs_tx, inputs_rx) = mpsc::channel(8192);
     let driver = Driver::new(host, directory.clone(), metrics.clone(), transport, storage_tx);
@@ -60,8 +103,20 @@ pub async fn serve(config: NodeConfig) -> Result<(), String> {
     let client_app = with_middleware(api::client::router(state.clone()), &state);
     let raft_app = with_middleware(api::raft::router(state.clone()), &state);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let client_server = tokio::spawn(run_http(client_listener, client_app, stop_rx.clone()));
-    let raft_server = tokio::spawn(run_http(raft_listener, raft_app, stop_rx));
+    let (client_tls, raft_tls) = tls.map_or((None, None), |(client, raft)| (Some(client), Some(raft)));
+    let limits = config.limits;
+    let client_server = tokio::spawn(run_http(
+        Port { listener: client_listener, tls: client_tls, max_connections: limits.client_connections, what: "client" },
+        client_app,
+        limits,
+        stop_rx.clone(),
+    ));
+    let raft_server = tokio::spawn(run_http(
+        Port { listener: raft_listener, tls: raft_tls, max_connections: limits.peer_connections, what: "raft" },
+        raft_app,
+        limits,
+        stop_rx,
+    ));
     tracing::info!("listening: client API on {}, Raft RPC on port {}", config.client_url, config.raft_port);
 
     shutdown_signal().await;
@@ -93,17 +148,272 @@ fn with_middleware(router: axum::Router, state: &AppState) -> axum::Router {
         .layer(CatchPanicLayer::custom(api::panic_response))
 }
 
-async fn run_http(listener: tokio::net::TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>) {
-    let shutdown = async move {
-        let _ = stop.wait_for(|&stopped| stopped).await;
-    };
-    use axum::serve::ListenerExt;
-    // Small request/response pairs: never wait for Nagle.
-    let listener = listener.tap_io(|tcp| {
+/// One listening port and how it serves.
+struct Port {
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    max_connections: usize,
+    what: &'static str,
+}
+
+/// Whether an accept error means the process is out of file descriptors or
+/// memory (EMFILE, ENFILE, ENOBUFS, ENOMEM on Linux): wait for some to free up.
+fn is_resource_exhaustion(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(23 | 24 | 105 | 12))
+}
+
+/// Logs at most once a second, counting what it skipped.
+struct RateLimitedLog {
+    last: Option<Instant>,
+    skipped: u64,
+}
+
+impl RateLimitedLog {
+    fn due(&mut self) -> Option<u64> {
+        if self.last.is_some_and(|last| last.elapsed() < Duration::from_secs(1)) {
+            self.skipped += 1;
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.skipped))
+    }
+}
+
+async fn run_http(port: Port, app: axum::Router, limits: Limits, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(port.max_connections));
+    let mut accept_errors = RateLimitedLog { last: None, skipped: 0 };
+    let mut refusals = RateLimitedLog { last: None, skipped: 0 };
+    loop {
+        let accepted = tokio::select! {
+            accepted = port.listener.accept() => accepted,
+            _ = stop.wait_for(|&stopped| stopped) => return,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            Err(error) => {
+                let exhausted = is_resource_exhaustion(&error);
+                if let Some(skipped) = accept_errors.due() {
+                    tracing::warn!(port = port.what, %error, skipped, "accept failed; retrying shortly");
+                }
+                // Out of descriptors: pause so connections can close, then retry.
+                let pause = if exhausted { 100 } else { 10 };
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if let Some(skipped) = refusals.due() {
+                tracing::warn!(
+                    port = port.what,
+                    limit = port.max_connections,
+                    skipped,
+                    "connection limit reached; refusing a connection"
+                );
+            }
+            if port.tls.is_none() {
+                tokio::spawn(refuse(tcp));
+            }
+            continue;
+        };
+        // Small request/response pairs: never wait for Nagle.
         let _ = tcp.set_nodelay(true);
+        tokio::spawn(serve_connection(tcp, slot, port.tls.clone(), app.clone(), limits, stop.clone()));
+    }
+}
+
+/// Answers a connection over the limit with a short 503 and closes it.
+async fn refuse(mut tcp: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"error":"too_many_connections","message":"the node's connection limit is reached; retry later"}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_millis(200), tcp.write_all(response.as_bytes())).await;
+}
+
+/// Milliseconds since the process's first call (for activity stamps).
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// A connection's byte stream, stamping the time of its last traffic. It holds
+/// the connection's slot, so an upgraded peer stream keeps counting against the
+/// limit as long as it lives.
+struct Tracked<IO> {
+    io: IO,
+    last_activity: Arc<AtomicU64>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.last_activity.store(now_ms(), Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.io).poll_write(cx, bytes);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.last_activity.store(now_ms(), Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.last_activity.store(now_ms(), Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// A request body that must arrive whole before a deadline (slow-body clients).
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl HttpBody for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        if std::future::Future::poll(self.deadline.as_mut(), cx).is_ready() {
+            let timeout = self.timeout;
+            return Poll::Ready(Some(Err(format!("request body not received within {timeout:?}").into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    slot: OwnedSemaphorePermit,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let header_timeout = Duration::from_millis(limits.header_timeout_ms);
+    let last_activity = Arc::new(AtomicU64::new(now_ms()));
+    match tls {
+        None => {
+            let io = Tracked { io: tcp, last_activity: last_activity.clone(), _slot: slot };
+            drive_connection(io, None, app, limits, last_activity, &mut stop).await;
+        }
+        Some(acceptor) => {
+            let stream = match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
+                Err(_) => return tracing::debug!("TLS handshake timed out"),
+            };
+            let peer = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .map(|cert| PeerCertificate(Arc::new(cert.clone().into_owned())));
+            let io = Tracked { io: stream, last_activity: last_activity.clone(), _slot: slot };
+            drive_connection(io, peer, app, limits, last_activity, &mut stop).await;
+        }
+    }
+}
+
+async fn drive_connection<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    io: IO,
+    peer: Option<PeerCertificate>,
+    app: axum::Router,
+    limits: Limits,
+    last_activity: Arc<AtomicU64>,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let body_timeout = Duration::from_millis(limits.body_timeout_ms);
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        let app = app.clone();
+        if let Some(peer) = &peer {
+            request.extensions_mut().insert(peer.clone());
+        }
+        let request = request.map(|inner| {
+            let deadline = Box::pin(tokio::time::sleep(body_timeout));
+            axum::body::Body::new(DeadlineBody { inner, deadline, timeout: body_timeout })
+        });
+        app.oneshot(request)
     });
-    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-        tracing::error!(%error, "HTTP server failed");
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_timeout_ms));
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service).with_upgrades();
+    tokio::pin!(connection);
+    let idle_ms = limits.idle_timeout_ms;
+    let mut check = tokio::time::interval(Duration::from_millis((idle_ms / 4).clamp(10, 1_000)));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Once asked to close, a connection gets this long to finish its request.
+    let mut closing: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.wait_for(|&stopped| stopped), if closing.is_none() => {
+                connection.as_mut().graceful_shutdown();
+                closing = Some(Instant::now());
+            }
+            _ = check.tick() => {
+                if let Some(since) = closing {
+                    if since.elapsed() > Duration::from_secs(5) {
+                        return; // Drop it.
+                    }
+                } else if now_ms().saturating_sub(last_activity.load(Ordering::Relaxed)) >= idle_ms {
+                    tracing::debug!("closing an idle connection");
+                    connection.as_mut().graceful_shutdown();
+                    closing = Some(Instant::now());
+                }
+            }
+        }
     }
 }
 

@@ -29,6 +29,8 @@ use tokio::sync::mpsc;
 pub const TOKEN_HEADER: &str = "x-raft-token";
 /// Header carrying the sender's name.
 pub const FROM_HEADER: &str = "x-raftkv-from";
+/// Header carrying the sender's cluster id ([`crate::identity`]).
+pub const CLUSTER_HEADER: &str = "x-raftkv-cluster";
 /// Header carrying the sender's client URL (learned for leader hints).
 pub const CLIENT_URL_HEADER: &str = "x-raftkv-client-url";
 /// The `Upgrade` protocol of a peer stream.
@@ -58,7 +60,7 @@ pub fn encode(messages: &[Message]) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Vec<Message>, String> {
     match bytes.first() {
         Some(&BATCH_MAGIC) => {
-            let decoded = decode_frames(&bytes[1..])?;
+            let decoded = decode_frames(&bytes[1..], crate::frames::FRAME_BYTES_MAX)?;
             if decoded.consumed != bytes.len() - 1 {
                 return Err("truncated message".into());
             }
@@ -95,16 +97,18 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// Starts one sender task per peer.
-    pub fn start(config: &NodeConfig, metrics: Arc<Metrics>) -> Transport {
+    /// Starts one sender task per peer. Fails only on unusable TLS files.
+    pub fn start(config: &NodeConfig, metrics: Arc<Metrics>) -> Result<Transport, String> {
         // No overall request timeout: it would also bound the upgraded stream's life.
         // The handshake and every write are bounded by `rpc_timeout` instead.
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(config.rpc_timeout_ms.min(1_000)))
             .tcp_nodelay(true)
-            .http1_only()
-            .build()
-            .expect("build the HTTP client");
+            .http1_only();
+        if let Some(files) = &config.tls {
+            builder = crate::tls::peer_client(builder, files)?;
+        }
+        let client = builder.build().map_err(|error| format!("cannot build the peer HTTP client: {error}"))?;
         let mut queues = HashMap::new();
         for peer in &config.peers {
             let (tx, rx) = mpsc::channel(QUEUE_MESSAGES_MAX);
@@ -115,13 +119,14 @@ impl Transport {
                 client: client.clone(),
                 token: config.cluster_token.clone(),
                 from: config.name.clone(),
+                cluster_id: config.cluster_id.clone(),
                 client_url: config.client_url.clone(),
                 rpc_timeout: Duration::from_millis(config.rpc_timeout_ms),
                 metrics: metrics.clone(),
             };
             tokio::spawn(sender.run(rx));
         }
-        Transport { queues, metrics }
+        Ok(Transport { queues, metrics })
     }
 
     /// Queues a message for its peer; drops it if the queue is full.
@@ -152,6 +157,7 @@ struct PeerSender {
     client: reqwest::Client,
     token: Option<String>,
     from: String,
+    cluster_id: String,
     client_url: String,
     rpc_timeout: Duration,
     metrics: Arc<Metrics>,
@@ -261,6 +267,7 @@ impl PeerSender {
             .header(CONNECTION, "upgrade")
             .header(UPGRADE, STREAM_PROTOCOL)
             .header(FROM_HEADER, &self.from)
+            .header(CLUSTER_HEADER, &self.cluster_id)
             .header(CLIENT_URL_HEADER, &self.client_url);
         if let Some(token) = &self.token {
             request = request.header(TOKEN_HEADER, token);

@@ -54,16 +54,22 @@ impl Node {
     }
 
     pub(crate) fn become_pre_candidate(&mut self) {
+        let Some(next) = self.term.next_term() else {
+            return self.refuse_election();
+        };
         self.role = Role::PreCandidate;
         self.leader = None;
         self.votes = VoteTracker::default();
-        self.note(Note::PreVoteStarted { term: self.term.next_term() });
+        self.note(Note::PreVoteStarted { term: next });
         self.reset_election_deadline();
         self.request_votes(true, false);
     }
 
     pub(crate) fn become_candidate(&mut self, transfer: bool) {
-        self.term = self.term.next_term();
+        let Some(next) = self.term.next_term() else {
+            return self.refuse_election();
+        };
+        self.term = next;
         self.voted_for = Some(self.config.id);
         self.role = Role::Candidate;
         self.leader = None;
@@ -72,6 +78,12 @@ impl Node {
         self.note(Note::ElectionStarted { term: self.term });
         self.reset_election_deadline();
         self.request_votes(false, transfer);
+    }
+
+    /// At the last term there is no term to campaign in: stay put and say so.
+    fn refuse_election(&mut self) {
+        self.note(Note::TermLimit { from: None, term: self.term });
+        self.reset_election_deadline();
     }
 
     fn request_votes(&mut self, pre_vote: bool, transfer: bool) {
@@ -151,7 +163,7 @@ impl Node {
     pub(crate) fn on_vote_response(&mut self, voter: NodeId, term: Term, response: RequestVoteResponse) {
         let RequestVoteResponse { pre_vote, granted } = response;
         let expected = match (self.role, pre_vote) {
-            (Role::PreCandidate, true) => term == self.term.next_term() || (!granted && term == self.term),
+            (Role::PreCandidate, true) => Some(term) == self.term.next_term() || (!granted && term == self.term),
             (Role::Candidate, false) => term == self.term,
             _ => false,
         };

@@ -273,4 +273,14 @@ pub enum Note {
         /// The target.
         to: NodeId,
     },
+    /// A term limit was hit; nothing changed. With `from`, a message from that
+    /// node carried a term more than [`Term::MAX_JUMP`] past ours, or
+    /// `u64::MAX`, and was refused rather than adopted; without, this node is
+    /// at `u64::MAX` and refused to start an election (a term never wraps).
+    TermLimit {
+        /// The sender of the refused message, or `None` for our own election.
+        from: Option<NodeId>,
+        /// The refused term (or our own).
+        term: Term,
+    },
 }

@@ -266,6 +266,11 @@ impl Node {
         {
             return; // Not for us, or from outside the configuration.
         }
+        if !self.term_acceptable(&message) {
+            // A jump this far would use up the terms left for elections (or wrap).
+            self.note(Note::TermLimit { from: Some(message.from), term: message.term });
+            return;
+        }
         if message.term > self.term {
             match self.higher_term_policy(&message) {
                 HigherTerm::Drop => return,
@@ -294,6 +299,13 @@ impl Node {
             Body::ReadIndexRequest(request) => self.on_read_index_request(from, request),
             Body::ReadIndexResponse(response) => self.on_read_index_response(response),
         }
+    }
+
+    /// Whether a message's term may be adopted: one that cannot be advanced
+    /// past (`u64::MAX`) never is, nor one more than [`Term::MAX_JUMP`] ahead.
+    fn term_acceptable(&self, message: &Message) -> bool {
+        message.term <= self.term
+            || (message.term.next_term().is_some() && message.term.0 - self.term.0 <= Term::MAX_JUMP)
     }
 
     /// A message from an older term. A stale leader or candidate learns the newer
@@ -465,7 +477,8 @@ impl Node {
     fn message(&self, to: NodeId, body: Body) -> Message {
         // PreVote requests and grants carry the term the candidate would run in.
         let term = match &body {
-            Body::RequestVote(RequestVote { pre_vote: true, .. }) => self.term.next_term(),
+            // A node at the last term never starts a PreVote (`become_pre_candidate`).
+            Body::RequestVote(RequestVote { pre_vote: true, .. }) => self.term.next_term().unwrap_or(self.term),
             _ => self.term,
         };
         Message { from: self.config.id, to, term, body }
@@ -697,9 +710,19 @@ impl Node {
 }
 
 impl Term {
-    /// The term after this one.
-    pub fn next_term(self) -> Term {
-        Term(self.0 + 1)
+    /// How far ahead of a node's own term a message's term may be and still be
+    /// adopted; a message further ahead is refused ([`Note::TermLimit`]), and so
+    /// is one at `u64::MAX`, past which no election could follow. A forged
+    /// message with a term near `u64::MAX` would otherwise leave the cluster no
+    /// term to elect a leader in (and an unchecked `+ 1` would wrap to 0). Real
+    /// terms move one election at a time; a node that was away for 2^32 (four
+    /// billion) elections is the only honest one this refuses (or, under attack
+    /// by a member, one that missed a forged jump the others took).
+    pub const MAX_JUMP: u64 = 1 << 32;
+
+    /// The term after this one, or `None` at `u64::MAX`: a term never wraps.
+    pub fn next_term(self) -> Option<Term> {
+        self.0.checked_add(1).map(Term)
     }
 }
 

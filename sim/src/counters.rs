@@ -98,6 +98,7 @@ impl Counters {
             Note::ProposalDropped => "proposals_dropped",
             Note::TransferStarted { .. } => "transfers_started",
             Note::TransferAborted { .. } => "transfers_aborted",
+            Note::TermLimit { .. } => "term_limits",
             _ => "other_notes",
         };
         self.add(name, 1);

@@ -8,16 +8,28 @@
 //!
 //! With a cluster token configured, every request must carry it in
 //! `X-Raft-Token` (compared in constant time) or gets `401`. Messages from ids
-//! outside the configuration, or for another node, get `403`.
+//! outside the configuration, or for another node, get `403`. A request naming
+//! another cluster id (`X-Raftkv-Cluster`, see [`crate::identity`]) gets `403`.
+//! With mutual TLS, the client certificate must be valid for the peer the
+//! request claims to come from (`X-Raftkv-From`: its id or its configured
+//! host), or `403`; message batches then need that header and may carry only
+//! that peer's messages.
+//!
+//! A peer stream's frames are limited to the largest legal message
+//! ([`crate::config::NodeConfig::frame_bytes_max`]); a longer one, or a stream
+//! silent for the idle timeout, is dropped.
 
 use super::types::ErrorCode;
 use super::{role_name, ApiError, AppState};
 use crate::config::node_id_of;
 use crate::driver::Input;
 use crate::frames::FrameReader;
-use crate::transport::{constant_time_eq, decode, CLIENT_URL_HEADER, FROM_HEADER, STREAM_PROTOCOL, TOKEN_HEADER};
+use crate::tls::{cert_names_peer, PeerCertificate};
+use crate::transport::{
+    constant_time_eq, decode, CLIENT_URL_HEADER, CLUSTER_HEADER, FROM_HEADER, STREAM_PROTOCOL, TOKEN_HEADER,
+};
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -27,11 +39,10 @@ use raft_sm::{Message, NodeId};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// Largest batch body accepted.
-const BODY_BYTES_MAX: usize = 256 << 20;
-
 /// The Raft routes.
 pub fn router(state: AppState) -> Router {
+    // A batch of a few of the largest legal messages.
+    let body_bytes_max = state.directory.config.frame_bytes_max().saturating_mul(4);
     Router::new()
         .route("/raft/stream", post(stream))
         .route("/raft/message", post(messages))
@@ -40,7 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/raft/installsnapshot", post(messages))
         .route("/raft/timeoutnow", post(messages))
         .route("/raft/status", get(status))
-        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(DefaultBodyLimit::max(body_bytes_max))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
@@ -55,7 +66,54 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
                 .into_response();
         }
     }
+    let config = &state.directory.config;
+    if config.mutual_tls() && request.extensions().get::<PeerCertificate>().is_none() {
+        return ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "a client certificate is required")
+            .into_response();
+    }
+    if let Some(cluster) = request.headers().get(CLUSTER_HEADER) {
+        if cluster.as_bytes() != config.cluster_id.as_bytes() {
+            let named = String::from_utf8_lossy(cluster.as_bytes()).into_owned();
+            tracing::warn!(path = %request.uri().path(), cluster = %named, "raft request from another cluster rejected");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::WrongCluster,
+                format!("this node belongs to cluster {}, not {named}", config.cluster_id),
+            )
+            .into_response();
+        }
+    }
     next.run(request).await
+}
+
+/// The host part of a `scheme://host:port` URL.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.rsplit_once(':').map_or(rest, |(host, _)| host)
+}
+
+/// With mutual TLS: whether the connection's certificate names peer `id`.
+fn certificate_fits(state: &AppState, id: NodeId, cert: Option<&PeerCertificate>) -> bool {
+    let config = &state.directory.config;
+    if !config.mutual_tls() {
+        return true;
+    }
+    let (Some(peer), Some(cert)) = (config.peers.iter().find(|peer| peer.id == id), cert) else {
+        return false;
+    };
+    cert_names_peer(&cert.0, &[&peer.name, url_host(&peer.raft_url)])
+}
+
+fn wrong_certificate(state: &AppState, claimed: &str) -> ApiError {
+    tracing::warn!(peer = %claimed, "raft request whose client certificate does not name the peer it claims rejected");
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::WrongCertificate,
+        format!(
+            "the client certificate is not valid for {claimed:?} (its id or configured host) in the configuration of {}",
+            state.directory.config.name
+        ),
+    )
 }
 
 /// Refuses a message that is not from a configured peer or not for this node.
@@ -87,14 +145,32 @@ fn sending_peer(state: &AppState, headers: &HeaderMap) -> Option<NodeId> {
     Some(id)
 }
 
-async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+async fn messages(
+    State(state): State<AppState>,
+    cert: Option<Extension<PeerCertificate>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     let messages =
         decode(&body).map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadMessage, message))?;
     for message in &messages {
         check_message(&state, message)
             .map_err(|problem| ApiError::new(StatusCode::FORBIDDEN, ErrorCode::UnknownNode, problem))?;
     }
-    sending_peer(&state, &headers);
+    let sender = sending_peer(&state, &headers);
+    if state.directory.config.mutual_tls() {
+        let claimed = headers.get(FROM_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let Some(sender) = sender.filter(|&id| certificate_fits(&state, id, cert.as_deref())) else {
+            return Err(wrong_certificate(&state, &claimed));
+        };
+        if messages.iter().any(|message| message.from != sender) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::UnknownNode,
+                format!("with mutual TLS a batch carries only the messages of {claimed:?}"),
+            ));
+        }
+    }
     if state.inputs.send(Input::Messages(messages)).await.is_err() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -123,6 +199,10 @@ async fn stream(State(state): State<AppState>, mut request: Request) -> Result<a
             format!("a stream needs an {FROM_HEADER} header naming a peer of {}", state.directory.config.name),
         ));
     };
+    if !certificate_fits(&state, peer, request.extensions().get::<PeerCertificate>()) {
+        let claimed = request.headers().get(FROM_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        return Err(wrong_certificate(&state, claimed));
+    }
     let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -142,12 +222,15 @@ async fn stream(State(state): State<AppState>, mut request: Request) -> Result<a
 /// or carries a message that is not the peer's.
 async fn read_stream<R: tokio::io::AsyncRead + Unpin>(state: AppState, peer: NodeId, io: R) {
     let name = state.directory.name(peer);
-    let mut frames = FrameReader::new(io);
+    let config = &state.directory.config;
+    let idle = std::time::Duration::from_millis(config.limits.idle_timeout_ms);
+    let mut frames = FrameReader::new(io, config.frame_bytes_max());
     loop {
-        let messages = match frames.next_batch().await {
-            Ok(Some(messages)) => messages,
-            Ok(None) => return tracing::debug!(peer = %name, "peer stream closed"),
-            Err(error) => return tracing::warn!(peer = %name, %error, "peer stream broken; dropping it"),
+        let messages = match tokio::time::timeout(idle, frames.next_batch()).await {
+            Ok(Ok(Some(messages))) => messages,
+            Ok(Ok(None)) => return tracing::debug!(peer = %name, "peer stream closed"),
+            Ok(Err(error)) => return tracing::warn!(peer = %name, %error, "peer stream broken; dropping it"),
+            Err(_) => return tracing::debug!(peer = %name, "peer stream idle past the idle timeout; dropping it"),
         };
         for message in &messages {
             if message.from != peer {

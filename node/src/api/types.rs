@@ -66,6 +66,10 @@ pub enum ErrorCode {
     UnknownNode,
     /// Raft port: `/raft/stream` without the upgrade headers.
     UpgradeRequired,
+    /// Raft port: the peer names another cluster id.
+    WrongCluster,
+    /// Raft port: the peer's TLS certificate is not valid for the peer it claims to be.
+    WrongCertificate,
     /// A request the HTTP layer refused that no other code describes.
     BadRequest,
     /// A code this build does not know (sent by a newer node).
@@ -104,6 +108,8 @@ impl ErrorCode {
             ErrorCode::BadMessage => "bad_message",
             ErrorCode::UnknownNode => "unknown_node",
             ErrorCode::UpgradeRequired => "upgrade_required",
+            ErrorCode::WrongCluster => "wrong_cluster",
+            ErrorCode::WrongCertificate => "wrong_certificate",
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::Unknown => "unknown",
         }
@@ -245,7 +251,7 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    const ALL: [ErrorCode; 29] = [
+    const ALL: [ErrorCode; 31] = [
         ErrorCode::BadJson,
         ErrorCode::BadEncoding,
         ErrorCode::BadQuery,
@@ -273,6 +279,8 @@ mod tests {
         ErrorCode::BadMessage,
         ErrorCode::UnknownNode,
         ErrorCode::UpgradeRequired,
+        ErrorCode::WrongCluster,
+        ErrorCode::WrongCertificate,
         ErrorCode::BadRequest,
         ErrorCode::Unknown,
     ];

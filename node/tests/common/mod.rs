@@ -34,14 +34,82 @@ impl Drop for Serial {
 
 pub struct Options {
     pub nodes: usize,
+    /// The cluster token (multi-node clusters refuse to start without one,
+    /// unless `insecure_peers`).
     pub token: Option<String>,
+    pub insecure_peers: bool,
+    /// Mutual TLS on both ports, with certificates made for this cluster.
+    pub tls: bool,
     pub snapshot_threshold: Option<u64>,
     pub wal_segment_bytes: Option<u64>,
+    /// Extra environment for every node.
+    pub env: Vec<(String, String)>,
 }
+
+/// The token test clusters use unless told otherwise.
+pub const TEST_TOKEN: &str = "test-cluster-token-0123456789";
 
 impl Default for Options {
     fn default() -> Self {
-        Options { nodes: 3, token: None, snapshot_threshold: None, wal_segment_bytes: None }
+        Options {
+            nodes: 3,
+            token: Some(TEST_TOKEN.into()),
+            insecure_peers: false,
+            tls: false,
+            snapshot_threshold: None,
+            wal_segment_bytes: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// A CA and certificates it signs, made at test time.
+pub struct TestCa {
+    pub dir: PathBuf,
+    pub ca_file: PathBuf,
+    issuer: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    pub fn new(dir: PathBuf) -> TestCa {
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "raftkv test CA");
+        let issuer = params.self_signed(&key).unwrap();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, issuer.pem()).unwrap();
+        TestCa { dir, ca_file, issuer, key }
+    }
+
+    /// Writes `<name>.crt` and `<name>.key` for the given DNS names / IPs.
+    pub fn issue(&self, name: &str, subject_names: &[&str]) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = subject_names.iter().map(|n| n.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
+        let cert = params.signed_by(&key, &self.issuer, &self.key).unwrap();
+        let (cert_file, key_file) = (self.dir.join(format!("{name}.crt")), self.dir.join(format!("{name}.key")));
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        (cert_file, key_file)
+    }
+
+    /// A client that trusts this CA and presents `name`'s certificate.
+    pub fn client(&self, name: Option<&str>) -> reqwest::Client {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&self.ca_file).unwrap()).unwrap();
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .timeout(Duration::from_secs(5));
+        if let Some(name) = name {
+            let mut pem = std::fs::read(self.dir.join(format!("{name}.crt"))).unwrap();
+            pem.extend(std::fs::read(self.dir.join(format!("{name}.key"))).unwrap());
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        builder.build().unwrap()
     }
 }
 
@@ -63,7 +131,9 @@ struct Process {
 pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     pub dir: tempfile::TempDir,
-    options: Options,
+    pub options: Options,
+    /// With `Options::tls`: the CA and every node's certificate (`n0.crt`, ...).
+    pub ca: Option<TestCa>,
     pub http: reqwest::Client,
     _serial: Serial,
 }
@@ -90,27 +160,39 @@ impl Cluster {
                 process: Mutex::new(Process::default()),
             })
             .collect();
-        let cluster = Cluster {
-            nodes,
-            dir: tempfile::tempdir().unwrap(),
-            options,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap(),
-            _serial: serial,
+        let dir = tempfile::tempdir().unwrap();
+        let ca = options.tls.then(|| {
+            let ca = TestCa::new(dir.path().join("tls"));
+            for node in &nodes {
+                let node: &NodeProc = node;
+                ca.issue(&node.name, &[&node.name, "127.0.0.1"]);
+            }
+            ca
+        });
+        let http = match &ca {
+            Some(ca) => ca.client(None),
+            // With the default token the harness's client carries it, as a tool
+            // of the operator would; a test that picks its own token sends it itself.
+            None if options.token.as_deref() == Some(TEST_TOKEN) => {
+                let mut headers = reqwest::header::HeaderMap::new();
+                headers.insert("x-raft-token", reqwest::header::HeaderValue::from_static(TEST_TOKEN));
+                reqwest::Client::builder().timeout(Duration::from_secs(5)).default_headers(headers).build().unwrap()
+            }
+            None => reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap(),
         };
+        let cluster = Cluster { nodes, dir, options, ca, http, _serial: serial };
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i);
         }
         cluster
     }
 
-    pub fn spawn(&self, i: usize) {
-        let mut process = self.nodes[i].process.lock().unwrap();
-        assert!(process.child.is_none(), "node {i} is running");
-        let peers: Vec<String> = self.nodes.iter().map(|n| format!("http://127.0.0.1:{}", n.raft_port)).collect();
+    /// The command that starts node `i` (its environment, no output redirection).
+    pub fn command(&self, i: usize) -> Command {
+        let scheme = self.scheme();
+        let peers: Vec<String> = self.nodes.iter().map(|n| format!("{scheme}://127.0.0.1:{}", n.raft_port)).collect();
         let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
         let node = &self.nodes[i];
-        let log = self.dir.path().join(format!("{}-{}.log", node.name, process.starts));
-        let file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(binary());
         command
             .arg("serve")
@@ -127,11 +209,18 @@ impl Cluster {
             .env("RAFT_HEARTBEAT_MS", "50")
             .env("RAFT_REQUEST_TIMEOUT_MS", "3000")
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file);
+            .stdin(Stdio::null());
         if let Some(token) = &self.options.token {
             command.env("RAFT_CLUSTER_TOKEN", token);
+        }
+        if self.options.insecure_peers {
+            command.env("RAFT_INSECURE_PEERS", "1");
+        }
+        if let Some(ca) = &self.ca {
+            command
+                .env("RAFT_TLS_CERT", ca.dir.join(format!("{}.crt", node.name)))
+                .env("RAFT_TLS_KEY", ca.dir.join(format!("{}.key", node.name)))
+                .env("RAFT_TLS_CA", &ca.ca_file);
         }
         if let Some(threshold) = self.options.snapshot_threshold {
             command.env("RAFT_SNAPSHOT_THRESHOLD", threshold.to_string());
@@ -139,6 +228,20 @@ impl Cluster {
         if let Some(bytes) = self.options.wal_segment_bytes {
             command.env("RAFT_WAL_SEGMENT_BYTES", bytes.to_string());
         }
+        for (name, value) in &self.options.env {
+            command.env(name, value);
+        }
+        command
+    }
+
+    pub fn spawn(&self, i: usize) {
+        let mut process = self.nodes[i].process.lock().unwrap();
+        assert!(process.child.is_none(), "node {i} is running");
+        let node = &self.nodes[i];
+        let log = self.dir.path().join(format!("{}-{}.log", node.name, process.starts));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut command = self.command(i);
+        command.stdout(file.try_clone().unwrap()).stderr(file);
         let child = command.spawn().expect("start raftkv");
         process.child = Some(child);
         process.starts += 1;
@@ -186,12 +289,45 @@ impl Cluster {
         }
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.ca.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     pub fn url(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.nodes[i].port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.nodes[i].port)
     }
 
     pub fn raft_url(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.nodes[i].raft_port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.nodes[i].raft_port)
+    }
+
+    /// The exit status of node `i` if it has exited (and forgets the process).
+    pub fn try_exit_status(&self, i: usize) -> Option<std::process::ExitStatus> {
+        let mut process = self.nodes[i].process.lock().unwrap();
+        let status = process.child.as_mut()?.try_wait().unwrap()?;
+        process.child = None;
+        Some(status)
+    }
+
+    /// Waits up to `within` for node `i` to exit; its status.
+    pub fn wait_exit(&self, i: usize, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_exit_status(i) {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The process id of running node `i`.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].process.lock().unwrap().child.as_ref().map(Child::id)
     }
 
     pub fn is_running(&self, i: usize) -> bool {
