@@ -1,7 +1,7 @@
 //! Elections: PreVote, votes, becoming leader, CheckQuorum (Raft §5.2, §5.4.1;
 //! thesis §9.6 PreVote and §6.2 leases).
 
-use crate::event::{Note, TimerKind};
+use crate::event::{Note, StepDownReason, TimerKind, VoteRefusal};
 use crate::message::{Body, Message, RequestVote, RequestVoteResponse};
 use crate::node::{HigherTerm, Node};
 use crate::progress::Progress;
@@ -135,11 +135,11 @@ impl Node {
                 self.send_message(message);
             } else {
                 let reason = if lease {
-                    "still hears a leader"
+                    VoteRefusal::StillHearsLeader
                 } else if !up_to_date {
-                    "log not up to date"
+                    VoteRefusal::LogNotUpToDate
                 } else {
-                    "stale term"
+                    VoteRefusal::StaleTerm
                 };
                 self.note(Note::VoteRejected { candidate, pre_vote: true, reason });
                 self.send(candidate, RequestVoteResponse { pre_vote: true, granted: false }.into());
@@ -154,7 +154,7 @@ impl Node {
             // Term and vote are durable before the grant leaves (§5.2, Figure 2).
             self.send(candidate, RequestVoteResponse { pre_vote: false, granted: true }.into());
         } else {
-            let reason = if !up_to_date { "log not up to date" } else { "already voted in this term" };
+            let reason = if !up_to_date { VoteRefusal::LogNotUpToDate } else { VoteRefusal::AlreadyVoted };
             self.note(Note::VoteRejected { candidate, pre_vote: false, reason });
             self.send(candidate, RequestVoteResponse { pre_vote: false, granted: false }.into());
         }
@@ -187,7 +187,7 @@ impl Node {
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => {
                 let term = self.term;
-                self.become_follower(term, None, "lost the election");
+                self.become_follower(term, None, StepDownReason::LostElection);
             }
         }
     }
@@ -224,7 +224,7 @@ impl Node {
         }
         if self.config.check_quorum && self.quorum.vote_result(&active) != VoteResult::Won {
             let term = self.term;
-            self.become_follower(term, None, "quorum inactive");
+            self.become_follower(term, None, StepDownReason::QuorumInactive);
             return;
         }
         self.set_timer(TimerKind::QuorumCheck, Some(self.now_ms + self.config.election_timeout_ms_max));

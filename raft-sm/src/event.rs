@@ -217,8 +217,8 @@ pub enum Note {
         candidate: NodeId,
         /// Whether it was a PreVote.
         pre_vote: bool,
-        /// Why, in words.
-        reason: &'static str,
+        /// Why.
+        reason: VoteRefusal,
     },
     /// Became leader of `term`.
     BecameLeader {
@@ -229,8 +229,8 @@ pub enum Note {
     SteppedDown {
         /// The term after stepping down.
         term: Term,
-        /// Why, in words.
-        reason: &'static str,
+        /// Why.
+        reason: StepDownReason,
     },
     /// Removed a conflicting log suffix.
     Truncated {
@@ -283,4 +283,54 @@ pub enum Note {
         /// The refused term (or our own).
         term: Term,
     },
+}
+
+/// Why a (pre-)vote was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum VoteRefusal {
+    /// We still hear a leader (CheckQuorum lease).
+    StillHearsLeader,
+    /// The candidate's log is behind ours (Raft §5.4.1).
+    LogNotUpToDate,
+    /// A PreVote for a term not above ours.
+    StaleTerm,
+    /// We already voted for another candidate in this term.
+    AlreadyVoted,
+}
+
+impl std::fmt::Display for VoteRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VoteRefusal::StillHearsLeader => "still hears a leader",
+            VoteRefusal::LogNotUpToDate => "log not up to date",
+            VoteRefusal::StaleTerm => "stale term",
+            VoteRefusal::AlreadyVoted => "already voted in this term",
+        })
+    }
+}
+
+/// Why a node became (or stayed) a follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum StepDownReason {
+    /// A message carried a higher term (Raft §5.1).
+    HigherTerm,
+    /// The leader of the current term was heard.
+    HeardLeader,
+    /// A majority refused the election.
+    LostElection,
+    /// CheckQuorum: a majority was not heard from within an election timeout.
+    QuorumInactive,
+}
+
+impl std::fmt::Display for StepDownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StepDownReason::HigherTerm => "saw a higher term",
+            StepDownReason::HeardLeader => "heard the leader of the term",
+            StepDownReason::LostElection => "lost the election",
+            StepDownReason::QuorumInactive => "quorum inactive",
+        })
+    }
 }

@@ -108,7 +108,9 @@ pub mod wire;
 mod write;
 
 pub use config::{Config, ConfigError};
-pub use event::{Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind};
+pub use event::{
+    Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, StepDownReason, TimerKind, VoteRefusal,
+};
 pub use host::{Host, HostError, Observer, Output, ProposalAnswer, StateMachine};
 pub use message::{
     AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, ReadIndexRequest,

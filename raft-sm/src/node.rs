@@ -2,7 +2,9 @@
 //! chokepoint and the invariants checked after every step.
 
 use crate::config::Config;
-use crate::event::{Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, TimerKind};
+use crate::event::{
+    Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, StepDownReason, TimerKind,
+};
 use crate::log::Log;
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, RequestVote,
@@ -280,7 +282,7 @@ impl Node {
                         Body::AppendEntries(_) | Body::InstallSnapshot(_) => Some(message.from),
                         _ => None,
                     };
-                    self.become_follower(message.term, leader, "saw a higher term");
+                    self.become_follower(message.term, leader, StepDownReason::HigherTerm);
                 }
             }
         } else if message.term < self.term {
@@ -329,7 +331,7 @@ impl Node {
 
     // ----- role changes ---------------------------------------------------------
 
-    pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>, reason: &'static str) {
+    pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>, reason: StepDownReason) {
         assert!(term >= self.term, "terms never decrease");
         let was = self.role;
         if term > self.term {

@@ -2,7 +2,7 @@
 //! backtracking), the follower's consistency check and conflict handling, and
 //! the commit rule (Raft §5.3, §5.4.2).
 
-use crate::event::TimerKind;
+use crate::event::{StepDownReason, TimerKind};
 use crate::message::{AppendEntries, AppendEntriesResponse, RejectHint};
 use crate::node::Node;
 use crate::progress::ReplicationMode;
@@ -159,7 +159,7 @@ impl Node {
         let AppendEntries { mut prev_log_index, mut prev_log_term, mut entries, leader_commit, read_round } = append;
         if self.role != Role::Follower || self.leader != Some(leader) {
             let term = self.term;
-            self.become_follower(term, Some(leader), "heard the leader of the term");
+            self.become_follower(term, Some(leader), StepDownReason::HeardLeader);
         }
         self.leader_contact_ms = Some(self.now_ms);
         self.reset_election_deadline();

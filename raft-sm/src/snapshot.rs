@@ -2,7 +2,7 @@
 //! the log, streaming it in bounded chunks to followers behind the log base, and
 //! installing it on a follower (Raft §7, Figure 13).
 
-use crate::event::{Action, Note};
+use crate::event::{Action, Note, StepDownReason};
 use crate::message::{InstallSnapshot, InstallSnapshotResponse};
 use crate::node::Node;
 use crate::progress::ReplicationMode;
@@ -108,7 +108,7 @@ impl Node {
         let InstallSnapshot { last_index, last_term, voters, offset, data, done } = chunk;
         if self.role != crate::types::Role::Follower || self.leader != Some(leader) {
             let term = self.term;
-            self.become_follower(term, Some(leader), "heard the leader of the term");
+            self.become_follower(term, Some(leader), StepDownReason::HeardLeader);
         }
         self.leader_contact_ms = Some(self.now_ms);
         self.reset_election_deadline();

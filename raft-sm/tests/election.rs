@@ -146,8 +146,10 @@ fn check_quorum_makes_an_isolated_leader_step_down() {
     pump.isolate(leader);
     pump.run_for(3_000);
     assert_eq!(pump.node(leader).role(), Role::Follower);
-    let stepped_down =
-        pump.notes_of(leader).into_iter().any(|n| matches!(n, Note::SteppedDown { reason: "quorum inactive", .. }));
+    let stepped_down = pump
+        .notes_of(leader)
+        .into_iter()
+        .any(|n| matches!(n, Note::SteppedDown { reason: raft_sm::StepDownReason::QuorumInactive, .. }));
     assert!(stepped_down, "the leader stepped down because of CheckQuorum, not a higher term");
 }
 

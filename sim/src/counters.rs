@@ -103,7 +103,7 @@ impl Counters {
         };
         self.add(name, 1);
         if let Note::SteppedDown { reason, .. } = note {
-            if reason.contains("quorum") {
+            if *reason == raft_sm::StepDownReason::QuorumInactive {
                 self.add("check_quorum_step_downs", 1);
             }
         }

@@ -76,8 +76,10 @@ fn p2_isolated_leader_is_replaced_and_follows_at_a_higher_term_after_heal() {
     // CheckQuorum: the isolated leader steps down on its own.
     cluster.run_until("the old leader stepped down", |c| c.node(old).role() != Some(Role::Leader), 5_000).unwrap();
     assert!(cluster.counters().get("check_quorum_step_downs") >= 1);
-    assert!(cluster
-        .saw_note(Some(old), |note| matches!(note, raft_sm::Note::SteppedDown { reason: "quorum inactive", .. })));
+    assert!(cluster.saw_note(Some(old), |note| matches!(
+        note,
+        raft_sm::Note::SteppedDown { reason: raft_sm::StepDownReason::QuorumInactive, .. }
+    )));
     cluster.heal();
     cluster.run_until("the old leader follows", |c| c.node(old).leader() == c.leader(), 5_000).unwrap();
     assert!(cluster.node(old).term() > old_term);
