@@ -124,6 +124,12 @@ impl JointConfig {
         Some(incoming?.min(self.outgoing.committed_index(&acked)?))
     }
 
+    /// Whether `id` alone is a majority of each half (a single-voter cluster):
+    /// then nothing needs a round trip to be committed or confirmed.
+    pub(crate) fn is_quorum_alone(&self, id: NodeId) -> bool {
+        self.committed_index(|voter| (voter == id).then_some(())).is_some()
+    }
+
     /// Won when both halves won, lost when either lost, pending otherwise.
     pub(crate) fn vote_result(&self, votes: &BTreeMap<NodeId, bool>) -> VoteResult {
         let incoming = self.incoming.vote_result(votes);
@@ -332,6 +338,16 @@ mod tests {
         let acked = |id: NodeId| (id != NodeId(2)).then_some(id.0 * 10);
         assert_eq!(joint.committed_index(acked), majority.committed_index(acked));
         assert_eq!(joint.committed_index(acked), Some(10));
+    }
+
+    #[test]
+    fn a_node_is_a_quorum_alone_only_in_a_one_voter_config_of_each_half() {
+        let (one, two, three) = (NodeId(1), NodeId(2), NodeId(3));
+        assert!(JointConfig::majority([one]).is_quorum_alone(one));
+        assert!(!JointConfig::majority([one]).is_quorum_alone(two), "not a member");
+        assert!(!JointConfig::majority([one, two]).is_quorum_alone(one));
+        assert!(!JointConfig::joint([one], [one, two, three]).is_quorum_alone(one), "the outgoing half needs more");
+        assert!(JointConfig::joint([one], [one]).is_quorum_alone(one));
     }
 
     #[test]

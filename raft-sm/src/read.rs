@@ -111,7 +111,7 @@ impl Node {
         let read = PendingRead { origin, read_index: self.commit_index, round: self.reads.round + 1 };
         self.reads.awaiting_quorum.push_back(read);
         self.reads.round_requested = true;
-        if self.config.voters.len() == 1 {
+        if self.quorum.is_quorum_alone(self.config.id) {
             self.reads.round += 1;
             self.reads.round_requested = false;
             self.confirm_reads();

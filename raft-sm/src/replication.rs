@@ -45,7 +45,7 @@ impl Node {
         for peer in peers {
             self.maybe_send_append(peer, false);
         }
-        if self.config.voters.len() == 1 {
+        if self.quorum.is_quorum_alone(self.config.id) {
             self.maybe_commit();
         }
     }
