@@ -11,12 +11,14 @@ pub mod explore;
 pub mod failure;
 pub mod faults;
 pub mod history;
+pub mod html;
 pub mod linearizability;
 pub mod network;
 pub mod node_host;
 pub mod options;
 pub mod queue;
 pub mod rng;
+pub mod timeline;
 pub mod trace;
 
 pub use client::WorkloadOptions;

@@ -53,6 +53,10 @@ struct RunCommand {
     /// Write the trace here (one line per event).
     #[arg(long, value_name = "PATH")]
     trace: Option<String>,
+    /// Write a picture of the run here: one self-contained HTML file (lanes per
+    /// node, messages, faults, client operations, a linearizability violation highlighted).
+    #[arg(long, value_name = "PATH")]
+    html: Option<String>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -113,9 +117,20 @@ fn run(args: &RunCommand) -> ExitCode {
     println!("{options}");
     println!("replay: {}", plan.replay_line(args.seed));
     let began = std::time::Instant::now();
+    options.record_timeline = args.html.is_some();
     let mut cluster = sim::Cluster::new(options);
-    cluster.run_for(plan.fault_ms);
-    let result = cluster.finish(plan.liveness_ms);
+    // A safety failure panics out of the run; the picture is still worth drawing.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cluster.run_for(plan.fault_ms);
+        cluster.finish(plan.liveness_ms)
+    }));
+    if let Some(path) = &args.html {
+        match cluster.write_html(path, &format!("sim run --seed {:#x}", args.seed)) {
+            Ok(()) => println!("html: {path}"),
+            Err(error) => eprintln!("html: cannot write {path}: {error}"),
+        }
+    }
+    let result = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     if let Some(path) = &args.history {
         match cluster.write_history(path) {
             Ok(()) => println!("history: {path} ({} operations)", cluster.history().operations().len()),

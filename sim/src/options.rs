@@ -132,6 +132,9 @@ pub struct SimOptions {
     /// caught: a snapshot the node took is reported durable
     /// (`SnapshotPersisted`) as soon as it is written, before it is.
     pub driver_bug_snapshot_persisted_early: bool,
+    /// Record each node's state, every message and the faults over time, for
+    /// the HTML view ([`crate::Cluster::write_html`]).
+    pub record_timeline: bool,
 }
 
 impl SimOptions {
@@ -174,6 +177,7 @@ impl SimOptions {
             driver_bug_ack_before_fsync: false,
             driver_bug_local_reads: false,
             driver_bug_snapshot_persisted_early: false,
+            record_timeline: false,
             liveness_reads: true,
         }
     }

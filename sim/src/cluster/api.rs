@@ -162,6 +162,26 @@ impl Cluster {
         if self.trace.enabled() {
             self.trace.line(format_args!("{:>8} ** {action:?}", self.now_ms));
         }
+        if let Some(timeline) = &mut self.timeline {
+            let nodes = match &action {
+                FaultAction::Partition(_) | FaultAction::Heal | FaultAction::Network(_) => Vec::new(),
+                FaultAction::Isolate(id)
+                | FaultAction::Connect(id)
+                | FaultAction::Restrict(id, _)
+                | FaultAction::Crash(id)
+                | FaultAction::Restart(id)
+                | FaultAction::Pause(id)
+                | FaultAction::Resume(id)
+                | FaultAction::TransferLeadership(id) => vec![*id],
+                FaultAction::Link { from, to, .. } => vec![*from, *to],
+                FaultAction::DiskStall { node, .. } => vec![*node],
+            };
+            let what = match &action {
+                FaultAction::Network(_) => "Network(new rates)".to_string(),
+                other => format!("{other:?}"),
+            };
+            timeline.fault(self.now_ms, nodes, what);
+        }
         match action {
             FaultAction::Partition(groups) => {
                 self.counters.add("partitions", 1);
@@ -204,6 +224,7 @@ impl Cluster {
                     Err(error) => self.fail(FailureKind::Safety, format!("{id} crash: {error}")),
                 }
                 self.backlog[(id.0 - 1) as usize].clear();
+                self.sample_timeline((id.0 - 1) as usize);
             }
             FaultAction::Restart(id) => {
                 if self.host(id).is_up() {
@@ -362,6 +383,22 @@ impl Cluster {
     }
 
     // ----- observation ----------------------------------------------------------------
+
+    /// The recorded timeline (with `SimOptions::record_timeline`).
+    pub fn timeline(&self) -> Option<&crate::timeline::Timeline> {
+        self.timeline.as_ref()
+    }
+
+    /// Writes the HTML view of the run so far (needs `SimOptions::record_timeline`):
+    /// lanes, messages, faults, client operations, and the operations a
+    /// linearizability violation names, highlighted.
+    pub fn write_html(&self, path: &str, title: &str) -> std::io::Result<()> {
+        let empty = crate::timeline::Timeline::default();
+        let timeline = self.timeline.as_ref().unwrap_or(&empty);
+        let violation = crate::linearizability::check(self.history().operations()).err();
+        let html = crate::html::render(title, self.now_ms, timeline, self.history(), violation.as_ref());
+        std::fs::write(path, html)
+    }
 
     /// Coverage counters so far (client statistics included).
     pub fn counters(&self) -> Counters {

@@ -132,6 +132,8 @@ pub struct Cluster {
     swarm_active: bool,
     no_history: History,
     notes: Vec<(u64, NodeId, Note)>,
+    /// What the run looked like over time, if recorded.
+    timeline: Option<crate::timeline::Timeline>,
 }
 
 /// Most events one virtual millisecond may hold before the run is declared an
@@ -212,6 +214,7 @@ impl Cluster {
             events_this_ms: 0,
             no_history: History::default(),
             notes: Vec::new(),
+            timeline: options.record_timeline.then(|| crate::timeline::Timeline::new(&ids)),
             swarm_active: options.swarm.is_some(),
             options,
         };
@@ -450,12 +453,24 @@ impl Cluster {
                 Effect::Violation(detail) => self.fail(FailureKind::Safety, detail),
             }
         }
+        self.sample_timeline(index);
         if let Some(deadline_ms) = self.hosts[index].take_new_deadline() {
             let incarnation = self.hosts[index].incarnation;
             self.queue.push(deadline_ms.max(self.now_ms), SimEvent::Wake { node: id, incarnation, deadline_ms });
         }
         let result = self.checker.after_step(&self.hosts[index]);
         self.check_safety(result);
+    }
+
+    /// Records node `index`'s state in the timeline (if one is recorded).
+    pub(super) fn sample_timeline(&mut self, index: usize) {
+        let Some(timeline) = &mut self.timeline else {
+            return;
+        };
+        let host = &self.hosts[index];
+        let state =
+            host.node().map(|node| (node.role(), node.term().0, node.commit_index().0, host.kv().applied_index().0));
+        timeline.sample(self.now_ms, host.id, state);
     }
 
     /// A background snapshot write of `node` finished its delay (unless the disk
@@ -543,6 +558,10 @@ impl Cluster {
         }
         if fate.deliver_at_ms.len() > 1 {
             self.counters.add("messages_duplicated", 1);
+        }
+        if let Some(timeline) = &mut self.timeline {
+            let from = self.hosts[from_index].id;
+            timeline.message(self.now_ms, from, to, kind, fate.deliver_at_ms.iter().min().copied());
         }
         for at in fate.deliver_at_ms {
             self.queue.push(at, SimEvent::Deliver { to, wire: wire.clone() });
