@@ -135,6 +135,10 @@ pub struct SimOptions {
     /// Record each node's state, every message and the faults over time, for
     /// the HTML view ([`crate::Cluster::write_html`]).
     pub record_timeline: bool,
+    /// Messages in flight on a link that goes down are lost at delivery (as a
+    /// test harness that cuts a server off drops its replies too); off, they
+    /// arrive as sent (they were already on the wire).
+    pub drop_in_flight_on_disconnect: bool,
 }
 
 impl SimOptions {
@@ -178,6 +182,7 @@ impl SimOptions {
             driver_bug_local_reads: false,
             driver_bug_snapshot_persisted_early: false,
             record_timeline: false,
+            drop_in_flight_on_disconnect: false,
             liveness_reads: true,
         }
     }

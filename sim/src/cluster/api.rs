@@ -80,14 +80,43 @@ impl Cluster {
         self.apply_fault(FaultAction::Isolate(id));
     }
 
-    /// Same as [`Cluster::isolate`].
+    /// Cuts a node off from everyone (as [`Cluster::isolate`]) and marks it
+    /// disconnected until [`Cluster::reconnect`].
     pub fn disconnect(&mut self, who: impl Into<Who>) {
-        self.isolate(who);
+        let id = self.resolve(who);
+        self.disconnected.insert(id);
+        self.isolate(id);
+    }
+
+    /// Relinks a disconnected node with every peer that is itself connected
+    /// (not disconnected), both directions; links to disconnected peers stay
+    /// down (the semantics of the MIT 6.824 Raft harness's `connect(i)`).
+    pub fn reconnect(&mut self, who: impl Into<Who>) {
+        let id = self.resolve(who);
+        self.disconnected.remove(&id);
+        let connected: Vec<NodeId> =
+            self.ids().into_iter().filter(|peer| *peer != id && !self.disconnected.contains(peer)).collect();
+        for peer in connected {
+            self.set_link(id, peer, true);
+            self.set_link(peer, id, true);
+        }
+    }
+
+    /// Messages `who` has sent so far (every kind, every incarnation).
+    pub fn messages_sent(&self, who: impl Into<Who>) -> u64 {
+        let id = self.resolve(who);
+        self.sent_by[(id.0 - 1) as usize]
+    }
+
+    /// Messages sent by all nodes so far.
+    pub fn messages_sent_total(&self) -> u64 {
+        self.sent_by.iter().sum()
     }
 
     /// Restores every link of a node, both directions.
     pub fn connect(&mut self, who: impl Into<Who>) {
         let id = self.resolve(who);
+        self.disconnected.remove(&id);
         self.apply_fault(FaultAction::Connect(id));
     }
 
@@ -102,8 +131,10 @@ impl Cluster {
         self.apply_fault(FaultAction::Link { from, to, up });
     }
 
-    /// Every link up again (loss and latency settings unchanged).
+    /// Every link up again (loss and latency settings unchanged); no node is
+    /// disconnected any more.
     pub fn heal(&mut self) {
+        self.disconnected.clear();
         self.apply_fault(FaultAction::Heal);
     }
 

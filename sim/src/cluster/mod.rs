@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug)]
 enum SimEvent {
     Deliver {
+        from: NodeId,
         to: NodeId,
         wire: Wire,
     },
@@ -134,6 +135,10 @@ pub struct Cluster {
     notes: Vec<(u64, NodeId, Note)>,
     /// What the run looked like over time, if recorded.
     timeline: Option<crate::timeline::Timeline>,
+    /// Messages each node has sent (by node index).
+    sent_by: Vec<u64>,
+    /// Nodes cut off with `disconnect` and not yet `reconnect`ed.
+    disconnected: std::collections::BTreeSet<NodeId>,
 }
 
 /// Most events one virtual millisecond may hold before the run is declared an
@@ -215,6 +220,8 @@ impl Cluster {
             no_history: History::default(),
             notes: Vec::new(),
             timeline: options.record_timeline.then(|| crate::timeline::Timeline::new(&ids)),
+            sent_by: vec![0; ids.len()],
+            disconnected: std::collections::BTreeSet::new(),
             swarm_active: options.swarm.is_some(),
             options,
         };
@@ -338,7 +345,11 @@ impl Cluster {
             }
         }
         match event {
-            SimEvent::Deliver { to, wire } => {
+            SimEvent::Deliver { from, to, wire } => {
+                if self.options.drop_in_flight_on_disconnect && !self.network.is_connected(from, to) {
+                    self.counters.add("messages_dropped_in_flight", 1);
+                    return;
+                }
                 let message = match wire {
                     Wire::Json(bytes) => serde_json::from_slice::<Message>(&bytes)
                         .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("JSON wire decode: {error}"))),
@@ -559,12 +570,13 @@ impl Cluster {
         if fate.deliver_at_ms.len() > 1 {
             self.counters.add("messages_duplicated", 1);
         }
+        let from = self.hosts[from_index].id;
+        self.sent_by[from_index] += 1;
         if let Some(timeline) = &mut self.timeline {
-            let from = self.hosts[from_index].id;
             timeline.message(self.now_ms, from, to, kind, fate.deliver_at_ms.iter().min().copied());
         }
         for at in fate.deliver_at_ms {
-            self.queue.push(at, SimEvent::Deliver { to, wire: wire.clone() });
+            self.queue.push(at, SimEvent::Deliver { from, to, wire: wire.clone() });
         }
     }
 
