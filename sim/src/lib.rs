@@ -16,6 +16,7 @@ pub mod linearizability;
 pub mod network;
 pub mod node_host;
 pub mod options;
+pub mod parallel;
 pub mod queue;
 pub mod rng;
 pub mod timeline;

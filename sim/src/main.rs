@@ -68,6 +68,14 @@ struct ExploreCommand {
     /// Also run the first (up to) 20 seeds twice and compare their trace hashes.
     #[arg(long)]
     determinism: bool,
+    /// Threads to run seeds on (default: every core). Each seed's run is the
+    /// same whatever the job count.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Run only shard I of N of the seed range (every N-th seed from the I-th),
+    /// to split one range across machines, e.g. `--shard 0/4` … `--shard 3/4`.
+    #[arg(long, value_name = "I/N", value_parser = sim::parallel::Shard::parse, default_value = "0/1")]
+    shard: sim::parallel::Shard,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -174,7 +182,12 @@ fn run_explore(args: &ExploreCommand) -> ExitCode {
     );
     // Failures are reported below as replay lines; keep panics from flooding the output.
     std::panic::set_hook(Box::new(|_| {}));
-    let report = explore(plan, seeds.start, seeds.end - seeds.start, |seed, result| {
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let shard_seeds = args.shard.seeds(seeds.start, seeds.end - seeds.start);
+    if args.shard != sim::parallel::Shard::ALL {
+        println!("shard {}/{}: {} seeds", args.shard.index, args.shard.count, shard_seeds.len());
+    }
+    let report = sim::parallel::explore_parallel(plan, &shard_seeds, jobs, |seed, result| {
         if let Err(failure) = result {
             println!("FAIL seed {seed:#x} ({}): {}", failure.kind, first_line(&failure.detail));
             println!("  replay: {}", failure.replay);
@@ -201,6 +214,10 @@ fn run_explore(args: &ExploreCommand) -> ExitCode {
         report.events,
         report.sim_ms as f64 / 1000.0,
         report.wall.as_secs_f64()
+    );
+    println!(
+        "{jobs} job(s): {:.0} seeds per core-minute",
+        report.seeds_per_second() * 60.0 / jobs.min(report.seeds.max(1) as usize) as f64
     );
     let missing = report.counters.missing(sim::counters::COVERAGE);
     if !missing.is_empty() {
