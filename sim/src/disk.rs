@@ -36,6 +36,14 @@ pub struct DurableImage {
 }
 
 impl DurableImage {
+    /// Bytes this image takes on disk, roughly: the hard state, each entry
+    /// (header and payload) and the snapshot's data.
+    pub fn size_bytes(&self) -> u64 {
+        let entries: usize = self.entries.iter().map(Entry::size_bytes).sum();
+        let snapshot = self.snapshot.as_ref().map_or(0, |snapshot| 24 + snapshot.data.len());
+        (24 + entries + snapshot) as u64
+    }
+
     /// The last durable log index (the base when the log is empty).
     pub fn last_index(&self) -> LogIndex {
         self.entries.last().map_or(self.log_base, |entry| entry.index)

@@ -24,6 +24,12 @@ pub struct NetworkOptions {
     pub reorder: f64,
     /// Largest extra delay of a reordered message.
     pub reorder_delay_ms_max: u64,
+    /// Extra loss probability for replies only (vote and append responses,
+    /// read-index answers), on top of `loss`: requests and replies can be lost
+    /// at different rates. 0 draws nothing (runs without it are unchanged).
+    pub reply_loss: f64,
+    /// Extra latency for replies only, in ms (0: none).
+    pub reply_delay_ms: u64,
 }
 
 impl Default for NetworkOptions {
@@ -35,6 +41,8 @@ impl Default for NetworkOptions {
             duplicate: 0.0,
             reorder: 0.0,
             reorder_delay_ms_max: 50,
+            reply_loss: 0.0,
+            reply_delay_ms: 0,
         }
     }
 }
@@ -163,8 +171,9 @@ impl Network {
         self.down.len()
     }
 
-    /// Decides the fate of one message sent at `now_ms`.
-    pub fn send(&mut self, now_ms: u64, from: NodeId, to: NodeId) -> SendFate {
+    /// Decides the fate of one message sent at `now_ms` (`reply`: it answers
+    /// a request, for `reply_loss` and `reply_delay_ms`).
+    pub fn send(&mut self, now_ms: u64, from: NodeId, to: NodeId, reply: bool) -> SendFate {
         let mut fate = SendFate::default();
         if !self.is_connected(from, to) {
             fate.blocked = true;
@@ -174,6 +183,11 @@ impl Network {
             fate.lost = true;
             return fate;
         }
+        if reply && self.options.reply_loss > 0.0 && self.rng.chance(self.options.reply_loss) {
+            fate.lost = true;
+            return fate;
+        }
+        let reply_delay_ms = if reply { self.options.reply_delay_ms } else { 0 };
         let copies = if self.rng.chance(self.options.duplicate) { 2 } else { 1 };
         let (min_ms, max_ms) = self
             .link_latency_ms
@@ -186,7 +200,7 @@ impl Network {
                 latency_ms += self.rng.range(1, self.options.reorder_delay_ms_max.max(1));
                 fate.reordered = true;
             }
-            fate.deliver_at_ms.push(now_ms + latency_ms);
+            fate.deliver_at_ms.push(now_ms + latency_ms + reply_delay_ms);
         }
         fate
     }
@@ -237,13 +251,24 @@ mod tests {
     fn blocked_lost_and_duplicated_messages() {
         let mut net = network();
         net.isolate(NodeId(3));
-        let fate = net.send(0, NodeId(1), NodeId(3));
+        let fate = net.send(0, NodeId(1), NodeId(3), false);
         assert!(fate.blocked && fate.deliver_at_ms.is_empty());
         net.set_options(NetworkOptions { loss: 1.0, ..NetworkOptions::default() });
-        assert!(net.send(0, NodeId(1), NodeId(2)).lost);
+        assert!(net.send(0, NodeId(1), NodeId(2), false).lost);
         net.set_options(NetworkOptions { duplicate: 1.0, ..NetworkOptions::default() });
-        let fate = net.send(100, NodeId(1), NodeId(2));
+        let fate = net.send(100, NodeId(1), NodeId(2), false);
         assert_eq!(fate.deliver_at_ms.len(), 2);
         assert!(fate.deliver_at_ms.iter().all(|&at| (101..=110).contains(&at)));
+    }
+
+    #[test]
+    fn replies_can_be_lost_and_delayed_apart_from_requests() {
+        let mut net = network();
+        net.set_options(NetworkOptions { reply_loss: 1.0, reply_delay_ms: 40, ..NetworkOptions::default() });
+        assert!(!net.send(0, NodeId(1), NodeId(2), false).lost, "requests are not affected");
+        assert!(net.send(0, NodeId(2), NodeId(1), true).lost);
+        net.set_options(NetworkOptions { reply_delay_ms: 40, ..NetworkOptions::default() });
+        let fate = net.send(0, NodeId(2), NodeId(1), true);
+        assert!(fate.deliver_at_ms.iter().all(|&at| (41..=50).contains(&at)), "{fate:?}");
     }
 }

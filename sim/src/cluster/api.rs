@@ -102,6 +102,12 @@ impl Cluster {
         }
     }
 
+    /// Drops every message matching `filter` when it is sent (e.g. by kind:
+    /// `|m| matches!(m.body, Body::RequestVoteResponse(_))`), until cleared with `None`.
+    pub fn drop_messages(&mut self, filter: Option<fn(&Message) -> bool>) {
+        self.drop_filter = filter;
+    }
+
     /// Messages `who` has sent so far (every kind, every incarnation).
     pub fn messages_sent(&self, who: impl Into<Who>) -> u64 {
         let id = self.resolve(who);

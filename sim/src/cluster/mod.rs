@@ -139,6 +139,8 @@ pub struct Cluster {
     sent_by: Vec<u64>,
     /// Nodes cut off with `disconnect` and not yet `reconnect`ed.
     disconnected: std::collections::BTreeSet<NodeId>,
+    /// Messages matching this are dropped when sent (`Cluster::drop_messages`).
+    drop_filter: Option<fn(&Message) -> bool>,
 }
 
 /// Most events one virtual millisecond may hold before the run is declared an
@@ -222,6 +224,7 @@ impl Cluster {
             timeline: options.record_timeline.then(|| crate::timeline::Timeline::new(&ids)),
             sent_by: vec![0; ids.len()],
             disconnected: std::collections::BTreeSet::new(),
+            drop_filter: None,
             swarm_active: options.swarm.is_some(),
             options,
         };
@@ -530,6 +533,17 @@ impl Cluster {
     fn send(&mut self, from_index: usize, message: Message) {
         let result = self.checker.on_send(&self.hosts[from_index], &message);
         self.check_safety(result);
+        if self.drop_filter.is_some_and(|drops| drops(&message)) {
+            self.counters.add("messages_filtered", 1);
+            return;
+        }
+        let reply = matches!(
+            message.body,
+            raft_sm::Body::RequestVoteResponse(_)
+                | raft_sm::Body::AppendEntriesResponse(_)
+                | raft_sm::Body::InstallSnapshotResponse(_)
+                | raft_sm::Body::ReadIndexResponse(_)
+        );
         let kind = message.body.kind();
         let to = message.to;
         let wire = match self.options.wire {
@@ -557,7 +571,7 @@ impl Cluster {
                 Wire::Plain(Box::new(message))
             }
         };
-        let fate = self.network.send(self.now_ms, self.hosts[from_index].id, to);
+        let fate = self.network.send(self.now_ms, self.hosts[from_index].id, to, reply);
         if fate.blocked {
             self.counters.add("messages_blocked", 1);
         }
