@@ -76,6 +76,9 @@ pub enum Event {
         /// The snapshot's last index.
         index: LogIndex,
     },
+    /// An operator (or a test) asks for a snapshot at the applied index now,
+    /// whatever `snapshot_threshold_entries` says.
+    SnapshotNow,
     /// An operator asks the leader to hand leadership to `to`.
     TransferLeadership {
         /// The node that should become leader.

@@ -244,6 +244,7 @@ impl Node {
             Event::Applied { index } => self.on_applied(index),
             Event::SnapshotTaken { index, data } => self.on_snapshot_taken(index, data),
             Event::SnapshotPersisted { index } => self.on_snapshot_persisted(index),
+            Event::SnapshotNow => self.on_snapshot_requested(),
             Event::TransferLeadership { to } => self.on_transfer_leadership(to),
         }
     }

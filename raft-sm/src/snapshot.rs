@@ -30,6 +30,17 @@ impl Node {
         }
     }
 
+    /// An operator (or a test) asks for a snapshot now, whatever the threshold.
+    /// Nothing happens if nothing was applied past the current snapshot, or if
+    /// one is already being produced.
+    pub(crate) fn on_snapshot_requested(&mut self) {
+        if self.snapshot_requested || self.applied_index <= self.log.base_index() {
+            return;
+        }
+        self.snapshot_requested = true;
+        self.actions.push(Action::TakeSnapshot);
+    }
+
     /// The state machine produced a snapshot at `index`: keep it and save it.
     /// The durable log keeps every entry it covers until the driver reports the
     /// snapshot durable ([`Node::on_snapshot_persisted`]); only the in-memory

@@ -113,6 +113,9 @@ pub struct NodeHost {
     wake_scheduled_ms: Option<u64>,
     /// Every entry this node applied, across restarts (index → entry).
     pub applied: BTreeMap<LogIndex, Entry>,
+    /// The snapshots installed from the leader, across restarts (their last
+    /// indexes): what the store took in without applying entries.
+    pub installed_snapshots: Vec<LogIndex>,
     /// A deliberate driver bug, for testing the checkers: report syncs as
     /// persisted at once, before the fsync.
     pub ack_before_fsync: bool,
@@ -128,6 +131,7 @@ struct Tap<'a> {
     id: NodeId,
     effects: &'a mut Vec<Effect>,
     applied: &'a mut BTreeMap<LogIndex, Entry>,
+    installed: &'a mut Vec<LogIndex>,
     trace: Option<&'a mut String>,
     /// Whether the first event of this drive has been traced (later ones are follow-ups).
     traced_event: bool,
@@ -173,6 +177,7 @@ impl Observer<Option<ApplyResult>> for Tap<'_> {
     }
 
     fn on_snapshot_restored(&mut self, snapshot: &Snapshot) {
+        self.installed.push(snapshot.last_index);
         let digest = crate::rng::fnv1a(crate::rng::FNV_OFFSET, &snapshot.data);
         self.effects.push(Effect::StoreImage { index: snapshot.last_index, digest });
     }
@@ -191,6 +196,7 @@ impl NodeHost {
             paused: false,
             wake_scheduled_ms: None,
             applied: BTreeMap::new(),
+            installed_snapshots: Vec::new(),
             ack_before_fsync: false,
             snapshot_persisted_early: false,
             boot_image: BootImage::default(),
@@ -322,8 +328,14 @@ impl NodeHost {
     ) -> Vec<Effect> {
         let mut effects = Vec::new();
         let host = self.host.as_mut().expect("driving a running node");
-        let mut tap =
-            Tap { id: self.id, effects: &mut effects, applied: &mut self.applied, trace, traced_event: false };
+        let mut tap = Tap {
+            id: self.id,
+            effects: &mut effects,
+            applied: &mut self.applied,
+            installed: &mut self.installed_snapshots,
+            trace,
+            traced_event: false,
+        };
         drive(host, &mut tap);
         let outputs: Vec<Output<Option<ApplyResult>>> = host.drain_outputs().collect();
         let mut persisted_now = Vec::new();
@@ -403,6 +415,7 @@ pub fn describe_event(event: &Event) -> String {
             format!("snapshot-taken {index} ({} bytes)", data.len())
         }
         Event::SnapshotPersisted { index } => format!("snapshot-persisted {index}"),
+        Event::SnapshotNow => "snapshot-now".to_string(),
         Event::TransferLeadership { to } => format!("transfer-to {to}"),
         other => format!("{other:?}"),
     }

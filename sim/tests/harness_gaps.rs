@@ -66,3 +66,36 @@ fn reconnect_relinks_only_with_connected_servers() {
     cluster.reconnect(ids[1]);
     assert!(cluster.network().is_connected(ids[0], ids[1]));
 }
+
+#[test]
+fn a_forced_snapshot_is_taken_below_the_threshold_and_a_lagging_node_installs_it() {
+    let mut options = quiet(0x6ad, 3);
+    options.snapshot_threshold_entries = 0; // Never by threshold: only when asked.
+    let mut cluster = Cluster::new(options);
+    cluster.run_until("a leader", |c| c.leader().is_some(), 10_000).unwrap();
+    let leader = cluster.resolve(Who::Leader);
+    let lagging = cluster.resolve(Who::Follower(0));
+    cluster.crash(lagging);
+    for i in 0..10 {
+        let answer = cluster.propose_and_wait(Who::Leader, &Command::set(format!("s{i}"), "v"), 2_000);
+        assert_eq!(answer, WriteAnswer::Applied(Ok(())));
+    }
+    assert_eq!(cluster.node(leader).core().unwrap().log_base().0, raft_sm::LogIndex(0), "no snapshot yet");
+    cluster.snapshot_now(leader);
+    cluster
+        .run_until("the leader's snapshot durable", |c| c.node(leader).durable_snapshot_index().0 >= 10, 5_000)
+        .unwrap();
+    let base = cluster.node(leader).core().unwrap().log_base().0;
+    assert!(base.0 >= 10, "the log was compacted to the snapshot: base {base}");
+    cluster.restart(lagging);
+    cluster
+        .run_until(
+            "the lagging node installed the snapshot",
+            |c| !c.node(lagging).installed_snapshots().is_empty(),
+            10_000,
+        )
+        .unwrap();
+    assert!(cluster.node(lagging).applied_through() >= base);
+    cluster.crash(lagging);
+    assert!(cluster.node(lagging).applied_through() >= base, "still visible while crashed");
+}

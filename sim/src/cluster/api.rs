@@ -102,6 +102,13 @@ impl Cluster {
         }
     }
 
+    /// Makes `who` take a snapshot of its store now (at its applied index),
+    /// whatever the threshold; it is written in the background as any other.
+    pub fn snapshot_now(&mut self, who: impl Into<Who>) {
+        let id = self.resolve(who);
+        self.step_node(id, Event::SnapshotNow);
+    }
+
     /// Drops every message matching `filter` when it is sent (e.g. by kind:
     /// `|m| matches!(m.body, Body::RequestVoteResponse(_))`), until cleared with `None`.
     pub fn drop_messages(&mut self, filter: Option<fn(&Message) -> bool>) {

@@ -115,6 +115,17 @@ impl<'a> NodeView<'a> {
     pub fn applied_entries(&self) -> Vec<&'a Entry> {
         self.host.applied.values().collect()
     }
+    /// The highest index this node's store reached, by applying entries or by
+    /// installing a snapshot from the leader, across restarts (crashed nodes too).
+    pub fn applied_through(&self) -> LogIndex {
+        let by_entries = self.host.applied.keys().next_back().copied().unwrap_or(LogIndex(0));
+        let by_snapshots = self.host.installed_snapshots.iter().max().copied().unwrap_or(LogIndex(0));
+        by_entries.max(by_snapshots)
+    }
+    /// The last indexes of the snapshots installed from the leader, in order.
+    pub fn installed_snapshots(&self) -> &'a [LogIndex] {
+        &self.host.installed_snapshots
+    }
     /// The store's pairs, sorted by key.
     pub fn kv_pairs(&self) -> Vec<(String, String)> {
         self.host.kv().sorted_pairs()
