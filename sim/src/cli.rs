@@ -10,6 +10,7 @@
 //! --faults F           none | swarm | all                           [default: swarm]
 //! --wire W             json | binary | plain (default: by build, see `RunPlan::options`)
 //! --no-liveness-reads  skip the final "every node serves a read" check
+//! --mutant NAME        run with a planted bug (needs `--features mutants`)
 //! --seeds N            how many seeds (explore, soak)               [default: 100]
 //! --start SEED         the first seed (explore, soak)               [default: 0]
 //! ```
@@ -63,6 +64,9 @@ pub struct RunArgs {
     /// The default (every node must serve a linearizable read); kept so older command lines parse.
     #[arg(long, hide = true, overrides_with = "no_liveness_reads")]
     pub liveness_reads: bool,
+    /// Run with a planted bug (`sim mutants` lists them); needs the simulator built with `--features mutants`.
+    #[arg(long, value_name = "NAME", value_parser = mutant_parser())]
+    pub mutant: Option<raft_sm::Mutant>,
 }
 
 impl RunArgs {
@@ -76,6 +80,7 @@ impl RunArgs {
             faults: self.faults,
             wire: self.wire,
             liveness_reads: !self.no_liveness_reads,
+            mutant: self.mutant,
             ..RunPlan::default()
         }
     }
@@ -91,6 +96,7 @@ impl RunArgs {
             wire: plan.wire,
             no_liveness_reads: !plan.liveness_reads,
             liveness_reads: false,
+            mutant: plan.mutant,
         }
     }
 }
@@ -112,6 +118,9 @@ impl fmt::Display for RunArgs {
         }
         if self.no_liveness_reads {
             f.write_str(" --no-liveness-reads")?;
+        }
+        if let Some(mutant) = self.mutant {
+            write!(f, " --mutant {mutant}")?;
         }
         Ok(())
     }
@@ -157,6 +166,17 @@ pub fn parse_nodes(text: &str) -> Result<usize, String> {
 fn faults_parser() -> impl TypedValueParser<Value = Faults> {
     let names = [Faults::None, Faults::Swarm, Faults::All].map(Faults::name);
     PossibleValuesParser::new(names).map(|name| Faults::parse(&name).expect("a possible value is a fault mode"))
+}
+
+/// Mutant names; a mutant needs the `mutants` feature, and says so otherwise.
+fn mutant_parser() -> impl TypedValueParser<Value = raft_sm::Mutant> {
+    let names = raft_sm::Mutant::ALL.map(raft_sm::Mutant::name);
+    PossibleValuesParser::new(names).try_map(|name| {
+        if !raft_sm::Mutant::ENABLED {
+            return Err(format!("mutant {name} needs the simulator built with `--features mutants`"));
+        }
+        Ok(raft_sm::Mutant::parse(&name).expect("a possible value is a mutant"))
+    })
 }
 
 fn wire_parser() -> impl TypedValueParser<Value = WireFormat> {

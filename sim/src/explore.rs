@@ -64,6 +64,8 @@ pub struct RunPlan {
     pub trace_hash: bool,
     /// Require every node to serve a linearizable read after convergence.
     pub liveness_reads: bool,
+    /// A planted bug (needs `--features mutants`).
+    pub mutant: Option<raft_sm::Mutant>,
 }
 
 impl Default for RunPlan {
@@ -77,6 +79,7 @@ impl Default for RunPlan {
             wire: None,
             trace_hash: false,
             liveness_reads: true,
+            mutant: None,
         }
     }
 }
@@ -116,13 +119,15 @@ impl RunPlan {
         };
         options.trace_hash = self.trace_hash;
         options.liveness_reads = self.liveness_reads;
+        options.mutant = self.mutant;
         options.replay = Some(self.replay_line(seed));
         options
     }
 
     /// The one line that replays seed `seed` under this plan.
     pub fn replay_line(&self, seed: u64) -> String {
-        format!("cargo run -p sim --release -- run --seed {seed:#x} {}", crate::cli::RunArgs::from_plan(self))
+        let features = if self.mutant.is_some() { " --features mutants" } else { "" };
+        format!("cargo run -p sim --release{features} -- run --seed {seed:#x} {}", crate::cli::RunArgs::from_plan(self))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod failure;
 pub mod faults;
 pub mod history;
 pub mod linearizability;
+pub mod mutation;
 pub mod network;
 pub mod node_host;
 pub mod options;

@@ -9,6 +9,8 @@
 //!                                   [--determinism]
 //! cargo run -p sim --release -- determinism --seed 7 [--nodes 5] ...
 //! cargo run -p sim --release -- bench [--seeds 10] [--start 0]
+//! cargo run -p sim --release --features mutants -- explore --mutant figure8 --seeds 2000 ...
+//! cargo run -p sim --release --features mutants -- mutants [--seeds 2000] [--only figure8,...] [run options]
 //! ```
 //!
 //! The run options (`--nodes` … `--no-liveness-reads`) and `--seeds`/`--start`
@@ -40,6 +42,31 @@ enum Command {
     Determinism(DeterminismCommand),
     /// Raw simulator speed: 5 nodes, 50 clients, swarm faults.
     Bench(BenchCommand),
+    /// The mutation suite (needs `--features mutants`): explore each planted bug
+    /// until a seed catches it, then the clean build on the same seeds.
+    Mutants(MutantsCommand),
+}
+
+#[derive(Args, Debug)]
+struct MutantsCommand {
+    /// Most seeds per mutant.
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = parse_number)]
+    seeds: u64,
+    /// The first seed (decimal or 0x-hex).
+    #[arg(long, value_name = "SEED", default_value_t = 0, value_parser = parse_number)]
+    start: u64,
+    /// Only these mutants (comma-separated names; default: all).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = mutant_name)]
+    only: Vec<raft_sm::Mutant>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+fn mutant_name(text: &str) -> Result<raft_sm::Mutant, String> {
+    raft_sm::Mutant::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = raft_sm::Mutant::ALL.iter().map(|m| m.name()).collect();
+        format!("no mutant {text:?}; the mutants are {}", names.join(", "))
+    })
 }
 
 #[derive(Args, Debug)]
@@ -92,6 +119,7 @@ fn main() -> ExitCode {
         Command::Run(command) => run(&command),
         Command::Explore(command) => run_explore(&command),
         Command::Bench(command) => bench(&command),
+        Command::Mutants(command) => mutants(&command),
         Command::Determinism(command) => match determinism_check(&command.run.plan(), command.seed) {
             Ok(hash) => {
                 println!("seed {:#x}: two runs, identical trace hash {hash:#018x}", command.seed);
@@ -215,6 +243,64 @@ fn bench(args: &BenchCommand) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Explores every mutant (or `--only` these) until caught, prints the table, then
+/// runs the clean build on the same seeds; fails if a mutant escapes or a clean seed fails.
+fn mutants(args: &MutantsCommand) -> ExitCode {
+    if !raft_sm::Mutant::ENABLED {
+        eprintln!("error: `sim mutants` needs the simulator built with `--features mutants`");
+        return ExitCode::from(2);
+    }
+    let plan = args.run.plan();
+    if plan.mutant.is_some() {
+        eprintln!("error: `sim mutants` plants each mutant itself; use `explore --mutant NAME` for one");
+        return ExitCode::from(2);
+    }
+    let list: Vec<raft_sm::Mutant> =
+        if args.only.is_empty() { raft_sm::Mutant::ALL.to_vec() } else { args.only.clone() };
+    let seeds = args.start..args.start.saturating_add(args.seeds);
+    println!(
+        "mutants: up to {} seeds each from {:#x}, {}",
+        args.seeds,
+        args.start,
+        sim::cli::RunArgs::from_plan(&plan)
+    );
+    std::panic::set_hook(Box::new(|_| {}));
+    let began = std::time::Instant::now();
+    let mut escaped = 0;
+    let mut most_seeds = 0;
+    println!("{:<30} {:>6}  caught by", "mutant", "seeds");
+    for mutant in list {
+        let result = sim::mutation::explore_mutant(&plan, mutant, seeds.clone());
+        most_seeds = most_seeds.max(result.seeds_run);
+        let seeds_cell =
+            if result.caught.is_some() { result.seeds_run.to_string() } else { format!(">{}", result.seeds_run) };
+        println!("{:<30} {:>6}  {}", mutant.name(), seeds_cell, result.caught_by());
+        match &result.caught {
+            Some(failure) => println!("  replay: {}", failure.replay),
+            None => escaped += 1,
+        }
+    }
+    let clean = explore(&plan, args.start, most_seeds, |seed, result| {
+        if let Err(failure) = result {
+            println!("CLEAN FAIL seed {seed:#x} ({}): {}", failure.kind, first_line(&failure.detail));
+            println!("  replay: {}", failure.replay);
+        }
+    });
+    let _ = std::panic::take_hook();
+    println!(
+        "clean build on seeds {:#x}..{:#x}: {} failures; {escaped} mutants not caught; {:.1} s",
+        args.start,
+        args.start + most_seeds,
+        clean.failures.len(),
+        began.elapsed().as_secs_f64()
+    );
+    if escaped == 0 && clean.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
@@ -259,7 +345,7 @@ mod tests {
                 Command::Run(c) => c.run.plan(),
                 Command::Explore(c) => c.run.plan(),
                 Command::Determinism(c) => c.run.plan(),
-                Command::Bench(_) => unreachable!(),
+                Command::Bench(_) | Command::Mutants(_) => unreachable!(),
             };
             assert_eq!(plan, expected, "{command}");
         }

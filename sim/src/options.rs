@@ -132,6 +132,15 @@ pub struct SimOptions {
     /// caught: a snapshot the node took is reported durable
     /// (`SnapshotPersisted`) as soon as it is written, before it is.
     pub driver_bug_snapshot_persisted_early: bool,
+    /// A planted bug (`sim --features mutants` only; see [`raft_sm::Mutant`]).
+    pub mutant: Option<raft_sm::Mutant>,
+    /// Most events one run may process; beyond, it fails with [`crate::FailureKind::Budget`].
+    pub budget_events: u64,
+    /// Latest virtual time a run may reach; beyond, it fails with a budget failure.
+    pub budget_sim_ms: u64,
+    /// Most events queued at once (messages in flight, timers, fsyncs): the memory
+    /// budget; beyond, the run fails with a budget failure.
+    pub budget_queued: usize,
 }
 
 impl SimOptions {
@@ -175,6 +184,10 @@ impl SimOptions {
             driver_bug_local_reads: false,
             driver_bug_snapshot_persisted_early: false,
             liveness_reads: true,
+            mutant: None,
+            budget_events: 50_000_000,
+            budget_sim_ms: 3_600_000,
+            budget_queued: 1_000_000,
         }
     }
 
@@ -281,6 +294,14 @@ impl fmt::Display for SimOptions {
                 w.clients, w.keys, w.set_weight, w.get_weight, w.delete_weight, w.value_bytes_min, w.value_bytes_max, w.attempt_timeout_ms, w.op_timeout_ms
             )?,
             None => writeln!(f, "clients: none")?,
+        }
+        writeln!(
+            f,
+            "budgets: events={} sim_ms={} queued={}",
+            self.budget_events, self.budget_sim_ms, self.budget_queued
+        )?;
+        if let Some(mutant) = self.mutant {
+            writeln!(f, "mutant: {mutant}")?;
         }
         match &self.swarm {
             Some(swarm) => write!(f, "swarm: {swarm}"),

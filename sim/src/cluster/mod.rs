@@ -143,6 +143,11 @@ impl Cluster {
     /// Prints the seed and every derived option first when `options.verbose`.
     pub fn new(options: SimOptions) -> Cluster {
         assert!(options.nodes >= 1, "a cluster has at least one node");
+        assert!(
+            options.mutant.is_none() || cfg!(feature = "mutants"),
+            "mutant {} needs the simulator built with `--features mutants`",
+            options.mutant.map_or("", raft_sm::Mutant::name)
+        );
         let seed = options.seed;
         let replay = options.replay.clone().unwrap_or_else(|| default_replay(seed));
         if options.verbose {
@@ -166,9 +171,14 @@ impl Cluster {
                 config.pending_reads_max = options.pending_reads_max;
                 config.pre_vote = options.pre_vote;
                 config.check_quorum = options.check_quorum;
+                #[cfg(feature = "mutants")]
+                {
+                    config.mutant = options.mutant;
+                }
                 config.validate().unwrap_or_else(|error| panic!("node configuration: {error}"));
                 let mut host = NodeHost::new(config);
-                host.ack_before_fsync = options.driver_bug_ack_before_fsync;
+                host.ack_before_fsync =
+                    options.driver_bug_ack_before_fsync || options.mutant == Some(raft_sm::Mutant::AckBeforeFsync);
                 host.snapshot_persisted_early = options.driver_bug_snapshot_persisted_early;
                 host
             })
@@ -309,7 +319,7 @@ impl Cluster {
             self.events_this_ms += 1;
             if self.events_this_ms > EVENTS_PER_MS_MAX {
                 self.fail(
-                    FailureKind::Liveness,
+                    FailureKind::Budget,
                     format!("event storm: over {EVENTS_PER_MS_MAX} events at one virtual ms"),
                 );
             }
@@ -318,6 +328,7 @@ impl Cluster {
         }
         self.now_ms = at_ms;
         self.events += 1;
+        self.check_budgets();
         if let Some(node) = event.target() {
             let index = (node.0 - 1) as usize;
             let host = &self.hosts[index];
@@ -408,6 +419,27 @@ impl Cluster {
             }
             SimEvent::Fault(action) => self.apply_fault(action),
             SimEvent::SwarmTick => self.swarm_tick(),
+        }
+    }
+
+    /// Ends the run with a [`FailureKind::Budget`] failure once it has used up
+    /// its events, its virtual time or its queue (the memory budget).
+    fn check_budgets(&mut self) {
+        let options = &self.options;
+        let exceeded = if self.events > options.budget_events {
+            Some(format!("event budget exceeded: over {} events", options.budget_events))
+        } else if self.now_ms > options.budget_sim_ms {
+            Some(format!("simulated-time budget exceeded: past {} ms", options.budget_sim_ms))
+        } else if self.queue.len() > options.budget_queued {
+            Some(format!(
+                "memory budget exceeded: over {} events queued (messages in flight, timers, fsyncs)",
+                options.budget_queued
+            ))
+        } else {
+            None
+        };
+        if let Some(detail) = exceeded {
+            self.fail(FailureKind::Budget, detail);
         }
     }
 
