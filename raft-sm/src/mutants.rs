@@ -47,14 +47,11 @@ pub enum Mutant {
     /// A follower installing a snapshot keeps its log even when the log conflicts
     /// with the snapshot's last entry (InstallSnapshot receiver rule 7 ignored).
     SnapshotRule7Ignored,
-    /// A follower acknowledges its log length as its match index (a message storm
-    /// under duplication: the budget mutant).
-    MatchIsLogLength,
 }
 
 impl Mutant {
     /// Every mutant, in report order.
-    pub const ALL: [Mutant; 15] = [
+    pub const ALL: [Mutant; 14] = [
         Mutant::Figure8,
         Mutant::VoteBeforeDurable,
         Mutant::VotesAsNumber,
@@ -69,7 +66,6 @@ impl Mutant {
         Mutant::TruncateEveryAppend,
         Mutant::MatchIndexBackwards,
         Mutant::SnapshotRule7Ignored,
-        Mutant::MatchIsLogLength,
     ];
 
     /// The command-line name, e.g. `figure8`.
@@ -89,7 +85,6 @@ impl Mutant {
             Mutant::TruncateEveryAppend => "truncate-every-append",
             Mutant::MatchIndexBackwards => "match-index-backwards",
             Mutant::SnapshotRule7Ignored => "snapshot-rule7-ignored",
-            Mutant::MatchIsLogLength => "match-is-log-length",
         }
     }
 

@@ -142,6 +142,7 @@ impl Node {
             None => (id == self.config.id).then_some(self.reads.round),
         };
         let confirmed_round = self.quorum.committed_index(acked).unwrap_or(0);
+        let confirmed_round = if self.mutant_is(Mutant::ReadsWithoutQuorum) { u64::MAX } else { confirmed_round };
         while self.reads.awaiting_quorum.front().is_some_and(|read| read.round <= confirmed_round) {
             let read = self.reads.awaiting_quorum.pop_front().expect("front exists");
             match read.origin {

@@ -203,8 +203,6 @@ impl Node {
         if new_commit > self.commit_index {
             self.commit_index = new_commit;
         }
-        let last_new_index =
-            if self.mutant_is(Mutant::MatchIsLogLength) { self.log.last_index() } else { last_new_index };
         let response =
             AppendEntriesResponse { success: true, match_index: last_new_index, reject_hint: None, read_round };
         // The acknowledgement claims entries up to `last_new_index`: it leaves only

@@ -9,8 +9,8 @@ use std::ops::Range;
 /// What exploring one mutant found.
 #[derive(Debug)]
 pub struct MutantResult {
-    /// The planted bug.
-    pub mutant: Mutant,
+    /// The planted bug (`None`: the clean build).
+    pub mutant: Option<Mutant>,
     /// Seeds run until the first failure (all of them if none failed).
     pub seeds_run: u64,
     /// The first failure, if any seed failed.
@@ -36,13 +36,23 @@ pub fn checker_of(failure: &Failure) -> String {
     head.chars().take(48).collect()
 }
 
-/// Runs the seeds of `seeds` under `plan` with `mutant` planted, stopping at
-/// the first failure.
-pub fn explore_mutant(plan: &RunPlan, mutant: Mutant, seeds: Range<u64>) -> MutantResult {
-    let plan = RunPlan { mutant: Some(mutant), ..plan.clone() };
+/// The plan of `seed` when cluster sizes alternate: `sizes[seed % sizes.len()]`
+/// nodes (the plan's own size when `sizes` is empty).
+pub fn plan_for_seed(plan: &RunPlan, sizes: &[usize], seed: u64) -> RunPlan {
+    match sizes {
+        [] => plan.clone(),
+        _ => RunPlan { nodes: sizes[(seed % sizes.len() as u64) as usize], ..plan.clone() },
+    }
+}
+
+/// Runs the seeds of `seeds` under `plan` (sizes alternating as [`plan_for_seed`])
+/// with `mutant` planted (`None`: the clean build), stopping at the first failure.
+pub fn explore_mutant(plan: &RunPlan, sizes: &[usize], mutant: Option<Mutant>, seeds: Range<u64>) -> MutantResult {
+    let plan = RunPlan { mutant, ..plan.clone() };
     let mut seeds_run = 0;
     for seed in seeds {
         seeds_run += 1;
+        let plan = plan_for_seed(&plan, sizes, seed);
         if let Err(failure) = run_seed(plan.options(seed), plan.fault_ms, plan.liveness_ms) {
             return MutantResult { mutant, seeds_run, caught: Some(failure) };
         }

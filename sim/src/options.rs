@@ -141,6 +141,8 @@ pub struct SimOptions {
     /// Most events queued at once (messages in flight, timers, fsyncs): the memory
     /// budget; beyond, the run fails with a budget failure.
     pub budget_queued: usize,
+    /// Directed fault generators (Figure 8 episodes, vote echoes); off unless drawn by a swarm run.
+    pub episodes: crate::cluster::EpisodeOptions,
 }
 
 impl SimOptions {
@@ -188,6 +190,7 @@ impl SimOptions {
             budget_events: 50_000_000,
             budget_sim_ms: 3_600_000,
             budget_queued: 1_000_000,
+            episodes: crate::cluster::EpisodeOptions::default(),
         }
     }
 
@@ -240,6 +243,7 @@ impl SimOptions {
         options.snapshot_write_slow_chance = *rng.pick(&[0.02, 0.1, 0.3]);
         options.snapshot_write_slow_ms_max = *rng.pick(&[1_000, 5_000, 20_000]);
         options.swarm = Some(swarm);
+        options.episodes = crate::cluster::EpisodeOptions::draw(&mut SimRng::derive(seed, "episode-options"));
         options.verbose = false;
         options
     }
@@ -300,6 +304,7 @@ impl fmt::Display for SimOptions {
             "budgets: events={} sim_ms={} queued={}",
             self.budget_events, self.budget_sim_ms, self.budget_queued
         )?;
+        writeln!(f, "episodes: figure8={:.2} vote_echo={:.2}", self.episodes.figure8, self.episodes.vote_echo)?;
         if let Some(mutant) = self.mutant {
             writeln!(f, "mutant: {mutant}")?;
         }

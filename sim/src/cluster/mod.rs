@@ -22,9 +22,11 @@ use raft_sm::kv::Command;
 use raft_sm::{Config, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, Role, Term};
 
 mod api;
+mod episodes;
 mod liveness;
 mod view;
 
+pub use episodes::EpisodeOptions;
 pub use view::{Consistency, NodeView, ReadAnswer, RunSummary, Who, WriteAnswer};
 
 use std::collections::BTreeMap;
@@ -132,6 +134,9 @@ pub struct Cluster {
     swarm_active: bool,
     no_history: History,
     notes: Vec<(u64, NodeId, Note)>,
+    /// Choices of the episodes (a stream of its own, so runs without episodes draw as before).
+    episode_rng: SimRng,
+    figure8: episodes::Figure8,
 }
 
 /// Most events one virtual millisecond may hold before the run is declared an
@@ -222,6 +227,8 @@ impl Cluster {
             events_this_ms: 0,
             no_history: History::default(),
             notes: Vec::new(),
+            episode_rng: SimRng::derive(seed, "episodes"),
+            figure8: episodes::Figure8::Idle,
             swarm_active: options.swarm.is_some(),
             options,
         };
@@ -420,6 +427,9 @@ impl Cluster {
             SimEvent::Fault(action) => self.apply_fault(action),
             SimEvent::SwarmTick => self.swarm_tick(),
         }
+        if self.episode_running() {
+            self.poll_episode();
+        }
     }
 
     /// Ends the run with a [`FailureKind::Budget`] failure once it has used up
@@ -538,6 +548,7 @@ impl Cluster {
         self.check_safety(result);
         let kind = message.body.kind();
         let to = message.to;
+        let echo = self.vote_echo(&message);
         let wire = match self.options.wire {
             WireFormat::Json => {
                 let bytes = serde_json::to_vec(&message).expect("messages serialize");
@@ -576,7 +587,14 @@ impl Cluster {
         if fate.deliver_at_ms.len() > 1 {
             self.counters.add("messages_duplicated", 1);
         }
-        for at in fate.deliver_at_ms {
+        let mut deliver_at_ms = fate.deliver_at_ms;
+        if let Some((echo_at_ms, drop_on_time)) = echo.filter(|_| !fate.blocked) {
+            if drop_on_time {
+                deliver_at_ms.clear();
+            }
+            deliver_at_ms.push(echo_at_ms);
+        }
+        for at in deliver_at_ms {
             self.queue.push(at, SimEvent::Deliver { to, wire: wire.clone() });
         }
     }
@@ -660,6 +678,9 @@ impl Cluster {
             partitioned: self.network.links_down() > 0,
             leader: self.leader(),
         };
+        if self.episode_running() || self.maybe_start_episode() {
+            return self.schedule_swarm_tick();
+        }
         let swarm = self.options.swarm.clone().expect("swarm on");
         if let Some(action) = next_swarm_fault(&mut self.fault_rng, &swarm, &view) {
             self.apply_fault(action);
