@@ -84,6 +84,11 @@ impl Cluster {
 
     /// Advances a running episode; called after every event.
     pub(super) fn poll_episode(&mut self) {
+        if !self.swarm_active {
+            // The fault phase is over (the liveness phase heals everything): stop here.
+            self.figure8 = Figure8::Idle;
+            return;
+        }
         let now = self.now_ms;
         match self.figure8.clone() {
             Figure8::Idle => {}
