@@ -304,7 +304,12 @@ impl fmt::Display for SimOptions {
             "budgets: events={} sim_ms={} queued={}",
             self.budget_events, self.budget_sim_ms, self.budget_queued
         )?;
-        writeln!(f, "episodes: figure8={:.2} vote_echo={:.2}", self.episodes.figure8, self.episodes.vote_echo)?;
+        let episodes = &self.episodes;
+        writeln!(
+            f,
+            "episodes: figure8={:.2} vote_echo={:.2} hold={:.2}",
+            episodes.figure8, episodes.vote_echo, episodes.hold
+        )?;
         if let Some(mutant) = self.mutant {
             writeln!(f, "mutant: {mutant}")?;
         }

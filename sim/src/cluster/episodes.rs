@@ -13,6 +13,16 @@
 //!   older-term entries by counting replicas has now lost a committed entry.
 //! - **Vote echoes**: a vote grant is held back past the election it answers
 //!   and delivered in a later one (sometimes as well as on time).
+//! - **Stability under partial connectivity** (configurations with PreVote and
+//!   CheckQuorum on): on a clean network, the link between the leader and one
+//!   follower is cut for seconds; the term must not keep rising (at most two
+//!   elections), since the cut-off follower cannot win a PreVote while the
+//!   others hear the leader.
+//! - **Stale candidates** (configurations with PreVote off): a minority of
+//!   followers is cut off for seconds, campaigning in vain and raising its
+//!   terms; then the leader crashes and everything heals. A leader followed by
+//!   every running node must be elected within three maximal election timeouts
+//!   (plus message and fsync latencies).
 
 use super::*;
 
@@ -23,6 +33,9 @@ pub struct EpisodeOptions {
     pub figure8: f64,
     /// Chance that a real vote grant is echoed into a later election.
     pub vote_echo: f64,
+    /// Chance that a swarm tick starts a stability or stale-candidates episode
+    /// (whichever the configuration's PreVote and CheckQuorum call for).
+    pub hold: f64,
 }
 
 impl EpisodeOptions {
@@ -30,7 +43,8 @@ impl EpisodeOptions {
     pub fn draw(rng: &mut SimRng) -> EpisodeOptions {
         let figure8 = if rng.chance(0.5) { rng.float(0.2, 0.8) } else { 0.0 };
         let vote_echo = if rng.chance(0.5) { rng.float(0.05, 0.5) } else { 0.0 };
-        EpisodeOptions { figure8, vote_echo }
+        let hold = if rng.chance(0.5) { rng.float(0.1, 0.5) } else { 0.0 };
+        EpisodeOptions { figure8, vote_echo, hold }
     }
 }
 
@@ -52,17 +66,134 @@ pub(super) enum Figure8 {
     Armed { a: NodeId, c: NodeId, commit: LogIndex, until_ms: u64 },
 }
 
+/// Where a stability or stale-candidates episode is.
+#[derive(Clone, Debug, Default)]
+pub(super) enum Hold {
+    /// None running.
+    #[default]
+    Idle,
+    /// One link of the leader cut on a clean network; the term must stay within `start_term + 2`.
+    Stable { start_term: Term, until_ms: u64, saved: crate::network::NetworkOptions },
+    /// A minority cut off and going stale; at `crash_at_ms` the leader crashes and all heals.
+    Stale { crash_at_ms: u64, saved: crate::network::NetworkOptions },
+    /// Healed: a leader followed by every running node is due by `deadline_ms`.
+    Elect { old: NodeId, healed_ms: u64, deadline_ms: u64, saved: crate::network::NetworkOptions },
+}
+
 impl Cluster {
     /// Whether an episode is running (the swarm then injects nothing else).
     pub(super) fn episode_running(&self) -> bool {
-        !matches!(self.figure8, Figure8::Idle)
+        !matches!(self.figure8, Figure8::Idle) || !matches!(self.hold, Hold::Idle)
     }
 
-    /// Called by a swarm tick: maybe starts a Figure 8 episode.
+    /// Called by a swarm tick: maybe starts an episode.
     pub(super) fn maybe_start_episode(&mut self) -> bool {
-        let chance = self.options.episodes.figure8;
         let n = self.hosts.len();
-        if chance <= 0.0 || n < 3 || self.hosts.iter().any(|h| !h.is_up() || h.paused) {
+        let now = self.now_ms;
+        if n < 3 || self.hosts.iter().any(|h| !h.is_up() || h.paused || h.disk.stalled_until_ms > now) {
+            return false;
+        }
+        self.maybe_start_figure8() || self.maybe_start_hold()
+    }
+
+    fn max_term(&self) -> Term {
+        self.hosts.iter().filter_map(|h| h.node()).map(Node::term).max().unwrap_or(Term(0))
+    }
+
+    fn maybe_start_hold(&mut self) -> bool {
+        let chance = self.options.episodes.hold;
+        let (pre_vote, check_quorum) = (self.options.pre_vote, self.options.check_quorum);
+        if chance <= 0.0 || (pre_vote != check_quorum) || !self.episode_rng.chance(chance) {
+            return false;
+        }
+        let Some(leader) = self.leader() else {
+            return false;
+        };
+        let saved = self.network.options().clone();
+        let clean = crate::network::NetworkOptions { loss: 0.0, duplicate: 0.0, reorder: 0.0, ..saved.clone() };
+        let followers: Vec<NodeId> = self.ids().into_iter().filter(|&id| id != leader).collect();
+        self.apply_fault(FaultAction::Heal);
+        self.apply_fault(FaultAction::Network(clean));
+        if pre_vote {
+            let cut = *self.episode_rng.pick(&followers);
+            self.apply_fault(FaultAction::Link { from: leader, to: cut, up: false });
+            self.apply_fault(FaultAction::Link { from: cut, to: leader, up: false });
+            let until_ms = self.now_ms + self.episode_rng.range(3_000, 8_000);
+            self.counters.add("episodes_stability", 1);
+            self.hold = Hold::Stable { start_term: self.max_term(), until_ms, saved };
+        } else {
+            let minority = (self.hosts.len() - 1) / 2;
+            for &stale in followers.iter().take(minority) {
+                self.apply_fault(FaultAction::Isolate(stale));
+            }
+            let crash_at_ms = self.now_ms + self.episode_rng.range(3_000, 8_000);
+            self.counters.add("episodes_stale_candidates", 1);
+            self.hold = Hold::Stale { crash_at_ms, saved };
+        }
+        true
+    }
+
+    fn poll_hold(&mut self) {
+        let now = self.now_ms;
+        match self.hold.clone() {
+            Hold::Idle => {}
+            Hold::Stable { start_term, until_ms, saved } => {
+                let term = self.max_term();
+                if term.0 > start_term.0 + 2 {
+                    self.fail(
+                        FailureKind::Liveness,
+                        format!(
+                            "stability: with PreVote and CheckQuorum on, one cut link made the term rise from \
+                             {start_term} to {term} on a clean network"
+                        ),
+                    );
+                }
+                if now >= until_ms {
+                    self.apply_fault(FaultAction::Heal);
+                    self.apply_fault(FaultAction::Network(saved));
+                    self.hold = Hold::Idle;
+                }
+            }
+            Hold::Stale { crash_at_ms, saved } => {
+                if now >= crash_at_ms {
+                    let Some(old) = self.leader() else {
+                        self.apply_fault(FaultAction::Heal);
+                        self.apply_fault(FaultAction::Network(saved));
+                        self.hold = Hold::Idle;
+                        return;
+                    };
+                    self.apply_fault(FaultAction::Crash(old));
+                    self.apply_fault(FaultAction::Heal);
+                    let o = &self.options;
+                    let slack = 4 * (o.network.latency_ms_max + o.fsync_ms_max);
+                    let deadline_ms = now + 3 * o.election_timeout_ms_max + slack;
+                    self.hold = Hold::Elect { old, healed_ms: now, deadline_ms, saved };
+                }
+            }
+            Hold::Elect { old, healed_ms, deadline_ms, saved } => {
+                let elected = self.leader().is_some_and(|leader| {
+                    self.hosts.iter().filter(|h| h.id != old).all(|h| h.node().and_then(Node::leader) == Some(leader))
+                });
+                if elected {
+                    self.apply_fault(FaultAction::Restart(old));
+                    self.apply_fault(FaultAction::Network(saved));
+                    self.hold = Hold::Idle;
+                } else if now >= deadline_ms {
+                    self.fail(
+                        FailureKind::Liveness,
+                        format!(
+                            "stale candidates: no leader followed by all within {} ms of the heal (PreVote off)",
+                            deadline_ms - healed_ms
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn maybe_start_figure8(&mut self) -> bool {
+        let chance = self.options.episodes.figure8;
+        if chance <= 0.0 {
             return false;
         }
         if !self.episode_rng.chance(chance) {
@@ -87,8 +218,10 @@ impl Cluster {
         if !self.swarm_active {
             // The fault phase is over (the liveness phase heals everything): stop here.
             self.figure8 = Figure8::Idle;
+            self.hold = Hold::Idle;
             return;
         }
+        self.poll_hold();
         let now = self.now_ms;
         match self.figure8.clone() {
             Figure8::Idle => {}

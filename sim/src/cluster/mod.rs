@@ -137,6 +137,7 @@ pub struct Cluster {
     /// Choices of the episodes (a stream of its own, so runs without episodes draw as before).
     episode_rng: SimRng,
     figure8: episodes::Figure8,
+    hold: episodes::Hold,
 }
 
 /// Most events one virtual millisecond may hold before the run is declared an
@@ -229,6 +230,7 @@ impl Cluster {
             notes: Vec::new(),
             episode_rng: SimRng::derive(seed, "episodes"),
             figure8: episodes::Figure8::Idle,
+            hold: episodes::Hold::Idle,
             swarm_active: options.swarm.is_some(),
             options,
         };
