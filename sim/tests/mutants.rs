@@ -1,0 +1,55 @@
+//! The short mutation suite CI runs: every planted bug (`raft_sm::Mutant`) is
+//! caught by explore within its seed budget, and the clean build passes the
+//! same seeds. The budgets are about twice the seeds `sim mutants` needed (see
+//! the table in sim/README.md), so a change that makes a bug harder to find
+//! fails here. Run it with
+//! `cargo test --release -p sim --features mutants --test mutants`.
+#![cfg(feature = "mutants")]
+
+use raft_sm::Mutant;
+use sim::explore::RunPlan;
+use sim::mutation::explore_mutant;
+
+/// Cluster sizes alternate by seed, as in `sim mutants`.
+const SIZES: [usize; 2] = [3, 5];
+
+/// The most seeds each mutant may take to be caught.
+fn budget(mutant: Mutant) -> u64 {
+    match mutant {
+        Mutant::Figure8 => 150,
+        Mutant::VoteBeforeDurable => 10,
+        Mutant::VotesAsNumber => 40,
+        Mutant::StaleVoteReplies => 20,
+        Mutant::StaleAppendRejections => 20,
+        Mutant::TimerResetOnRejectedVote => 80,
+        Mutant::NoPreVoteNoCheckQuorum => 30,
+        Mutant::ReadsWithoutQuorum => 60,
+        Mutant::ReadsBeforeTermCommit => 100,
+        Mutant::AckBeforeFsync => 10,
+        Mutant::NoPrevTermCheck => 10,
+        Mutant::TruncateEveryAppend => 10,
+        Mutant::MatchIndexBackwards => 10,
+        Mutant::SnapshotRule7Ignored => 150,
+        _ => 2000,
+    }
+}
+
+#[test]
+fn every_mutant_is_caught_within_its_budget_and_the_clean_build_is_clean() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let plan = RunPlan::default();
+    let mut escaped = Vec::new();
+    let mut most = 0;
+    for mutant in Mutant::ALL {
+        let result = explore_mutant(&plan, &SIZES, Some(mutant), 0..budget(mutant));
+        println!("{:<30} {:>5}  {}", mutant.name(), result.seeds_run, result.caught_by());
+        match result.caught {
+            Some(_) => most = most.max(result.seeds_run),
+            None => escaped.push(mutant.name()),
+        }
+    }
+    let clean = explore_mutant(&plan, &SIZES, None, 0..most);
+    let _ = std::panic::take_hook();
+    assert!(escaped.is_empty(), "not caught within their budgets: {escaped:?}");
+    assert!(clean.caught.is_none(), "the clean build fails: {:?}", clean.caught);
+}
