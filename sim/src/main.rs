@@ -361,6 +361,31 @@ mod tests {
     }
 
     #[test]
+    fn mutants_are_named_on_the_command_line() {
+        let error = parse("mutants --only nope").unwrap_err().to_string();
+        assert!(error.contains("no mutant \"nope\"; the mutants are figure8, vote-before-durable"), "{error}");
+        if raft_sm::Mutant::ENABLED {
+            let Command::Mutants(parsed) = parse("mutants --seeds 5 --only figure8,votes-as-number --sizes 5").unwrap()
+            else {
+                panic!("not mutants")
+            };
+            assert_eq!(parsed.only, [raft_sm::Mutant::Figure8, raft_sm::Mutant::VotesAsNumber]);
+            assert_eq!((parsed.seeds, parsed.sizes.as_slice()), (5, &[5][..]));
+            let Command::Explore(explore) = parse("explore --mutant figure8").unwrap() else { panic!("not explore") };
+            let plan = explore.run.plan();
+            assert_eq!(plan.mutant, Some(raft_sm::Mutant::Figure8));
+            let line = plan.replay_line(3);
+            assert!(
+                line.contains("--features mutants -- run --seed 0x3") && line.ends_with("--mutant figure8"),
+                "{line}"
+            );
+        } else {
+            let error = parse("explore --mutant figure8").unwrap_err().to_string();
+            assert!(error.contains("needs the simulator built with `--features mutants`"), "{error}");
+        }
+    }
+
+    #[test]
     fn flags_are_checked() {
         let Command::Explore(parsed) =
             parse("explore --seeds 10 --start 0x10 --nodes 3 --wire json --determinism").unwrap()
