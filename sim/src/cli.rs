@@ -67,6 +67,32 @@ pub struct RunArgs {
     /// Run with a planted bug (`sim mutants` lists them); needs the simulator built with `--features mutants`.
     #[arg(long, value_name = "NAME", value_parser = mutant_parser())]
     pub mutant: Option<raft_sm::Mutant>,
+    /// Apply only these of the faults the swarm generates, numbered from 1 (comma-separated; `none` for
+    /// none): `sim shrink` prints such a line.
+    #[arg(long, value_name = "LIST", value_parser = parse_fault_list)]
+    pub keep_faults: Option<FaultList>,
+}
+
+/// The fault numbers of `--keep-faults`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultList(pub Vec<u64>);
+
+impl fmt::Display for FaultList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let texts: Vec<String> = self.0.iter().map(u64::to_string).collect();
+        f.write_str(&texts.join(","))
+    }
+}
+
+/// Parses `--keep-faults`: `none`, or comma-separated fault numbers.
+pub fn parse_fault_list(text: &str) -> Result<FaultList, String> {
+    if text == "none" {
+        return Ok(FaultList(Vec::new()));
+    }
+    text.split(',').map(|part| parse_number(part.trim())).collect::<Result<Vec<u64>, String>>().map(FaultList)
 }
 
 impl RunArgs {
@@ -81,6 +107,7 @@ impl RunArgs {
             wire: self.wire,
             liveness_reads: !self.no_liveness_reads,
             mutant: self.mutant,
+            keep_faults: self.keep_faults.clone().map(|list| list.0),
             ..RunPlan::default()
         }
     }
@@ -97,6 +124,7 @@ impl RunArgs {
             no_liveness_reads: !plan.liveness_reads,
             liveness_reads: false,
             mutant: plan.mutant,
+            keep_faults: plan.keep_faults.clone().map(FaultList),
         }
     }
 }
@@ -121,6 +149,9 @@ impl fmt::Display for RunArgs {
         }
         if let Some(mutant) = self.mutant {
             write!(f, " --mutant {mutant}")?;
+        }
+        if let Some(keep) = &self.keep_faults {
+            write!(f, " --keep-faults {keep}")?;
         }
         Ok(())
     }

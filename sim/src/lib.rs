@@ -18,6 +18,7 @@ pub mod node_host;
 pub mod options;
 pub mod queue;
 pub mod rng;
+pub mod shrink;
 pub mod trace;
 
 pub use client::WorkloadOptions;

@@ -10,6 +10,7 @@
 //! cargo run -p sim --release -- determinism --seed 7 [--nodes 5] ...
 //! cargo run -p sim --release -- bench [--seeds 10] [--start 0]
 //! cargo run -p sim --release --features mutants -- explore --mutant figure8 --seeds 2000 ...
+//! cargo run -p sim --release -- shrink --seed 0x42 [run options]
 //! cargo run -p sim --release --features mutants -- mutants [--seeds 2000] [--only figure8,...] [run options]
 //! ```
 //!
@@ -45,6 +46,18 @@ enum Command {
     /// The mutation suite (needs `--features mutants`): explore each planted bug
     /// until a seed catches it, then the clean build on the same seeds.
     Mutants(MutantsCommand),
+    /// Shrink a failing seed: remove generated faults (delta debugging) while it
+    /// still fails with the same kind and checker; print the minimal replay line.
+    Shrink(ShrinkCommand),
+}
+
+#[derive(Args, Debug)]
+struct ShrinkCommand {
+    /// The failing seed (decimal or 0x-hex).
+    #[arg(long, value_name = "SEED", value_parser = parse_number)]
+    seed: u64,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Args, Debug)]
@@ -123,6 +136,7 @@ fn main() -> ExitCode {
         Command::Explore(command) => run_explore(&command),
         Command::Bench(command) => bench(&command),
         Command::Mutants(command) => mutants(&command),
+        Command::Shrink(command) => shrink(&command),
         Command::Determinism(command) => match determinism_check(&command.run.plan(), command.seed) {
             Ok(hash) => {
                 println!("seed {:#x}: two runs, identical trace hash {hash:#018x}", command.seed);
@@ -310,6 +324,31 @@ fn mutants(args: &MutantsCommand) -> ExitCode {
     }
 }
 
+fn shrink(args: &ShrinkCommand) -> ExitCode {
+    let plan = args.run.plan();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = sim::shrink::shrink(&plan, args.seed);
+    let _ = std::panic::take_hook();
+    match result {
+        Ok(report) => {
+            println!("original: {}", first_line(&report.original.to_string()));
+            println!(
+                "shrunk: {} generated faults -> {} kept (removed {}) in {} runs",
+                report.generated,
+                report.kept.len(),
+                report.generated.saturating_sub(report.kept.len() as u64),
+                report.runs
+            );
+            println!("{}", report.failure);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            println!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
@@ -354,7 +393,7 @@ mod tests {
                 Command::Run(c) => c.run.plan(),
                 Command::Explore(c) => c.run.plan(),
                 Command::Determinism(c) => c.run.plan(),
-                Command::Bench(_) | Command::Mutants(_) => unreachable!(),
+                Command::Bench(_) | Command::Mutants(_) | Command::Shrink(_) => unreachable!(),
             };
             assert_eq!(plan, expected, "{command}");
         }

@@ -143,6 +143,9 @@ pub struct SimOptions {
     pub budget_queued: usize,
     /// Directed fault generators (Figure 8 episodes, vote echoes); off unless drawn by a swarm run.
     pub episodes: crate::cluster::EpisodeOptions,
+    /// Apply only these of the generated faults (numbered from 1 in generation
+    /// order); `None`: all. Set by `sim shrink` and `--keep-faults`.
+    pub keep_faults: Option<std::collections::BTreeSet<u64>>,
 }
 
 impl SimOptions {
@@ -191,6 +194,7 @@ impl SimOptions {
             budget_sim_ms: 3_600_000,
             budget_queued: 1_000_000,
             episodes: crate::cluster::EpisodeOptions::default(),
+            keep_faults: None,
         }
     }
 

@@ -53,3 +53,22 @@ fn every_mutant_is_caught_within_its_budget_and_the_clean_build_is_clean() {
     assert!(escaped.is_empty(), "not caught within their budgets: {escaped:?}");
     assert!(clean.caught.is_none(), "the clean build fails: {:?}", clean.caught);
 }
+
+/// `sim shrink` on the first Figure 8 catch: it removes faults, still fails the
+/// same way, replays from its printed line, and shrinks the same way twice.
+#[test]
+fn a_figure8_failure_shrinks_deterministically() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let plan = RunPlan { mutant: Some(Mutant::Figure8), ..RunPlan::default() };
+    let first = sim::shrink::shrink(&plan, 0x42).expect("seed 0x42 catches figure8");
+    let again = sim::shrink::shrink(&plan, 0x42).expect("seed 0x42 catches figure8");
+    let replay_plan = RunPlan { keep_faults: Some(first.kept.clone()), ..plan.clone() };
+    let replayed = sim::explore::run_seed(replay_plan.options(0x42), plan.fault_ms, plan.liveness_ms);
+    let _ = std::panic::take_hook();
+    println!("figure8 seed 0x42: {} generated faults -> {} kept", first.generated, first.kept.len());
+    assert!(first.kept.len() < first.generated as usize / 2 + 1, "{first:?}");
+    assert_eq!(first.failure.kind, first.original.kind);
+    assert_eq!(first.kept, again.kept);
+    assert!(first.failure.replay.ends_with(&format!("--keep-faults {}", sim::cli::FaultList(first.kept.clone()))));
+    assert_eq!(replayed.expect_err("the shrunk run fails").detail, first.failure.detail);
+}

@@ -112,19 +112,19 @@ impl Cluster {
         let saved = self.network.options().clone();
         let clean = crate::network::NetworkOptions { loss: 0.0, duplicate: 0.0, reorder: 0.0, ..saved.clone() };
         let followers: Vec<NodeId> = self.ids().into_iter().filter(|&id| id != leader).collect();
-        self.apply_fault(FaultAction::Heal);
-        self.apply_fault(FaultAction::Network(clean));
+        self.generated_fault(FaultAction::Heal);
+        self.generated_fault(FaultAction::Network(clean));
         if pre_vote {
             let cut = *self.episode_rng.pick(&followers);
-            self.apply_fault(FaultAction::Link { from: leader, to: cut, up: false });
-            self.apply_fault(FaultAction::Link { from: cut, to: leader, up: false });
+            self.generated_fault(FaultAction::Link { from: leader, to: cut, up: false });
+            self.generated_fault(FaultAction::Link { from: cut, to: leader, up: false });
             let until_ms = self.now_ms + self.episode_rng.range(3_000, 8_000);
             self.counters.add("episodes_stability", 1);
             self.hold = Hold::Stable { start_term: self.max_term(), until_ms, saved };
         } else {
             let minority = (self.hosts.len() - 1) / 2;
             for &stale in followers.iter().take(minority) {
-                self.apply_fault(FaultAction::Isolate(stale));
+                self.generated_fault(FaultAction::Isolate(stale));
             }
             let crash_at_ms = self.now_ms + self.episode_rng.range(3_000, 8_000);
             self.counters.add("episodes_stale_candidates", 1);
@@ -149,21 +149,21 @@ impl Cluster {
                     );
                 }
                 if now >= until_ms {
-                    self.apply_fault(FaultAction::Heal);
-                    self.apply_fault(FaultAction::Network(saved));
+                    self.generated_fault(FaultAction::Heal);
+                    self.generated_fault(FaultAction::Network(saved));
                     self.hold = Hold::Idle;
                 }
             }
             Hold::Stale { crash_at_ms, saved } => {
                 if now >= crash_at_ms {
                     let Some(old) = self.leader() else {
-                        self.apply_fault(FaultAction::Heal);
-                        self.apply_fault(FaultAction::Network(saved));
+                        self.generated_fault(FaultAction::Heal);
+                        self.generated_fault(FaultAction::Network(saved));
                         self.hold = Hold::Idle;
                         return;
                     };
-                    self.apply_fault(FaultAction::Crash(old));
-                    self.apply_fault(FaultAction::Heal);
+                    self.generated_fault(FaultAction::Crash(old));
+                    self.generated_fault(FaultAction::Heal);
                     let o = &self.options;
                     let slack = 4 * (o.network.latency_ms_max + o.fsync_ms_max);
                     let deadline_ms = now + 3 * o.election_timeout_ms_max + slack;
@@ -175,8 +175,8 @@ impl Cluster {
                     self.hosts.iter().filter(|h| h.id != old).all(|h| h.node().and_then(Node::leader) == Some(leader))
                 });
                 if elected {
-                    self.apply_fault(FaultAction::Restart(old));
-                    self.apply_fault(FaultAction::Network(saved));
+                    self.generated_fault(FaultAction::Restart(old));
+                    self.generated_fault(FaultAction::Network(saved));
                     self.hold = Hold::Idle;
                 } else if now >= deadline_ms {
                     self.fail(
@@ -206,8 +206,8 @@ impl Cluster {
         let followers: Vec<NodeId> = self.ids().into_iter().filter(|&id| id != a).collect();
         let keeper = *self.episode_rng.pick(&followers);
         self.counters.add("episodes_figure8", 1);
-        self.apply_fault(FaultAction::Heal);
-        self.apply_fault(FaultAction::Restrict(a, vec![keeper]));
+        self.generated_fault(FaultAction::Heal);
+        self.generated_fault(FaultAction::Restrict(a, vec![keeper]));
         let crash_at_ms = self.now_ms + self.episode_rng.range(20, 600);
         self.figure8 = Figure8::Cut { a, keeper, term, crash_at_ms };
         true
@@ -227,8 +227,8 @@ impl Cluster {
             Figure8::Idle => {}
             Figure8::Cut { a, keeper, term, crash_at_ms } => {
                 if now >= crash_at_ms {
-                    self.apply_fault(FaultAction::Crash(a));
-                    self.apply_fault(FaultAction::Heal);
+                    self.generated_fault(FaultAction::Crash(a));
+                    self.generated_fault(FaultAction::Heal);
                     self.figure8 = Figure8::AwaitNewLeader { a, keeper, term, until_ms: now + 5_000 };
                 }
             }
@@ -237,7 +237,7 @@ impl Cluster {
                     .leader()
                     .filter(|&c| c != a && c != keeper && self.host(c).node().is_some_and(|node| node.term() > term));
                 if let Some(c) = new_leader {
-                    self.apply_fault(FaultAction::Isolate(c));
+                    self.generated_fault(FaultAction::Isolate(c));
                     let crash_at_ms = now + self.episode_rng.range(0, 300);
                     self.figure8 = Figure8::NewLeaderCut { a, keeper, c, crash_at_ms };
                 } else if now >= until_ms {
@@ -246,9 +246,9 @@ impl Cluster {
             }
             Figure8::NewLeaderCut { a, keeper, c, crash_at_ms } => {
                 if now >= crash_at_ms {
-                    self.apply_fault(FaultAction::Crash(c));
-                    self.apply_fault(FaultAction::Heal);
-                    self.apply_fault(FaultAction::Restart(a));
+                    self.generated_fault(FaultAction::Crash(c));
+                    self.generated_fault(FaultAction::Heal);
+                    self.generated_fault(FaultAction::Restart(a));
                     // A reaches the follower holding its entries, and on five or more
                     // nodes one more, so the others never see its new term's entries.
                     let mut peers = vec![keeper];
@@ -257,7 +257,7 @@ impl Cluster {
                     if self.hosts.len() >= 5 && !others.is_empty() {
                         peers.push(*self.episode_rng.pick(&others));
                     }
-                    self.apply_fault(FaultAction::Restrict(a, peers));
+                    self.generated_fault(FaultAction::Restrict(a, peers));
                     self.figure8 = Figure8::AwaitOldLeader { a, c, until_ms: now + 5_000 };
                 }
             }
@@ -272,9 +272,9 @@ impl Cluster {
             Figure8::Armed { a, c, commit, until_ms } => {
                 let moved = self.host(a).node().is_some_and(|node| node.commit_index() > commit);
                 if moved || now >= until_ms {
-                    self.apply_fault(FaultAction::Crash(a));
-                    self.apply_fault(FaultAction::Heal);
-                    self.apply_fault(FaultAction::Restart(c));
+                    self.generated_fault(FaultAction::Crash(a));
+                    self.generated_fault(FaultAction::Heal);
+                    self.generated_fault(FaultAction::Restart(c));
                     self.end_episode();
                 }
             }
@@ -282,7 +282,7 @@ impl Cluster {
     }
 
     fn end_episode(&mut self) {
-        self.apply_fault(FaultAction::Heal);
+        self.generated_fault(FaultAction::Heal);
         self.figure8 = Figure8::Idle;
     }
 

@@ -138,6 +138,8 @@ pub struct Cluster {
     episode_rng: SimRng,
     figure8: episodes::Figure8,
     hold: episodes::Hold,
+    /// Faults the swarm and the episodes generated so far.
+    faults_generated: u64,
 }
 
 /// Most events one virtual millisecond may hold before the run is declared an
@@ -231,6 +233,7 @@ impl Cluster {
             episode_rng: SimRng::derive(seed, "episodes"),
             figure8: episodes::Figure8::Idle,
             hold: episodes::Hold::Idle,
+            faults_generated: 0,
             swarm_active: options.swarm.is_some(),
             options,
         };
@@ -432,6 +435,20 @@ impl Cluster {
         if self.episode_running() {
             self.poll_episode();
         }
+    }
+
+    /// Applies a fault the swarm or an episode generated, unless
+    /// `SimOptions::keep_faults` leaves it out (shrinking): faults are numbered
+    /// from 1 in the order they are generated, and every random choice is made
+    /// as if all were applied, so a run keeping all of them is the original.
+    pub(super) fn generated_fault(&mut self, action: FaultAction) {
+        self.faults_generated += 1;
+        crate::explore::note_faults_generated(self.faults_generated);
+        if self.options.keep_faults.as_ref().is_some_and(|keep| !keep.contains(&self.faults_generated)) {
+            self.counters.add("faults_left_out", 1);
+            return;
+        }
+        self.apply_fault(action);
     }
 
     /// Ends the run with a [`FailureKind::Budget`] failure once it has used up
@@ -685,7 +702,7 @@ impl Cluster {
         }
         let swarm = self.options.swarm.clone().expect("swarm on");
         if let Some(action) = next_swarm_fault(&mut self.fault_rng, &swarm, &view) {
-            self.apply_fault(action);
+            self.generated_fault(action);
         }
         self.schedule_swarm_tick();
     }
