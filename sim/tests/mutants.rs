@@ -13,6 +13,13 @@ use sim::mutation::explore_mutant;
 /// Cluster sizes alternate by seed, as in `sim mutants`.
 const SIZES: [usize; 2] = [3, 5];
 
+/// Failures are reported by the runs; keep their panics from flooding the output
+/// (once for the whole test binary, whose tests run in parallel).
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+}
+
 /// The most seeds each mutant may take to be caught.
 fn budget(mutant: Mutant) -> u64 {
     match mutant {
@@ -36,7 +43,7 @@ fn budget(mutant: Mutant) -> u64 {
 
 #[test]
 fn every_mutant_is_caught_within_its_budget_and_the_clean_build_is_clean() {
-    std::panic::set_hook(Box::new(|_| {}));
+    quiet_panics();
     let plan = RunPlan::default();
     let mut escaped = Vec::new();
     let mut most = 0;
@@ -49,7 +56,6 @@ fn every_mutant_is_caught_within_its_budget_and_the_clean_build_is_clean() {
         }
     }
     let clean = explore_mutant(&plan, &SIZES, None, 0..most);
-    let _ = std::panic::take_hook();
     assert!(escaped.is_empty(), "not caught within their budgets: {escaped:?}");
     assert!(clean.caught.is_none(), "the clean build fails: {:?}", clean.caught);
 }
@@ -58,13 +64,12 @@ fn every_mutant_is_caught_within_its_budget_and_the_clean_build_is_clean() {
 /// same way, replays from its printed line, and shrinks the same way twice.
 #[test]
 fn a_figure8_failure_shrinks_deterministically() {
-    std::panic::set_hook(Box::new(|_| {}));
+    quiet_panics();
     let plan = RunPlan { mutant: Some(Mutant::Figure8), ..RunPlan::default() };
     let first = sim::shrink::shrink(&plan, 0x42).expect("seed 0x42 catches figure8");
     let again = sim::shrink::shrink(&plan, 0x42).expect("seed 0x42 catches figure8");
     let replay_plan = RunPlan { keep_faults: Some(first.kept.clone()), ..plan.clone() };
     let replayed = sim::explore::run_seed(replay_plan.options(0x42), plan.fault_ms, plan.liveness_ms);
-    let _ = std::panic::take_hook();
     println!("figure8 seed 0x42: {} generated faults -> {} kept", first.generated, first.kept.len());
     assert!(first.kept.len() < first.generated as usize / 2 + 1, "{first:?}");
     assert_eq!(first.failure.kind, first.original.kind);
