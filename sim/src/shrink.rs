@@ -51,7 +51,7 @@ pub fn shrink(plan: &RunPlan, seed: u64) -> Result<ShrinkReport, String> {
     let mut granularity = 2;
     while current.len() >= 2 && runs < RUNS_MAX {
         let chunk = current.len().div_ceil(granularity);
-        let mut reduced = false;
+        let mut reduced = None;
         for part in 0..granularity {
             let (from, to) = (part * chunk, ((part + 1) * chunk).min(current.len()));
             if from >= to {
@@ -59,14 +59,15 @@ pub fn shrink(plan: &RunPlan, seed: u64) -> Result<ShrinkReport, String> {
             }
             let complement: Vec<u64> = current[..from].iter().chain(&current[to..]).copied().collect();
             if let Some(found) = try_keep(&complement, &mut runs) {
-                current = complement;
-                failure = found;
-                granularity = (granularity - 1).max(2);
-                reduced = true;
+                reduced = Some((complement, found));
                 break;
             }
         }
-        if !reduced {
+        if let Some((complement, found)) = reduced {
+            current = complement;
+            failure = found;
+            granularity = (granularity - 1).max(2);
+        } else {
             if granularity >= current.len() {
                 break;
             }
