@@ -45,6 +45,9 @@ pub struct Config {
     pub apply_entries_max: usize,
     /// How long a leadership transfer may take before it is abandoned.
     pub transfer_timeout_ms: u64,
+    /// A planted bug ([`crate::Mutant`]), for the simulator's mutation suite only.
+    #[cfg(feature = "mutants")]
+    pub mutant: Option<crate::Mutant>,
 }
 
 impl Config {
@@ -68,6 +71,8 @@ impl Config {
             pending_reads_max: 65_536,
             apply_entries_max: 1024,
             transfer_timeout_ms: 1200,
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use crate::event::{Note, StepDownReason, TimerKind, VoteRefusal};
 use crate::message::{Body, Message, RequestVote, RequestVoteResponse};
+use crate::mutants::Mutant;
 use crate::node::{HigherTerm, Node};
 use crate::progress::Progress;
 use crate::quorum::{VoteResult, VoteTracker};
@@ -156,6 +157,9 @@ impl Node {
         } else {
             let reason = if !up_to_date { VoteRefusal::LogNotUpToDate } else { VoteRefusal::AlreadyVoted };
             self.note(Note::VoteRejected { candidate, pre_vote: false, reason });
+            if self.mutant_is(Mutant::TimerResetOnRejectedVote) {
+                self.reset_election_deadline();
+            }
             self.send(candidate, RequestVoteResponse { pre_vote: false, granted: false }.into());
         }
     }
@@ -170,6 +174,7 @@ impl Node {
         if !expected {
             return; // A reply to an older round.
         }
+        let voter = self.mutant_vote_key(voter);
         self.votes.record(voter, granted);
         self.note(Note::VoteReceived {
             from: voter,

@@ -94,6 +94,7 @@ mod host;
 pub mod kv;
 mod log;
 mod message;
+mod mutants;
 mod node;
 mod progress;
 mod quorum;
@@ -116,6 +117,7 @@ pub use message::{
     AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, ReadIndexRequest,
     ReadIndexResponse, RejectHint, RequestVote, RequestVoteResponse,
 };
+pub use mutants::Mutant;
 pub use node::Node;
 pub use recovery::StartError;
 pub use types::{Entry, HardState, LogIndex, NodeId, Payload, RestoredState, Role, Snapshot, Term};

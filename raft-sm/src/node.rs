@@ -10,6 +10,7 @@ use crate::message::{
     AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, RequestVote,
     RequestVoteResponse,
 };
+use crate::mutants::Mutant;
 use crate::progress::Progress;
 use crate::quorum::{JointConfig, VoteTracker};
 use crate::read::Reads;
@@ -151,6 +152,7 @@ impl Node {
     /// for a brand-new node). Call [`Node::start`] next.
     pub fn new(config: Config, restored: RestoredState) -> Result<Node, StartError> {
         config.validate()?;
+        let config = crate::mutants::effective_config(config);
         let (base_index, base_term) = match &restored.snapshot {
             Some(snapshot) => (snapshot.last_index, snapshot.last_term),
             None => (LogIndex(0), Term(0)),
@@ -326,6 +328,9 @@ impl Node {
             Body::RequestVote(RequestVote { pre_vote, .. }) => {
                 self.send(from, RequestVoteResponse { pre_vote, granted: false }.into());
             }
+            Body::RequestVoteResponse(response) if self.mutant_is(Mutant::StaleVoteReplies) => {
+                self.on_vote_response(from, self.term, response)
+            }
             _ => {}
         }
     }
@@ -358,7 +363,7 @@ impl Node {
         // hearing the current leader resets it (Raft §5.2; the callers do that).
         // Resetting it on every higher term would let candidates with stale logs
         // keep the one server that could win from ever timing out.
-        if self.timers.get(TimerKind::Election).is_none() {
+        if self.timers.get(TimerKind::Election).is_none() || self.mutant_is(Mutant::TimerResetOnRejectedVote) {
             self.reset_election_deadline();
         }
     }
@@ -470,7 +475,7 @@ impl Node {
         assert_ne!(message.to, self.config.id, "never send to self");
         assert_eq!(message.from, self.config.id, "we send only as ourselves");
         assert!(message.term >= self.term, "messages carry our term (or a PreVote's next one)");
-        if reveals_durable_state(&message.body) {
+        if reveals_durable_state(&message.body) && !self.mutant_sends_early(&message.body) {
             self.held_this_step.push(message);
         } else {
             self.actions.push(Action::Send(message));

@@ -5,6 +5,7 @@
 
 use crate::event::{Action, Note, ReadOutcome, Rejection};
 use crate::message::{ReadIndexRequest, ReadIndexResponse};
+use crate::mutants::Mutant;
 use crate::node::{read_ready, Node};
 use crate::types::{LogIndex, NodeId, Role};
 use std::collections::{BTreeSet, VecDeque};
@@ -99,7 +100,7 @@ impl Node {
         if self.transfer.is_some() {
             return self.refuse_read(origin, ReadOutcome::Rejected(Rejection::TransferInProgress));
         }
-        if self.log.term_at(self.commit_index) != Some(self.term) {
+        if self.log.term_at(self.commit_index) != Some(self.term) && !self.mutant_is(Mutant::ReadsBeforeTermCommit) {
             // Our commit index may lag the true one until our no-op commits (thesis §6.4 step 1).
             self.reads.awaiting_term_commit.push_back(origin);
             return;
@@ -111,7 +112,7 @@ impl Node {
         let read = PendingRead { origin, read_index: self.commit_index, round: self.reads.round + 1 };
         self.reads.awaiting_quorum.push_back(read);
         self.reads.round_requested = true;
-        if self.quorum.is_quorum_alone(self.config.id) {
+        if self.quorum.is_quorum_alone(self.config.id) || self.mutant_is(Mutant::ReadsWithoutQuorum) {
             self.reads.round += 1;
             self.reads.round_requested = false;
             self.confirm_reads();
@@ -141,6 +142,7 @@ impl Node {
             None => (id == self.config.id).then_some(self.reads.round),
         };
         let confirmed_round = self.quorum.committed_index(acked).unwrap_or(0);
+        let confirmed_round = if self.mutant_is(Mutant::ReadsWithoutQuorum) { u64::MAX } else { confirmed_round };
         while self.reads.awaiting_quorum.front().is_some_and(|read| read.round <= confirmed_round) {
             let read = self.reads.awaiting_quorum.pop_front().expect("front exists");
             match read.origin {

@@ -4,6 +4,7 @@
 
 use crate::event::{StepDownReason, TimerKind};
 use crate::message::{AppendEntries, AppendEntriesResponse, RejectHint};
+use crate::mutants::Mutant;
 use crate::node::Node;
 use crate::progress::ReplicationMode;
 use crate::types::{Entry, LogIndex, NodeId, Payload, Role};
@@ -178,7 +179,7 @@ impl Node {
             return;
         }
         let local_term = self.log.term_at(prev_log_index).expect("prev is within the log");
-        if local_term != prev_log_term {
+        if local_term != prev_log_term && !self.mutant_is(Mutant::NoPrevTermCheck) {
             let first_index = self.log.first_index_of_term(local_term, prev_log_index);
             let hint = RejectHint { conflict_term: Some(local_term), first_index };
             self.reject_append(leader, prev_log_index, hint, read_round);
@@ -188,6 +189,8 @@ impl Node {
         // Truncate only at the first real conflict: a stale or duplicated append
         // whose entries all match never removes anything (Figure 2, rule 3).
         let first_new = entries.iter().position(|entry| self.log.term_at(entry.index) != Some(entry.term));
+        let first_new =
+            if self.mutant_is(Mutant::TruncateEveryAppend) && !entries.is_empty() { Some(0) } else { first_new };
         if let Some(position) = first_new {
             let conflict_index = entries[position].index;
             if conflict_index <= self.log.last_index() {
@@ -220,6 +223,8 @@ impl Node {
             return;
         }
         let last_index = self.log.last_index();
+        let (backwards_mutant, stale_mutant) =
+            (self.mutant_is(Mutant::MatchIndexBackwards), self.mutant_is(Mutant::StaleAppendRejections));
         let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
         progress.recent_active = true;
         progress.read_round_acked = progress.read_round_acked.max(read_round);
@@ -228,6 +233,9 @@ impl Node {
                 return; // Cannot be: a reply from before a restart of ours. Ignore it.
             }
             let probed_at = progress.next_index.prev();
+            if backwards_mutant {
+                progress.match_index = match_index;
+            }
             let advanced = progress.maybe_update(match_index);
             // Only an answer at (or past) the probe position proves where the logs
             // match; a heartbeat's success at an older `match_index` must not send
@@ -247,13 +255,16 @@ impl Node {
                 ReplicationMode::Probe { .. } => match_index != progress.next_index.prev(),
                 ReplicationMode::Snapshot { .. } => true,
             };
-            if stale {
+            if stale && !stale_mutant {
                 self.confirm_reads();
                 return;
             }
             let next_index = self.backtrack_next_index(match_index, hint);
             let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
             progress.become_probe(next_index);
+            if stale_mutant {
+                progress.next_index = next_index;
+            }
             self.mark_needs_append(peer);
         }
         self.confirm_reads();
@@ -286,7 +297,8 @@ impl Node {
         let Some(majority_index) = self.quorum.committed_index(acked) else {
             return false;
         };
-        if majority_index <= self.commit_index || self.log.term_at(majority_index) != Some(self.term) {
+        let own_term = self.log.term_at(majority_index) == Some(self.term) || self.mutant_is(Mutant::Figure8);
+        if majority_index <= self.commit_index || !own_term {
             return false;
         }
         self.commit_index = majority_index;

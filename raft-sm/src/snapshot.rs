@@ -4,6 +4,7 @@
 
 use crate::event::{Action, Note, StepDownReason};
 use crate::message::{InstallSnapshot, InstallSnapshotResponse};
+use crate::mutants::Mutant;
 use crate::node::Node;
 use crate::progress::ReplicationMode;
 use crate::types::{LogIndex, NodeId, Snapshot, Term};
@@ -162,7 +163,8 @@ impl Node {
         // Written in order: the compaction or reset after it relies on it being durable first.
         let origin = SnapshotOrigin::Installed;
         self.actions.push(Action::Write(Write::SaveSnapshot { snapshot: snapshot.clone(), origin }));
-        if self.log.term_at(last_index) == Some(snapshot.last_term) {
+        let rule7_ignored = self.mutant_is(Mutant::SnapshotRule7Ignored) && self.log.term_at(last_index).is_some();
+        if self.log.term_at(last_index) == Some(snapshot.last_term) || rule7_ignored {
             self.log.compact_to(last_index);
             self.actions.push(Action::Write(Write::Compact { up_to: last_index }));
         } else {

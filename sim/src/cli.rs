@@ -10,6 +10,7 @@
 //! --faults F           none | swarm | all                           [default: swarm]
 //! --wire W             json | binary | plain (default: by build, see `RunPlan::options`)
 //! --no-liveness-reads  skip the final "every node serves a read" check
+//! --mutant NAME        run with a planted bug (needs `--features mutants`)
 //! --seeds N            how many seeds (explore, soak)               [default: 100]
 //! --start SEED         the first seed (explore, soak)               [default: 0]
 //! ```
@@ -63,6 +64,35 @@ pub struct RunArgs {
     /// The default (every node must serve a linearizable read); kept so older command lines parse.
     #[arg(long, hide = true, overrides_with = "no_liveness_reads")]
     pub liveness_reads: bool,
+    /// Run with a planted bug (`sim mutants` lists them); needs the simulator built with `--features mutants`.
+    #[arg(long, value_name = "NAME", value_parser = mutant_parser())]
+    pub mutant: Option<raft_sm::Mutant>,
+    /// Apply only these of the faults the swarm generates, numbered from 1 (comma-separated; `none` for
+    /// none): `sim shrink` prints such a line.
+    #[arg(long, value_name = "LIST", value_parser = parse_fault_list)]
+    pub keep_faults: Option<FaultList>,
+}
+
+/// The fault numbers of `--keep-faults`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultList(pub Vec<u64>);
+
+impl fmt::Display for FaultList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let texts: Vec<String> = self.0.iter().map(u64::to_string).collect();
+        f.write_str(&texts.join(","))
+    }
+}
+
+/// Parses `--keep-faults`: `none`, or comma-separated fault numbers.
+pub fn parse_fault_list(text: &str) -> Result<FaultList, String> {
+    if text == "none" {
+        return Ok(FaultList(Vec::new()));
+    }
+    text.split(',').map(|part| parse_number(part.trim())).collect::<Result<Vec<u64>, String>>().map(FaultList)
 }
 
 impl RunArgs {
@@ -76,6 +106,8 @@ impl RunArgs {
             faults: self.faults,
             wire: self.wire,
             liveness_reads: !self.no_liveness_reads,
+            mutant: self.mutant,
+            keep_faults: self.keep_faults.clone().map(|list| list.0),
             ..RunPlan::default()
         }
     }
@@ -91,6 +123,8 @@ impl RunArgs {
             wire: plan.wire,
             no_liveness_reads: !plan.liveness_reads,
             liveness_reads: false,
+            mutant: plan.mutant,
+            keep_faults: plan.keep_faults.clone().map(FaultList),
         }
     }
 }
@@ -112,6 +146,12 @@ impl fmt::Display for RunArgs {
         }
         if self.no_liveness_reads {
             f.write_str(" --no-liveness-reads")?;
+        }
+        if let Some(mutant) = self.mutant {
+            write!(f, " --mutant {mutant}")?;
+        }
+        if let Some(keep) = &self.keep_faults {
+            write!(f, " --keep-faults {keep}")?;
         }
         Ok(())
     }
@@ -157,6 +197,17 @@ pub fn parse_nodes(text: &str) -> Result<usize, String> {
 fn faults_parser() -> impl TypedValueParser<Value = Faults> {
     let names = [Faults::None, Faults::Swarm, Faults::All].map(Faults::name);
     PossibleValuesParser::new(names).map(|name| Faults::parse(&name).expect("a possible value is a fault mode"))
+}
+
+/// Mutant names; a mutant needs the `mutants` feature, and says so otherwise.
+fn mutant_parser() -> impl TypedValueParser<Value = raft_sm::Mutant> {
+    let names = raft_sm::Mutant::ALL.map(raft_sm::Mutant::name);
+    PossibleValuesParser::new(names).try_map(|name| {
+        if !raft_sm::Mutant::ENABLED {
+            return Err(format!("mutant {name} needs the simulator built with `--features mutants`"));
+        }
+        Ok(raft_sm::Mutant::parse(&name).expect("a possible value is a mutant"))
+    })
 }
 
 fn wire_parser() -> impl TypedValueParser<Value = WireFormat> {

@@ -13,6 +13,21 @@ thread_local! {
     static LAST_FAILURE: RefCell<Option<Failure>> = const { RefCell::new(None) };
 }
 
+thread_local! {
+    /// How many faults the current run's swarm and episodes generated (for shrinking).
+    static FAULTS_GENERATED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Called by the cluster as it generates faults.
+pub(crate) fn note_faults_generated(count: u64) {
+    FAULTS_GENERATED.with(|cell| cell.set(count));
+}
+
+/// Faults the last run on this thread generated (for shrinking).
+pub fn faults_generated() -> u64 {
+    FAULTS_GENERATED.with(|cell| cell.get())
+}
+
 /// Records `failure` as the reason of the panic that follows.
 pub(crate) fn record_failure(failure: &Failure) {
     LAST_FAILURE.with(|slot| *slot.borrow_mut() = Some(failure.clone()));
@@ -64,6 +79,10 @@ pub struct RunPlan {
     pub trace_hash: bool,
     /// Require every node to serve a linearizable read after convergence.
     pub liveness_reads: bool,
+    /// A planted bug (needs `--features mutants`).
+    pub mutant: Option<raft_sm::Mutant>,
+    /// Apply only these generated faults (see `SimOptions::keep_faults`); `None`: all.
+    pub keep_faults: Option<Vec<u64>>,
 }
 
 impl Default for RunPlan {
@@ -77,6 +96,8 @@ impl Default for RunPlan {
             wire: None,
             trace_hash: false,
             liveness_reads: true,
+            mutant: None,
+            keep_faults: None,
         }
     }
 }
@@ -116,13 +137,16 @@ impl RunPlan {
         };
         options.trace_hash = self.trace_hash;
         options.liveness_reads = self.liveness_reads;
+        options.mutant = self.mutant;
+        options.keep_faults = self.keep_faults.as_ref().map(|keep| keep.iter().copied().collect());
         options.replay = Some(self.replay_line(seed));
         options
     }
 
     /// The one line that replays seed `seed` under this plan.
     pub fn replay_line(&self, seed: u64) -> String {
-        format!("cargo run -p sim --release -- run --seed {seed:#x} {}", crate::cli::RunArgs::from_plan(self))
+        let features = if self.mutant.is_some() { " --features mutants" } else { "" };
+        format!("cargo run -p sim --release{features} -- run --seed {seed:#x} {}", crate::cli::RunArgs::from_plan(self))
     }
 }
 
@@ -132,6 +156,7 @@ pub fn run_seed(options: SimOptions, fault_ms: u64, liveness_ms: u64) -> Result<
     let seed = options.seed;
     let replay = options.replay.clone().unwrap_or_default();
     LAST_FAILURE.with(|slot| slot.borrow_mut().take());
+    note_faults_generated(0);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         let mut cluster = Cluster::new(options);
         cluster.run_for(fault_ms);

@@ -13,6 +13,9 @@ pub enum FailureKind {
     Liveness,
     /// The code under test panicked (an assertion in the core, for example).
     Crash,
+    /// The run exceeded its event, simulated-time or queued-event budget (a storm
+    /// or runaway growth), so it was stopped instead of hanging.
+    Budget,
 }
 
 impl fmt::Display for FailureKind {
@@ -22,6 +25,7 @@ impl fmt::Display for FailureKind {
             FailureKind::Linearizability => "linearizability",
             FailureKind::Liveness => "liveness",
             FailureKind::Crash => "crash",
+            FailureKind::Budget => "budget",
         })
     }
 }

@@ -13,12 +13,14 @@ pub mod faults;
 pub mod history;
 pub mod html;
 pub mod linearizability;
+pub mod mutation;
 pub mod network;
 pub mod node_host;
 pub mod options;
 pub mod parallel;
 pub mod queue;
 pub mod rng;
+pub mod shrink;
 pub mod timeline;
 pub mod trace;
 

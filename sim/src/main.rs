@@ -9,6 +9,9 @@
 //!                                   [--determinism]
 //! cargo run -p sim --release -- determinism --seed 7 [--nodes 5] ...
 //! cargo run -p sim --release -- bench [--seeds 10] [--start 0]
+//! cargo run -p sim --release --features mutants -- explore --mutant figure8 --seeds 2000 ...
+//! cargo run -p sim --release -- shrink --seed 0x42 [run options]
+//! cargo run -p sim --release --features mutants -- mutants [--seeds 2000] [--only figure8,...] [run options]
 //! ```
 //!
 //! The run options (`--nodes` … `--no-liveness-reads`) and `--seeds`/`--start`
@@ -40,6 +43,46 @@ enum Command {
     Determinism(DeterminismCommand),
     /// Raw simulator speed: 5 nodes, 50 clients, swarm faults.
     Bench(BenchCommand),
+    /// The mutation suite (needs `--features mutants`): explore each planted bug
+    /// until a seed catches it, then the clean build on the same seeds.
+    Mutants(MutantsCommand),
+    /// Shrink a failing seed: remove generated faults (delta debugging) while it
+    /// still fails with the same kind and checker; print the minimal replay line.
+    Shrink(ShrinkCommand),
+}
+
+#[derive(Args, Debug)]
+struct ShrinkCommand {
+    /// The failing seed (decimal or 0x-hex).
+    #[arg(long, value_name = "SEED", value_parser = parse_number)]
+    seed: u64,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct MutantsCommand {
+    /// Most seeds per mutant.
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = parse_number)]
+    seeds: u64,
+    /// The first seed (decimal or 0x-hex).
+    #[arg(long, value_name = "SEED", default_value_t = 0, value_parser = parse_number)]
+    start: u64,
+    /// Only these mutants (comma-separated names; default: all).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = mutant_name)]
+    only: Vec<raft_sm::Mutant>,
+    /// Cluster sizes, alternating by seed (seed s runs with sizes[s % len] nodes); overrides --nodes.
+    #[arg(long, value_name = "SIZES", value_delimiter = ',', default_value = "3,5", value_parser = sim::cli::parse_nodes)]
+    sizes: Vec<usize>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+fn mutant_name(text: &str) -> Result<raft_sm::Mutant, String> {
+    raft_sm::Mutant::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = raft_sm::Mutant::ALL.iter().map(|m| m.name()).collect();
+        format!("no mutant {text:?}; the mutants are {}", names.join(", "))
+    })
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +147,8 @@ fn main() -> ExitCode {
         Command::Run(command) => run(&command),
         Command::Explore(command) => run_explore(&command),
         Command::Bench(command) => bench(&command),
+        Command::Mutants(command) => mutants(&command),
+        Command::Shrink(command) => shrink(&command),
         Command::Determinism(command) => match determinism_check(&command.run.plan(), command.seed) {
             Ok(hash) => {
                 println!("seed {:#x}: two runs, identical trace hash {hash:#018x}", command.seed);
@@ -247,6 +292,95 @@ fn bench(args: &BenchCommand) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Explores every mutant (or `--only` these) until caught, prints the table, then
+/// runs the clean build on the same seeds; fails if a mutant escapes or a clean seed fails.
+fn mutants(args: &MutantsCommand) -> ExitCode {
+    if !raft_sm::Mutant::ENABLED {
+        eprintln!("error: `sim mutants` needs the simulator built with `--features mutants`");
+        return ExitCode::from(2);
+    }
+    let plan = args.run.plan();
+    if plan.mutant.is_some() {
+        eprintln!("error: `sim mutants` plants each mutant itself; use `explore --mutant NAME` for one");
+        return ExitCode::from(2);
+    }
+    let list: Vec<raft_sm::Mutant> =
+        if args.only.is_empty() { raft_sm::Mutant::ALL.to_vec() } else { args.only.clone() };
+    let seeds = args.start..args.start.saturating_add(args.seeds);
+    println!(
+        "mutants: up to {} seeds each from {:#x}, sizes {:?} by seed, {}",
+        args.seeds,
+        args.start,
+        args.sizes,
+        sim::cli::RunArgs::from_plan(&plan)
+    );
+    std::panic::set_hook(Box::new(|_| {}));
+    let began = std::time::Instant::now();
+    let mut escaped = 0;
+    let mut most_seeds = 0;
+    println!("{:<30} {:>6}  caught by", "mutant", "seeds");
+    for mutant in list {
+        let result = sim::mutation::explore_mutant(&plan, &args.sizes, Some(mutant), seeds.clone());
+        most_seeds = most_seeds.max(result.seeds_run);
+        let seeds_cell =
+            if result.caught.is_some() { result.seeds_run.to_string() } else { format!(">{}", result.seeds_run) };
+        println!("{:<30} {:>6}  {}", mutant.name(), seeds_cell, result.caught_by());
+        match &result.caught {
+            Some(failure) => println!("  replay: {}", failure.replay),
+            None => escaped += 1,
+        }
+    }
+    let clean_seeds = args.start..args.start + most_seeds;
+    let mut clean_failures = 0;
+    let mut next = clean_seeds.start;
+    while next < clean_seeds.end {
+        let result = sim::mutation::explore_mutant(&plan, &args.sizes, None, next..clean_seeds.end);
+        next += result.seeds_run;
+        if let Some(failure) = result.caught {
+            clean_failures += 1;
+            println!("CLEAN FAIL seed {:#x} ({}): {}", failure.seed, failure.kind, first_line(&failure.detail));
+            println!("  replay: {}", failure.replay);
+        }
+    }
+    let _ = std::panic::take_hook();
+    println!(
+        "clean build on seeds {:#x}..{:#x}: {clean_failures} failures; {escaped} mutants not caught; {:.1} s",
+        clean_seeds.start,
+        clean_seeds.end,
+        began.elapsed().as_secs_f64()
+    );
+    if escaped == 0 && clean_failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn shrink(args: &ShrinkCommand) -> ExitCode {
+    let plan = args.run.plan();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = sim::shrink::shrink(&plan, args.seed);
+    let _ = std::panic::take_hook();
+    match result {
+        Ok(report) => {
+            println!("original: {}", first_line(&report.original.to_string()));
+            println!(
+                "shrunk: {} generated faults -> {} kept (removed {}) in {} runs",
+                report.generated,
+                report.kept.len(),
+                report.generated.saturating_sub(report.kept.len() as u64),
+                report.runs
+            );
+            println!("{}", report.failure);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            println!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
@@ -291,9 +425,34 @@ mod tests {
                 Command::Run(c) => c.run.plan(),
                 Command::Explore(c) => c.run.plan(),
                 Command::Determinism(c) => c.run.plan(),
-                Command::Bench(_) => unreachable!(),
+                Command::Bench(_) | Command::Mutants(_) | Command::Shrink(_) => unreachable!(),
             };
             assert_eq!(plan, expected, "{command}");
+        }
+    }
+
+    #[test]
+    fn mutants_are_named_on_the_command_line() {
+        let error = parse("mutants --only nope").unwrap_err().to_string();
+        assert!(error.contains("no mutant \"nope\"; the mutants are figure8, vote-before-durable"), "{error}");
+        if raft_sm::Mutant::ENABLED {
+            let Command::Mutants(parsed) = parse("mutants --seeds 5 --only figure8,votes-as-number --sizes 5").unwrap()
+            else {
+                panic!("not mutants")
+            };
+            assert_eq!(parsed.only, [raft_sm::Mutant::Figure8, raft_sm::Mutant::VotesAsNumber]);
+            assert_eq!((parsed.seeds, parsed.sizes.as_slice()), (5, &[5][..]));
+            let Command::Explore(explore) = parse("explore --mutant figure8").unwrap() else { panic!("not explore") };
+            let plan = explore.run.plan();
+            assert_eq!(plan.mutant, Some(raft_sm::Mutant::Figure8));
+            let line = plan.replay_line(3);
+            assert!(
+                line.contains("--features mutants -- run --seed 0x3") && line.ends_with("--mutant figure8"),
+                "{line}"
+            );
+        } else {
+            let error = parse("explore --mutant figure8").unwrap_err().to_string();
+            assert!(error.contains("needs the simulator built with `--features mutants`"), "{error}");
         }
     }
 

@@ -139,6 +139,20 @@ pub struct SimOptions {
     /// test harness that cuts a server off drops its replies too); off, they
     /// arrive as sent (they were already on the wire).
     pub drop_in_flight_on_disconnect: bool,
+    /// A planted bug (`sim --features mutants` only; see [`raft_sm::Mutant`]).
+    pub mutant: Option<raft_sm::Mutant>,
+    /// Most events one run may process; beyond, it fails with [`crate::FailureKind::Budget`].
+    pub budget_events: u64,
+    /// Latest virtual time a run may reach; beyond, it fails with a budget failure.
+    pub budget_sim_ms: u64,
+    /// Most events queued at once (messages in flight, timers, fsyncs): the memory
+    /// budget; beyond, the run fails with a budget failure.
+    pub budget_queued: usize,
+    /// Directed fault generators (Figure 8 episodes, vote echoes); off unless drawn by a swarm run.
+    pub episodes: crate::cluster::EpisodeOptions,
+    /// Apply only these of the generated faults (numbered from 1 in generation
+    /// order); `None`: all. Set by `sim shrink` and `--keep-faults`.
+    pub keep_faults: Option<std::collections::BTreeSet<u64>>,
 }
 
 impl SimOptions {
@@ -184,6 +198,12 @@ impl SimOptions {
             record_timeline: false,
             drop_in_flight_on_disconnect: false,
             liveness_reads: true,
+            mutant: None,
+            budget_events: 50_000_000,
+            budget_sim_ms: 3_600_000,
+            budget_queued: 1_000_000,
+            episodes: crate::cluster::EpisodeOptions::default(),
+            keep_faults: None,
         }
     }
 
@@ -236,6 +256,7 @@ impl SimOptions {
         options.snapshot_write_slow_chance = *rng.pick(&[0.02, 0.1, 0.3]);
         options.snapshot_write_slow_ms_max = *rng.pick(&[1_000, 5_000, 20_000]);
         options.swarm = Some(swarm);
+        options.episodes = crate::cluster::EpisodeOptions::draw(&mut SimRng::derive(seed, "episode-options"));
         options.verbose = false;
         options
     }
@@ -290,6 +311,20 @@ impl fmt::Display for SimOptions {
                 w.clients, w.keys, w.set_weight, w.get_weight, w.delete_weight, w.value_bytes_min, w.value_bytes_max, w.attempt_timeout_ms, w.op_timeout_ms
             )?,
             None => writeln!(f, "clients: none")?,
+        }
+        writeln!(
+            f,
+            "budgets: events={} sim_ms={} queued={}",
+            self.budget_events, self.budget_sim_ms, self.budget_queued
+        )?;
+        let episodes = &self.episodes;
+        writeln!(
+            f,
+            "episodes: figure8={:.2} vote_echo={:.2} hold={:.2}",
+            episodes.figure8, episodes.vote_echo, episodes.hold
+        )?;
+        if let Some(mutant) = self.mutant {
+            writeln!(f, "mutant: {mutant}")?;
         }
         match &self.swarm {
             Some(swarm) => write!(f, "swarm: {swarm}"),

@@ -31,6 +31,7 @@ impl ElectionChecker {
             Some(_) => {}
             None => {
                 self.leaders.insert(node.term(), node.id());
+                self.check_vote_quorum(node)?;
             }
         }
         Ok(before != Some(now))
@@ -57,6 +58,26 @@ impl ElectionChecker {
     }
 
     /// The leader recorded for `term`, if any.
+    /// A new leader of term T must hold grants sent in T by a majority (itself
+    /// included): a leader elected by stale replies or by counting a repeated
+    /// grant twice has fewer.
+    fn check_vote_quorum(&self, node: &Node) -> Result<(), Violation> {
+        let (id, term) = (node.id(), node.term());
+        let voters = &node.config().voters;
+        let granted: Vec<NodeId> = voters
+            .iter()
+            .copied()
+            .filter(|&voter| voter == id || self.votes.get(&(voter, term)) == Some(&id))
+            .collect();
+        if granted.len() * 2 > voters.len() {
+            return Ok(());
+        }
+        Err(Violation::new(
+            "vote quorum",
+            format!("{id} leads {term} with grants sent in {term} only by {granted:?} of {} voters", voters.len()),
+        ))
+    }
+
     pub fn leader_of(&self, term: Term) -> Option<NodeId> {
         self.leaders.get(&term).copied()
     }

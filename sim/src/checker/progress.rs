@@ -26,6 +26,19 @@ impl ProgressChecker {
     pub fn observe(&mut self, incarnation: u64, node: &Node) -> Result<(), Violation> {
         let id = node.id();
         let previous = self.seen.get(&id).filter(|s| s.incarnation == incarnation).cloned();
+        if node.role() == Role::Leader {
+            if let Some((peer, match_index, next_index)) =
+                node.replication_progress().into_iter().find(|&(_, match_index, next_index)| next_index <= match_index)
+            {
+                return Err(Violation::new(
+                    "progress",
+                    format!(
+                        "leader {id} in {}: next index {next_index} of {peer} is not above its match {match_index}",
+                        node.term()
+                    ),
+                ));
+            }
+        }
         let matches = (node.role() == Role::Leader).then(|| {
             let list = node
                 .replication_progress()

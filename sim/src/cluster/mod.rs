@@ -22,9 +22,11 @@ use raft_sm::kv::Command;
 use raft_sm::{Config, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, Role, Term};
 
 mod api;
+mod episodes;
 mod liveness;
 mod view;
 
+pub use episodes::EpisodeOptions;
 pub use view::{Consistency, NodeView, ReadAnswer, RunSummary, Who, WriteAnswer};
 
 use std::collections::BTreeMap;
@@ -141,6 +143,12 @@ pub struct Cluster {
     disconnected: std::collections::BTreeSet<NodeId>,
     /// Messages matching this are dropped when sent (`Cluster::drop_messages`).
     drop_filter: Option<fn(&Message) -> bool>,
+    /// Choices of the episodes (a stream of its own, so runs without episodes draw as before).
+    episode_rng: SimRng,
+    figure8: episodes::Figure8,
+    hold: episodes::Hold,
+    /// Faults the swarm and the episodes generated so far.
+    faults_generated: u64,
 }
 
 /// Most events one virtual millisecond may hold before the run is declared an
@@ -152,6 +160,11 @@ impl Cluster {
     /// Prints the seed and every derived option first when `options.verbose`.
     pub fn new(options: SimOptions) -> Cluster {
         assert!(options.nodes >= 1, "a cluster has at least one node");
+        assert!(
+            options.mutant.is_none() || cfg!(feature = "mutants"),
+            "mutant {} needs the simulator built with `--features mutants`",
+            options.mutant.map_or("", raft_sm::Mutant::name)
+        );
         let seed = options.seed;
         let replay = options.replay.clone().unwrap_or_else(|| default_replay(seed));
         if options.verbose {
@@ -175,9 +188,14 @@ impl Cluster {
                 config.pending_reads_max = options.pending_reads_max;
                 config.pre_vote = options.pre_vote;
                 config.check_quorum = options.check_quorum;
+                #[cfg(feature = "mutants")]
+                {
+                    config.mutant = options.mutant;
+                }
                 config.validate().unwrap_or_else(|error| panic!("node configuration: {error}"));
                 let mut host = NodeHost::new(config);
-                host.ack_before_fsync = options.driver_bug_ack_before_fsync;
+                host.ack_before_fsync =
+                    options.driver_bug_ack_before_fsync || options.mutant == Some(raft_sm::Mutant::AckBeforeFsync);
                 host.snapshot_persisted_early = options.driver_bug_snapshot_persisted_early;
                 host
             })
@@ -225,6 +243,10 @@ impl Cluster {
             sent_by: vec![0; ids.len()],
             disconnected: std::collections::BTreeSet::new(),
             drop_filter: None,
+            episode_rng: SimRng::derive(seed, "episodes"),
+            figure8: episodes::Figure8::Idle,
+            hold: episodes::Hold::Idle,
+            faults_generated: 0,
             swarm_active: options.swarm.is_some(),
             options,
         };
@@ -322,7 +344,7 @@ impl Cluster {
             self.events_this_ms += 1;
             if self.events_this_ms > EVENTS_PER_MS_MAX {
                 self.fail(
-                    FailureKind::Liveness,
+                    FailureKind::Budget,
                     format!("event storm: over {EVENTS_PER_MS_MAX} events at one virtual ms"),
                 );
             }
@@ -331,6 +353,7 @@ impl Cluster {
         }
         self.now_ms = at_ms;
         self.events += 1;
+        self.check_budgets();
         if let Some(node) = event.target() {
             let index = (node.0 - 1) as usize;
             let host = &self.hosts[index];
@@ -425,6 +448,44 @@ impl Cluster {
             }
             SimEvent::Fault(action) => self.apply_fault(action),
             SimEvent::SwarmTick => self.swarm_tick(),
+        }
+        if self.episode_running() {
+            self.poll_episode();
+        }
+    }
+
+    /// Applies a fault the swarm or an episode generated, unless
+    /// `SimOptions::keep_faults` leaves it out (shrinking): faults are numbered
+    /// from 1 in the order they are generated, and every random choice is made
+    /// as if all were applied, so a run keeping all of them is the original.
+    pub(super) fn generated_fault(&mut self, action: FaultAction) {
+        self.faults_generated += 1;
+        crate::explore::note_faults_generated(self.faults_generated);
+        if self.options.keep_faults.as_ref().is_some_and(|keep| !keep.contains(&self.faults_generated)) {
+            self.counters.add("faults_left_out", 1);
+            return;
+        }
+        self.apply_fault(action);
+    }
+
+    /// Ends the run with a [`FailureKind::Budget`] failure once it has used up
+    /// its events, its virtual time or its queue (the memory budget).
+    fn check_budgets(&mut self) {
+        let options = &self.options;
+        let exceeded = if self.events > options.budget_events {
+            Some(format!("event budget exceeded: over {} events", options.budget_events))
+        } else if self.now_ms > options.budget_sim_ms {
+            Some(format!("simulated-time budget exceeded: past {} ms", options.budget_sim_ms))
+        } else if self.queue.len() > options.budget_queued {
+            Some(format!(
+                "memory budget exceeded: over {} events queued (messages in flight, timers, fsyncs)",
+                options.budget_queued
+            ))
+        } else {
+            None
+        };
+        if let Some(detail) = exceeded {
+            self.fail(FailureKind::Budget, detail);
         }
     }
 
@@ -546,6 +607,7 @@ impl Cluster {
         );
         let kind = message.body.kind();
         let to = message.to;
+        let echo = self.vote_echo(&message);
         let wire = match self.options.wire {
             WireFormat::Json => {
                 let bytes = serde_json::to_vec(&message).expect("messages serialize");
@@ -586,10 +648,17 @@ impl Cluster {
         }
         let from = self.hosts[from_index].id;
         self.sent_by[from_index] += 1;
-        if let Some(timeline) = &mut self.timeline {
-            timeline.message(self.now_ms, from, to, kind, fate.deliver_at_ms.iter().min().copied());
+        let mut deliver_at_ms = fate.deliver_at_ms;
+        if let Some((echo_at_ms, drop_on_time)) = echo.filter(|_| !fate.blocked) {
+            if drop_on_time {
+                deliver_at_ms.clear();
+            }
+            deliver_at_ms.push(echo_at_ms);
         }
-        for at in fate.deliver_at_ms {
+        if let Some(timeline) = &mut self.timeline {
+            timeline.message(self.now_ms, from, to, kind, deliver_at_ms.iter().min().copied());
+        }
+        for at in deliver_at_ms {
             self.queue.push(at, SimEvent::Deliver { from, to, wire: wire.clone() });
         }
     }
@@ -673,9 +742,12 @@ impl Cluster {
             partitioned: self.network.links_down() > 0,
             leader: self.leader(),
         };
+        if self.episode_running() || self.maybe_start_episode() {
+            return self.schedule_swarm_tick();
+        }
         let swarm = self.options.swarm.clone().expect("swarm on");
         if let Some(action) = next_swarm_fault(&mut self.fault_rng, &swarm, &view) {
-            self.apply_fault(action);
+            self.generated_fault(action);
         }
         self.schedule_swarm_tick();
     }
