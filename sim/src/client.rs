@@ -330,10 +330,10 @@ impl Workload {
             command = Some(cas);
             (KvOp::Cas { key, expected, value }, request, client.seq)
         } else if draw >= cases {
-            // A prefix of the key names: `k1` covers k1, k10..k19; `k` every key.
-            let prefix = match self.rng.range(0, 9) {
+            // A prefix of the key names: `k1` covers k1 and k10..k19; `k` every key.
+            let prefix = match self.rng.range(0, 2) {
                 0 => "k".to_owned(),
-                digit => format!("k{digit}"),
+                _ => format!("k{}", self.rng.index(self.options.keys)),
             };
             (KvOp::Range { prefix: prefix.clone() }, Request::Range(prefix), 0)
         } else if draw < sets {
