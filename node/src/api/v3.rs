@@ -508,12 +508,16 @@ pub(super) async fn txn(State(state): State<AppState>, body: Body) -> Result<Jso
 mod tests {
     use super::*;
 
+    fn ok<T>(result: Result<T, ApiError>) -> T {
+        result.unwrap_or_else(|error| panic!("{} {}", error.status(), error.code()))
+    }
+
     #[test]
     fn base64_keys_decode_with_or_without_padding_and_url_safe() {
-        assert_eq!(text("key", "Zm9v").unwrap(), "foo");
-        assert_eq!(text("key", "Zm8=").unwrap(), "fo");
-        assert_eq!(text("key", "Zm8").unwrap(), "fo");
-        assert_eq!(unbase64("key", "_w").unwrap(), vec![0xff]);
+        assert_eq!(ok(text("key", "Zm9v")), "foo");
+        assert_eq!(ok(text("key", "Zm8=")), "fo");
+        assert_eq!(ok(text("key", "Zm8")), "fo");
+        assert_eq!(ok(unbase64("key", "_w")), vec![0xff]);
         assert!(text("key", "/w==").is_err(), "0xff is not UTF-8");
         assert!(unbase64("key", "***").is_err());
     }
@@ -527,7 +531,7 @@ mod tests {
         assert!(range_request(&body).is_err(), "descending is refused");
         let compare: CompareBody =
             serde_json::from_str(r#"{"key":"Zm9v","target":"MOD","result":"GREATER","mod_revision":"4"}"#).unwrap();
-        let compare = compare_from(&compare).unwrap();
+        let compare = ok(compare_from(&compare));
         assert_eq!((compare.target, compare.op), (CompareTarget::ModRevision(4), CompareOp::Greater));
         assert!(serde_json::from_str::<RangeBody>(r#"{"key":"Zm9v","bogus":1}"#).is_err());
     }
