@@ -13,12 +13,18 @@ fn with_cas_and_ranges(options: &mut SimOptions) {
     workload.range_weight = 1;
 }
 
-/// Runs `seeds` of the 3-node suite with CAS and ranges mixed in (and `tweak`).
-fn run(seeds: std::ops::Range<u64>, tweak: fn(&mut SimOptions)) -> Vec<(u64, Result<(), Failure>)> {
+/// Runs `seeds` (or only `SIM_SEED`) of the 3-node suite with CAS and ranges
+/// mixed in (and `tweak`); `name` is the test's, for the replay line.
+fn run(name: &str, seeds: std::ops::Range<u64>, tweak: fn(&mut SimOptions)) -> Vec<(u64, Result<(), Failure>)> {
     let plan = SuitePlan::new(3);
+    let seeds: Vec<u64> = match scenarios::sim_seed() {
+        Some(seed) => vec![seed],
+        None => seeds.collect(),
+    };
     seeds
+        .into_iter()
         .map(|seed| {
-            let mut options = plan.options(seed, scenarios::replay_line("kv_v2", seed));
+            let mut options = plan.options(seed, scenarios::replay_line(name, seed));
             options.verbose = false;
             with_cas_and_ranges(&mut options);
             tweak(&mut options);
@@ -31,7 +37,8 @@ fn run(seeds: std::ops::Range<u64>, tweak: fn(&mut SimOptions)) -> Vec<(u64, Res
 #[test]
 fn the_workload_issues_swaps_that_succeed_and_fail_and_ranges() {
     let plan = SuitePlan::new(3);
-    let mut options = plan.options(0xca5, scenarios::replay_line("kv_v2", 0xca5));
+    let mut options = plan
+        .options(0xca5, scenarios::replay_line("the_workload_issues_swaps_that_succeed_and_fail_and_ranges", 0xca5));
     options.verbose = false;
     with_cas_and_ranges(&mut options);
     let mut cluster = Cluster::new(options);
@@ -50,7 +57,8 @@ fn the_workload_issues_swaps_that_succeed_and_fail_and_ranges() {
 #[test]
 fn compare_and_swap_and_ranges_stay_linearizable_under_faults() {
     let count = scenarios::seeds_count(24);
-    for (seed, result) in run(0xca50..0xca50 + count, |_| {}) {
+    let name = "compare_and_swap_and_ranges_stay_linearizable_under_faults";
+    for (seed, result) in run(name, 0xca50..0xca50 + count, |_| {}) {
         if let Err(failure) = result {
             panic!("seed {seed:#x}: {failure}");
         }
@@ -62,7 +70,7 @@ fn compare_and_swap_and_ranges_stay_linearizable_under_faults() {
 /// `CompareFailed` for a swap that happened, which the model refutes.
 #[test]
 fn a_compare_and_swap_applied_twice_is_caught() {
-    let caught = run(0xd00..0xd40, |options| {
+    let caught = run("a_compare_and_swap_applied_twice_is_caught", 0xd00..0xd40, |options| {
         let workload = options.workload.as_mut().expect("clients");
         workload.bug_fresh_seq_on_retry = true;
         // Only swaps and reads: a double apply can only show through a CAS.
