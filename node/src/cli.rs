@@ -47,6 +47,66 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// List keys: one KEY, the range [KEY, END), or --prefix (linearizable unless --stale).
+    Range {
+        /// The first key (or the only one, without END).
+        #[arg(required_unless_present = "prefix")]
+        key: Option<String>,
+        /// The end of the range, exclusive.
+        end: Option<String>,
+        /// Every key with this prefix ("" for all keys) instead of KEY/END.
+        #[arg(long, conflicts_with_all = ["key", "end"])]
+        prefix: Option<String>,
+        /// At most this many keys.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Leave the values out.
+        #[arg(long)]
+        keys_only: bool,
+        /// Only count.
+        #[arg(long)]
+        count_only: bool,
+        /// Read at this revision (the current one only; a page of a listing).
+        #[arg(long)]
+        revision: Option<u64>,
+        /// Read the contacted node's local state, which may lag.
+        #[arg(long)]
+        stale: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Compare-and-swap: set KEY to VALUE (or --delete it) only if it is as expected.
+    Cas {
+        /// The key.
+        key: String,
+        /// The new value (not with --delete).
+        #[arg(required_unless_present = "delete")]
+        value: Option<String>,
+        /// Delete the key instead.
+        #[arg(long, conflicts_with = "value")]
+        delete: bool,
+        /// Expect this value.
+        #[arg(long)]
+        prev_value: Option<String>,
+        /// Expect the key not to exist.
+        #[arg(long)]
+        absent: bool,
+        /// Expect this version.
+        #[arg(long)]
+        prev_version: Option<u64>,
+        /// Expect this mod revision.
+        #[arg(long)]
+        prev_mod_revision: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run a transaction given as the JSON body of POST /txn (`-`: read it from stdin).
+    Txn {
+        /// The transaction.
+        json: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Show every endpoint's health (role, term, leader).
     Status {
         #[command(flatten)]
@@ -115,6 +175,34 @@ pub fn main() -> i32 {
         Some(Command::Set { key, value, client }) => runtime().block_on(crate::client_cmd::set(&client, &key, &value)),
         Some(Command::Get { key, stale, client }) => runtime().block_on(crate::client_cmd::get(&client, &key, stale)),
         Some(Command::Del { key, client }) => runtime().block_on(crate::client_cmd::del(&client, &key)),
+        Some(Command::Range { key, end, prefix, limit, keys_only, count_only, revision, stale, client }) => {
+            let spec = crate::api::types::RangeSpec {
+                key,
+                end,
+                prefix,
+                limit,
+                keys_only: keys_only.then_some(true),
+                count_only: count_only.then_some(true),
+                revision,
+                consistency: stale.then(|| "stale".to_owned()),
+            };
+            runtime().block_on(crate::client_cmd::range(&client, spec))
+        }
+        Some(Command::Cas { key, value, delete, prev_value, absent, prev_version, prev_mod_revision, client }) => {
+            let request = crate::api::types::CasRequest {
+                key,
+                value,
+                delete,
+                prev_value,
+                prev_exist: absent.then_some(false),
+                prev_version,
+                prev_mod_revision,
+                client_id: None,
+                seq: None,
+            };
+            runtime().block_on(crate::client_cmd::cas(&client, request))
+        }
+        Some(Command::Txn { json, client }) => runtime().block_on(crate::client_cmd::txn(&client, &json)),
         Some(Command::Status { client }) => runtime().block_on(crate::client_cmd::status(&client)),
     }
 }

@@ -1,11 +1,14 @@
-//! Client commands: `raftkv set|get|del|status`. Every command goes through
+//! Client commands: `raftkv set|get|del|range|cas|txn|status`. Every command goes through
 //! one [`Calls`]: its [`Calls::request`] tries the endpoints in turn, follows
 //! `409` leader hints, retries `503` and connection errors, and stops at one
 //! total deadline (`--timeout-ms`, connecting included). Writes carry a client
 //! session so that a retried write applies once. The answers are parsed into
 //! the server's own types ([`crate::api::types`]).
 
-use crate::api::types::{ErrorBody, ErrorCode, Health, KeyQuery, ReadOk, SetRequest, WriteOk};
+use crate::api::types::{
+    CasOk, CasRequest, ErrorBody, ErrorCode, Health, KeyQuery, RangeOk, RangeSpec, ReadOk, SetRequest, TxnOk,
+    TxnRequest, WriteOk,
+};
 use crate::cli::ClientArgs;
 use crate::config::split_list;
 use reqwest::{Method, StatusCode};
@@ -164,8 +167,8 @@ impl Calls {
         base: &str,
         method: &Method,
         path: &str,
-        query: Option<&KeyQuery>,
-        body: Option<&SetRequest>,
+        query: Option<&serde_json::Value>,
+        body: Option<&serde_json::Value>,
         within: Duration,
     ) -> Attempt<T> {
         let within = within.min(self.remaining());
@@ -220,8 +223,8 @@ impl Calls {
         &self,
         method: Method,
         path: &str,
-        query: Option<&KeyQuery>,
-        body: Option<&SetRequest>,
+        query: Option<&serde_json::Value>,
+        body: Option<&serde_json::Value>,
     ) -> Result<T, CallError> {
         let mut target = self.endpoints[0].clone();
         let mut next = 1;
@@ -359,6 +362,7 @@ async fn with_calls<F: std::future::Future<Output = i32>>(args: &ClientArgs, com
 /// `raftkv set KEY VALUE`.
 pub async fn set(args: &ClientArgs, key: &str, value: &str) -> i32 {
     let body = SetRequest { key: key.to_owned(), value: value.to_owned(), client_id: Some(client_id()), seq: Some(1) };
+    let body = to_json(&body);
     with_calls(args, |calls| async move {
         report(calls.request::<WriteOk>(Method::PUT, "/set", None, Some(&body)).await, print_json)
     })
@@ -369,6 +373,7 @@ pub async fn set(args: &ClientArgs, key: &str, value: &str) -> i32 {
 pub async fn get(args: &ClientArgs, key: &str, stale: bool) -> i32 {
     let query =
         KeyQuery { key: Some(key.to_owned()), consistency: stale.then(|| "stale".to_owned()), ..KeyQuery::default() };
+    let query = to_json(&query);
     with_calls(args, |calls| async move {
         report(calls.request::<ReadOk>(Method::GET, "/get", Some(&query), None).await, |answer| {
             println!("{}", answer.value)
@@ -380,8 +385,63 @@ pub async fn get(args: &ClientArgs, key: &str, stale: bool) -> i32 {
 /// `raftkv del KEY`.
 pub async fn del(args: &ClientArgs, key: &str) -> i32 {
     let query = KeyQuery { key: Some(key.to_owned()), client_id: Some(client_id()), seq: Some(1), consistency: None };
+    let query = to_json(&query);
     with_calls(args, |calls| async move {
         report(calls.request::<WriteOk>(Method::DELETE, "/delete", Some(&query), None).await, print_json)
+    })
+    .await
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("a request serializes")
+}
+
+/// `raftkv range`: prints the `GET /range` answer.
+pub async fn range(args: &ClientArgs, spec: RangeSpec) -> i32 {
+    let query = to_json(&spec);
+    with_calls(args, |calls| async move {
+        report(calls.request::<RangeOk>(Method::GET, "/range", Some(&query), None).await, print_json)
+    })
+    .await
+}
+
+/// `raftkv cas`: prints the `POST /cas` answer; exit 1 (`compare_failed`) when the key is not as expected.
+pub async fn cas(args: &ClientArgs, mut request: CasRequest) -> i32 {
+    request.client_id = Some(client_id());
+    request.seq = Some(1);
+    let body = to_json(&request);
+    with_calls(args, |calls| async move {
+        report(calls.request::<CasOk>(Method::POST, "/cas", None, Some(&body)).await, print_json)
+    })
+    .await
+}
+
+/// `raftkv txn JSON` (`-`: read it from stdin): prints the `POST /txn` answer.
+pub async fn txn(args: &ClientArgs, json: &str) -> i32 {
+    let text = if json == "-" {
+        let mut text = String::new();
+        if let Err(error) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            eprintln!("error: cannot read the transaction from stdin: {error}");
+            return 2;
+        }
+        text
+    } else {
+        json.to_owned()
+    };
+    let mut request: TxnRequest = match serde_json::from_str(&text) {
+        Ok(request) => request,
+        Err(error) => {
+            eprintln!(
+                r#"error: the transaction is not valid JSON ({error}); expected {{"compare": [{{"key": "k", "value": "v"}}], "success": [{{"put": {{"key": "k", "value": "w"}}}}], "failure": []}}"#
+            );
+            return 2;
+        }
+    };
+    request.client_id = Some(client_id());
+    request.seq = Some(1);
+    let body = to_json(&request);
+    with_calls(args, |calls| async move {
+        report(calls.request::<TxnOk>(Method::POST, "/txn", None, Some(&body)).await, print_json)
     })
     .await
 }

@@ -16,7 +16,7 @@ use crate::config::NodeConfig;
 use crate::metrics::Metrics;
 use crate::storage::{StorageEvent, WriteBatch};
 use crate::transport::Transport;
-use raft_sm::kv::{ApplyResult, Command, KvError, KvStore, Op};
+use raft_sm::kv::{ApplyResult, Command, KvStore, Op, Query, QueryOutput};
 use raft_sm::{
     Entry, Event, Host, LogIndex, NodeId, Note, Observer, Output, PersistId, ProposalAnswer, ReadOutcome, Rejection,
     Role, Term,
@@ -75,7 +75,7 @@ impl Directory {
 #[derive(Debug)]
 pub enum WriteReply {
     /// Committed and applied with this result, at this index.
-    Applied(Result<(), KvError>, LogIndex),
+    Applied(ApplyResult, LogIndex),
     /// Not accepted; nothing happened.
     Rejected(Rejection),
     /// Accepted, then leadership was lost: it may or may not commit.
@@ -85,8 +85,8 @@ pub enum WriteReply {
 /// The answer to a read.
 #[derive(Debug)]
 pub enum ReadReply {
-    /// The value (or why there is none).
-    Value(Result<String, KvError>),
+    /// The state machine's answer.
+    Answer(QueryOutput),
     /// Not served.
     Rejected(Rejection),
     /// Leadership changed while the read waited; retry.
@@ -144,15 +144,15 @@ pub enum Input {
     },
     /// A linearizable read.
     Read {
-        /// The key.
-        key: String,
+        /// What to read.
+        query: Query,
         /// Where the answer goes.
         reply: oneshot::Sender<ReadReply>,
     },
     /// A local (possibly stale) read.
     StaleRead {
-        /// The key.
-        key: String,
+        /// What to read.
+        query: Query,
         /// Where the answer goes.
         reply: oneshot::Sender<ReadReply>,
     },
@@ -179,7 +179,7 @@ pub struct Driver {
     next_id: u64,
     /// Where each proposal's answer goes, by the driver's id.
     proposals: HashMap<u64, oneshot::Sender<WriteReply>>,
-    reads: HashMap<u64, (String, oneshot::Sender<ReadReply>)>,
+    reads: HashMap<u64, (Query, oneshot::Sender<ReadReply>)>,
     events: VecDeque<Event>,
     known_leader: Option<NodeId>,
     /// Syncs handed to the WAL thread and when, oldest first (for the round-trip metric).
@@ -352,16 +352,15 @@ impl Driver {
                 self.proposals.insert(id, reply);
                 self.step(Event::Propose { id, command: command.encode() });
             }
-            Input::Read { key, reply } => {
+            Input::Read { query, reply } => {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.metrics.reads.inc();
-                self.reads.insert(id, (key, reply));
+                self.reads.insert(id, (query, reply));
                 self.step(Event::Read { id });
             }
-            Input::StaleRead { key, reply } => {
-                let value = self.host.state_machine().get(&key).map(str::to_owned);
-                let _ = reply.send(ReadReply::Value(value));
+            Input::StaleRead { query, reply } => {
+                let _ = reply.send(ReadReply::Answer(self.host.state_machine().query(&query)));
             }
             Input::Status { reply } => {
                 let _ = reply.send(self.status());
@@ -442,13 +441,11 @@ impl Driver {
                 Output::Send(message) => self.transport.send(message),
                 Output::Proposal { id, answer } => self.answer_proposal(id, answer),
                 Output::Read { id, outcome } => {
-                    let Some((key, sender)) = self.reads.remove(&id) else {
+                    let Some((query, sender)) = self.reads.remove(&id) else {
                         continue; // The client gave up.
                     };
                     let reply = match outcome {
-                        ReadOutcome::Ready { .. } => {
-                            ReadReply::Value(self.host.state_machine().get(&key).map(str::to_owned))
-                        }
+                        ReadOutcome::Ready { .. } => ReadReply::Answer(self.host.state_machine().query(&query)),
                         ReadOutcome::Rejected(rejection) => ReadReply::Rejected(rejection),
                         ReadOutcome::Dropped => ReadReply::Dropped,
                     };
@@ -465,7 +462,8 @@ impl Driver {
             ProposalAnswer::Accepted { .. } => return, // The result follows when it applies.
             ProposalAnswer::Applied { index, output } => {
                 self.metrics.proposals_committed.inc();
-                WriteReply::Applied(output.map_or(Ok(()), |applied| applied.result), index)
+                let noop = || ApplyResult { result: Ok(()), duplicate: false, output: Default::default() };
+                WriteReply::Applied(output.unwrap_or_else(noop), index)
             }
             ProposalAnswer::Rejected(rejection) => {
                 self.metrics.proposals_failed.inc();
@@ -547,6 +545,7 @@ fn log_apply(entry: &raft_sm::Entry) {
                 Op::Delete { key } => {
                     tracing::debug!("[apply] index={} op=delete key={key}", entry.index.0)
                 }
+                other => tracing::debug!("[apply] index={} op={other:?}", entry.index.0),
             },
             Err(error) => tracing::debug!("[apply] index={} undecodable: {error}", entry.index.0),
         },

@@ -1,24 +1,50 @@
-//! The key-value state machine: `set`, `get`, `delete`, client sessions for
-//! exactly-once writes, and a deterministic snapshot.
+//! The key-value state machine: ordered keys with revisions, `set`, `get`,
+//! `delete`, ranges, transactions (compare-and-swap, delete-if), client
+//! sessions for exactly-once writes, and a deterministic snapshot.
 //!
 //! Commands and snapshots use a compact binary encoding (length-prefixed fields,
 //! little-endian integers) so that the replication and WAL hot paths never parse
 //! JSON; the client API stays JSON in the node.
 //!
+//! **Revisions.** Keys are kept in byte order. The store has one revision, 0 when
+//! empty, that grows by one with every command that changes something (a
+//! transaction's writes all share one revision); commands that change nothing
+//! (a delete of a missing key, a failed compare with an empty failure branch, an
+//! error) leave it. Each key carries its `create_revision`, `mod_revision` and
+//! `version` (changes since creation), as etcd's do. A delete forgets the key: a
+//! later put creates it anew (version 1). The store keeps no history, so reads
+//! are at the current revision only.
+//!
 //! **Sessions.** A write may carry a [`Session`] (client id, sequence number). The
 //! store remembers, per client, the highest sequence number applied and its result.
 //! A command whose sequence number equals the remembered one is a retry: it is not
-//! applied again and returns the first result. An older sequence number is answered
-//! [`KvError::SessionExpired`]. At most `sessions_max` clients are remembered; when a
-//! new client would exceed that, the client whose last write is oldest (lowest log
-//! index, then lowest id) is forgotten. A forgotten client's late retry would apply
-//! again, so `sessions_max` should exceed the number of concurrently active clients.
+//! applied again and returns the first result (for a transaction: its revision,
+//! whether the compares held and how many keys it deleted, not the ranges it
+//! read). An older sequence number is answered [`KvError::SessionExpired`]. At most
+//! `sessions_max` clients are remembered; when a new client would exceed that, the
+//! client whose last write is oldest (lowest log index, then lowest id) is
+//! forgotten. A forgotten client's late retry would apply again, so
+//! `sessions_max` should exceed the number of concurrently active clients.
+//!
+//! Leases and watch are not here yet. Their design needs: lease grant, keep-alive
+//! and revoke as commands; expiry decided by the leader from its clock and
+//! proposed as a command (followers never read a clock; a new leader gives every
+//! lease a fresh TTL); watch served from a bounded history of changes by revision
+//! (which also gives ranges at past revisions).
+
+mod txn;
+
+pub use txn::{
+    prefix_end, Compare, CompareOp, CompareTarget, KeyRange, KeyValue, OpResponse, RangeRequest, RangeResult, Txn,
+    TxnOp, TXN_OPS_MAX,
+};
 
 use crate::codec::{put_bytes_u32_len, put_u64, Reader};
 use crate::types::{Entry, LogIndex, Payload};
 use hashbrown::HashMap;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::Bound;
 
 /// A client's session stamp on a write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,6 +57,7 @@ pub struct Session {
 
 /// A write operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Op {
     /// Set `key` to `value`.
     Set {
@@ -39,11 +66,15 @@ pub enum Op {
         /// The value.
         value: String,
     },
-    /// Remove `key`.
+    /// Remove `key` ([`KvError::KeyNotFound`] when it is absent).
     Delete {
         /// The key.
         key: String,
     },
+    /// Remove every key of a range (none is not an error).
+    DeleteRange(KeyRange),
+    /// A transaction.
+    Txn(Txn),
 }
 
 /// A write command as it travels through the log.
@@ -57,6 +88,7 @@ pub struct Command {
 
 /// Errors the state machine answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum KvError {
     /// The key is empty.
     KeyEmpty,
@@ -66,6 +98,16 @@ pub enum KvError {
     SessionExpired,
     /// The log entry does not decode as a command.
     BadCommand,
+    /// A transaction's comparisons did not all hold: its failure branch ran
+    /// (this is the summary in [`ApplyResult::result`]; the branch's results are
+    /// in [`ApplyResult::output`]).
+    CompareFailed,
+    /// The revision asked for is older than the current one; no history is kept.
+    Compacted,
+    /// The revision asked for is newer than the current one.
+    FutureRevision,
+    /// A transaction holds more than [`TXN_OPS_MAX`] comparisons and operations.
+    TxnTooLarge,
 }
 
 impl fmt::Display for KvError {
@@ -75,6 +117,10 @@ impl fmt::Display for KvError {
             KvError::KeyNotFound => "key not found",
             KvError::SessionExpired => "sequence number is older than the client's last write",
             KvError::BadCommand => "log entry is not a valid command",
+            KvError::CompareFailed => "the transaction's comparisons did not all hold",
+            KvError::Compacted => "the revision is older than the current one and no history is kept",
+            KvError::FutureRevision => "the revision is newer than the current one",
+            KvError::TxnTooLarge => "the transaction holds too many comparisons and operations",
         };
         f.write_str(text)
     }
@@ -82,13 +128,29 @@ impl fmt::Display for KvError {
 
 impl std::error::Error for KvError {}
 
+/// What a command did, beyond its summary result.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The store's revision after the command.
+    pub revision: u64,
+    /// For a transaction, whether its comparisons held (true for other commands).
+    pub succeeded: bool,
+    /// Keys deleted.
+    pub deleted: u64,
+    /// A transaction's per-operation results, in order (empty for a retry).
+    pub responses: Vec<OpResponse>,
+}
+
 /// The result of applying one command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApplyResult {
-    /// What the operation returned.
+    /// The summary: `Ok` when it applied (for a transaction: its comparisons
+    /// held), else why not (`CompareFailed`: the failure branch ran).
     pub result: Result<(), KvError>,
     /// The command was a retry and was not applied again.
     pub duplicate: bool,
+    /// The details.
+    pub output: Applied,
 }
 
 /// A snapshot or command could not be decoded.
@@ -109,17 +171,47 @@ impl From<&'static str> for DecodeError {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A read served by the state machine (after ReadIndex, or locally when stale).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Query {
+    /// One key's value.
+    Get(String),
+    /// A range.
+    Range(RangeRequest),
+}
+
+/// A [`Query`]'s answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryOutput {
+    /// The value, or why there is none.
+    Value(Result<String, KvError>),
+    /// The range, or why it could not be read.
+    Range(Result<RangeResult, KvError>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct SessionRecord {
     seq: u64,
     result: Result<(), KvError>,
+    revision: u64,
+    succeeded: bool,
+    deleted: u64,
     last_index: LogIndex,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Record {
+    value: String,
+    create_revision: u64,
+    mod_revision: u64,
+    version: u64,
 }
 
 /// The replicated key-value map.
 #[derive(Clone, Debug)]
 pub struct KvStore {
-    data: HashMap<String, String>,
+    data: BTreeMap<String, Record>,
+    revision: u64,
     sessions: HashMap<u64, SessionRecord>,
     /// (last_index, client_id) of every session: the eviction order.
     session_age: BTreeSet<(LogIndex, u64)>,
@@ -141,7 +233,8 @@ impl KvStore {
     pub fn new(sessions_max: usize) -> KvStore {
         assert!(sessions_max > 0, "sessions_max must be at least 1");
         KvStore {
-            data: HashMap::new(),
+            data: BTreeMap::new(),
+            revision: 0,
             sessions: HashMap::new(),
             session_age: BTreeSet::new(),
             sessions_max,
@@ -152,6 +245,11 @@ impl KvStore {
     /// The last log index applied.
     pub fn applied_index(&self) -> LogIndex {
         self.applied_index
+    }
+
+    /// The store's revision: the number of commands that changed something.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// Number of keys.
@@ -174,14 +272,64 @@ impl KvStore {
         if key.is_empty() {
             return Err(KvError::KeyEmpty);
         }
-        self.data.get(key).map(String::as_str).ok_or(KvError::KeyNotFound)
+        self.data.get(key).map(|record| record.value.as_str()).ok_or(KvError::KeyNotFound)
+    }
+
+    /// Reads a key with its revisions.
+    pub fn get_kv(&self, key: &str) -> Option<KeyValue> {
+        self.data.get(key).map(|record| key_value(key, record, false))
+    }
+
+    /// Answers a query.
+    pub fn query(&self, query: &Query) -> QueryOutput {
+        match query {
+            Query::Get(key) => QueryOutput::Value(self.get(key).map(str::to_owned)),
+            Query::Range(request) => QueryOutput::Range(self.range(request)),
+        }
+    }
+
+    /// Reads a range at the current revision.
+    pub fn range(&self, request: &RangeRequest) -> Result<RangeResult, KvError> {
+        if request.revision > self.revision {
+            return Err(KvError::FutureRevision);
+        }
+        if request.revision != 0 && request.revision < self.revision {
+            return Err(KvError::Compacted);
+        }
+        let range = &request.range;
+        if range.is_single() && range.key.is_empty() {
+            return Err(KvError::KeyEmpty);
+        }
+        let mut result = RangeResult { revision: self.revision, ..RangeResult::default() };
+        let mut take = |key: &str, record: &Record| {
+            result.count += 1;
+            if request.count_only {
+                return;
+            }
+            if request.limit != 0 && result.kvs.len() as u64 >= request.limit {
+                result.more = true;
+                return;
+            }
+            result.kvs.push(key_value(key, record, request.keys_only));
+        };
+        if range.is_single() {
+            if let Some(record) = self.data.get(&range.key) {
+                take(&range.key, record);
+            }
+        } else {
+            for (key, record) in self.data.range::<str, _>((Bound::Included(range.key.as_str()), Bound::Unbounded)) {
+                if !range.before_end(key) {
+                    break;
+                }
+                take(key, record);
+            }
+        }
+        Ok(result)
     }
 
     /// All pairs, sorted by key (for tests and checkers).
     pub fn sorted_pairs(&self) -> Vec<(String, String)> {
-        let mut pairs: Vec<_> = self.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        pairs.sort();
-        pairs
+        self.data.iter().map(|(k, r)| (k.clone(), r.value.clone())).collect()
     }
 
     /// Applies one committed log entry. Must be called for every entry, in index
@@ -193,7 +341,11 @@ impl KvStore {
             Payload::Noop => None,
             Payload::Command(bytes) => Some(match Command::decode(bytes) {
                 Ok(command) => self.apply_command(entry.index, &command),
-                Err(_) => ApplyResult { result: Err(KvError::BadCommand), duplicate: false },
+                Err(_) => ApplyResult {
+                    result: Err(KvError::BadCommand),
+                    duplicate: false,
+                    output: Applied { revision: self.revision, ..Applied::default() },
+                },
             }),
         }
     }
@@ -202,40 +354,193 @@ impl KvStore {
         if let Some(session) = command.session {
             if let Some(record) = self.sessions.get(&session.client_id) {
                 if session.seq == record.seq {
-                    return ApplyResult { result: record.result, duplicate: true };
+                    let output = Applied {
+                        revision: record.revision,
+                        succeeded: record.succeeded,
+                        deleted: record.deleted,
+                        responses: Vec::new(),
+                    };
+                    return ApplyResult { result: record.result, duplicate: true, output };
                 }
                 if session.seq < record.seq {
-                    return ApplyResult { result: Err(KvError::SessionExpired), duplicate: true };
+                    let output = Applied { revision: self.revision, ..Applied::default() };
+                    return ApplyResult { result: Err(KvError::SessionExpired), duplicate: true, output };
                 }
             }
         }
-        let result = self.apply_op(&command.op);
+        let (result, output) = self.apply_op(&command.op);
         if let Some(session) = command.session {
-            self.remember(session, result, index);
+            self.remember(session, result, &output, index);
         }
-        ApplyResult { result, duplicate: false }
+        ApplyResult { result, duplicate: false, output }
     }
 
-    fn apply_op(&mut self, op: &Op) -> Result<(), KvError> {
-        match op {
+    fn apply_op(&mut self, op: &Op) -> (Result<(), KvError>, Applied) {
+        let next = self.revision + 1;
+        let mut changed = false;
+        let mut output = Applied { succeeded: true, ..Applied::default() };
+        let result = match op {
             Op::Set { key, value } => {
                 if key.is_empty() {
-                    return Err(KvError::KeyEmpty);
+                    Err(KvError::KeyEmpty)
+                } else {
+                    self.put(key, value, next);
+                    changed = true;
+                    Ok(())
                 }
-                self.data.insert(key.clone(), value.clone());
-                Ok(())
             }
             Op::Delete { key } => {
                 if key.is_empty() {
-                    return Err(KvError::KeyEmpty);
+                    Err(KvError::KeyEmpty)
+                } else if self.data.remove(key).is_some() {
+                    changed = true;
+                    output.deleted = 1;
+                    Ok(())
+                } else {
+                    Err(KvError::KeyNotFound)
                 }
-                self.data.remove(key).map(|_| ()).ok_or(KvError::KeyNotFound)
+            }
+            Op::DeleteRange(range) => {
+                if range.is_single() && range.key.is_empty() {
+                    Err(KvError::KeyEmpty)
+                } else {
+                    output.deleted = self.delete_range(range);
+                    changed = output.deleted > 0;
+                    Ok(())
+                }
+            }
+            Op::Txn(txn) => self.apply_txn(txn, next, &mut changed, &mut output),
+        };
+        if changed {
+            self.revision = next;
+        }
+        output.revision = self.revision;
+        if result.is_err() && result != Err(KvError::CompareFailed) {
+            output.succeeded = false;
+        }
+        (result, output)
+    }
+
+    fn apply_txn(&mut self, txn: &Txn, next: u64, changed: &mut bool, output: &mut Applied) -> Result<(), KvError> {
+        if txn.len() > TXN_OPS_MAX {
+            return Err(KvError::TxnTooLarge);
+        }
+        let invalid = |op: &TxnOp| match op {
+            TxnOp::Put { key, .. } => key.is_empty(),
+            TxnOp::Delete(range) => range.is_single() && range.key.is_empty(),
+            TxnOp::Range(request) => request.range.is_single() && request.range.key.is_empty(),
+        };
+        if txn.compare.iter().any(|c| c.key.is_empty()) || txn.success.iter().chain(&txn.failure).any(invalid) {
+            return Err(KvError::KeyEmpty);
+        }
+        let bad_revision = |op: &TxnOp| match op {
+            TxnOp::Range(request) => self.range_revision_error(request.revision),
+            _ => None,
+        };
+        if let Some(error) = txn.success.iter().chain(&txn.failure).find_map(bad_revision) {
+            return Err(error);
+        }
+        let holds = txn.compare.iter().all(|compare| self.compare(compare));
+        output.succeeded = holds;
+        let branch = if holds { &txn.success } else { &txn.failure };
+        for op in branch {
+            let response = match op {
+                TxnOp::Put { key, value } => {
+                    self.put(key, value, next);
+                    *changed = true;
+                    OpResponse::Put
+                }
+                TxnOp::Delete(range) => {
+                    let deleted = self.delete_range(range);
+                    *changed |= deleted > 0;
+                    output.deleted += deleted;
+                    OpResponse::Delete(deleted)
+                }
+                TxnOp::Range(request) => {
+                    let mut request = request.clone();
+                    request.revision = 0;
+                    let mut result = self.range(&request).expect("validated above");
+                    result.revision = if *changed { next } else { self.revision };
+                    OpResponse::Range(result)
+                }
+            };
+            output.responses.push(response);
+        }
+        if holds {
+            Ok(())
+        } else {
+            Err(KvError::CompareFailed)
+        }
+    }
+
+    fn range_revision_error(&self, revision: u64) -> Option<KvError> {
+        if revision > self.revision {
+            Some(KvError::FutureRevision)
+        } else if revision != 0 && revision < self.revision {
+            Some(KvError::Compacted)
+        } else {
+            None
+        }
+    }
+
+    fn compare(&self, compare: &Compare) -> bool {
+        let record = self.data.get(&compare.key);
+        let ordering = match (&compare.target, record) {
+            (CompareTarget::Value(_), None) => return false,
+            (CompareTarget::Value(value), Some(record)) => record.value.as_bytes().cmp(value.as_bytes()),
+            (CompareTarget::Version(n), _) => record.map_or(0, |r| r.version).cmp(n),
+            (CompareTarget::CreateRevision(n), _) => record.map_or(0, |r| r.create_revision).cmp(n),
+            (CompareTarget::ModRevision(n), _) => record.map_or(0, |r| r.mod_revision).cmp(n),
+        };
+        match compare.op {
+            CompareOp::Equal => ordering.is_eq(),
+            CompareOp::NotEqual => ordering.is_ne(),
+            CompareOp::Greater => ordering.is_gt(),
+            CompareOp::Less => ordering.is_lt(),
+        }
+    }
+
+    fn put(&mut self, key: &str, value: &str, revision: u64) {
+        match self.data.get_mut(key) {
+            Some(record) => {
+                record.value = value.to_owned();
+                record.mod_revision = revision;
+                record.version += 1;
+            }
+            None => {
+                let record =
+                    Record { value: value.to_owned(), create_revision: revision, mod_revision: revision, version: 1 };
+                self.data.insert(key.to_owned(), record);
             }
         }
     }
 
-    fn remember(&mut self, session: Session, result: Result<(), KvError>, index: LogIndex) {
-        let record = SessionRecord { seq: session.seq, result, last_index: index };
+    fn delete_range(&mut self, range: &KeyRange) -> u64 {
+        if range.is_single() {
+            return u64::from(self.data.remove(&range.key).is_some());
+        }
+        let doomed: Vec<String> = self
+            .data
+            .range::<str, _>((Bound::Included(range.key.as_str()), Bound::Unbounded))
+            .map(|(key, _)| key)
+            .take_while(|key| range.before_end(key))
+            .cloned()
+            .collect();
+        for key in &doomed {
+            self.data.remove(key);
+        }
+        doomed.len() as u64
+    }
+
+    fn remember(&mut self, session: Session, result: Result<(), KvError>, output: &Applied, index: LogIndex) {
+        let record = SessionRecord {
+            seq: session.seq,
+            result,
+            revision: output.revision,
+            succeeded: output.succeeded,
+            deleted: output.deleted,
+            last_index: index,
+        };
         if let Some(old) = self.sessions.insert(session.client_id, record) {
             self.session_age.remove(&(old.last_index, session.client_id));
         }
@@ -248,37 +553,49 @@ impl KvStore {
         debug_assert_eq!(self.sessions.len(), self.session_age.len());
     }
 
-    /// Serializes the whole state (data, sessions, applied index) deterministically:
-    /// equal stores give equal bytes.
+    /// Serializes the whole state (data with revisions, the revision, sessions,
+    /// applied index) deterministically: equal stores give equal bytes. The
+    /// format is versioned by its magic (`RKVSNAP2`); [`KvStore::restore`] also
+    /// reads the first (`RKVSNAP1`, no revisions).
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.data.len() * 32);
+        let mut out = Vec::with_capacity(64 + self.data.len() * 56);
         out.extend_from_slice(SNAPSHOT_MAGIC);
         put_u64(&mut out, self.applied_index.0);
         put_u64(&mut out, self.sessions_max as u64);
-        let mut keys: Vec<&String> = self.data.keys().collect();
-        keys.sort();
-        put_u64(&mut out, keys.len() as u64);
-        for key in keys {
+        put_u64(&mut out, self.revision);
+        put_u64(&mut out, self.data.len() as u64);
+        for (key, record) in &self.data {
             put_bytes_u32_len(&mut out, key.as_bytes());
-            put_bytes_u32_len(&mut out, self.data[key].as_bytes());
+            put_bytes_u32_len(&mut out, record.value.as_bytes());
+            put_u64(&mut out, record.create_revision);
+            put_u64(&mut out, record.mod_revision);
+            put_u64(&mut out, record.version);
         }
         put_u64(&mut out, self.sessions.len() as u64);
         for &(last_index, client_id) in &self.session_age {
-            let record = self.sessions[&client_id];
+            let record = &self.sessions[&client_id];
             put_u64(&mut out, client_id);
             put_u64(&mut out, record.seq);
             put_u64(&mut out, last_index.0);
             out.push(encode_result(record.result));
+            put_u64(&mut out, record.revision);
+            out.push(u8::from(record.succeeded));
+            put_u64(&mut out, record.deleted);
         }
         out
     }
 
-    /// Rebuilds a store from [`KvStore::snapshot`] bytes.
+    /// Rebuilds a store from [`KvStore::snapshot`] bytes. A first-format image
+    /// (no revisions) gets them deterministically: its keys in order are
+    /// created at revisions 1, 2, ..., each at version 1.
     pub fn restore(bytes: &[u8]) -> Result<KvStore, DecodeError> {
         let mut reader = Reader::new(bytes);
-        if reader.take(SNAPSHOT_MAGIC.len())? != SNAPSHOT_MAGIC {
-            return Err(DecodeError("not a kv snapshot"));
-        }
+        let magic = reader.take(SNAPSHOT_MAGIC.len())?;
+        let v2 = match magic {
+            SNAPSHOT_MAGIC => true,
+            SNAPSHOT_MAGIC_V1 => false,
+            _ => return Err(DecodeError("not a kv snapshot")),
+        };
         let applied_index = LogIndex(reader.u64()?);
         let sessions_max = reader.u64()? as usize;
         if sessions_max == 0 {
@@ -286,19 +603,37 @@ impl KvStore {
         }
         let mut store = KvStore::new(sessions_max);
         store.applied_index = applied_index;
+        let revision = if v2 { Some(reader.u64()?) } else { None };
         let pairs = reader.u64()?;
-        for _ in 0..pairs {
+        let mut last: Option<String> = None;
+        for n in 0..pairs {
             let key = reader.string_u32_len()?;
             let value = reader.string_u32_len()?;
-            store.data.insert(key, value);
+            let record = if v2 {
+                let (create_revision, mod_revision, version) = (reader.u64()?, reader.u64()?, reader.u64()?);
+                if version == 0 || create_revision > mod_revision || Some(mod_revision) > revision {
+                    return Err(DecodeError("inconsistent key revisions"));
+                }
+                Record { value, create_revision, mod_revision, version }
+            } else {
+                Record { value, create_revision: n + 1, mod_revision: n + 1, version: 1 }
+            };
+            if last.as_ref().is_some_and(|last| *last >= key) {
+                return Err(DecodeError("keys out of order"));
+            }
+            last = Some(key.clone());
+            store.data.insert(key, record);
         }
+        store.revision = revision.unwrap_or(pairs);
         let sessions = reader.u64()?;
         for _ in 0..sessions {
             let client_id = reader.u64()?;
             let seq = reader.u64()?;
             let last_index = LogIndex(reader.u64()?);
             let result = decode_result(reader.u8()?)?;
-            store.sessions.insert(client_id, SessionRecord { seq, result, last_index });
+            let (revision, succeeded, deleted) =
+                if v2 { (reader.u64()?, reader.bool()?, reader.u64()?) } else { (0, result.is_ok(), 0) };
+            store.sessions.insert(client_id, SessionRecord { seq, result, revision, succeeded, deleted, last_index });
             store.session_age.insert((last_index, client_id));
         }
         if !reader.is_done() {
@@ -308,6 +643,16 @@ impl KvStore {
             return Err(DecodeError("duplicate session"));
         }
         Ok(store)
+    }
+}
+
+fn key_value(key: &str, record: &Record, keys_only: bool) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: if keys_only { String::new() } else { record.value.clone() },
+        create_revision: record.create_revision,
+        mod_revision: record.mod_revision,
+        version: record.version,
     }
 }
 
@@ -338,9 +683,12 @@ impl crate::host::StateMachine for KvStore {
     }
 }
 
-const SNAPSHOT_MAGIC: &[u8] = b"RKVSNAP1";
+const SNAPSHOT_MAGIC: &[u8] = b"RKVSNAP2";
+const SNAPSHOT_MAGIC_V1: &[u8] = b"RKVSNAP1";
 const OP_SET: u8 = 1;
 const OP_DELETE: u8 = 2;
+const OP_DELETE_RANGE: u8 = 3;
+const OP_TXN: u8 = 4;
 
 impl Command {
     /// A set without a session.
@@ -353,26 +701,40 @@ impl Command {
         Command { session: None, op: Op::Delete { key: key.into() } }
     }
 
+    /// A transaction without a session.
+    pub fn txn(txn: Txn) -> Command {
+        Command { session: None, op: Op::Txn(txn) }
+    }
+
+    /// A range delete without a session.
+    pub fn delete_range(range: KeyRange) -> Command {
+        Command { session: None, op: Op::DeleteRange(range) }
+    }
+
     /// The same command stamped with a session.
     pub fn with_session(mut self, client_id: u64, seq: u64) -> Command {
         self.session = Some(Session { client_id, seq });
         self
     }
 
-    /// The key the command writes.
+    /// The key the command writes (a range's first key; empty for a transaction).
     pub fn key(&self) -> &str {
         match &self.op {
             Op::Set { key, .. } | Op::Delete { key } => key,
+            Op::DeleteRange(range) => &range.key,
+            Op::Txn(_) => "",
         }
     }
 
     /// Binary encoding for the log.
     pub fn encode(&self) -> Vec<u8> {
-        let (tag, key, value) = match &self.op {
-            Op::Set { key, value } => (OP_SET, key, Some(value)),
-            Op::Delete { key } => (OP_DELETE, key, None),
+        let (tag, key) = match &self.op {
+            Op::Set { key, .. } => (OP_SET, key.as_str()),
+            Op::Delete { key } => (OP_DELETE, key.as_str()),
+            Op::DeleteRange(range) => (OP_DELETE_RANGE, range.key.as_str()),
+            Op::Txn(_) => (OP_TXN, ""),
         };
-        let mut out = Vec::with_capacity(32 + key.len() + value.map_or(0, |v| v.len()));
+        let mut out = Vec::with_capacity(32 + key.len());
         out.push(tag);
         match self.session {
             None => out.push(0),
@@ -383,8 +745,11 @@ impl Command {
             }
         }
         put_bytes_u32_len(&mut out, key.as_bytes());
-        if let Some(value) = value {
-            put_bytes_u32_len(&mut out, value.as_bytes());
+        match &self.op {
+            Op::Set { value, .. } => put_bytes_u32_len(&mut out, value.as_bytes()),
+            Op::Delete { .. } => {}
+            Op::DeleteRange(range) => put_bytes_u32_len(&mut out, &range.range_end),
+            Op::Txn(txn) => txn::encode_txn(&mut out, txn),
         }
         out
     }
@@ -402,6 +767,8 @@ impl Command {
         let op = match tag {
             OP_SET => Op::Set { key, value: reader.string_u32_len()? },
             OP_DELETE => Op::Delete { key },
+            OP_DELETE_RANGE => Op::DeleteRange(KeyRange { key, range_end: reader.bytes_u32_len()?.to_vec() }),
+            OP_TXN if key.is_empty() => Op::Txn(txn::decode_txn(&mut reader)?),
             _ => return Err(DecodeError("unknown operation")),
         };
         if !reader.is_done() {
@@ -418,6 +785,10 @@ fn encode_result(result: Result<(), KvError>) -> u8 {
         Err(KvError::KeyNotFound) => 2,
         Err(KvError::SessionExpired) => 3,
         Err(KvError::BadCommand) => 4,
+        Err(KvError::CompareFailed) => 5,
+        Err(KvError::Compacted) => 6,
+        Err(KvError::FutureRevision) => 7,
+        Err(KvError::TxnTooLarge) => 8,
     }
 }
 
@@ -428,6 +799,10 @@ fn decode_result(byte: u8) -> Result<Result<(), KvError>, DecodeError> {
         2 => Err(KvError::KeyNotFound),
         3 => Err(KvError::SessionExpired),
         4 => Err(KvError::BadCommand),
+        5 => Err(KvError::CompareFailed),
+        6 => Err(KvError::Compacted),
+        7 => Err(KvError::FutureRevision),
+        8 => Err(KvError::TxnTooLarge),
         _ => return Err(DecodeError("bad result code")),
     })
 }
@@ -460,12 +835,14 @@ mod tests {
     fn a_retried_write_is_applied_once_and_returns_the_first_result() {
         let mut kv = KvStore::default();
         let first = Command::set("k", "v1").with_session(7, 1);
-        assert_eq!(kv.apply_entry(&entry(1, &first)).unwrap(), ApplyResult { result: Ok(()), duplicate: false });
+        let applied = kv.apply_entry(&entry(1, &first)).unwrap();
+        assert_eq!((applied.result, applied.duplicate, applied.output.revision), (Ok(()), false, 1));
         let other = Command::set("k", "v2").with_session(8, 1);
         kv.apply_entry(&entry(2, &other));
         // The retry of client 7's first write lands after client 8's write: it must not undo it.
         let retry = kv.apply_entry(&entry(3, &first)).unwrap();
-        assert_eq!(retry, ApplyResult { result: Ok(()), duplicate: true });
+        assert_eq!((retry.result, retry.duplicate, retry.output.revision), (Ok(()), true, 1));
+        assert_eq!(kv.revision(), 2);
         assert_eq!(kv.get("k"), Ok("v2"));
         let stale = Command::delete("k").with_session(8, 0);
         assert_eq!(kv.apply_entry(&entry(4, &stale)).unwrap().result, Err(KvError::SessionExpired));
@@ -501,6 +878,116 @@ mod tests {
     }
 
     #[test]
+    fn revisions_count_changes_and_keys_carry_theirs() {
+        let mut kv = KvStore::default();
+        kv.apply_entry(&entry(1, &Command::set("a", "1")));
+        kv.apply_entry(&entry(2, &Command::set("b", "1")));
+        kv.apply_entry(&entry(3, &Command::set("a", "2")));
+        // A delete of a missing key changes nothing: no new revision.
+        kv.apply_entry(&entry(4, &Command::delete("zz")));
+        assert_eq!(kv.revision(), 3);
+        let a = kv.get_kv("a").unwrap();
+        assert_eq!((a.create_revision, a.mod_revision, a.version), (1, 3, 2));
+        kv.apply_entry(&entry(5, &Command::delete("a")));
+        kv.apply_entry(&entry(6, &Command::set("a", "3")));
+        let a = kv.get_kv("a").unwrap();
+        assert_eq!((a.create_revision, a.mod_revision, a.version, kv.revision()), (5, 5, 1, 5));
+    }
+
+    #[test]
+    fn ranges_are_ordered_limited_and_at_the_current_revision_only() {
+        let mut kv = KvStore::default();
+        for (i, key) in ["b/2", "a", "b/1", "b/3", "c"].iter().enumerate() {
+            kv.apply_entry(&entry(i as u64 + 1, &Command::set(*key, "v")));
+        }
+        let request = RangeRequest { range: KeyRange::prefix("b/"), limit: 2, ..RangeRequest::default() };
+        let result = kv.range(&request).unwrap();
+        let keys: Vec<_> = result.kvs.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!((keys, result.more, result.count, result.revision), (vec!["b/1", "b/2"], true, 3, 5));
+        let all = RangeRequest {
+            range: KeyRange { key: String::new(), range_end: vec![0] },
+            keys_only: true,
+            ..RangeRequest::default()
+        };
+        let result = kv.range(&all).unwrap();
+        assert_eq!(result.kvs.len(), 5);
+        assert!(result.kvs.iter().all(|kv| kv.value.is_empty()));
+        let between = RangeRequest { range: KeyRange { key: "a".into(), range_end: b"b/2".to_vec() }, ..all.clone() };
+        assert_eq!(kv.range(&between).unwrap().count, 2);
+        let count = RangeRequest { count_only: true, ..all.clone() };
+        assert_eq!((kv.range(&count).unwrap().count, kv.range(&count).unwrap().kvs.len()), (5, 0));
+        assert_eq!(kv.range(&RangeRequest { revision: 4, ..all.clone() }), Err(KvError::Compacted));
+        assert_eq!(kv.range(&RangeRequest { revision: 6, ..all.clone() }), Err(KvError::FutureRevision));
+        assert_eq!(kv.range(&RangeRequest { revision: 5, ..all }).unwrap().count, 5);
+        assert_eq!(kv.range(&RangeRequest::default()), Err(KvError::KeyEmpty));
+        assert_eq!(kv.query(&Query::Get("c".into())), QueryOutput::Value(Ok("v".into())),);
+    }
+
+    #[test]
+    fn compare_and_swap_and_delete_if() {
+        let mut kv = KvStore::default();
+        let create = kv.apply_entry(&entry(1, &Command::txn(Txn::cas("k", None, "1")))).unwrap();
+        assert_eq!((create.result, create.output.succeeded, create.output.revision), (Ok(()), true, 1));
+        let again = kv.apply_entry(&entry(2, &Command::txn(Txn::cas("k", None, "x")))).unwrap();
+        assert_eq!((again.result, again.output.succeeded, kv.revision()), (Err(KvError::CompareFailed), false, 1));
+        kv.apply_entry(&entry(3, &Command::txn(Txn::cas("k", Some("1"), "2"))));
+        assert_eq!(kv.get("k"), Ok("2"));
+        let wrong = kv.apply_entry(&entry(4, &Command::txn(Txn::delete_if("k", "1")))).unwrap();
+        assert_eq!(wrong.result, Err(KvError::CompareFailed));
+        let right = kv.apply_entry(&entry(5, &Command::txn(Txn::delete_if("k", "2")))).unwrap();
+        assert_eq!((right.result, right.output.deleted), (Ok(()), 1));
+        assert_eq!(kv.get("k"), Err(KvError::KeyNotFound));
+    }
+
+    #[test]
+    fn a_transaction_applies_one_branch_atomically_at_one_revision() {
+        let mut kv = KvStore::default();
+        kv.apply_entry(&entry(1, &Command::set("x", "1")));
+        let txn = Txn {
+            compare: vec![Compare { key: "x".into(), target: CompareTarget::ModRevision(1), op: CompareOp::Equal }],
+            success: vec![
+                TxnOp::Put { key: "y".into(), value: "2".into() },
+                TxnOp::Put { key: "z".into(), value: "3".into() },
+                TxnOp::Range(RangeRequest { range: KeyRange::prefix(""), ..RangeRequest::default() }),
+                TxnOp::Delete(KeyRange::single("x")),
+            ],
+            failure: vec![TxnOp::Put { key: "failed".into(), value: "1".into() }],
+        };
+        let applied = kv.apply_entry(&entry(2, &Command::txn(txn.clone()))).unwrap();
+        assert_eq!((applied.result, applied.output.revision, applied.output.deleted), (Ok(()), 2, 1));
+        let OpResponse::Range(seen) = &applied.output.responses[2] else { panic!("a range response") };
+        assert_eq!((seen.count, seen.revision), (3, 2));
+        assert_eq!(kv.get_kv("z").unwrap().mod_revision, 2);
+        assert_eq!(kv.get_kv("y").unwrap().mod_revision, 2);
+        // Now x is gone: mod_revision 0, the failure branch runs.
+        let applied = kv.apply_entry(&entry(3, &Command::txn(txn.clone()))).unwrap();
+        assert_eq!((applied.result, applied.output.revision), (Err(KvError::CompareFailed), 3));
+        assert_eq!(kv.get("failed"), Ok("1"));
+        // An empty key anywhere refuses the whole transaction, before anything applies.
+        let mut bad = txn;
+        bad.compare.clear();
+        bad.success.push(TxnOp::Put { key: String::new(), value: "v".into() });
+        let applied = kv.apply_entry(&entry(4, &Command::txn(bad))).unwrap();
+        assert_eq!((applied.result, kv.revision()), (Err(KvError::KeyEmpty), 3));
+        assert_eq!(kv.get_kv("y").unwrap().mod_revision, 2);
+    }
+
+    #[test]
+    fn a_first_format_snapshot_restores_with_deterministic_revisions() {
+        let mut v1 = b"RKVSNAP1".to_vec();
+        put_u64(&mut v1, 7);
+        put_u64(&mut v1, 10);
+        put_u64(&mut v1, 2);
+        for (k, v) in [("a", "1"), ("b", "2")] {
+            put_bytes_u32_len(&mut v1, k.as_bytes());
+            put_bytes_u32_len(&mut v1, v.as_bytes());
+        }
+        put_u64(&mut v1, 0);
+        let kv = KvStore::restore(&v1).unwrap();
+        assert_eq!((kv.revision(), kv.applied_index(), kv.get_kv("b").unwrap().create_revision), (2, LogIndex(7), 2));
+    }
+
+    #[test]
     fn corrupt_bytes_are_rejected() {
         assert!(KvStore::restore(b"nope").is_err());
         assert!(Command::decode(&[9, 0, 0, 0, 0, 0]).is_err());
@@ -514,6 +1001,16 @@ mod tests {
         let op = prop_oneof![
             (key, "[a-z]{0,4}").prop_map(|(key, value)| Op::Set { key, value }),
             key.prop_map(|key| Op::Delete { key }),
+            key.prop_map(|key| Op::DeleteRange(KeyRange::prefix(key))),
+            (key, proptest::option::of("[a-z]{0,2}"), "[a-z]{0,4}", key).prop_map(|(key, expected, value, other)| {
+                let mut txn = Txn::cas(key, expected.as_deref(), value);
+                txn.failure.push(TxnOp::Range(RangeRequest {
+                    range: KeyRange::prefix(other),
+                    limit: 2,
+                    ..RangeRequest::default()
+                }));
+                Op::Txn(txn)
+            }),
         ];
         let session = proptest::option::of((0u64..5, 0u64..6).prop_map(|(client_id, seq)| Session { client_id, seq }));
         (session, op).prop_map(|(session, op)| Command { session, op })

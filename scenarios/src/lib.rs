@@ -264,7 +264,7 @@ pub fn applied_values(node: &NodeView, key: &str) -> Vec<Option<String>> {
         .filter(|command| command.key() == key)
         .map(|command| match command.op {
             Op::Set { value, .. } => Some(value),
-            Op::Delete { .. } => None,
+            _ => None,
         })
         .collect()
 }

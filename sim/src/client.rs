@@ -1,5 +1,9 @@
-//! The client workload: K concurrent clients doing set/get/delete with a
-//! configurable mix, key space and value sizes. Each has one operation in
+//! The client workload: K concurrent clients doing set/get/delete, and
+//! compare-and-swap and prefix ranges when their weights are set, with a
+//! configurable mix, key space and value sizes. A compare-and-swap expects the
+//! value the client last saw for the key (or its absence), so that chains of
+//! them succeed; each written value is unique, so an update lost or applied
+//! twice shows in the history. Each has one operation in
 //! flight; it sends to the last known leader (or a random node), follows leader
 //! hints, times out and retries with the same session (client id + sequence
 //! number) so a retried write applies once, and records every operation in the
@@ -7,8 +11,9 @@
 
 use crate::history::{History, KvOp, KvOutcome, OpId};
 use crate::rng::SimRng;
-use raft_sm::kv::{Command, KvError};
+use raft_sm::kv::{Command, KvError, Txn};
 use raft_sm::{NodeId, Rejection};
+use std::collections::BTreeMap;
 
 /// The workload's shape.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +28,13 @@ pub struct WorkloadOptions {
     pub get_weight: u32,
     /// Relative weight of deletes.
     pub delete_weight: u32,
+    /// Relative weight of compare-and-swaps (transactions with one comparison and one put).
+    pub cas_weight: u32,
+    /// Relative weight of prefix ranges (linearizable, by ReadIndex).
+    pub range_weight: u32,
+    /// A deliberate client bug, for testing the checkers: a write's retry gets
+    /// a new session sequence number, so a retried write may apply twice.
+    pub bug_fresh_seq_on_retry: bool,
     /// Smallest value size.
     pub value_bytes_min: usize,
     /// Largest value size.
@@ -51,6 +63,9 @@ impl Default for WorkloadOptions {
             set_weight: 4,
             get_weight: 4,
             delete_weight: 1,
+            cas_weight: 0,
+            range_weight: 0,
+            bug_fresh_seq_on_retry: false,
             value_bytes_min: 4,
             value_bytes_max: 32,
             think_ms_min: 0,
@@ -71,6 +86,8 @@ pub enum Request {
     Write(Vec<u8>),
     /// Read this key linearizably.
     Read(String),
+    /// Read every key with this prefix linearizably.
+    Range(String),
 }
 
 /// What a node answered, as the client sees it.
@@ -80,6 +97,8 @@ pub enum Reply {
     Written(Result<(), KvError>),
     /// The read returned this value (`None`: not found).
     Read(Option<String>),
+    /// The range returned these pairs, in key order.
+    Range(Vec<(String, String)>),
     /// Not accepted.
     Rejected(Rejection),
     /// Dropped: unknown outcome.
@@ -117,6 +136,8 @@ struct Running {
     request: Request,
     /// The session sequence number (writes).
     seq: u64,
+    /// The write's command (to re-stamp it under `bug_fresh_seq_on_retry`).
+    command: Option<Command>,
     started_ms: u64,
     attempt_deadline_ms: u64,
     /// Request ids of every attempt of this operation.
@@ -139,6 +160,8 @@ struct Client {
     leader_hint: Option<NodeId>,
     running: Option<Running>,
     wake_token: u64,
+    /// The value this client last saw for each key (`None`: absent).
+    seen: BTreeMap<String, Option<String>>,
 }
 
 /// Counts of what clients went through.
@@ -171,9 +194,9 @@ impl Workload {
     /// Clients with ids `1..=options.clients`.
     pub fn new(options: WorkloadOptions, nodes: Vec<NodeId>, rng: SimRng) -> Workload {
         assert!(options.keys > 0, "the key space is empty");
-        assert!(options.set_weight + options.get_weight + options.delete_weight > 0, "the operation mix is empty");
+        assert!(options.total_weight() > 0, "the operation mix is empty");
         let clients = (1..=options.clients as u64)
-            .map(|id| Client { id, seq: 0, leader_hint: None, running: None, wake_token: 0 })
+            .map(|id| Client { id, seq: 0, leader_hint: None, running: None, wake_token: 0, seen: BTreeMap::new() })
             .collect();
         Workload {
             options,
@@ -286,10 +309,34 @@ impl Workload {
             return Vec::new();
         }
         let key = format!("k{}", self.rng.index(self.options.keys));
-        let total = self.options.set_weight + self.options.get_weight + self.options.delete_weight;
+        let total = self.options.total_weight();
         let draw = self.rng.range(0, u64::from(total) - 1) as u32;
+        let o = &self.options;
+        let (sets, gets, deletes, cases) = (
+            o.set_weight,
+            o.set_weight + o.get_weight,
+            o.set_weight + o.get_weight + o.delete_weight,
+            o.set_weight + o.get_weight + o.delete_weight + o.cas_weight,
+        );
+        let mut command = None;
         let client = &mut self.clients[index];
-        let (kind, request, seq) = if draw < self.options.set_weight {
+        let (kind, request, seq) = if draw >= deletes && draw < cases {
+            client.seq += 1;
+            let value = format!("{}.{}c", client.id, client.seq);
+            let expected = client.seen.get(&key).cloned().flatten();
+            let cas = Command::txn(Txn::cas(key.clone(), expected.as_deref(), value.clone()))
+                .with_session(client.id, client.seq);
+            let request = Request::Write(cas.encode());
+            command = Some(cas);
+            (KvOp::Cas { key, expected, value }, request, client.seq)
+        } else if draw >= cases {
+            // A prefix of the key names: `k1` covers k1 and k10..k19; `k` every key.
+            let prefix = match self.rng.range(0, 2) {
+                0 => "k".to_owned(),
+                _ => format!("k{}", self.rng.index(self.options.keys)),
+            };
+            (KvOp::Range { prefix: prefix.clone() }, Request::Range(prefix), 0)
+        } else if draw < sets {
             client.seq += 1;
             let mut value = format!("{}.{}", client.id, client.seq);
             let size =
@@ -297,14 +344,18 @@ impl Workload {
             while value.len() < size {
                 value.push('x');
             }
-            let command = Command::set(key.clone(), value.clone()).with_session(client.id, client.seq);
-            (KvOp::Set { key, value }, Request::Write(command.encode()), client.seq)
-        } else if draw < self.options.set_weight + self.options.get_weight {
+            let set = Command::set(key.clone(), value.clone()).with_session(client.id, client.seq);
+            let request = Request::Write(set.encode());
+            command = Some(set);
+            (KvOp::Set { key, value }, request, client.seq)
+        } else if draw < gets {
             (KvOp::Get { key: key.clone() }, Request::Read(key), 0)
         } else {
             client.seq += 1;
-            let command = Command::delete(key.clone()).with_session(client.id, client.seq);
-            (KvOp::Delete { key }, Request::Write(command.encode()), client.seq)
+            let delete = Command::delete(key.clone()).with_session(client.id, client.seq);
+            let request = Request::Write(delete.encode());
+            command = Some(delete);
+            (KvOp::Delete { key }, request, client.seq)
         };
         let op = self.history.invoke(client.id, kind.clone(), now_ms);
         client.running = Some(Running {
@@ -312,6 +363,7 @@ impl Workload {
             kind,
             request,
             seq,
+            command,
             started_ms: now_ms,
             attempt_deadline_ms: now_ms,
             attempts: Vec::new(),
@@ -329,6 +381,13 @@ impl Workload {
         };
         let client = &mut self.clients[index];
         let running = client.running.as_mut().expect("attempting a running op");
+        if self.options.bug_fresh_seq_on_retry && !running.attempts.is_empty() {
+            if let Some(command) = &running.command {
+                client.seq += 1;
+                running.seq = client.seq;
+                running.request = Request::Write(command.clone().with_session(client.id, client.seq).encode());
+            }
+        }
         // Exponential backoff of the attempt timeout (1×, 2×, 4×, 8× at most), so
         // a slow cluster is not buried under retries (each retry of a write is a
         // new log entry, deduplicated only when applied).
@@ -367,20 +426,49 @@ impl Workload {
             Reply::Written(result) => {
                 let outcome = match (&kind, result) {
                     (KvOp::Set { .. }, Ok(())) => KvOutcome::Ok,
+                    (KvOp::Cas { .. }, Ok(())) => KvOutcome::Ok,
+                    (KvOp::Cas { .. }, Err(KvError::CompareFailed)) => KvOutcome::CompareFailed,
                     (KvOp::Delete { .. }, Ok(())) => KvOutcome::Ok,
                     (KvOp::Delete { .. }, Err(KvError::KeyNotFound)) => KvOutcome::NotFound,
                     // Any other result means the write did not take effect as ours.
                     _ => KvOutcome::Unknown,
                 };
                 let at = (outcome != KvOutcome::Unknown).then_some(now_ms);
+                let seen = &mut self.clients[index].seen;
+                match (&kind, &outcome) {
+                    (KvOp::Set { key, value } | KvOp::Cas { key, value, .. }, KvOutcome::Ok) => {
+                        seen.insert(key.clone(), Some(value.clone()));
+                    }
+                    (KvOp::Delete { key }, KvOutcome::Ok | KvOutcome::NotFound) => {
+                        seen.insert(key.clone(), None);
+                    }
+                    // Another value is there: read it before the next try.
+                    (KvOp::Cas { key, .. }, KvOutcome::CompareFailed) => {
+                        seen.remove(key);
+                    }
+                    _ => {}
+                }
                 self.finish(now_ms, index, op, at, outcome)
             }
             Reply::Read(value) => {
+                if let KvOp::Get { key } = &kind {
+                    self.clients[index].seen.insert(key.clone(), value.clone());
+                }
                 let outcome = match value {
                     Some(value) => KvOutcome::Value(value),
                     None => KvOutcome::NotFound,
                 };
                 self.finish(now_ms, index, op, Some(now_ms), outcome)
+            }
+            Reply::Range(pairs) => {
+                if let KvOp::Range { prefix } = &kind {
+                    let seen = &mut self.clients[index].seen;
+                    seen.retain(|key, _| !key.starts_with(prefix.as_str()));
+                    for (key, value) in &pairs {
+                        seen.insert(key.clone(), Some(value.clone()));
+                    }
+                }
+                self.finish(now_ms, index, op, Some(now_ms), KvOutcome::Range(pairs))
             }
             _ if !current => Vec::new(),
             Reply::Rejected(Rejection::NotLeader { leader: Some(leader) }) => {
@@ -452,6 +540,13 @@ impl Workload {
     /// The session sequence of a client's current write (for traces).
     pub fn current_seq(&self, index: usize) -> Option<u64> {
         self.clients[index].running.as_ref().map(|running| running.seq)
+    }
+}
+
+impl WorkloadOptions {
+    /// The sum of the operation weights.
+    pub fn total_weight(&self) -> u32 {
+        self.set_weight + self.get_weight + self.delete_weight + self.cas_weight + self.range_weight
     }
 }
 

@@ -10,13 +10,17 @@
 //! {"client":1,"op":"get","key":"k7","value":null,"invoke_ms":1210,"complete_ms":1300,"outcome":"value","result":"v3-12"}
 //! {"client":2,"op":"delete","key":"k2","value":null,"invoke_ms":1220,"complete_ms":null,"outcome":"unknown"}
 //! ```
-//! - `op`: `set` | `get` | `delete`; `value` is the written value for `set`, else `null`.
+//! - `op`: `set` | `get` | `delete` | `cas` | `range`; `value` is the written value for
+//!   `set` and `cas`, else `null`; a `cas` also has `expected` (the value it
+//!   compared with, `null`: the key must be absent); a `range`'s `key` is its
+//!   prefix and its `result` the pairs it read, `[[key, value], ...]`.
 //! - `invoke_ms` / `complete_ms`: virtual milliseconds; `complete_ms` is `null`
 //!   exactly when `outcome` is `unknown`.
 //! - `outcome`: `ok` (set, or delete of a present key), `not_found` (delete or get
 //!   of a missing key), `value` (get; the value read is in `result`), `unknown`
 //!   (timed out or dropped: the operation may or may not have taken effect, at any
-//!   time after `invoke_ms`).
+//!   time after `invoke_ms`); `compare_failed` (a `cas` whose comparison did not
+//!   hold: nothing changed); `range` (a `range`; the pairs are in `result`).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -41,13 +45,28 @@ pub enum KvOp {
         /// The key read.
         key: String,
     },
+    /// Compare-and-swap: write `value` if the key holds `expected` (`None`: is absent).
+    Cas {
+        /// The key.
+        key: String,
+        /// The value compared with (`None`: the key must be absent).
+        expected: Option<String>,
+        /// The value written if the comparison holds.
+        value: String,
+    },
+    /// Read every key starting with `prefix`, at one point in time.
+    Range {
+        /// The prefix.
+        prefix: String,
+    },
 }
 
 impl KvOp {
     /// The key this operation touches.
     pub fn key(&self) -> &str {
         match self {
-            KvOp::Set { key, .. } | KvOp::Delete { key } | KvOp::Get { key } => key,
+            KvOp::Set { key, .. } | KvOp::Delete { key } | KvOp::Get { key } | KvOp::Cas { key, .. } => key,
+            KvOp::Range { prefix } => prefix,
         }
     }
 }
@@ -58,6 +77,9 @@ impl fmt::Display for KvOp {
             KvOp::Set { key, value } => write!(f, "set({key:?}, {value:?})"),
             KvOp::Delete { key } => write!(f, "delete({key:?})"),
             KvOp::Get { key } => write!(f, "get({key:?})"),
+            KvOp::Cas { key, expected: Some(expected), value } => write!(f, "cas({key:?}, {expected:?} -> {value:?})"),
+            KvOp::Cas { key, expected: None, value } => write!(f, "cas({key:?}, absent -> {value:?})"),
+            KvOp::Range { prefix } => write!(f, "range({prefix:?}*)"),
         }
     }
 }
@@ -76,6 +98,10 @@ pub enum KvOutcome {
     NotFound,
     /// A `Get` read this value.
     Value(String),
+    /// A `Cas` whose comparison did not hold: nothing changed.
+    CompareFailed,
+    /// A `Range` read these pairs, in key order.
+    Range(Vec<(String, String)>),
     /// No answer: the operation may or may not have taken effect.
     Unknown,
 }
@@ -86,6 +112,8 @@ impl fmt::Display for KvOutcome {
             KvOutcome::Ok => f.write_str("Ok"),
             KvOutcome::NotFound => f.write_str("NotFound"),
             KvOutcome::Value(v) => write!(f, "Value({v:?})"),
+            KvOutcome::CompareFailed => f.write_str("CompareFailed"),
+            KvOutcome::Range(pairs) => write!(f, "Range({pairs:?})"),
             KvOutcome::Unknown => f.write_str("Unknown"),
         }
     }
@@ -185,6 +213,8 @@ fn operation_json(operation: &Operation) -> serde_json::Value {
         KvOp::Set { value, .. } => ("set", Some(value.clone())),
         KvOp::Delete { .. } => ("delete", None),
         KvOp::Get { .. } => ("get", None),
+        KvOp::Cas { value, .. } => ("cas", Some(value.clone())),
+        KvOp::Range { .. } => ("range", None),
     };
     let mut object = serde_json::json!({
         "client": operation.client,
@@ -194,8 +224,16 @@ fn operation_json(operation: &Operation) -> serde_json::Value {
         "invoke_ms": operation.invoke_ms,
         "complete_ms": operation.complete_ms,
     });
+    if let KvOp::Cas { expected, .. } = &operation.op {
+        object["expected"] = serde_json::json!(expected);
+    }
     let outcome = match &operation.outcome {
         KvOutcome::Ok => "ok",
+        KvOutcome::CompareFailed => "compare_failed",
+        KvOutcome::Range(pairs) => {
+            object["result"] = serde_json::json!(pairs);
+            "range"
+        }
         KvOutcome::NotFound => "not_found",
         KvOutcome::Unknown => "unknown",
         KvOutcome::Value(read) => {

@@ -168,7 +168,7 @@ impl Observer<Option<ApplyResult>> for Tap<'_> {
         } else {
             self.applied.insert(entry.index, entry.clone());
         }
-        self.effects.push(Effect::Applied { entry: entry.clone(), result: *result });
+        self.effects.push(Effect::Applied { entry: entry.clone(), result: result.clone() });
     }
 
     fn on_snapshot_taken(&mut self, index: LogIndex, image: &[u8]) {

@@ -1,7 +1,11 @@
 //! The client API on `KVSTORE_PORT`: `PUT /set`, `GET /get`, `DELETE /delete`,
-//! `GET /health`, `GET /metrics`.
+//! `GET /range`, `POST /cas`, `POST /txn`, etcd's v3 JSON gateway paths
+//! ([`super::v3`]), `GET /health`, `GET /metrics`.
 
-use super::types::{ErrorCode, Health, KeyQuery, ReadOk, SetRequest, WriteOk};
+use super::types::{
+    CasOk, CasRequest, CompareBody, ErrorCode, Health, KeyQuery, KeyValueBody, RangeBody, RangeOk, RangeSpec, ReadOk,
+    SetRequest, TxnOk, TxnOpBody, TxnOpResult, TxnRequest, WriteOk,
+};
 use super::{role_name, ApiError, AppState};
 use crate::driver::{Input, ReadReply, WriteReply};
 use axum::body::Body;
@@ -9,9 +13,12 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use raft_sm::kv::{Command, KvError};
+use raft_sm::kv::{
+    ApplyResult, Command, Compare, CompareOp, CompareTarget, KeyRange, KvError, OpResponse, Query as KvQuery,
+    QueryOutput, RangeRequest, RangeResult, Txn, TxnOp, TXN_OPS_MAX,
+};
 use raft_sm::Rejection;
 
 /// Longest key, in bytes.
@@ -27,16 +34,23 @@ pub fn router(state: AppState) -> Router {
         .route("/set", put(set).post(set))
         .route("/get", get(read))
         .route("/delete", delete(remove))
+        .route("/range", get(range))
+        .route("/cas", post(cas).put(cas))
+        .route("/txn", post(txn).put(txn))
+        .route("/v3/kv/put", post(super::v3::put))
+        .route("/v3/kv/range", post(super::v3::range))
+        .route("/v3/kv/deleterange", post(super::v3::delete_range))
+        .route("/v3/kv/txn", post(super::v3::txn))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
 
-fn bad_request(error: ErrorCode, message: impl Into<String>) -> ApiError {
+pub(super) fn bad_request(error: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, error, message)
 }
 
-fn check_key(key: &str) -> Result<(), ApiError> {
+pub(super) fn check_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() {
         return Err(bad_request(ErrorCode::KeyEmpty, "key must not be empty"));
     }
@@ -51,7 +65,11 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 }
 
 /// The session of a write: JSON fields win over `X-Client-Id` / `X-Client-Seq` headers.
-fn session(headers: &HeaderMap, client_id: Option<u64>, seq: Option<u64>) -> Result<Option<(u64, u64)>, ApiError> {
+pub(super) fn session(
+    headers: &HeaderMap,
+    client_id: Option<u64>,
+    seq: Option<u64>,
+) -> Result<Option<(u64, u64)>, ApiError> {
     let header = |name: &str| -> Result<Option<u64>, ApiError> {
         match headers.get(name) {
             None => Ok(None),
@@ -75,7 +93,7 @@ fn session(headers: &HeaderMap, client_id: Option<u64>, seq: Option<u64>) -> Res
     }
 }
 
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     match axum::body::to_bytes(body, BODY_BYTES_MAX).await {
         Ok(bytes) => Ok(bytes),
         Err(_) => Err(ApiError::new(
@@ -129,6 +147,18 @@ async fn set(State(state): State<AppState>, headers: HeaderMap, body: Body) -> R
 /// be UTF-8 after percent-decoding: a lossy decoding would make different byte
 /// strings (`%FF`, `%FE`) read one key, `"\u{FFFD}"`.
 fn parse_query(uri: &Uri) -> Result<(KeyQuery, String), ApiError> {
+    check_query_encoding(uri)?;
+    let Query(query) = Query::<KeyQuery>::try_from_uri(uri).map_err(|rejection| {
+        bad_request(ErrorCode::BadQuery, format!("bad query string: {}", rejection.body_text()))
+    })?;
+    let Some(key) = query.key.clone() else {
+        return Err(bad_request(ErrorCode::KeyMissing, "query parameter `key` is required, e.g. ?key=name"));
+    };
+    check_key(&key)?;
+    Ok((query, key))
+}
+
+fn check_query_encoding(uri: &Uri) -> Result<(), ApiError> {
     for pair in uri.query().unwrap_or_default().split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         for part in [name, value] {
@@ -144,50 +174,327 @@ fn parse_query(uri: &Uri) -> Result<(KeyQuery, String), ApiError> {
             }
         }
     }
-    let Query(query) = Query::<KeyQuery>::try_from_uri(uri).map_err(|rejection| {
-        bad_request(ErrorCode::BadQuery, format!("bad query string: {}", rejection.body_text()))
-    })?;
-    let Some(key) = query.key.clone() else {
-        return Err(bad_request(ErrorCode::KeyMissing, "query parameter `key` is required, e.g. ?key=name"));
-    };
-    check_key(&key)?;
-    Ok((query, key))
+    Ok(())
 }
 
 async fn read(State(state): State<AppState>, uri: Uri) -> Result<Json<ReadOk>, ApiError> {
     let (query, key) = parse_query(&uri)?;
-    let stale = match query.consistency.as_deref() {
-        None | Some("linearizable") => false,
-        Some("stale") => true,
-        Some(other) => {
-            return Err(bad_request(
-                ErrorCode::BadQuery,
-                format!("consistency={other:?} is unknown; use `linearizable` (default) or `stale`"),
-            ))
-        }
-    };
-    let lookup = key.clone();
+    let stale = is_stale(query.consistency.as_deref())?;
+    match ask_query(&state, KvQuery::Get(key.clone()), stale).await? {
+        QueryOutput::Value(Ok(value)) => Ok(Json(ReadOk { key, ok: true, value })),
+        QueryOutput::Value(Err(error)) | QueryOutput::Range(Err(error)) => Err(kv_error(error)),
+        QueryOutput::Range(Ok(_)) => Err(internal("a get was answered with a range")),
+    }
+}
+
+fn internal(message: &str) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, message)
+}
+
+pub(super) fn is_stale(consistency: Option<&str>) -> Result<bool, ApiError> {
+    match consistency {
+        None | Some("linearizable") => Ok(false),
+        Some("stale") => Ok(true),
+        Some(other) => Err(bad_request(
+            ErrorCode::BadQuery,
+            format!("consistency={other:?} is unknown; use `linearizable` (default) or `stale`"),
+        )),
+    }
+}
+
+/// Serves `query` by ReadIndex (or from local state when `stale`).
+pub(super) async fn ask_query(state: &AppState, query: KvQuery, stale: bool) -> Result<QueryOutput, ApiError> {
     let reply = state
-        .ask(
-            move |reply| {
-                if stale {
-                    Input::StaleRead { key: lookup, reply }
-                } else {
-                    Input::Read { key: lookup, reply }
-                }
-            },
-        )
+        .ask(move |reply| if stale { Input::StaleRead { query, reply } } else { Input::Read { query, reply } })
         .await?;
     match reply {
-        ReadReply::Value(Ok(value)) => Ok(Json(ReadOk { key, ok: true, value })),
-        ReadReply::Value(Err(error)) => Err(kv_error(error)),
-        ReadReply::Rejected(rejection) => Err(rejected(&state, rejection, true)),
+        ReadReply::Answer(output) => Ok(output),
+        ReadReply::Rejected(rejection) => Err(rejected(state, rejection, true)),
         ReadReply::Dropped => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Retry,
             "leadership changed while the read waited; retry",
         )),
     }
+}
+
+/// Reads a range by ReadIndex (or stale), mapping the store's errors.
+pub(super) async fn ask_range(state: &AppState, request: RangeRequest, stale: bool) -> Result<RangeResult, ApiError> {
+    match ask_query(state, KvQuery::Range(request), stale).await? {
+        QueryOutput::Range(Ok(result)) => Ok(result),
+        QueryOutput::Range(Err(error)) | QueryOutput::Value(Err(error)) => Err(kv_error(error)),
+        QueryOutput::Value(Ok(_)) => Err(internal("a range was answered with a value")),
+    }
+}
+
+/// The keys a [`RangeSpec`] names: `key`, `key`+`end`, or `prefix`.
+fn key_range(spec: &RangeSpec) -> Result<KeyRange, ApiError> {
+    let check_len = |key: &str| {
+        if key.len() > KEY_BYTES_MAX {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::KeyTooLarge,
+                format!("key is {} bytes; the limit is {KEY_BYTES_MAX}", key.len()),
+            ));
+        }
+        Ok(())
+    };
+    match (&spec.key, &spec.end, &spec.prefix) {
+        (Some(key), None, None) => {
+            check_key(key)?;
+            Ok(KeyRange::single(key.clone()))
+        }
+        (Some(key), Some(end), None) => {
+            check_len(key)?;
+            check_len(end)?;
+            if end.is_empty() {
+                return Err(bad_request(
+                    ErrorCode::BadQuery,
+                    "`end` must not be empty (leave it out for one key; \\u0000 means no end)",
+                ));
+            }
+            Ok(KeyRange { key: key.clone(), range_end: end.as_bytes().to_vec() })
+        }
+        (None, None, Some(prefix)) => {
+            check_len(prefix)?;
+            Ok(KeyRange::prefix(prefix.clone()))
+        }
+        (None, None, None) => Err(bad_request(
+            ErrorCode::KeyMissing,
+            "give `key` (one key), `key` and `end` (the range [key, end)), or `prefix`",
+        )),
+        _ => Err(bad_request(
+            ErrorCode::BadQuery,
+            "give either `key` (with an optional `end`) or `prefix`, not both; `end` needs `key`",
+        )),
+    }
+}
+
+fn range_request(spec: &RangeSpec) -> Result<RangeRequest, ApiError> {
+    Ok(RangeRequest {
+        range: key_range(spec)?,
+        limit: spec.limit.unwrap_or(0),
+        keys_only: spec.keys_only.unwrap_or(false),
+        count_only: spec.count_only.unwrap_or(false),
+        revision: spec.revision.unwrap_or(0),
+    })
+}
+
+fn range_body(result: RangeResult, keys_only: bool) -> RangeBody {
+    RangeBody {
+        count: result.count,
+        kvs: result
+            .kvs
+            .into_iter()
+            .map(|kv| KeyValueBody {
+                create_revision: kv.create_revision,
+                key: kv.key,
+                mod_revision: kv.mod_revision,
+                value: (!keys_only).then_some(kv.value),
+                version: kv.version,
+            })
+            .collect(),
+        more: result.more,
+        revision: result.revision,
+    }
+}
+
+async fn range(State(state): State<AppState>, uri: Uri) -> Result<Json<RangeOk>, ApiError> {
+    check_query_encoding(&uri)?;
+    let Query(spec) = Query::<RangeSpec>::try_from_uri(&uri).map_err(|rejection| {
+        bad_request(ErrorCode::BadQuery, format!("bad query string: {}", rejection.body_text()))
+    })?;
+    let stale = is_stale(spec.consistency.as_deref())?;
+    let request = range_request(&spec)?;
+    let keys_only = request.keys_only;
+    let result = ask_range(&state, request, stale).await?;
+    Ok(Json(RangeOk { range: range_body(result, keys_only), ok: true }))
+}
+
+/// Parses a JSON body; `shape` is what the error message shows as expected.
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(bad_request(ErrorCode::BadJson, format!("request body is empty; expected JSON {shape}")));
+    }
+    if let Err(error) = std::str::from_utf8(bytes) {
+        return Err(bad_request(
+            ErrorCode::BadEncoding,
+            format!("request body is not valid UTF-8 (at byte {})", error.valid_up_to()),
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|error| bad_request(ErrorCode::BadJson, format!("malformed JSON: {error}; expected {shape}")))
+}
+
+pub(super) fn check_value(value: &str) -> Result<(), ApiError> {
+    if value.len() > VALUE_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ValueTooLarge,
+            format!("value is {} bytes; the limit is {VALUE_BYTES_MAX}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+async fn cas(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<CasOk>, ApiError> {
+    let bytes = read_body(body).await?;
+    let request: CasRequest = parse_json(
+        &bytes,
+        r#"{"key": "...", "value": "...", "prevValue": "..."} (or prevExist, prevVersion, prevModRevision; "delete": true to delete)"#,
+    )?;
+    check_key(&request.key)?;
+    let key = request.key.clone();
+    let mut compare = Vec::new();
+    let on = |target| Compare { key: key.clone(), target, op: CompareOp::Equal };
+    if let Some(value) = &request.prev_value {
+        compare.push(on(CompareTarget::Value(value.clone())));
+    }
+    match request.prev_exist {
+        Some(true) => compare.push(Compare { op: CompareOp::Greater, ..on(CompareTarget::Version(0)) }),
+        Some(false) => compare.push(on(CompareTarget::Version(0))),
+        None => {}
+    }
+    if let Some(version) = request.prev_version {
+        compare.push(on(CompareTarget::Version(version)));
+    }
+    if let Some(revision) = request.prev_mod_revision {
+        compare.push(on(CompareTarget::ModRevision(revision)));
+    }
+    if compare.is_empty() {
+        return Err(bad_request(
+            ErrorCode::BadJson,
+            "give at least one expectation: prevValue, prevExist, prevVersion or prevModRevision",
+        ));
+    }
+    let op = match (&request.value, request.delete) {
+        (Some(value), false) => {
+            check_value(value)?;
+            TxnOp::Put { key: key.clone(), value: value.clone() }
+        }
+        (None, true) => TxnOp::Delete(KeyRange::single(key.clone())),
+        _ => return Err(bad_request(ErrorCode::BadJson, r#"give either "value" or "delete": true"#)),
+    };
+    let mut command = Command::txn(Txn { compare, success: vec![op], failure: Vec::new() });
+    if let Some((client_id, seq)) = session(&headers, request.client_id, request.seq)? {
+        command = command.with_session(client_id, seq);
+    }
+    let (applied, index) = propose_applied(&state, command).await?;
+    match applied.result {
+        Ok(()) => Ok(Json(CasOk { index, key, ok: true, revision: applied.output.revision })),
+        Err(error) => Err(kv_error(error)),
+    }
+}
+
+fn compare_from(body: &CompareBody) -> Result<Compare, ApiError> {
+    check_key(&body.key)?;
+    let op = match body.op.as_deref() {
+        None | Some("=") | Some("==") => CompareOp::Equal,
+        Some("!=") => CompareOp::NotEqual,
+        Some(">") => CompareOp::Greater,
+        Some("<") => CompareOp::Less,
+        Some(other) => {
+            return Err(bad_request(
+                ErrorCode::BadJson,
+                format!("comparison op {other:?} is unknown; use =, !=, > or <"),
+            ))
+        }
+    };
+    let targets = [
+        body.value.clone().map(CompareTarget::Value),
+        body.version.map(CompareTarget::Version),
+        body.create_revision.map(CompareTarget::CreateRevision),
+        body.mod_revision.map(CompareTarget::ModRevision),
+    ];
+    let mut given = targets.into_iter().flatten();
+    match (given.next(), given.next()) {
+        (Some(target), None) => Ok(Compare { key: body.key.clone(), target, op }),
+        _ => Err(bad_request(
+            ErrorCode::BadJson,
+            format!(
+                "comparison on {:?} must give exactly one of value, version, createRevision, modRevision",
+                body.key
+            ),
+        )),
+    }
+}
+
+fn txn_op_from(body: &TxnOpBody) -> Result<TxnOp, ApiError> {
+    Ok(match body {
+        TxnOpBody::Put(put) => {
+            check_key(&put.key)?;
+            check_value(&put.value)?;
+            TxnOp::Put { key: put.key.clone(), value: put.value.clone() }
+        }
+        TxnOpBody::Delete(spec) => {
+            if spec.limit.is_some() || spec.keys_only.is_some() || spec.count_only.is_some() || spec.revision.is_some()
+            {
+                return Err(bad_request(ErrorCode::BadJson, "a delete takes only key, end or prefix"));
+            }
+            TxnOp::Delete(key_range(spec)?)
+        }
+        TxnOpBody::Range(spec) => {
+            if spec.consistency.is_some() {
+                return Err(bad_request(ErrorCode::BadJson, "a range in a transaction is always linearizable"));
+            }
+            TxnOp::Range(range_request(spec)?)
+        }
+    })
+}
+
+/// The results of a transaction for `POST /txn`.
+fn txn_results(responses: Vec<OpResponse>, branch: &[TxnOp]) -> Vec<TxnOpResult> {
+    responses
+        .into_iter()
+        .zip(branch)
+        .map(|(response, op)| match response {
+            OpResponse::Put => TxnOpResult::Put {},
+            OpResponse::Delete(deleted) => TxnOpResult::Delete { deleted },
+            OpResponse::Range(result) => {
+                let keys_only = matches!(op, TxnOp::Range(request) if request.keys_only);
+                TxnOpResult::Range(range_body(result, keys_only))
+            }
+        })
+        .collect()
+}
+
+async fn txn(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<TxnOk>, ApiError> {
+    let bytes = read_body(body).await?;
+    let request: TxnRequest = parse_json(
+        &bytes,
+        r#"{"compare": [{"key": "...", "value": "..."}], "success": [{"put": {"key": "...", "value": "..."}}], "failure": []}"#,
+    )?;
+    let txn = Txn {
+        compare: request.compare.iter().map(compare_from).collect::<Result<_, _>>()?,
+        success: request.success.iter().map(txn_op_from).collect::<Result<_, _>>()?,
+        failure: request.failure.iter().map(txn_op_from).collect::<Result<_, _>>()?,
+    };
+    check_txn_size(&txn)?;
+    let mut command = Command::txn(txn.clone());
+    if let Some((client_id, seq)) = session(&headers, request.client_id, request.seq)? {
+        command = command.with_session(client_id, seq);
+    }
+    let (applied, index) = propose_applied(&state, command).await?;
+    match applied.result {
+        Ok(()) | Err(KvError::CompareFailed) => {
+            let branch = if applied.output.succeeded { &txn.success } else { &txn.failure };
+            Ok(Json(TxnOk {
+                index,
+                ok: true,
+                responses: txn_results(applied.output.responses, branch),
+                revision: applied.output.revision,
+                succeeded: applied.output.succeeded,
+            }))
+        }
+        Err(error) => Err(kv_error(error)),
+    }
+}
+
+pub(super) fn check_txn_size(txn: &Txn) -> Result<(), ApiError> {
+    if txn.len() > TXN_OPS_MAX {
+        return Err(kv_error(KvError::TxnTooLarge));
+    }
+    Ok(())
 }
 
 async fn remove(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Result<Json<WriteOk>, ApiError> {
@@ -202,10 +509,16 @@ async fn remove(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> 
 }
 
 async fn propose(state: &AppState, command: Command) -> Result<u64, ApiError> {
+    let (applied, index) = propose_applied(state, command).await?;
+    applied.result.map_err(kv_error)?;
+    Ok(index)
+}
+
+/// Proposes `command` and waits for it to apply; the state machine's result is the caller's to judge.
+pub(super) async fn propose_applied(state: &AppState, command: Command) -> Result<(ApplyResult, u64), ApiError> {
     let reply = state.ask(|reply| Input::Propose { command, reply }).await?;
     match reply {
-        WriteReply::Applied(Ok(()), index) => Ok(index.0),
-        WriteReply::Applied(Err(error), _) => Err(kv_error(error)),
+        WriteReply::Applied(applied, index) => Ok((applied, index.0)),
         WriteReply::Rejected(rejection) => Err(rejected(state, rejection, false)),
         WriteReply::Unknown => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -215,16 +528,28 @@ async fn propose(state: &AppState, command: Command) -> Result<u64, ApiError> {
     }
 }
 
-fn kv_error(error: KvError) -> ApiError {
+pub(super) fn kv_error(error: KvError) -> ApiError {
     match error {
+        KvError::CompareFailed => ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            ErrorCode::CompareFailed,
+            "the key is not as expected; nothing changed",
+        ),
+        KvError::Compacted => bad_request(ErrorCode::Compacted, error.to_string()),
+        KvError::FutureRevision => bad_request(ErrorCode::FutureRevision, error.to_string()),
+        KvError::TxnTooLarge => bad_request(
+            ErrorCode::TxnTooLarge,
+            format!("a transaction holds at most {TXN_OPS_MAX} comparisons and operations"),
+        ),
         KvError::KeyEmpty => bad_request(ErrorCode::KeyEmpty, "key must not be empty"),
         KvError::KeyNotFound => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "key not found"),
         KvError::SessionExpired => bad_request(ErrorCode::SessionExpired, error.to_string()),
         KvError::BadCommand => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, error.to_string()),
+        other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, other.to_string()),
     }
 }
 
-fn rejected(state: &AppState, rejection: Rejection, is_read: bool) -> ApiError {
+pub(super) fn rejected(state: &AppState, rejection: Rejection, is_read: bool) -> ApiError {
     match rejection {
         Rejection::NotLeader { leader: Some(leader) } if !is_read => {
             let (leader_id, leader_url) = state.leader_hint(Some(leader));

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod raft;
 pub mod types;
+pub mod v3;
 
 use crate::driver::{Directory, Input, StatusView};
 use crate::metrics::Metrics;

@@ -72,6 +72,14 @@ pub enum ErrorCode {
     WrongCertificate,
     /// A request the HTTP layer refused that no other code describes.
     BadRequest,
+    /// `/cas`: the key's current state is not the expected one; nothing changed.
+    CompareFailed,
+    /// A range at a revision older than the current one (no history is kept).
+    Compacted,
+    /// A range at a revision newer than the current one.
+    FutureRevision,
+    /// A transaction with more comparisons and operations than the limit.
+    TxnTooLarge,
     /// A code this build does not know (sent by a newer node).
     #[serde(other)]
     Unknown,
@@ -111,6 +119,10 @@ impl ErrorCode {
             ErrorCode::WrongCluster => "wrong_cluster",
             ErrorCode::WrongCertificate => "wrong_certificate",
             ErrorCode::BadRequest => "bad_request",
+            ErrorCode::CompareFailed => "compare_failed",
+            ErrorCode::Compacted => "compacted",
+            ErrorCode::FutureRevision => "future_revision",
+            ErrorCode::TxnTooLarge => "txn_too_large",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -246,12 +258,229 @@ pub struct KeyQuery {
     pub seq: Option<u64>,
 }
 
+/// Which keys: exactly one of `key` alone, `key` with `end` (`[key, end)`;
+/// `end` = `"\u0000"`: every key from `key` on), or `prefix` (`""`: every key).
+/// The query of `GET /range`, and the key part of a transaction's `range` and `delete`.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RangeSpec {
+    /// The first key, or the only one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The end of the range, exclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// Every key with this prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// At most this many keys (0 or absent: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// Leave the values out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_only: Option<bool>,
+    /// Only count the keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_only: Option<bool>,
+    /// Read at this revision: absent, 0 or the current one (else `compacted` / `future_revision`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// `linearizable` (default) or `stale` (`GET /range` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<String>,
+}
+
+/// One key of a range answer.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyValueBody {
+    /// The revision that created the key.
+    pub create_revision: u64,
+    /// The key.
+    pub key: String,
+    /// The revision of its last change.
+    pub mod_revision: u64,
+    /// Its value (absent with `keysOnly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Changes since its creation.
+    pub version: u64,
+}
+
+/// A range's result (`GET /range` adds `ok`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RangeBody {
+    /// Keys in the range (all of them, not only those returned).
+    pub count: u64,
+    /// The keys returned, in byte order.
+    pub kvs: Vec<KeyValueBody>,
+    /// More keys are in the range than returned (the limit cut it).
+    pub more: bool,
+    /// The store's revision the range was read at.
+    pub revision: u64,
+}
+
+/// `200` to `GET /range`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RangeOk {
+    /// The result.
+    #[serde(flatten)]
+    pub range: RangeBody,
+    /// Always `true`.
+    pub ok: bool,
+}
+
+/// The body of `POST /cas`: set `value` (or with `delete: true`, delete the
+/// key) only if the key is as expected. At least one expectation is required.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CasRequest {
+    /// The key.
+    pub key: String,
+    /// The new value (not with `delete`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Delete the key instead of setting it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete: bool,
+    /// Expect this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_value: Option<String>,
+    /// Expect the key to exist (`true`) or not (`false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_exist: Option<bool>,
+    /// Expect this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_version: Option<u64>,
+    /// Expect this mod revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_mod_revision: Option<u64>,
+    /// The client session's id (with `seq`).
+    #[serde(default, alias = "client_id", skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<u64>,
+    /// The request's number in its session (with `clientId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// `200` to `POST /cas` (a failed expectation is `412 compare_failed`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct CasOk {
+    /// The log index the write committed at.
+    pub index: u64,
+    /// The key.
+    pub key: String,
+    /// Always `true`.
+    pub ok: bool,
+    /// The store's revision after the write.
+    pub revision: u64,
+}
+
+/// One comparison of `POST /txn`: the key's `value`, `version`,
+/// `createRevision` or `modRevision` (exactly one) against the given one,
+/// with `op` `=` (default), `!=`, `>` or `<`. A missing key has version and
+/// revisions 0 and fails every value comparison.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompareBody {
+    /// The key.
+    pub key: String,
+    /// `=`, `!=`, `>` or `<`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    /// Compare the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Compare the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Compare the create revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_revision: Option<u64>,
+    /// Compare the mod revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mod_revision: Option<u64>,
+}
+
+/// A put of `POST /txn`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PutBody {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+}
+
+/// One operation of a transaction branch: `{"put": {...}}`, `{"delete": {...}}` or `{"range": {...}}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum TxnOpBody {
+    /// Set a key.
+    Put(PutBody),
+    /// Delete the keys of a range.
+    Delete(RangeSpec),
+    /// Read a range.
+    Range(RangeSpec),
+}
+
+/// The body of `POST /txn`.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TxnRequest {
+    /// All must hold for `success` to run; else `failure` runs.
+    #[serde(default)]
+    pub compare: Vec<CompareBody>,
+    /// Run when the comparisons hold.
+    #[serde(default)]
+    pub success: Vec<TxnOpBody>,
+    /// Run when one does not.
+    #[serde(default)]
+    pub failure: Vec<TxnOpBody>,
+    /// The client session's id (with `seq`).
+    #[serde(default, alias = "client_id", skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<u64>,
+    /// The request's number in its session (with `clientId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// One operation's result in a `POST /txn` answer.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum TxnOpResult {
+    /// A put: `{"put": {}}`.
+    Put {},
+    /// A delete: `{"delete": {"deleted": n}}`.
+    Delete {
+        /// Keys deleted.
+        deleted: u64,
+    },
+    /// A range: `{"range": {...}}`.
+    Range(RangeBody),
+}
+
+/// `200` to `POST /txn`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TxnOk {
+    /// The log index the transaction committed at.
+    pub index: u64,
+    /// Always `true`.
+    pub ok: bool,
+    /// The branch's results, in order (empty when this was a retry of an applied transaction).
+    pub responses: Vec<TxnOpResult>,
+    /// The store's revision after it.
+    pub revision: u64,
+    /// Whether the comparisons held (`success` ran) or not (`failure` ran).
+    pub succeeded: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    const ALL: [ErrorCode; 31] = [
+    const ALL: [ErrorCode; 35] = [
         ErrorCode::BadJson,
         ErrorCode::BadEncoding,
         ErrorCode::BadQuery,
@@ -282,6 +511,10 @@ mod tests {
         ErrorCode::WrongCluster,
         ErrorCode::WrongCertificate,
         ErrorCode::BadRequest,
+        ErrorCode::CompareFailed,
+        ErrorCode::Compacted,
+        ErrorCode::FutureRevision,
+        ErrorCode::TxnTooLarge,
         ErrorCode::Unknown,
     ];
 

@@ -18,7 +18,7 @@ use crate::options::{SimOptions, WireFormat};
 use crate::queue::EventQueue;
 use crate::rng::{derive_seed, SimRng};
 use crate::trace::Trace;
-use raft_sm::kv::Command;
+use raft_sm::kv::{Command, KeyRange, RangeRequest};
 use raft_sm::{Config, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, Role, Term};
 
 mod api;
@@ -424,12 +424,12 @@ impl Cluster {
                 };
                 let event = match &info.request {
                     Request::Write(command) => Event::Propose { id: request, command: command.clone() },
-                    Request::Read(_) if self.options.driver_bug_local_reads => {
+                    Request::Read(_) | Request::Range(_) if self.options.driver_bug_local_reads => {
                         let index = (node.0 - 1) as usize;
                         self.route_answer(index, request, Answer::ReadReady { read_index: LogIndex(0) });
                         return;
                     }
-                    Request::Read(_) => Event::Read { id: request },
+                    Request::Read(_) | Request::Range(_) => Event::Read { id: request },
                 };
                 self.step_node(node, event);
             }
@@ -673,6 +673,14 @@ impl Cluster {
             }
             _ => None,
         };
+        let range = match (&answer, &info.request) {
+            (Answer::ReadReady { .. }, Request::Range(prefix)) => {
+                let request = RangeRequest { range: KeyRange::prefix(prefix.clone()), ..RangeRequest::default() };
+                let result = self.hosts[index].kv().range(&request).expect("a prefix range at the current revision");
+                Some(result.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect())
+            }
+            _ => None,
+        };
         let last = !matches!(answer, Answer::Accepted { .. });
         match info.owner.clone() {
             Owner::Harness => {
@@ -685,7 +693,10 @@ impl Cluster {
                 let reply = match answer {
                     Answer::Accepted { .. } => return,
                     Answer::Written(result) => Reply::Written(result),
-                    Answer::ReadReady { .. } => Reply::Read(read_value.flatten()),
+                    Answer::ReadReady { .. } => match range {
+                        Some(pairs) => Reply::Range(pairs),
+                        None => Reply::Read(read_value.flatten()),
+                    },
                     Answer::Rejected(rejection) => Reply::Rejected(rejection),
                     Answer::Dropped => Reply::Dropped,
                 };

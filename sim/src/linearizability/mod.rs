@@ -4,6 +4,14 @@
 //! `Delete` removes it (answering `NotFound` when it was already absent, `Ok`
 //! otherwise) and `Get` reads it (`Value(v)` or `NotFound`).
 //!
+//! `Cas` writes its value if the key holds the expected one (`Ok`), else
+//! changes nothing (`CompareFailed`); an unknown `Cas` may take effect (as a
+//! compare-and-swap) or not. A `Range` read at one instant is checked as one
+//! `Get` per key it covers (every key of the history under its prefix), at the
+//! range's times: each projection must be linearizable. That is sound but not
+//! complete: that all of one range's keys were read at the *same* instant is
+//! not checked.
+//!
 //! Keys are independent, so the history is partitioned by key
 //! (P-compositionality) and each key's sub-history is checked on its own, in
 //! key order. For each key:
@@ -24,7 +32,9 @@
 //!    histories near-linear: matching reads are linearized without
 //!    branching, interchangeable writes are tried once, values no read
 //!    observes are merged into one state, unknown-outcome operations are only
-//!    tried where they enable a pending operation, and a step is refused as
+//!    tried where they enable a pending operation (with compare-and-swaps on
+//!    the key: wherever they change the register, since a chain of them may be
+//!    needed), and a step is refused as
 //!    soon as it leaves some remaining operation impossible (see `Search` in the source).
 //!
 //! Timing conventions:
@@ -83,6 +93,68 @@ pub fn check_with_budget(history: &[Operation], budget: Budget) -> Result<(), Vi
 }
 
 fn check_inner(history: &[Operation], budget: Budget, precheck: bool) -> Result<(), Violation> {
+    for (i, op) in history.iter().enumerate() {
+        if let Some(why) = model::malformed(op) {
+            return Err(Violation {
+                kind: ViolationKind::MalformedHistory,
+                key: op.op.key().to_string(),
+                explanation: format!("operation #{i} ({op}) {why}"),
+                op_indices: vec![i],
+            });
+        }
+    }
+    let Some((split, origin)) = split_ranges(history) else {
+        return check_split(history, budget, precheck);
+    };
+    check_split(&split, budget, precheck).map_err(|mut violation| {
+        let mut indices: Vec<usize> = violation.op_indices.iter().map(|&i| origin[i]).collect();
+        indices.dedup();
+        violation.op_indices = indices;
+        violation.explanation.push_str(" (operation numbers count each range as one get per key it covers)");
+        violation
+    })
+}
+
+/// Replaces every `Range` by one `Get` per key of the history it covers, at
+/// its times; `None` when there is no range. Also returns, for each operation
+/// of the new history, its index in `history`.
+fn split_ranges(history: &[Operation]) -> Option<(Vec<Operation>, Vec<usize>)> {
+    if !history.iter().any(|op| matches!(op.op, KvOp::Range { .. })) {
+        return None;
+    }
+    let mut keys: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    for op in history {
+        match (&op.op, &op.outcome) {
+            (KvOp::Range { .. }, KvOutcome::Range(pairs)) => keys.extend(pairs.iter().map(|(k, _)| k.as_str())),
+            (KvOp::Range { .. }, _) => {}
+            (other, _) => {
+                keys.insert(other.key());
+            }
+        }
+    }
+    let mut split = Vec::with_capacity(history.len());
+    let mut origin = Vec::with_capacity(history.len());
+    for (i, op) in history.iter().enumerate() {
+        let (KvOp::Range { prefix }, KvOutcome::Range(pairs)) = (&op.op, &op.outcome) else {
+            if !matches!(op.op, KvOp::Range { .. }) {
+                split.push(op.clone());
+                origin.push(i);
+            }
+            continue; // An unknown range affects nothing.
+        };
+        for &key in keys.range::<&str, _>(prefix.as_str()..).take_while(|key| key.starts_with(prefix.as_str())) {
+            let outcome = match pairs.iter().find(|(k, _)| k == key) {
+                Some((_, value)) => KvOutcome::Value(value.clone()),
+                None => KvOutcome::NotFound,
+            };
+            split.push(Operation { op: KvOp::Get { key: key.to_owned() }, outcome, ..op.clone() });
+            origin.push(i);
+        }
+    }
+    Some((split, origin))
+}
+
+fn check_split(history: &[Operation], budget: Budget, precheck: bool) -> Result<(), Violation> {
     for (i, op) in history.iter().enumerate() {
         if let Some(why) = model::malformed(op) {
             return Err(Violation {

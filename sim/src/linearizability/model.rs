@@ -1,7 +1,10 @@
 //! The model: one register per key, initially absent. `Set` writes it,
 //! `Delete` removes it (answering `NotFound` when it was already absent, `Ok`
-//! otherwise) and `Get` reads it (`Value(v)` or `NotFound`). Which outcomes an
-//! operation can have, and what each [`Step`] does to the register.
+//! otherwise) and `Get` reads it (`Value(v)` or `NotFound`). `Cas` writes its
+//! value if the register holds its expected one (`Ok`) and otherwise leaves it
+//! (`CompareFailed`). (A `Range` never reaches the model: the checker splits it
+//! into one `Get` per key first.) Which outcomes an operation can have, and what
+//! each [`Step`] does to the register.
 
 use crate::history::{KvOp, KvOutcome, Operation};
 
@@ -27,12 +30,32 @@ pub(super) enum Step {
     GetValue(State),
     /// Read that found the key absent.
     GetNotFound,
+    /// Compare-and-swap whose comparison held: the register was `expect`, now `new`.
+    CasOk {
+        /// The state compared with (`ABSENT`: must be absent).
+        expect: State,
+        /// The state written.
+        new: State,
+    },
+    /// Compare-and-swap whose comparison failed: the register was not `expect`.
+    CasFailed {
+        /// The state compared with.
+        expect: State,
+    },
+    /// Compare-and-swap with unknown outcome: writes `new` if the register is
+    /// `expect` (when it takes effect at all).
+    CasAny {
+        /// The state compared with.
+        expect: State,
+        /// The state written if it held.
+        new: State,
+    },
 }
 
 impl Step {
     /// Whether the step never changes the register.
     pub(super) fn is_read_only(self) -> bool {
-        matches!(self, Step::GetValue(_) | Step::GetNotFound | Step::DeleteNotFound)
+        matches!(self, Step::GetValue(_) | Step::GetNotFound | Step::DeleteNotFound | Step::CasFailed { .. })
     }
 
     /// The register after applying this step to `s`, or `None` when the
@@ -44,7 +67,15 @@ impl Step {
             Step::DeleteNotFound | Step::GetNotFound => (s == ABSENT).then_some(ABSENT),
             Step::DeleteAny => Some(ABSENT),
             Step::GetValue(v) => (s == v).then_some(s),
+            Step::CasOk { expect, new } => (s == expect).then_some(new),
+            Step::CasFailed { expect } => (s != expect).then_some(s),
+            Step::CasAny { expect, new } => Some(if s == expect { new } else { s }),
         }
+    }
+
+    /// Whether this is a compare-and-swap step.
+    pub(super) fn is_cas(self) -> bool {
+        matches!(self, Step::CasOk { .. } | Step::CasFailed { .. } | Step::CasAny { .. })
     }
 }
 
@@ -68,6 +99,8 @@ pub(super) fn malformed(op: &Operation) -> Option<&'static str> {
             | (KvOp::Set { .. }, KvOutcome::Ok)
             | (KvOp::Delete { .. }, KvOutcome::Ok | KvOutcome::NotFound)
             | (KvOp::Get { .. }, KvOutcome::Value(_) | KvOutcome::NotFound)
+            | (KvOp::Cas { .. }, KvOutcome::Ok | KvOutcome::CompareFailed)
+            | (KvOp::Range { .. }, KvOutcome::Range(_))
     );
     if !consistent {
         return Some("has an outcome this kind of operation cannot produce");

@@ -3,7 +3,7 @@
 //! does the split and turns a key's operations into the model's [`KeyOp`]s,
 //! interning the values written.
 
-use super::model::{KeyOp, State, Step, UNOBSERVED};
+use super::model::{KeyOp, State, Step, ABSENT, UNOBSERVED};
 use crate::history::{KvOp, KvOutcome, Operation};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -41,15 +41,17 @@ pub(super) fn sub_history<'a>(
     // to the model (only their presence matters), so they share one state.
     let observed: BTreeSet<&str> = indices
         .iter()
-        .filter_map(|&i| match &history[i].outcome {
-            KvOutcome::Value(v) => Some(v.as_str()),
+        .filter_map(|&i| match (&history[i].op, &history[i].outcome) {
+            (_, KvOutcome::Value(v)) => Some(v.as_str()),
+            // A compare-and-swap observes the value it compares with.
+            (KvOp::Cas { expected: Some(v), .. }, _) => Some(v.as_str()),
             _ => None,
         })
         .collect();
     let mut ids: HashMap<&str, State> = HashMap::new();
     let mut values: Vec<&str> = vec!["", ""]; // ABSENT, UNOBSERVED
     for &i in indices {
-        if let KvOp::Set { value, .. } = &history[i].op {
+        if let KvOp::Set { value, .. } | KvOp::Cas { value, .. } = &history[i].op {
             if !ids.contains_key(value.as_str()) {
                 let id = if observed.contains(value.as_str()) {
                     values.push(value);
@@ -82,6 +84,29 @@ pub(super) fn sub_history<'a>(
                 }
             },
             (KvOp::Get { .. }, _) => Step::GetNotFound,
+            (KvOp::Cas { expected, value, .. }, outcome) => {
+                let expect = match expected {
+                    None => ABSENT,
+                    Some(v) => match ids.get(v.as_str()) {
+                        Some(&id) => id,
+                        None => {
+                            // Nobody wrote it: a state no write reaches (a
+                            // success is then refuted by the search).
+                            values.push(v);
+                            let id = (values.len() - 1) as State;
+                            ids.insert(v, id);
+                            id
+                        }
+                    },
+                };
+                let new = ids[value.as_str()];
+                match outcome {
+                    KvOutcome::Ok => Step::CasOk { expect, new },
+                    KvOutcome::CompareFailed => Step::CasFailed { expect },
+                    _ => Step::CasAny { expect, new },
+                }
+            }
+            (KvOp::Range { .. }, _) => unreachable!("ranges are split into gets before the partition"),
         };
         ops.push(KeyOp { hist: i, step, invoke: o.invoke_ms, complete: if known { o.complete_ms } else { None } });
     }

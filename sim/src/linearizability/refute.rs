@@ -15,6 +15,10 @@ use std::collections::HashMap;
 /// A cheap O(n log n) pass that turns the most common violations (stale
 /// reads) into immediate, readable verdicts instead of exhaustive searches.
 pub(super) fn stale_read(ops: &[KeyOp]) -> Option<(usize, usize)> {
+    // Compare-and-swap steps carry no single label; the search judges them.
+    if ops.iter().any(|o| o.step.is_cas()) {
+        return None;
+    }
     // What each completed operation shows about the register: the value it
     // read or left (ABSENT for deletes and `NotFound`s); only evidence that
     // holds from its linearization point on counts, so a read of a value `y`
@@ -23,6 +27,7 @@ pub(super) fn stale_read(ops: &[KeyOp]) -> Option<(usize, usize)> {
         Step::Set(v) | Step::GetValue(v) => v,
         Step::DeleteOk | Step::DeleteNotFound | Step::GetNotFound => ABSENT,
         Step::DeleteAny => unreachable!("unknown outcomes have no completion"),
+        Step::CasOk { .. } | Step::CasFailed { .. } | Step::CasAny { .. } => unreachable!("left to the search"),
     };
     let mut known: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].complete.is_some()).collect();
     known.sort_by_key(|&i| (ops[i].invoke, i));

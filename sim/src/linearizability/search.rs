@@ -82,6 +82,8 @@ impl Remaining {
             .iter()
             .map(|o| match o.step {
                 Step::Set(v) | Step::GetValue(v) => v as usize + 1,
+                Step::CasOk { expect, new } | Step::CasAny { expect, new } => expect.max(new) as usize + 1,
+                Step::CasFailed { expect } => expect as usize + 1,
                 _ => 0,
             })
             .max()
@@ -119,6 +121,15 @@ impl Remaining {
             }
             Step::DeleteAny => add(&mut self.deletes),
             Step::DeleteNotFound | Step::GetNotFound => add(&mut self.not_found),
+            // A compare-and-swap that may write counts as a writer of its value
+            // and as a set (it can leave ABSENT), so that no state it could
+            // bring back is declared unreachable; its own requirements are not
+            // counted (that only prunes less).
+            Step::CasOk { new, .. } | Step::CasAny { new, .. } => {
+                add(&mut self.writers[new as usize]);
+                add(&mut self.sets);
+            }
+            Step::CasFailed { .. } => {}
         }
     }
 
@@ -193,6 +204,9 @@ struct Search<'a> {
     /// The last attempt rejected because it made some remaining operation
     /// impossible, since the last successful step: (attempted op, kind).
     last_doom: Option<(u32, Step)>,
+    /// The sub-history has compare-and-swaps: an unknown-outcome operation may
+    /// be needed two or more steps before the operation it enables.
+    has_cas: bool,
 }
 
 impl<'a> Search<'a> {
@@ -213,6 +227,7 @@ impl<'a> Search<'a> {
             stack: Vec::new(),
             deepest: None,
             last_doom: None,
+            has_cas: ops.iter().any(|o| o.step.is_cas()),
         }
     }
 
@@ -379,7 +394,7 @@ impl<'a> Search<'a> {
             let useful = match op.step.apply(self.state) {
                 None => false,
                 Some(_) if op.step.is_read_only() => false,
-                Some(after) => op.complete.is_some() || enabling(after),
+                Some(after) => op.complete.is_some() || enabling(after) || (self.has_cas && after != self.state),
             };
             if useful {
                 let class = match op.step {

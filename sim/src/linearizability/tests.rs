@@ -504,6 +504,17 @@ fn apply(model: &mut BTreeMap<String, String>, op: &KvOp) -> KvOutcome {
             Some(v) => KvOutcome::Value(v.clone()),
             None => KvOutcome::NotFound,
         },
+        KvOp::Cas { key, expected, value } => {
+            if model.get(key) == expected.as_ref() {
+                model.insert(key.clone(), value.clone());
+                KvOutcome::Ok
+            } else {
+                KvOutcome::CompareFailed
+            }
+        }
+        KvOp::Range { prefix } => KvOutcome::Range(
+            model.iter().filter(|(k, _)| k.starts_with(prefix.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ),
     }
 }
 
@@ -573,4 +584,88 @@ fn large_history_with_one_corrupted_read_is_rejected() {
     let v = result.unwrap_err();
     assert_eq!(v.key, "key3");
     assert_eq!(v.kind, ViolationKind::NotLinearizable, "{v}");
+}
+
+// ---- compare-and-swap and ranges --------------------------------------
+
+fn cas(client: u64, key: &str, expected: Option<&str>, value: &str, span: (u64, u64), outcome: KvOutcome) -> Operation {
+    Operation {
+        client,
+        op: KvOp::Cas { key: key.into(), expected: expected.map(Into::into), value: value.into() },
+        invoke_ms: span.0,
+        complete_ms: (outcome != KvOutcome::Unknown).then_some(span.1),
+        outcome,
+    }
+}
+
+fn range(client: u64, prefix: &str, span: (u64, u64), pairs: &[(&str, &str)]) -> Operation {
+    Operation {
+        client,
+        op: KvOp::Range { prefix: prefix.into() },
+        invoke_ms: span.0,
+        complete_ms: Some(span.1),
+        outcome: KvOutcome::Range(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+    }
+}
+
+#[test]
+fn a_chain_of_compare_and_swaps_is_accepted() {
+    let history = vec![
+        cas(1, "x", None, "a", (0, 10), KvOutcome::Ok),
+        cas(2, "x", None, "b", (5, 12), KvOutcome::CompareFailed),
+        cas(2, "x", Some("a"), "b", (20, 30), KvOutcome::Ok),
+        cas(3, "x", Some("a"), "c", (25, 35), KvOutcome::CompareFailed),
+        cas(3, "x", Some("b"), "c", (40, 50), KvOutcome::Unknown),
+        get(1, "x", 60, 70, Some("c")),
+        range(2, "", (80, 90), &[("x", "c")]),
+    ];
+    check(&history).unwrap();
+}
+
+#[test]
+fn a_lost_update_two_swaps_from_the_same_value_is_refuted() {
+    // Both succeed from `a`: one of them must have seen the other's write.
+    let history = vec![
+        set(1, "x", "a", 0, 5),
+        cas(1, "x", Some("a"), "b", (10, 20), KvOutcome::Ok),
+        cas(2, "x", Some("a"), "c", (10, 20), KvOutcome::Ok),
+    ];
+    let v = check(&history).unwrap_err();
+    assert_eq!(v.kind, ViolationKind::NotLinearizable, "{v}");
+}
+
+#[test]
+fn a_compare_and_swap_applied_twice_is_refuted() {
+    // The mutant: client 1's swap a->b applied, its retry (a fresh session)
+    // applied again and answered CompareFailed, yet b is what everyone sees.
+    let history = vec![
+        set(1, "x", "a", 0, 5),
+        cas(1, "x", Some("a"), "b", (10, 40), KvOutcome::CompareFailed),
+        get(2, "x", 50, 55, Some("b")),
+    ];
+    let v = check(&history).unwrap_err();
+    assert_eq!(v.kind, ViolationKind::NotLinearizable, "{v}");
+    // The same without the read: a later swap from b shows it too.
+    let history = vec![
+        set(1, "x", "a", 0, 5),
+        cas(1, "x", Some("a"), "b", (10, 40), KvOutcome::CompareFailed),
+        cas(2, "x", Some("b"), "c", (50, 55), KvOutcome::Ok),
+    ];
+    assert_eq!(check(&history).unwrap_err().kind, ViolationKind::NotLinearizable);
+}
+
+#[test]
+fn a_range_is_checked_as_a_read_of_every_key_it_covers() {
+    let ok = vec![
+        set(1, "k1", "a", 0, 5),
+        set(1, "k2", "b", 6, 9),
+        range(2, "k", (10, 20), &[("k1", "a"), ("k2", "b")]),
+        range(2, "k1", (21, 30), &[("k1", "a")]),
+    ];
+    check(&ok).unwrap();
+    // A range missing a key written before it began is stale.
+    let stale = vec![set(1, "k1", "a", 0, 5), set(1, "k2", "b", 6, 9), range(2, "k", (10, 20), &[("k1", "a")])];
+    let v = check(&stale).unwrap_err();
+    assert_eq!((v.kind, v.key.as_str()), (ViolationKind::NotLinearizable, "k2"), "{v}");
+    assert_eq!(v.op_indices.last(), Some(&2), "the range's own index: {v}");
 }

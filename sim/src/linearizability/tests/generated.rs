@@ -17,7 +17,7 @@ struct Draft {
 }
 
 fn draft() -> impl Strategy<Value = Draft> {
-    (0u8..4, 0u8..3, 0u64..4, 0u64..4, 0u8..12, any::<bool>())
+    (0u8..6, 0u8..3, 0u64..4, 0u64..4, 0u8..12, any::<bool>())
         .prop_map(|(kind, key, before, after, u, applied)| Draft { kind, key, before, after, unknown: u == 0, applied })
 }
 
@@ -35,6 +35,11 @@ fn sequential_history(drafts: &[Draft], overlap: bool) -> Vec<Operation> {
             let op = match d.kind {
                 0 => KvOp::Set { key, value: format!("v{i}") },
                 1 => KvOp::Delete { key },
+                4 => {
+                    let expected = if d.applied { model.get(&key).cloned() } else { Some(format!("v{}", i / 2)) };
+                    KvOp::Cas { key, expected, value: format!("v{i}") }
+                }
+                5 => KvOp::Range { prefix: "k".into() },
                 _ => KvOp::Get { key },
             };
             let point = 10 * i + 5;
@@ -126,6 +131,15 @@ fn brute_force(history: &[Operation]) -> bool {
                     };
                     ok.then(|| state.clone())
                 }
+                KvOp::Cas { expected, value, .. } => {
+                    let holds = state.as_ref() == expected.as_ref();
+                    match &o.outcome {
+                        KvOutcome::Ok => holds.then(|| Some(value.clone())),
+                        KvOutcome::CompareFailed => (!holds).then(|| state.clone()),
+                        _ => Some(if holds { Some(value.clone()) } else { state.clone() }),
+                    }
+                }
+                KvOp::Range { .. } => unreachable!("single-key histories have no ranges"),
             };
             if let Some(next) = next {
                 placed[i] = true;
@@ -142,12 +156,17 @@ fn brute_force(history: &[Operation]) -> bool {
 }
 
 fn arbitrary_op() -> impl Strategy<Value = Operation> {
-    (0u8..4, 0u8..3, 0u8..6, 0u64..20, 0u64..10, 0u8..3).prop_map(|(kind, value, o, invoke, duration, client)| {
+    (0u8..6, 0u8..3, 0u8..6, 0u64..20, 0u64..10, 0u8..3).prop_map(|(kind, value, o, invoke, duration, client)| {
         let v = |n: u8| ["a", "b", "c"][n as usize % 3].to_string();
         let key = "x".to_string();
         let (op, outcome) = match kind {
             0 => (KvOp::Set { key, value: v(value) }, KvOutcome::Ok),
             1 => (KvOp::Delete { key }, if o % 2 == 0 { KvOutcome::Ok } else { KvOutcome::NotFound }),
+            4 | 5 => {
+                let expected = (o % 3 != 0).then(|| v(value + 1));
+                let outcome = if o % 2 == 0 { KvOutcome::Ok } else { KvOutcome::CompareFailed };
+                (KvOp::Cas { key, expected, value: v(value + kind) }, outcome)
+            }
             _ => (KvOp::Get { key }, if o % 3 == 0 { KvOutcome::NotFound } else { KvOutcome::Value(v(value)) }),
         };
         let unknown = o == 5;
