@@ -45,6 +45,11 @@ pub struct Config {
     pub apply_entries_max: usize,
     /// How long a leadership transfer may take before it is abandoned.
     pub transfer_timeout_ms: u64,
+    /// After a repair that discarded damaged log entries: neither grant votes
+    /// nor campaign (nor take over by transfer) until the log reaches this
+    /// index, so that a node that lost entries it had acknowledged cannot help
+    /// elect a leader missing committed entries. `None` (the default): no hold.
+    pub vote_after_index: Option<crate::types::LogIndex>,
 }
 
 impl Config {
@@ -68,6 +73,7 @@ impl Config {
             pending_reads_max: 65_536,
             apply_entries_max: 1024,
             transfer_timeout_ms: 1200,
+            vote_after_index: None,
         }
     }
 
