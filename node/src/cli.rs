@@ -128,7 +128,17 @@ fn serve(args: ServeArgs) -> i32 {
         }
     };
     init_logging();
-    match runtime().block_on(crate::server::serve(config)) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!("panic: {info}");
+        previous(info);
+    }));
+    let runtime = runtime();
+    let result = runtime.block_on(crate::server::serve(config));
+    // Never wait for blocking work (a thread reading stdin, a stalled disk) on
+    // the way out: what must be durable was made so before serve returned.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(()) => 0,
         Err(crate::server::StartError::Config(problem)) => {
             eprintln!("raftkv: invalid configuration: {problem}");

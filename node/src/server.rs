@@ -91,7 +91,16 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
     let directory = Arc::new(Directory::new(config.clone()));
     let (inputs_tx, inputs_rx) = mpsc::channel(8192);
     let driver = Driver::new(host, directory.clone(), metrics.clone(), transport, storage_tx);
-    let driver_task = tokio::spawn(driver.run(inputs_rx, persisted_rx));
+    let panic_after = std::env::var(TEST_PANIC_AFTER_MS).ok().and_then(|ms| ms.parse::<u64>().ok());
+    let mut driver_task = tokio::spawn(async move {
+        match panic_after {
+            None => driver.run(inputs_rx, persisted_rx).await,
+            Some(ms) => tokio::select! {
+                () = driver.run(inputs_rx, persisted_rx) => {},
+                () = tokio::time::sleep(Duration::from_millis(ms)) => panic!("{TEST_PANIC_AFTER_MS}: a core panic, as asked"),
+            },
+        }
+    });
 
     let state = AppState {
         inputs: inputs_tx.clone(),
@@ -119,7 +128,22 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
     ));
     tracing::info!("listening: client API on {}, Raft RPC on port {}", config.client_url, config.raft_port);
 
-    shutdown_signal().await;
+    // Fail-stop: if the driver task ends by itself (a panic in the core or the
+    // host), the node cannot make progress; exit non-zero so that a supervisor
+    // restarts it, instead of answering 503 forever.
+    tokio::select! {
+        () = shutdown_signal() => {}
+        result = &mut driver_task => {
+            let _ = stop_tx.send(true);
+            let why = match result {
+                Err(error) if error.is_panic() => "the Raft core panicked (see the panic message above)".to_owned(),
+                Err(error) => format!("the Raft driver task failed: {error}"),
+                Ok(()) => "the Raft driver stopped unexpectedly".to_owned(),
+            };
+            tracing::error!("{why}; exiting so that a supervisor restarts the node");
+            return Err(StartError::Failed(why));
+        }
+    }
     tracing::info!("shutdown requested");
     hand_over_leadership(&state).await;
     let _ = stop_tx.send(true);
@@ -441,6 +465,10 @@ async fn hand_over_leadership(state: &AppState) {
     }
     tracing::warn!("leadership transfer did not finish in 3 s; stopping anyway");
 }
+
+/// Test-only fault injection: the driver task panics this many milliseconds
+/// after start (the fail-stop test provokes a core panic with it).
+pub const TEST_PANIC_AFTER_MS: &str = "RAFTKV_TEST_PANIC_AFTER_MS";
 
 /// Env var set by `raftkv cluster` on its children: stop when stdin closes, so
 /// the children never outlive the cluster command (even if it is killed with -9).

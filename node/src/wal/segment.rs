@@ -51,7 +51,18 @@ pub struct Damage {
     /// If the damage lies inside a batch: where that batch starts and how many
     /// records came before it. A torn batch is dropped whole.
     pub batch_start: Option<(u64, usize)>,
+    /// Whether the damage can be an incomplete last write: it lies outside any
+    /// batch (in a batch marker), or its batch runs past the end of the file,
+    /// or part of the batch reads as never written (a whole [`SECTOR_BYTES`]
+    /// block of zeros, which is what an unwritten part of a preallocated
+    /// segment is). A batch whose every block was written but does not check
+    /// out was damaged after it was made durable: corruption.
+    pub looks_torn: bool,
 }
+
+/// The unit a disk writes atomically (the smallest in use): a write torn by a
+/// crash loses whole blocks of this size.
+pub const SECTOR_BYTES: usize = 512;
 
 /// Everything readable in a segment.
 #[derive(Debug)]
@@ -92,14 +103,27 @@ pub fn scan(bytes: &[u8]) -> Scan {
         let search_from = if in_batch { batch_end } else { at + 1 };
         let intact_record_after = !only_zeros_after
             && (search_from..bytes.len()).any(|from| matches!(decode(&bytes[from..]), Decoded::Record(..)));
+        let looks_torn = !in_batch
+            || batch_end > bytes.len()
+            || has_zero_sector(bytes, batch_start.0 as usize, batch_end.min(bytes.len()));
         let damage = Damage {
             offset: at as u64,
             reason,
             intact_record_after,
             only_zeros_after,
             batch_start: in_batch.then_some(batch_start),
+            looks_torn,
         };
         return Scan { records, damage: Some(damage) };
     }
     Scan { records, damage: None }
+}
+
+/// Whether some sector-aligned block overlapping `from..to` is all zeros.
+fn has_zero_sector(bytes: &[u8], from: usize, to: usize) -> bool {
+    let first = from / SECTOR_BYTES * SECTOR_BYTES;
+    (first..to).step_by(SECTOR_BYTES).any(|start| {
+        let block = &bytes[start..(start + SECTOR_BYTES).min(bytes.len())];
+        block.iter().all(|&b| b == 0)
+    })
 }
