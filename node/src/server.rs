@@ -79,7 +79,19 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
         log_entries = restored.entries.len(),
         "recovered durable state"
     );
-    let host = Host::new(config.raft_config(), restored, KvStore::default())
+    let mut raft_config = config.raft_config();
+    raft_config.vote_after_index = storage::vote_hold(&config.data_dir).map_err(|error| error.to_string())?;
+    if let Some(index) = raft_config.vote_after_index {
+        let last = restored.entries.last().map_or(0, |e| e.index.0);
+        if last < index.0 {
+            tracing::warn!(
+                vote_after_index = index.0,
+                last_log_index = last,
+                "repaired: this node neither votes nor campaigns until a leader has caught its log up to the index"
+            );
+        }
+    }
+    let host = Host::new(raft_config, restored, KvStore::default())
         .map_err(|error| format!("cannot start from {}: {error}", config.data_dir.display()))?;
 
     let client_listener = bind(&config.bind, config.port, "client API").await?;
@@ -131,8 +143,14 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
     // Fail-stop: if the driver task ends by itself (a panic in the core or the
     // host), the node cannot make progress; exit non-zero so that a supervisor
     // restarts it, instead of answering 503 forever.
+    let mut handover = true;
     tokio::select! {
-        () = shutdown_signal() => {}
+        parent_gone = shutdown_signal() => {
+            if parent_gone {
+                // The cluster command stops every node: nobody to hand over to.
+                handover = false;
+            }
+        }
         result = &mut driver_task => {
             let _ = stop_tx.send(true);
             let why = match result {
@@ -145,7 +163,9 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
         }
     }
     tracing::info!("shutdown requested");
-    hand_over_leadership(&state).await;
+    if handover {
+        hand_over_leadership(&state).await;
+    }
     let _ = stop_tx.send(true);
     let _ = inputs_tx.send(Input::Stop).await;
     let _ = driver_task.await;
@@ -452,11 +472,15 @@ async fn hand_over_leadership(state: &AppState) {
     }
     let _ = state.inputs.send(Input::TransferLeadership).await;
     let deadline = Instant::now() + Duration::from_secs(3);
+    let me = state.directory.config.id;
     while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
         match state.status().await {
-            Ok(status) if status.role != Role::Leader => {
-                tracing::info!("leadership handed over");
+            // Handed over only once another node is known to lead (stepping
+            // down alone would leave the cluster waiting for an election).
+            Ok(status) if status.role != Role::Leader && status.leader.is_some_and(|leader| leader != me) => {
+                let to = status.leader.map(|leader| state.directory.name(leader)).unwrap_or_default();
+                tracing::info!(to = %to, term = status.term.0, "leadership handed over");
                 return;
             }
             Ok(_) => {}
@@ -474,7 +498,9 @@ pub const TEST_PANIC_AFTER_MS: &str = "RAFTKV_TEST_PANIC_AFTER_MS";
 /// the children never outlive the cluster command (even if it is killed with -9).
 pub const EXIT_ON_STDIN_EOF: &str = "RAFTKV_EXIT_ON_STDIN_EOF";
 
-async fn shutdown_signal() {
+/// Waits for SIGTERM, Ctrl-C or (with [`EXIT_ON_STDIN_EOF`]) stdin closing;
+/// whether it was the last (the cluster command stops every node).
+async fn shutdown_signal() -> bool {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -502,8 +528,8 @@ async fn shutdown_signal() {
         tracing::info!("stdin closed (the cluster command is gone)");
     };
     tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-        () = parent_gone => {},
+        () = ctrl_c => false,
+        () = terminate => false,
+        () = parent_gone => true,
     }
 }

@@ -177,6 +177,50 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
     Ok(Some(Snapshot { last_index, last_term, voters, data }))
 }
 
+/// The file holding the index a repaired node must reach before it votes.
+const VOTE_HOLD_FILE: &str = "vote-after-index";
+
+/// The "no vote until index N" marker `raftkv repair` leaves, if any. It stays:
+/// once the log passed N it holds nothing back.
+pub fn vote_hold(dir: &Path) -> Result<Option<LogIndex>, StorageError> {
+    let path = dir.join(VOTE_HOLD_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse::<u64>().map(|n| Some(LogIndex(n))).map_err(|_| StorageError::Inconsistent {
+            dir: dir.to_owned(),
+            problem: format!("{} does not hold an index: {text:?}", path.display()),
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(StorageError::Inconsistent { dir: dir.to_owned(), problem: format!("{}: {error}", path.display()) }),
+    }
+}
+
+/// `raftkv repair` on a node's data directory: discards the damaged suffix of
+/// its log and durably records that it must not vote until its log reaches
+/// what it may have acknowledged. `None` if nothing was damaged.
+/// A node with no peers (`hold_votes` false) has nobody to catch it up: it
+/// gets no marker, and what was discarded is lost.
+pub fn repair(dir: &Path, hold_votes: bool) -> Result<Option<crate::wal::Repaired>, StorageError> {
+    let _lock = lock_dir(dir)?;
+    let Some(repaired) = Wal::repair(&dir.join("wal"))? else {
+        return Ok(None);
+    };
+    if !hold_votes {
+        return Ok(Some(repaired));
+    }
+    let hold = vote_hold(dir)?.map_or(repaired.reached, |old| old.max(repaired.reached));
+    let fail = |error: std::io::Error| StorageError::Inconsistent {
+        dir: dir.to_owned(),
+        problem: format!("cannot write {VOTE_HOLD_FILE}: {error}"),
+    };
+    let tmp = dir.join(format!("{VOTE_HOLD_FILE}.tmp"));
+    std::fs::File::create(&tmp)
+        .and_then(|mut file| file.write_all(hold.0.to_string().as_bytes()).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, dir.join(VOTE_HOLD_FILE)))
+        .and_then(|()| sync_dir(dir))
+        .map_err(fail)?;
+    Ok(Some(crate::wal::Repaired { reached: hold, ..repaired }))
+}
+
 /// Takes the directory's exclusive lock: two processes on one data directory
 /// would corrupt it.
 fn lock_dir(dir: &Path) -> Result<std::fs::File, StorageError> {

@@ -166,6 +166,25 @@ struct SegmentInfo {
     max_index: LogIndex,
 }
 
+/// The fewest bytes an entry record takes (header, kind, term, index, payload tag).
+const MIN_ENTRY_RECORD_BYTES: u64 = (record::HEADER_BYTES + 1 + 16 + 1) as u64;
+
+/// What [`Wal::repair`] discarded.
+#[derive(Debug)]
+pub struct Repaired {
+    /// The segment cut short.
+    pub segment: PathBuf,
+    /// Where it now ends.
+    pub offset: u64,
+    /// What was wrong there.
+    pub reason: &'static str,
+    /// Later segments deleted.
+    pub removed: Vec<PathBuf>,
+    /// The highest index the log may have held before the repair (readable
+    /// entries, the commit index, and room for unreadable ones).
+    pub reached: LogIndex,
+}
+
 /// An open write-ahead log.
 pub struct Wal {
     dir: PathBuf,
@@ -413,6 +432,69 @@ impl Wal {
             self.active_allocated = self.active_bytes;
         }
         Ok(())
+    }
+
+    /// Discards the damaged suffix of the log in `dir` (`raftkv repair`): the
+    /// first damage that is neither the end of the log nor a torn tail, and
+    /// every segment after it. Returns `None` if nothing is damaged. The node
+    /// may have acknowledged entries in the discarded part, so the result says
+    /// how far its log reached at most ([`Repaired::reached`]): the node must not
+    /// vote until a leader has caught it up past that.
+    pub fn repair(dir: &Path) -> Result<Option<Repaired>, WalError> {
+        let listed = segment::list(dir).map_err(io(format!("listing {}", dir.display())))?;
+        let count = listed.len();
+        let mut max_index = 0u64;
+        let mut commit = 0u64;
+        let mut cut: Option<(usize, PathBuf, u64, u64, &'static str)> = None;
+        for (i, (_, path)) in listed.iter().enumerate() {
+            let bytes = std::fs::read(path).map_err(io(format!("reading {}", path.display())))?;
+            let scan = segment::scan(&bytes);
+            for record in &scan.records {
+                match record {
+                    Record::Entry(entry) => max_index = max_index.max(entry.index.0),
+                    Record::HardState(hard_state) => commit = commit.max(hard_state.commit.0),
+                    _ => {}
+                }
+            }
+            let Some(damage) = scan.damage else { continue };
+            if damage.only_zeros_after {
+                continue;
+            }
+            // Entries readable after the damage still count: they were written.
+            let search_from = damage.batch_end.map_or(damage.offset + 1, |end| end.max(damage.offset + 1));
+            for from in search_from as usize..bytes.len() {
+                if let record::Decoded::Record(Record::Entry(entry), _) = record::decode(&bytes[from..]) {
+                    max_index = max_index.max(entry.index.0);
+                }
+            }
+            let torn = i + 1 == count && !damage.intact_record_after && damage.looks_torn;
+            if cut.is_none() && !torn {
+                let at = damage.batch_start.map_or(damage.offset, |(start, _)| start);
+                // The damaged batch may have held entries that cannot be read: at
+                // most one per smallest entry record in it.
+                let damaged_bytes = damage.batch_end.unwrap_or(damage.offset + 1).saturating_sub(at);
+                let unreadable = damaged_bytes.div_ceil(MIN_ENTRY_RECORD_BYTES);
+                cut = Some((i, path.clone(), at, unreadable, damage.reason));
+            }
+        }
+        let Some((first_dropped, path, offset, unreadable, reason)) = cut else {
+            return Ok(None);
+        };
+        let file = OpenOptions::new().write(true).open(&path).map_err(io(format!("opening {}", path.display())))?;
+        file.set_len(offset).and_then(|()| file.sync_all()).map_err(io(format!("truncating {}", path.display())))?;
+        let mut removed = Vec::new();
+        for (_, later) in &listed[first_dropped + 1..] {
+            std::fs::remove_file(later).map_err(io(format!("removing {}", later.display())))?;
+            removed.push(later.clone());
+        }
+        sync_dir(dir).map_err(io(format!("fsyncing {}", dir.display())))?;
+        Ok(Some(Repaired {
+            segment: path,
+            offset,
+            reason,
+            removed,
+            reached: LogIndex(max_index.max(commit) + unreadable),
+        }))
     }
 
     /// Where the next record goes in the active segment (for tests and metrics).

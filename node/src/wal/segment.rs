@@ -58,6 +58,8 @@ pub struct Damage {
     /// segment is). A batch whose every block was written but does not check
     /// out was damaged after it was made durable: corruption.
     pub looks_torn: bool,
+    /// Where the damaged batch ends (by its marker), if the damage is in one.
+    pub batch_end: Option<u64>,
 }
 
 /// The unit a disk writes atomically (the smallest in use): a write torn by a
@@ -113,6 +115,7 @@ pub fn scan(bytes: &[u8]) -> Scan {
             only_zeros_after,
             batch_start: in_batch.then_some(batch_start),
             looks_torn,
+            batch_end: in_batch.then_some(batch_end as u64),
         };
         return Scan { records, damage: Some(damage) };
     }
