@@ -190,7 +190,9 @@ pub fn vote_hold(dir: &Path) -> Result<Option<LogIndex>, StorageError> {
             problem: format!("{} does not hold an index: {text:?}", path.display()),
         }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(StorageError::Inconsistent { dir: dir.to_owned(), problem: format!("{}: {error}", path.display()) }),
+        Err(error) => {
+            Err(StorageError::Inconsistent { dir: dir.to_owned(), problem: format!("{}: {error}", path.display()) })
+        }
     }
 }
 

@@ -49,11 +49,8 @@ where
 /// non-zero instead of leaving its HTTP servers answering 503 forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_core_panic_makes_the_process_exit_non_zero() {
-    let options = Options {
-        nodes: 1,
-        env: vec![("RAFTKV_TEST_PANIC_AFTER_MS".into(), "1500".into())],
-        ..Options::default()
-    };
+    let options =
+        Options { nodes: 1, env: vec![("RAFTKV_TEST_PANIC_AFTER_MS".into(), "1500".into())], ..Options::default() };
     let cluster = Cluster::start(options);
     cluster.wait_leader(WITHIN).await;
     let status = cluster.wait_exit(0, WITHIN).expect("the node exits after the core panicked");
@@ -150,8 +147,10 @@ async fn a_leader_whose_disk_fills_up_hands_over_and_catches_up_later() {
     .await;
     cluster.put("during", "x", WITHIN).await.unwrap();
     std::fs::remove_file(filler).unwrap();
-    eventually("node 0 catches up", WITHIN, || async { stale_get(&cluster, 0, "during").await.as_deref() == Some("x") })
-        .await;
+    eventually("node 0 catches up", WITHIN, || async {
+        stale_get(&cluster, 0, "during").await.as_deref() == Some("x")
+    })
+    .await;
     for n in (0..written).step_by(7) {
         assert_eq!(cluster.get(&format!("k{n}"), WITHIN).await.unwrap().as_deref(), Some(value.as_str()), "k{n}");
     }
@@ -204,11 +203,8 @@ async fn corruption_is_refused_at_start_and_repair_holds_the_vote_until_caught_u
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("cut") && stdout.contains(name), "{stdout}");
-    let hold: u64 = std::fs::read_to_string(cluster.data_dir(victim).join("vote-after-index"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let hold: u64 =
+        std::fs::read_to_string(cluster.data_dir(victim).join("vote-after-index")).unwrap().trim().parse().unwrap();
     assert!(hold >= 21, "the hold covers what it held: {hold}");
 
     // Without the leader, the repaired node refuses to help elect anyone.
@@ -320,4 +316,45 @@ fn free_base_port() -> u16 {
         }
     }
     panic!("no free ports");
+}
+
+/// `scripts/run-cluster.sh start` refuses a cluster that is running and leaves
+/// its pid files alone.
+#[test]
+fn the_script_refuses_to_start_a_running_cluster() {
+    let base = free_base_port();
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/run-cluster.sh");
+    let run = |command: &str| {
+        std::process::Command::new("bash")
+            .arg(script)
+            .arg(command)
+            .env("NODES", "1")
+            .env("BASE_PORT", base.to_string())
+            .env("DATA_DIR", dir.path().join("data"))
+            .env("LOG_DIR", dir.path().join("logs"))
+            .env("RAFTKV_BIN", common::binary())
+            .output()
+            .unwrap()
+    };
+    let pid_file = dir.path().join("logs").join(format!("node-{base}.pid"));
+    let first = run("start");
+    let stopper = ScriptStop(Box::new(|| drop(run("stop"))));
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let second = run("start");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second start must fail");
+    assert!(stderr.contains("already running"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid, "the pid file is untouched");
+    drop(stopper);
+    assert!(!pid_file.exists());
+}
+
+struct ScriptStop<'a>(Box<dyn Fn() + 'a>);
+
+impl Drop for ScriptStop<'_> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }
