@@ -185,7 +185,7 @@ fn a_crash_between_write_and_fsync_leaves_a_readable_prefix_at_every_cut() {
     // is still the preallocated zeros; any byte, if the file is shorter).
     for cut in lengths[1]..=lengths[3] {
         for keep_preallocation in [false, true] {
-            if keep_preallocation && cut as usize % segment::SECTOR_BYTES != 0 {
+            if keep_preallocation && !(cut as usize).is_multiple_of(segment::SECTOR_BYTES) {
                 continue;
             }
             let mut bytes = full[..cut as usize].to_vec();
