@@ -11,7 +11,8 @@
 //!   it is written to, off the write path ([`pipeline`]): overwriting allocated
 //!   blocks lets `fdatasync` skip the file-size update an append needs (on ext4
 //!   several times cheaper), and a zero tail reads as the end of the log.
-//! - **Recovery.** [`Wal::open`] replays every segment. Damage at the very end of
+//! - **Recovery.** [`Wal::open`] replays every segment, streaming
+//!   ([`segment::scan_file`]: chunks, never a whole segment in memory). Damage at the very end of
 //!   the newest segment with nothing intact after it is a write torn by a crash:
 //!   it is cut off (and logged). Any other damage is a start-up error, never
 //!   silently skipped.
@@ -224,9 +225,8 @@ impl Wal {
         let count = listed.len();
         let mut last_end = 0;
         for (i, (seq, path)) in listed.into_iter().enumerate() {
-            let bytes = std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?;
-            let mut scan = segment::scan(&bytes);
-            let mut end = bytes.len() as u64;
+            let (mut scan, file_len) = segment::scan_file(&path).map_err(io(format!("reading {}", path.display())))?;
+            let mut end = file_len;
             if let Some(damage) = &scan.damage {
                 end = damage.offset;
                 if damage.only_zeros_after {
@@ -241,7 +241,7 @@ impl Wal {
                     tracing::warn!(
                         segment = %path.display(),
                         offset = end,
-                        dropped_bytes = bytes.len() as u64 - end,
+                        dropped_bytes = file_len - end,
                         reason = damage.reason,
                         "WAL torn tail: truncating the last segment after a crash"
                     );

@@ -391,3 +391,43 @@ fn a_segment_cut_short_by_a_torn_tail_is_not_grown_write_by_write() {
     assert_eq!(replay.entries[2].term, Term(2));
     assert_eq!(replay.hard_state, hard_state(2, 2));
 }
+
+#[test]
+fn the_streaming_scan_reads_what_the_in_memory_scan_reads_across_chunks_and_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment_bytes = 4 << 20;
+    {
+        let (mut wal, _) = Wal::open(dir.path(), segment_bytes).unwrap();
+        for first in (1..=1400).step_by(100) {
+            for index in first..first + 100 {
+                wal.append(&Record::Entry(big_entry(index)));
+            }
+            wal.sync().unwrap();
+        }
+    }
+    let path = only_segment(dir.path());
+    let clean = std::fs::read(&path).unwrap();
+    let end = clean.iter().rposition(|&b| b != 0).unwrap() + 1;
+    assert!(end > 2 << 20, "the records span several read chunks");
+    let mut variants = vec![clean.clone()];
+    for at in [100, 1 << 20, end - 2, end / 2] {
+        let mut flipped = clean.clone();
+        flipped[at] ^= 0x08;
+        variants.push(flipped);
+    }
+    let mut cut = clean.clone();
+    cut.truncate(end - 700);
+    variants.push(cut);
+    let mut unwritten = clean.clone();
+    let sector = (end / segment::SECTOR_BYTES - 1) * segment::SECTOR_BYTES;
+    unwritten[sector..sector + segment::SECTOR_BYTES].fill(0);
+    variants.push(unwritten);
+    for (i, bytes) in variants.iter().enumerate() {
+        std::fs::write(&path, bytes).unwrap();
+        let in_memory = segment::scan(bytes);
+        let (streamed, len) = segment::scan_file(&path).unwrap();
+        assert_eq!(len, bytes.len() as u64);
+        assert_eq!(streamed.damage, in_memory.damage, "variant {i}");
+        assert_eq!(streamed.records, in_memory.records, "variant {i}");
+    }
+}
