@@ -70,7 +70,20 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
         .map_err(|error| format!("cannot recover from {}: {error}", config.data_dir.display()))?;
     // Before the node acts on what it recovered: is the directory this node's, of this cluster?
     let pristine = restored.hard_state.term.0 == 0 && restored.entries.is_empty() && restored.snapshot.is_none();
-    let identity = crate::identity::check_or_record(&config, pristine).map_err(StartError::Config)?;
+    // A node started on a full disk comes up instead of crash-looping: recording
+    // its identity waits for space like every other write.
+    let mut pause = Duration::from_millis(50);
+    let identity = loop {
+        match crate::identity::check_or_record(&config, pristine) {
+            Ok(identity) => break identity,
+            Err(problem) if crate::wal::free_bytes(&config.data_dir).is_some_and(|free| free < 1 << 20) => {
+                tracing::error!("DISK FULL: {problem}; retrying until there is space");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(problem) => return Err(StartError::Config(problem)),
+        }
+    };
     tracing::info!(cluster_id = %identity.cluster_id, "cluster identity checked");
     tracing::info!(
         term = restored.hard_state.term.0,

@@ -106,6 +106,37 @@ async fn a_full_disk_refuses_writes_keeps_stale_reads_survives_a_restart_and_res
     }
 }
 
+/// A fresh node on a disk that is already full comes up (no crash loop, no
+/// temp file left) and starts serving once space is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_node_on_a_full_disk_waits_for_space_instead_of_crash_looping() {
+    let options = Options { nodes: 1, tmpfs_mib: vec![(0, 8)], ..Options::default() };
+    let cluster = Cluster::start(options);
+    cluster.kill(0);
+    let dir = cluster.data_dir(0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(path).unwrap();
+        } else {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let filler = fill_disk(&dir);
+    cluster.spawn(0);
+    eventually("the node reports the full disk", WITHIN, || async { cluster.log_text(0).contains("DISK FULL") }).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(cluster.try_exit_status(0).is_none(), "it waits instead of exiting: {}", cluster.log_text(0));
+    let temp_files = std::fs::read_dir(dir.join("wal"))
+        .map(|entries| entries.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp")).count())
+        .unwrap_or(0);
+    assert!(temp_files <= 1, "at most the segment being prepared right now");
+    std::fs::remove_file(filler).unwrap();
+    cluster.wait_leader(WITHIN).await;
+    cluster.put("k", "v", WITHIN).await.expect("it serves once there is space");
+    assert!(cluster.log_text(0).contains("quarter of it is used"), "segments fitted to the 8 MiB disk");
+}
+
 /// The leader's disk fills up: it stops acknowledging, hands leadership over,
 /// the cluster keeps acknowledging writes, and the node catches up once space
 /// is back.
