@@ -431,3 +431,22 @@ fn the_streaming_scan_reads_what_the_in_memory_scan_reads_across_chunks_and_dama
         assert_eq!(streamed.records, in_memory.records, "variant {i}");
     }
 }
+
+#[test]
+fn repair_cuts_the_damaged_batch_and_everything_after_it_and_reports_how_far_the_log_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let lengths = write_entries(dir.path(), 5);
+    let path = only_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Damage inside the third batch: entries 4 and 5 are readable after it.
+    bytes[lengths[2] as usize - 2] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(Wal::open(dir.path(), ONE_SEGMENT), Err(WalError::Corrupt { .. })));
+    let repaired = Wal::repair(dir.path()).unwrap().expect("damage found");
+    assert_eq!(repaired.segment, path);
+    assert_eq!(repaired.offset, lengths[1], "cut at the start of the damaged batch");
+    assert!(repaired.reached >= LogIndex(5), "entries after the damage count: {:?}", repaired.reached);
+    let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
+    assert_eq!(indexes(&replay), [1, 2]);
+    assert!(Wal::repair(dir.path()).unwrap().is_none(), "nothing left to repair");
+}
