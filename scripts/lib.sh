@@ -44,15 +44,42 @@ cluster_token() {
   cat "$file"
 }
 
-start_node() { # start_node PORT
-  local port=$1
+# running_pid PORT: the pid of this cluster's node on PORT if it is alive ("" if not).
+running_pid() {
+  local pid
+  pid=$(cat "$(pid_file "$1")" 2>/dev/null) || return 0
+  if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q raftkv; then
+    echo "$pid"
+  fi
+}
+
+start_node() { # start_node PORT  (refuses a node that is running; fails if it dies at start)
+  local port=$1 pid
   mkdir -p "$LOG_DIR" "$DATA_DIR"
+  pid=$(running_pid "$port")
+  if [ -n "$pid" ]; then
+    echo "node-$port is already running (pid $pid); stop it first (scripts/run-cluster.sh stop)" >&2
+    return 1
+  fi
   KVSTORE_PORT=$port RAFT_PORT=$((port + RAFT_OFFSET)) NODE_ID="node-$port" \
     PEERS="$(peers)" RAFT_DATA_DIR="$DATA_DIR" RAFT_BIND=127.0.0.1 RAFT_CLUSTER_TOKEN="$(cluster_token)" \
     nohup "$RAFTKV_BIN" serve >>"$LOG_DIR/node-$port.log" 2>&1 &
-  echo $! >"$(pid_file "$port")"
-  disown $! 2>/dev/null || true
-  echo "started node-$port (pid $!), client http://127.0.0.1:$port, log $LOG_DIR/node-$port.log"
+  pid=$!
+  disown "$pid" 2>/dev/null || true
+  # It must still be alive once it answers (or after 3 s): a node that cannot
+  # bind its port or refuses its data directory exits at once.
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || break
+    health "$port" >/dev/null && break
+    sleep 0.05
+  done
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "node-$port exited at start; last lines of $LOG_DIR/node-$port.log:" >&2
+    tail -n 5 "$LOG_DIR/node-$port.log" >&2
+    return 1
+  fi
+  echo "$pid" >"$(pid_file "$port")"
+  echo "started node-$port (pid $pid), client http://127.0.0.1:$port, log $LOG_DIR/node-$port.log"
 }
 
 stop_node() { # stop_node PORT [SIGNAL]

@@ -18,14 +18,23 @@ command=${1:-start}
 case "$command" in
   start)
     ensure_binary
-    for port in $(ports); do start_node "$port"; done
+    for port in $(ports); do
+      pid=$(running_pid "$port")
+      if [ -n "$pid" ]; then
+        echo "the cluster is already running (node-$port, pid $pid); use status, or stop it first" >&2
+        exit 1
+      fi
+    done
+    failed=0
+    for port in $(ports); do start_node "$port" || failed=1; done
+    [ "$failed" = 0 ] || { echo "some nodes did not start; see $LOG_DIR" >&2; exit 1; }
     if wait_for 15 has_leader; then
       echo "leader: node-$(leader_port)"
     else
       echo "no leader yet; see $LOG_DIR" >&2
     fi
     ;;
-  start-node) ensure_binary; start_node "${2:?port}" ;;
+  start-node) ensure_binary; start_node "${2:?port}" || exit 1 ;;
   kill) stop_node "${2:?port}" KILL; echo "killed node-$2 (SIGKILL)" ;;
   stop)
     stopped=0

@@ -21,6 +21,11 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Run a local cluster of child processes on loopback; Ctrl-C stops them all.
     Cluster(crate::cluster_cmd::ClusterArgs),
+    /// Repair a node whose write-ahead log is corrupt (it refuses to start and
+    /// names the segment): discard the damaged suffix and keep the node from
+    /// voting until a leader has caught it up. Takes the node's configuration
+    /// (flags or environment, as `serve`); the node must be stopped.
+    Repair(Box<ServeArgs>),
     /// Set a key (follows leader hints).
     Set {
         /// The key.
@@ -172,6 +177,7 @@ pub fn main() -> i32 {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(*args),
         Some(Command::Cluster(args)) => crate::cluster_cmd::run(args),
+        Some(Command::Repair(args)) => repair(*args),
         Some(Command::Set { key, value, client }) => runtime().block_on(crate::client_cmd::set(&client, &key, &value)),
         Some(Command::Get { key, stale, client }) => runtime().block_on(crate::client_cmd::get(&client, &key, stale)),
         Some(Command::Del { key, client }) => runtime().block_on(crate::client_cmd::del(&client, &key)),
@@ -207,6 +213,53 @@ pub fn main() -> i32 {
     }
 }
 
+fn repair(args: ServeArgs) -> i32 {
+    let config = match args.resolve(|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(problem) => {
+            eprintln!("raftkv: invalid configuration: {problem}");
+            return 2;
+        }
+    };
+    let dir = &config.data_dir;
+    let single = config.peers.is_empty();
+    match crate::storage::repair(dir, !single) {
+        Ok(None) => {
+            println!("raftkv repair: the write-ahead log in {} has no damage; nothing changed", dir.display());
+            0
+        }
+        Ok(Some(repaired)) if single => {
+            println!(
+                "raftkv repair: cut {} at byte {} ({}); removed {} later segment(s). This node has no peers to \
+                 catch it up: writes in the discarded part are lost.",
+                repaired.segment.display(),
+                repaired.offset,
+                repaired.reason,
+                repaired.removed.len()
+            );
+            0
+        }
+        Ok(Some(repaired)) => {
+            println!(
+                "raftkv repair: cut {} at byte {} ({}); removed {} later segment(s). The node will not vote or \
+                 campaign until a leader has caught its log up to index {} (recorded in {}/vote-after-index). \
+                 Start it again as usual.",
+                repaired.segment.display(),
+                repaired.offset,
+                repaired.reason,
+                repaired.removed.len(),
+                repaired.reached.0,
+                dir.display()
+            );
+            0
+        }
+        Err(error) => {
+            eprintln!("raftkv repair: {error}");
+            1
+        }
+    }
+}
+
 fn serve(args: ServeArgs) -> i32 {
     let config = match args.resolve(|name| std::env::var(name).ok()) {
         Ok(config) => config,
@@ -216,7 +269,17 @@ fn serve(args: ServeArgs) -> i32 {
         }
     };
     init_logging();
-    match runtime().block_on(crate::server::serve(config)) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!("panic: {info}");
+        previous(info);
+    }));
+    let runtime = runtime();
+    let result = runtime.block_on(crate::server::serve(config));
+    // Never wait for blocking work (a thread reading stdin, a stalled disk) on
+    // the way out: what must be durable was made so before serve returned.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => 0,
         Err(crate::server::StartError::Config(problem)) => {
             eprintln!("raftkv: invalid configuration: {problem}");

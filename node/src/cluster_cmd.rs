@@ -68,7 +68,7 @@ pub fn run(args: ClusterArgs) -> i32 {
             }
         },
     };
-    let mut children: Vec<(String, Child)> = Vec::new();
+    let mut children: Vec<(String, u16, Child)> = Vec::new();
     for &port in &ports {
         let name = format!("node-{port}");
         let mut command = Command::new(&exe);
@@ -87,6 +87,11 @@ pub fn run(args: ClusterArgs) -> i32 {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Its own process group: a Ctrl-C in the terminal reaches only this
+        // command, which stops the nodes in order (the leader first, so that it
+        // can hand over to a follower that is still running).
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         if let Some(threshold) = args.snapshot_threshold {
             command.env("RAFT_SNAPSHOT_THRESHOLD", threshold.to_string());
         }
@@ -98,7 +103,7 @@ pub fn run(args: ClusterArgs) -> i32 {
                 prefix_lines(name.clone(), stdout);
                 prefix_lines(name.clone(), stderr);
                 println!("[cluster] started {name} (pid {}) client http://127.0.0.1:{port}", child.id());
-                children.push((name, child));
+                children.push((name, port, child));
             }
             Err(error) => {
                 eprintln!("raftkv: cannot start {name}: {error}");
@@ -137,7 +142,7 @@ pub fn run(args: ClusterArgs) -> i32 {
     }
     let mut exited = vec![false; children.len()];
     while !stop.load(Ordering::SeqCst) {
-        for (i, (name, child)) in children.iter_mut().enumerate() {
+        for (i, (name, _, child)) in children.iter_mut().enumerate() {
             if !exited[i] {
                 if let Ok(Some(status)) = child.try_wait() {
                     exited[i] = true;
@@ -197,24 +202,64 @@ fn prefix_lines(name: String, stream: impl std::io::Read + Send + 'static) {
     });
 }
 
-/// SIGTERM to every child (graceful: a leader hands over), then SIGKILL after 5 s.
-fn stop_all(children: &mut [(String, Child)]) {
-    for (_, child) in children.iter() {
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for (name, child) in children.iter_mut() {
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                _ => {
-                    println!("[cluster] {name} did not stop in time; killing it");
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-            }
+/// Stops every child gracefully: the leader first with SIGTERM (it hands
+/// leadership to a follower that is still running), then the others together
+/// by closing their stdin (they stop without a handover: everyone is
+/// stopping). SIGKILL only as a last resort, after 10 s.
+fn stop_all(children: &mut [(String, u16, Child)]) {
+    let started = Instant::now();
+    let leader = children.iter().position(|(_, port, _)| is_leader(*port));
+    if let Some(i) = leader {
+        let (name, _, child) = &mut children[i];
+        terminate(child);
+        if wait_for_exit(name, child, Instant::now() + Duration::from_secs(4)) {
+            println!("[cluster] {name} (the leader) stopped");
         }
     }
+    for (_, _, child) in children.iter_mut() {
+        drop(child.stdin.take());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (name, _, child) in children.iter_mut() {
+        if !wait_for_exit(name, child, deadline) {
+            println!("[cluster] {name} did not stop in 10 s; killing it");
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    println!("[cluster] every node stopped in {} ms", started.elapsed().as_millis());
+}
+
+fn terminate(child: &Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+}
+
+/// Waits until `child` exits or `deadline` passes; whether it exited.
+fn wait_for_exit(_name: &str, child: &mut Child, deadline: Instant) -> bool {
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return true,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Whether the node on client port `port` says it leads (a short plain HTTP
+/// request to its /health; `false` if it does not answer quickly).
+fn is_leader(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.contains("\"state\":\"Leader\"")
 }

@@ -80,6 +80,8 @@ pub enum WriteReply {
     Rejected(Rejection),
     /// Accepted, then leadership was lost: it may or may not commit.
     Unknown,
+    /// Not accepted: this node's disk is full (it acknowledges no writes).
+    DiskFull,
 }
 
 /// The answer to a read.
@@ -184,6 +186,8 @@ pub struct Driver {
     known_leader: Option<NodeId>,
     /// Syncs handed to the WAL thread and when, oldest first (for the round-trip metric).
     syncs_in_flight: VecDeque<(PersistId, Instant)>,
+    /// The WAL thread reports the disk full: refuse writes, hand leadership over.
+    disk_full: bool,
 }
 
 /// Logs each applied entry at debug level (`[apply]` lines).
@@ -220,6 +224,7 @@ impl Driver {
             events: VecDeque::new(),
             known_leader: None,
             syncs_in_flight: VecDeque::new(),
+            disk_full: false,
         }
     }
 
@@ -288,6 +293,13 @@ impl Driver {
             match current {
                 StorageEvent::Persisted(id) => last_sync = last_sync.max(Some(id)),
                 StorageEvent::SnapshotPersisted(index) => self.step(Event::SnapshotPersisted { index }),
+                StorageEvent::DiskFull(full) => {
+                    self.disk_full = full;
+                    if full {
+                        self.step_pending();
+                        self.transfer_leadership("the disk is full");
+                    }
+                }
             }
         }
         let Some(last) = last_sync else {
@@ -335,6 +347,22 @@ impl Driver {
 
     fn sweep_abandoned(&mut self) {
         self.reads.retain(|_, (_, reply)| !reply.is_closed());
+        if self.disk_full {
+            self.step_pending();
+            self.transfer_leadership("the disk is full");
+        }
+    }
+
+    /// A leader hands leadership to its most up-to-date follower.
+    fn transfer_leadership(&mut self, why: &str) {
+        if self.host.node().role() != Role::Leader {
+            return;
+        }
+        let best = self.host.node().replication_progress().into_iter().max_by_key(|&(_, match_index, _)| match_index);
+        if let Some((to, _, _)) = best {
+            tracing::info!(to = %self.directory.name(to), "transferring leadership: {why}");
+            self.step(Event::TransferLeadership { to });
+        }
     }
 
     fn on_input(&mut self, input: Input) {
@@ -344,6 +372,9 @@ impl Driver {
                     self.metrics.messages_received.inc();
                     self.step(Event::Message(message));
                 }
+            }
+            Input::Propose { reply, .. } if self.disk_full => {
+                let _ = reply.send(WriteReply::DiskFull);
             }
             Input::Propose { command, reply } => {
                 let id = self.next_id;
@@ -365,14 +396,7 @@ impl Driver {
             Input::Status { reply } => {
                 let _ = reply.send(self.status());
             }
-            Input::TransferLeadership => {
-                let best =
-                    self.host.node().replication_progress().into_iter().max_by_key(|&(_, match_index, _)| match_index);
-                if let Some((to, _, _)) = best {
-                    tracing::info!(to = %self.directory.name(to), "transferring leadership before shutdown");
-                    self.step(Event::TransferLeadership { to });
-                }
-            }
+            Input::TransferLeadership => self.transfer_leadership("shutting down"),
             Input::Stop => unreachable!("handled by the loop"),
         }
     }

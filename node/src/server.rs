@@ -70,7 +70,20 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
         .map_err(|error| format!("cannot recover from {}: {error}", config.data_dir.display()))?;
     // Before the node acts on what it recovered: is the directory this node's, of this cluster?
     let pristine = restored.hard_state.term.0 == 0 && restored.entries.is_empty() && restored.snapshot.is_none();
-    let identity = crate::identity::check_or_record(&config, pristine).map_err(StartError::Config)?;
+    // A node started on a full disk comes up instead of crash-looping: recording
+    // its identity waits for space like every other write.
+    let mut pause = Duration::from_millis(50);
+    let identity = loop {
+        match crate::identity::check_or_record(&config, pristine) {
+            Ok(identity) => break identity,
+            Err(problem) if crate::wal::free_bytes(&config.data_dir).is_some_and(|free| free < 1 << 20) => {
+                tracing::error!("DISK FULL: {problem}; retrying until there is space");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(problem) => return Err(StartError::Config(problem)),
+        }
+    };
     tracing::info!(cluster_id = %identity.cluster_id, "cluster identity checked");
     tracing::info!(
         term = restored.hard_state.term.0,
@@ -79,7 +92,19 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
         log_entries = restored.entries.len(),
         "recovered durable state"
     );
-    let host = Host::new(config.raft_config(), restored, KvStore::default())
+    let mut raft_config = config.raft_config();
+    raft_config.vote_after_index = storage::vote_hold(&config.data_dir).map_err(|error| error.to_string())?;
+    if let Some(index) = raft_config.vote_after_index {
+        let last = restored.entries.last().map_or(0, |e| e.index.0);
+        if last < index.0 {
+            tracing::warn!(
+                vote_after_index = index.0,
+                last_log_index = last,
+                "repaired: this node neither votes nor campaigns until a leader has caught its log up to the index"
+            );
+        }
+    }
+    let host = Host::new(raft_config, restored, KvStore::default())
         .map_err(|error| format!("cannot start from {}: {error}", config.data_dir.display()))?;
 
     let client_listener = bind(&config.bind, config.port, "client API").await?;
@@ -91,7 +116,16 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
     let directory = Arc::new(Directory::new(config.clone()));
     let (inputs_tx, inputs_rx) = mpsc::channel(8192);
     let driver = Driver::new(host, directory.clone(), metrics.clone(), transport, storage_tx);
-    let driver_task = tokio::spawn(driver.run(inputs_rx, persisted_rx));
+    let panic_after = std::env::var(TEST_PANIC_AFTER_MS).ok().and_then(|ms| ms.parse::<u64>().ok());
+    let mut driver_task = tokio::spawn(async move {
+        match panic_after {
+            None => driver.run(inputs_rx, persisted_rx).await,
+            Some(ms) => tokio::select! {
+                () = driver.run(inputs_rx, persisted_rx) => {},
+                () = tokio::time::sleep(Duration::from_millis(ms)) => panic!("{TEST_PANIC_AFTER_MS}: a core panic, as asked"),
+            },
+        }
+    });
 
     let state = AppState {
         inputs: inputs_tx.clone(),
@@ -119,9 +153,32 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
     ));
     tracing::info!("listening: client API on {}, Raft RPC on port {}", config.client_url, config.raft_port);
 
-    shutdown_signal().await;
+    // Fail-stop: if the driver task ends by itself (a panic in the core or the
+    // host), the node cannot make progress; exit non-zero so that a supervisor
+    // restarts it, instead of answering 503 forever.
+    let mut handover = true;
+    tokio::select! {
+        parent_gone = shutdown_signal() => {
+            if parent_gone {
+                // The cluster command stops every node: nobody to hand over to.
+                handover = false;
+            }
+        }
+        result = &mut driver_task => {
+            let _ = stop_tx.send(true);
+            let why = match result {
+                Err(error) if error.is_panic() => "the Raft core panicked (see the panic message above)".to_owned(),
+                Err(error) => format!("the Raft driver task failed: {error}"),
+                Ok(()) => "the Raft driver stopped unexpectedly".to_owned(),
+            };
+            tracing::error!("{why}; exiting so that a supervisor restarts the node");
+            return Err(StartError::Failed(why));
+        }
+    }
     tracing::info!("shutdown requested");
-    hand_over_leadership(&state).await;
+    if handover {
+        hand_over_leadership(&state).await;
+    }
     let _ = stop_tx.send(true);
     let _ = inputs_tx.send(Input::Stop).await;
     let _ = driver_task.await;
@@ -428,11 +485,15 @@ async fn hand_over_leadership(state: &AppState) {
     }
     let _ = state.inputs.send(Input::TransferLeadership).await;
     let deadline = Instant::now() + Duration::from_secs(3);
+    let me = state.directory.config.id;
     while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
         match state.status().await {
-            Ok(status) if status.role != Role::Leader => {
-                tracing::info!("leadership handed over");
+            // Handed over only once another node is known to lead (stepping
+            // down alone would leave the cluster waiting for an election).
+            Ok(status) if status.role != Role::Leader && status.leader.is_some_and(|leader| leader != me) => {
+                let to = status.leader.map(|leader| state.directory.name(leader)).unwrap_or_default();
+                tracing::info!(to = %to, term = status.term.0, "leadership handed over");
                 return;
             }
             Ok(_) => {}
@@ -442,11 +503,17 @@ async fn hand_over_leadership(state: &AppState) {
     tracing::warn!("leadership transfer did not finish in 3 s; stopping anyway");
 }
 
+/// Test-only fault injection: the driver task panics this many milliseconds
+/// after start (the fail-stop test provokes a core panic with it).
+pub const TEST_PANIC_AFTER_MS: &str = "RAFTKV_TEST_PANIC_AFTER_MS";
+
 /// Env var set by `raftkv cluster` on its children: stop when stdin closes, so
 /// the children never outlive the cluster command (even if it is killed with -9).
 pub const EXIT_ON_STDIN_EOF: &str = "RAFTKV_EXIT_ON_STDIN_EOF";
 
-async fn shutdown_signal() {
+/// Waits for SIGTERM, Ctrl-C or (with [`EXIT_ON_STDIN_EOF`]) stdin closing;
+/// whether it was the last (the cluster command stops every node).
+async fn shutdown_signal() -> bool {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -474,8 +541,8 @@ async fn shutdown_signal() {
         tracing::info!("stdin closed (the cluster command is gone)");
     };
     tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-        () = parent_gone => {},
+        () = ctrl_c => false,
+        () = terminate => false,
+        () = parent_gone => true,
     }
 }

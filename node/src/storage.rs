@@ -28,6 +28,7 @@ use crate::wal::{sync_dir, Record, Wal, WalError};
 use raft_sm::{LogIndex, NodeId, PersistId, RestoredState, Snapshot, SnapshotOrigin, Term, Write};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -43,6 +44,9 @@ pub enum StorageEvent {
     Persisted(PersistId),
     /// The snapshot the node took at this index is durable (step `SnapshotPersisted`).
     SnapshotPersisted(LogIndex),
+    /// The disk is full (`true`): writes wait and are retried with back-off, so
+    /// nothing is acknowledged meanwhile; `false` once they succeed again.
+    DiskFull(bool),
 }
 
 /// The writes of one driver loop turn, and the sync that covers them (if any).
@@ -98,14 +102,40 @@ pub fn save_snapshot(dir: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
     prefix.extend_from_slice(&((header.len() + snapshot.data.len()) as u64).to_le_bytes());
     prefix.extend_from_slice(&header);
     let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-    {
+    let written = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(&prefix)?;
         file.write_all(&snapshot.data)?;
-        file.sync_all()?;
+        file.sync_all()
+    })();
+    if let Err(error) = written {
+        // No partial temp file is left behind (it would only take space).
+        let _ = std::fs::remove_file(&tmp);
+        return Err(error);
     }
     std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
     sync_dir(dir)
+}
+
+/// Back-off between retries of a write that failed (a full disk): 50 ms,
+/// doubling up to 2 s.
+#[derive(Debug)]
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(2);
+
+    fn new() -> Backoff {
+        Backoff(Backoff::FIRST)
+    }
+
+    /// The pause before the next retry (and doubles the one after).
+    fn next(&mut self) -> Duration {
+        let pause = self.0;
+        self.0 = (self.0 * 2).min(Backoff::MAX);
+        pause
+    }
 }
 
 /// Reads the snapshot file, if there is one.
@@ -145,6 +175,52 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
     let mut data = bytes;
     data.drain(..20 + 24 + 8 * voter_count);
     Ok(Some(Snapshot { last_index, last_term, voters, data }))
+}
+
+/// The file holding the index a repaired node must reach before it votes.
+const VOTE_HOLD_FILE: &str = "vote-after-index";
+
+/// The "no vote until index N" marker `raftkv repair` leaves, if any. It stays:
+/// once the log passed N it holds nothing back.
+pub fn vote_hold(dir: &Path) -> Result<Option<LogIndex>, StorageError> {
+    let path = dir.join(VOTE_HOLD_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse::<u64>().map(|n| Some(LogIndex(n))).map_err(|_| StorageError::Inconsistent {
+            dir: dir.to_owned(),
+            problem: format!("{} does not hold an index: {text:?}", path.display()),
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => {
+            Err(StorageError::Inconsistent { dir: dir.to_owned(), problem: format!("{}: {error}", path.display()) })
+        }
+    }
+}
+
+/// `raftkv repair` on a node's data directory: discards the damaged suffix of
+/// its log and durably records that it must not vote until its log reaches
+/// what it may have acknowledged. `None` if nothing was damaged.
+/// A node with no peers (`hold_votes` false) has nobody to catch it up: it
+/// gets no marker, and what was discarded is lost.
+pub fn repair(dir: &Path, hold_votes: bool) -> Result<Option<crate::wal::Repaired>, StorageError> {
+    let _lock = lock_dir(dir)?;
+    let Some(repaired) = Wal::repair(&dir.join("wal"))? else {
+        return Ok(None);
+    };
+    if !hold_votes {
+        return Ok(Some(repaired));
+    }
+    let hold = vote_hold(dir)?.map_or(repaired.reached, |old| old.max(repaired.reached));
+    let fail = |error: std::io::Error| StorageError::Inconsistent {
+        dir: dir.to_owned(),
+        problem: format!("cannot write {VOTE_HOLD_FILE}: {error}"),
+    };
+    let tmp = dir.join(format!("{VOTE_HOLD_FILE}.tmp"));
+    std::fs::File::create(&tmp)
+        .and_then(|mut file| file.write_all(hold.0.to_string().as_bytes()).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, dir.join(VOTE_HOLD_FILE)))
+        .and_then(|()| sync_dir(dir))
+        .map_err(fail)?;
+    Ok(Some(crate::wal::Repaired { reached: hold, ..repaired }))
 }
 
 /// Takes the directory's exclusive lock: two processes on one data directory
@@ -193,9 +269,15 @@ type SaveFn = Box<dyn Fn(&Path, &Snapshot) -> std::io::Result<()> + Send>;
 const SNAPSHOT_POLL: Duration = Duration::from_millis(20);
 
 /// Starts the writer thread. Batches sent to the returned channel are executed in
-/// order; after each fsync the last sync id is sent to `persisted`. An IO error is
-/// fatal (a failed fsync leaves the page cache in an unknown state): the process
-/// logs it and exits with code 1.
+/// order; after each fsync the last sync id is sent to `persisted`.
+///
+/// A full disk (ENOSPC, EDQUOT) on a WAL write, fsync, segment preallocation or
+/// snapshot write is not fatal: the thread reports [`StorageEvent::DiskFull`],
+/// acknowledges nothing (as a stalled disk would) and retries with back-off,
+/// rewriting the whole unacknowledged batch, until it succeeds; then it reports
+/// the disk usable again and carries on. A failed snapshot write is retried
+/// likewise. Any other IO error on the log is fatal (fail-stop): the process
+/// logs it and exits with code 1, so that a supervisor restarts it.
 pub fn spawn_writer(
     dir: PathBuf,
     wal: Wal,
@@ -250,11 +332,57 @@ struct WalWriter {
     snapshots: SnapshotWriter,
     persisted: PersistedSender,
     metrics: Arc<Metrics>,
+    /// Whether the driver was last told that the disk is full.
+    reported_full: bool,
 }
 
 impl WalWriter {
     fn new(dir: PathBuf, wal: Wal, persisted: PersistedSender, metrics: Arc<Metrics>, save: SaveFn) -> WalWriter {
-        WalWriter { snapshots: SnapshotWriter::spawn(dir.clone(), save), dir, wal, persisted, metrics }
+        WalWriter {
+            snapshots: SnapshotWriter::spawn(dir.clone(), save),
+            dir,
+            wal,
+            persisted,
+            metrics,
+            reported_full: false,
+        }
+    }
+
+    fn report_full(&mut self, full: bool) {
+        if full != self.reported_full {
+            self.reported_full = full;
+            if full {
+                tracing::error!(
+                    free_bytes = crate::wal::free_bytes(&self.dir),
+                    "DISK FULL: not acknowledging writes; retrying until there is space"
+                );
+            } else {
+                tracing::info!("disk usable again: writes resumed");
+            }
+            let _ = self.persisted.send(StorageEvent::DiskFull(full));
+        }
+    }
+
+    /// Makes the buffered records durable, waiting out a full disk (the log's
+    /// or the snapshot thread's) with back-off; other errors are returned.
+    fn sync(&mut self) -> Result<(), StorageError> {
+        let mut backoff = Backoff::new();
+        loop {
+            match timed_sync(&mut self.wal, &self.metrics) {
+                Ok(()) if !self.snapshots.disk_full.load(Ordering::Relaxed) => break,
+                Ok(()) => {} // Durable, but a snapshot cannot be written: hold the acknowledgement.
+                Err(error) if error.is_disk_full() => {
+                    if !self.reported_full {
+                        tracing::warn!(%error, "WAL write failed");
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+            self.report_full(true);
+            std::thread::sleep(backoff.next());
+        }
+        self.report_full(false);
+        Ok(())
     }
 
     fn write_batches(&mut self, batches: Vec<WriteBatch>) -> Result<(), StorageError> {
@@ -286,7 +414,7 @@ impl WalWriter {
             }
         }
         if last_sync.is_some() || (!background.is_empty() && self.wal.has_buffered()) {
-            timed_sync(&mut self.wal, &self.metrics)?;
+            self.sync()?;
         }
         if let Some(id) = last_sync {
             let _ = self.persisted.send(StorageEvent::Persisted(id));
@@ -305,14 +433,21 @@ impl WalWriter {
     fn save_now(&mut self, snapshot: &Snapshot, background: &mut Vec<Snapshot>) -> Result<(), StorageError> {
         // Everything before the snapshot is made durable first, so the files
         // never show the snapshot without the records before it.
-        timed_sync(&mut self.wal, &self.metrics)?;
+        self.sync()?;
         // An older background snapshot written after this one would replace it.
         for older in background.drain(..) {
             self.snapshots.submit(older);
         }
         let written = self.snapshots.wait_all().map_err(|error| self.snapshot_error(error))?;
         self.on_snapshots_durable(written);
-        save_snapshot(&self.dir, snapshot).map_err(|error| self.snapshot_error(error))?;
+        // Retried, never fatal: nothing after it is acknowledged meanwhile.
+        let mut backoff = Backoff::new();
+        while let Err(error) = save_snapshot(&self.dir, snapshot) {
+            tracing::warn!(%error, index = snapshot.last_index.0, "writing the leader's snapshot failed; retrying");
+            self.report_full(crate::wal::is_disk_full(&error));
+            std::thread::sleep(backoff.next());
+        }
+        self.report_full(false);
         self.metrics.snapshots_saved.inc();
         Ok(())
     }
@@ -332,6 +467,9 @@ impl WalWriter {
     fn finish(&mut self) -> Result<(), StorageError> {
         if self.wal.has_buffered() {
             self.wal.sync()?;
+        }
+        if self.snapshots.disk_full.load(Ordering::Relaxed) {
+            return Ok(()); // Do not wait for a snapshot that cannot be written.
         }
         let written = self.snapshots.wait_all().map_err(|error| self.snapshot_error(error))?;
         self.on_snapshots_durable(written);
@@ -364,12 +502,16 @@ struct SnapshotWriter {
     /// Handed over and not yet reported durable.
     in_flight: u64,
     thread: Option<JoinHandle<()>>,
+    /// Set while the thread's writes fail for want of space.
+    disk_full: Arc<AtomicBool>,
 }
 
 impl SnapshotWriter {
     fn spawn(dir: PathBuf, save: SaveFn) -> SnapshotWriter {
         let (jobs, queued) = std::sync::mpsc::channel::<Snapshot>();
         let (report, done) = std::sync::mpsc::channel();
+        let disk_full = Arc::new(AtomicBool::new(false));
+        let full = disk_full.clone();
         let thread = std::thread::Builder::new()
             .name("raftkv-snapshot".into())
             .spawn(move || {
@@ -380,14 +522,31 @@ impl SnapshotWriter {
                         snapshot = newer;
                         covered += 1;
                     }
+                    // A failed write is retried with back-off (a newer snapshot
+                    // that arrives meanwhile replaces it), never fatal.
+                    let mut backoff = Backoff::new();
+                    while let Err(error) = save(&dir, &snapshot) {
+                        let disk_full = crate::wal::is_disk_full(&error);
+                        full.store(disk_full, Ordering::Relaxed);
+                        tracing::warn!(%error, index = snapshot.last_index.0, disk_full, "snapshot write failed; retrying");
+                        match queued.recv_timeout(backoff.next()) {
+                            Ok(newer) => {
+                                snapshot = newer;
+                                covered += 1;
+                            }
+                            Err(RecvTimeoutError::Timeout) => {}
+                            Err(RecvTimeoutError::Disconnected) => return,
+                        }
+                    }
+                    full.store(false, Ordering::Relaxed);
                     let index = snapshot.last_index;
-                    if report.send(save(&dir, &snapshot).map(|()| (covered, index))).is_err() {
+                    if report.send(Ok((covered, index))).is_err() {
                         return;
                     }
                 }
             })
             .expect("spawn the snapshot thread");
-        SnapshotWriter { jobs: Some(jobs), done, in_flight: 0, thread: Some(thread) }
+        SnapshotWriter { jobs: Some(jobs), done, in_flight: 0, thread: Some(thread), disk_full }
     }
 
     fn submit(&mut self, snapshot: Snapshot) {

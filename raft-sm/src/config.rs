@@ -48,6 +48,11 @@ pub struct Config {
     /// A planted bug ([`crate::Mutant`]), for the simulator's mutation suite only.
     #[cfg(feature = "mutants")]
     pub mutant: Option<crate::Mutant>,
+    /// After a repair that discarded damaged log entries: neither grant votes
+    /// nor campaign (nor take over by transfer) until the log reaches this
+    /// index, so that a node that lost entries it had acknowledged cannot help
+    /// elect a leader missing committed entries. `None` (the default): no hold.
+    pub vote_after_index: Option<crate::types::LogIndex>,
 }
 
 impl Config {
@@ -73,6 +78,7 @@ impl Config {
             transfer_timeout_ms: 1200,
             #[cfg(feature = "mutants")]
             mutant: None,
+            vote_after_index: None,
         }
     }
 

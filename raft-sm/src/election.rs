@@ -15,6 +15,11 @@ impl Node {
         if self.role == Role::Leader {
             return;
         }
+        if self.vote_held() {
+            // Repaired and not caught up yet: wait for a leader instead.
+            self.reset_election_deadline();
+            return;
+        }
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
@@ -48,6 +53,12 @@ impl Node {
             }
             _ => HigherTerm::Adopt,
         }
+    }
+
+    /// Whether [`crate::Config::vote_after_index`] still holds this node back
+    /// from voting and campaigning (its log has not reached that index).
+    pub(crate) fn vote_held(&self) -> bool {
+        self.config.vote_after_index.is_some_and(|index| self.log.last_index() < index)
     }
 
     fn log_is_up_to_date(&self, last_log_index: LogIndex, last_log_term: Term) -> bool {
@@ -125,7 +136,8 @@ impl Node {
         let lease = self.config.check_quorum && !transfer && self.in_leader_lease();
         if pre_vote {
             // A PreVote changes nothing here; grant only what a real vote would get.
-            let grant = term > self.term && up_to_date && !lease;
+            let held = self.vote_held();
+            let grant = term > self.term && up_to_date && !lease && !held;
             if grant {
                 let message = Message {
                     from: self.config.id,
@@ -135,7 +147,9 @@ impl Node {
                 };
                 self.send_message(message);
             } else {
-                let reason = if lease {
+                let reason = if held {
+                    VoteRefusal::RepairedNotCaughtUp
+                } else if lease {
                     VoteRefusal::StillHearsLeader
                 } else if !up_to_date {
                     VoteRefusal::LogNotUpToDate
@@ -148,14 +162,20 @@ impl Node {
             return;
         }
         assert_eq!(term, self.term, "the term was settled before dispatch");
-        let can_vote = self.voted_for.is_none_or(|voted| voted == candidate);
+        let can_vote = self.voted_for.is_none_or(|voted| voted == candidate) && !self.vote_held();
         if can_vote && up_to_date {
             self.voted_for = Some(candidate);
             self.reset_election_deadline();
             // Term and vote are durable before the grant leaves (§5.2, Figure 2).
             self.send(candidate, RequestVoteResponse { pre_vote: false, granted: true }.into());
         } else {
-            let reason = if !up_to_date { VoteRefusal::LogNotUpToDate } else { VoteRefusal::AlreadyVoted };
+            let reason = if self.vote_held() {
+                VoteRefusal::RepairedNotCaughtUp
+            } else if !up_to_date {
+                VoteRefusal::LogNotUpToDate
+            } else {
+                VoteRefusal::AlreadyVoted
+            };
             self.note(Note::VoteRejected { candidate, pre_vote: false, reason });
             if self.mutant_is(Mutant::TimerResetOnRejectedVote) {
                 self.reset_election_deadline();

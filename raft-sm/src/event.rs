@@ -300,6 +300,9 @@ pub enum VoteRefusal {
     StaleTerm,
     /// We already voted for another candidate in this term.
     AlreadyVoted,
+    /// A repair discarded entries we may have acknowledged; we do not vote until
+    /// our log is back past them (`Config::vote_after_index`).
+    RepairedNotCaughtUp,
 }
 
 impl std::fmt::Display for VoteRefusal {
@@ -309,6 +312,7 @@ impl std::fmt::Display for VoteRefusal {
             VoteRefusal::LogNotUpToDate => "log not up to date",
             VoteRefusal::StaleTerm => "stale term",
             VoteRefusal::AlreadyVoted => "already voted in this term",
+            VoteRefusal::RepairedNotCaughtUp => "repaired: not caught up yet",
         })
     }
 }

@@ -203,3 +203,46 @@ fn a_single_node_leads_only_once_its_vote_is_durable() {
     assert_eq!(pump.node(NodeId(1)).role(), Role::Leader);
     assert_eq!(pump.node(NodeId(1)).term(), Term(1));
 }
+
+/// A node told to hold its vote until its log reaches an index (after a repair
+/// discarded entries it had acknowledged) neither campaigns nor grants votes
+/// while its log is shorter, and votes again once a leader has caught it up.
+#[test]
+fn a_node_holding_its_vote_neither_campaigns_nor_votes_until_its_log_reaches_the_index() {
+    use raft_sm::LogIndex;
+    let held = NodeId(3);
+    let mut pump = Pump::with_config(3, |c| {
+        if c.id == held {
+            c.vote_after_index = Some(LogIndex(1_000));
+        }
+    });
+    let leader = pump.elect(10_000);
+    assert_ne!(leader, held);
+    pump.crash(leader);
+    pump.run_for(20_000);
+    assert_eq!(pump.stable_leader(), None, "the held node's vote is the only one left and it is refused");
+    let held_notes = pump.notes_of(held);
+    assert!(
+        !held_notes.iter().any(|n| matches!(n, Note::PreVoteStarted { .. } | Note::ElectionStarted { .. })),
+        "a held node never campaigns: {held_notes:?}"
+    );
+    assert!(
+        held_notes.iter().any(
+            |n| matches!(n, Note::VoteRejected { reason, .. } if *reason == raft_sm::VoteRefusal::RepairedNotCaughtUp)
+        ),
+        "it says why it refuses: {held_notes:?}"
+    );
+
+    // Held only until index 1: the first leader's no-op entry reaches it.
+    let mut pump = Pump::with_config(3, |c| {
+        if c.id == held {
+            c.vote_after_index = Some(LogIndex(1));
+        }
+    });
+    let leader = pump.elect(10_000);
+    pump.run_for(1_000);
+    assert!(pump.node(held).last_log_index() >= LogIndex(1));
+    pump.crash(leader);
+    let next = pump.elect(20_000);
+    assert_ne!(next, leader, "the caught-up node votes again");
+}

@@ -525,6 +525,11 @@ pub(super) async fn propose_applied(state: &AppState, command: Command) -> Resul
             ErrorCode::OutcomeUnknown,
             "leadership was lost before the write applied; it may or may not take effect. Retry with the same clientId/seq to apply it once",
         )),
+        WriteReply::DiskFull => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::DiskFull,
+            "this node's disk is full: it accepts no writes until space is freed (it retries by itself); another node may lead meanwhile, retry there",
+        )),
     }
 }
 

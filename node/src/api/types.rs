@@ -56,6 +56,9 @@ pub enum ErrorCode {
     TransferInProgress,
     /// The node is stopping.
     ShuttingDown,
+    /// 503: this node's disk is full; it accepts no writes until there is space
+    /// (another node may lead meanwhile: retry there).
+    DiskFull,
     /// A bug: see the node's log.
     Internal,
     /// Raft port: missing or wrong cluster token.
@@ -111,6 +114,7 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::TransferInProgress => "transfer_in_progress",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::DiskFull => "disk_full",
             ErrorCode::Internal => "internal",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::BadMessage => "bad_message",
@@ -480,7 +484,7 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    const ALL: [ErrorCode; 35] = [
+    const ALL: [ErrorCode; 36] = [
         ErrorCode::BadJson,
         ErrorCode::BadEncoding,
         ErrorCode::BadQuery,
@@ -503,6 +507,7 @@ mod tests {
         ErrorCode::Busy,
         ErrorCode::TransferInProgress,
         ErrorCode::ShuttingDown,
+        ErrorCode::DiskFull,
         ErrorCode::Internal,
         ErrorCode::Unauthorized,
         ErrorCode::BadMessage,
@@ -543,6 +548,7 @@ mod tests {
             "method_not_allowed",
             "bad_session",
             "session_expired",
+            "disk_full",
         ];
         for name in documented {
             assert!(ALL.iter().any(|code| code.as_str() == name), "{name}");

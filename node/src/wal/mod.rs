@@ -11,7 +11,8 @@
 //!   it is written to, off the write path ([`pipeline`]): overwriting allocated
 //!   blocks lets `fdatasync` skip the file-size update an append needs (on ext4
 //!   several times cheaper), and a zero tail reads as the end of the log.
-//! - **Recovery.** [`Wal::open`] replays every segment. Damage at the very end of
+//! - **Recovery.** [`Wal::open`] replays every segment, streaming
+//!   ([`segment::scan_file`]: chunks, never a whole segment in memory). Damage at the very end of
 //!   the newest segment with nothing intact after it is a write torn by a crash:
 //!   it is cut off (and logged). Any other damage is a start-up error, never
 //!   silently skipped.
@@ -40,7 +41,7 @@ pub enum WalError {
         source: std::io::Error,
     },
     /// Damage that is not a torn tail.
-    #[error("write-ahead log {path} is corrupt at byte {offset} ({reason}) and intact records follow; refusing to start rather than lose data (restore the node from a peer: move its data directory away)")]
+    #[error("write-ahead log {path} is corrupt at byte {offset} ({reason}): damage inside data that was made durable, not an incomplete last write; refusing to start rather than lose acknowledged writes. Run `raftkv repair` with this node's configuration to discard the damaged suffix (the node then does not vote until a leader has caught it up), or restore the node from a peer")]
     Corrupt {
         /// The segment.
         path: PathBuf,
@@ -57,6 +58,46 @@ pub enum WalError {
         /// What does not fit.
         problem: String,
     },
+}
+
+impl WalError {
+    /// Whether the error is the disk (or quota) being full: wait for space and
+    /// retry, instead of stopping the node.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, WalError::Io { source, .. } if is_disk_full(source))
+    }
+}
+
+/// Whether an IO error means no space is left (ENOSPC, EDQUOT).
+pub fn is_disk_full(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::StorageFull || matches!(error.raw_os_error(), Some(28 | 122))
+}
+
+/// The segment size to use in `dir`: the configured one, unless the filesystem
+/// is too small to hold a few segments, then a quarter of it (at least 1 MiB).
+pub fn fitted_segment_bytes(dir: &Path, configured: u64) -> u64 {
+    let Ok(stat) = rustix::fs::statvfs(dir) else {
+        return configured;
+    };
+    let total = stat.f_blocks.saturating_mul(stat.f_frsize);
+    let fitted = (total / 4) & !((1 << 20) - 1);
+    if total == 0 || configured <= fitted.max(1 << 20) {
+        return configured;
+    }
+    let fitted = fitted.max(1 << 20);
+    tracing::warn!(
+        configured_bytes = configured,
+        filesystem_bytes = total,
+        segment_bytes = fitted,
+        "WAL segments are preallocated whole; the filesystem is too small for the configured size, so a \
+         quarter of it is used (set RAFT_WAL_SEGMENT_BYTES to choose)"
+    );
+    fitted
+}
+
+/// Free bytes in the filesystem of `dir`, if known (for error messages).
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    rustix::fs::statvfs(dir).ok().map(|stat| stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> WalError {
@@ -126,6 +167,25 @@ struct SegmentInfo {
     max_index: LogIndex,
 }
 
+/// The fewest bytes an entry record takes (header, kind, term, index, payload tag).
+const MIN_ENTRY_RECORD_BYTES: u64 = (record::HEADER_BYTES + 1 + 16 + 1) as u64;
+
+/// What [`Wal::repair`] discarded.
+#[derive(Debug)]
+pub struct Repaired {
+    /// The segment cut short.
+    pub segment: PathBuf,
+    /// Where it now ends.
+    pub offset: u64,
+    /// What was wrong there.
+    pub reason: &'static str,
+    /// Later segments deleted.
+    pub removed: Vec<PathBuf>,
+    /// The highest index the log may have held before the repair (readable
+    /// entries, the commit index, and room for unreadable ones).
+    pub reached: LogIndex,
+}
+
 /// An open write-ahead log.
 pub struct Wal {
     dir: PathBuf,
@@ -154,6 +214,7 @@ impl Wal {
     /// Opens (or creates) the log in `dir` and replays it.
     pub fn open(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, Replay), WalError> {
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let segment_bytes_max = fitted_segment_bytes(dir, segment_bytes_max);
         let stale = pipeline::remove_stale(dir).map_err(io(format!("removing temp files in {}", dir.display())))?;
         if stale > 0 {
             tracing::info!(removed = stale, "WAL: removed segments prepared but never used");
@@ -164,14 +225,13 @@ impl Wal {
         let count = listed.len();
         let mut last_end = 0;
         for (i, (seq, path)) in listed.into_iter().enumerate() {
-            let bytes = std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?;
-            let mut scan = segment::scan(&bytes);
-            let mut end = bytes.len() as u64;
+            let (mut scan, file_len) = segment::scan_file(&path).map_err(io(format!("reading {}", path.display())))?;
+            let mut end = file_len;
             if let Some(damage) = &scan.damage {
                 end = damage.offset;
                 if damage.only_zeros_after {
                     // Preallocated space after the last record: the normal end.
-                } else if i + 1 == count && !damage.intact_record_after {
+                } else if i + 1 == count && !damage.intact_record_after && damage.looks_torn {
                     // A write torn by a crash: the last batch was never acknowledged
                     // (its fsync did not return), so it is dropped whole.
                     if let Some((batch_offset, records_before)) = damage.batch_start {
@@ -181,7 +241,7 @@ impl Wal {
                     tracing::warn!(
                         segment = %path.display(),
                         offset = end,
-                        dropped_bytes = bytes.len() as u64 - end,
+                        dropped_bytes = file_len - end,
                         reason = damage.reason,
                         "WAL torn tail: truncating the last segment after a crash"
                     );
@@ -218,10 +278,31 @@ impl Wal {
             None => {
                 // A new log: nothing waits behind its first segment yet.
                 let path = dir.join(segment::file_name(0));
-                let file = pipeline::create_inline(&path, segment_bytes_max)
-                    .map_err(io(format!("creating {}", path.display())))?;
-                segments.push(SegmentInfo { seq: 0, path, max_index: LogIndex(0) });
-                (file, 0, segment_bytes_max)
+                match pipeline::create_inline(&path, segment_bytes_max) {
+                    Ok(file) => {
+                        segments.push(SegmentInfo { seq: 0, path, max_index: LogIndex(0) });
+                        (file, 0, segment_bytes_max)
+                    }
+                    Err(error) if is_disk_full(&error) => {
+                        // Come up anyway: an empty segment, so that the first sync
+                        // moves on to a prepared one, retrying until there is space.
+                        tracing::error!(
+                            needed_bytes = segment_bytes_max,
+                            free_bytes = free_bytes(dir),
+                            "disk full: cannot preallocate the first WAL segment; starting without it and \
+                             retrying (free space, or lower RAFT_WAL_SEGMENT_BYTES)"
+                        );
+                        let file = OpenOptions::new()
+                            .create(true)
+                            .truncate(true)
+                            .write(true)
+                            .open(&path)
+                            .map_err(io(format!("creating {}", path.display())))?;
+                        segments.push(SegmentInfo { seq: 0, path, max_index: LogIndex(0) });
+                        (file, 0, 0)
+                    }
+                    Err(error) => return Err(io(format!("creating {}", path.display()))(error)),
+                }
             }
         };
         let wal = Wal {
@@ -260,35 +341,44 @@ impl Wal {
 
     /// Writes the buffered records and makes them durable with one `fdatasync`;
     /// rotates the segment when it is full.
+    ///
+    /// A failed call changes nothing that a retry depends on: the buffered
+    /// records stay buffered and the write position stays where it was until
+    /// the write *and* its fsync succeeded, so the next call writes the whole
+    /// batch again at the same place (after a failed fsync the kernel may have
+    /// dropped the dirty pages; rewriting them is what makes a retry safe).
+    /// A disk-full error ([`WalError::is_disk_full`]) is worth retrying.
     pub fn sync(&mut self) -> Result<(), WalError> {
         if !self.buf.is_empty() {
             if self.active_allocated < self.segment_bytes_max {
                 // The active segment came from the disk short (a torn tail was cut
-                // off, or an older version allocated it in chunks): growing it would
-                // make every fdatasync update the file size, so move on to a
-                // prepared segment before the first write.
+                // off, an older version allocated it in chunks, or the disk was full
+                // at start): growing it would make every fdatasync update the file
+                // size, so move on to a prepared segment before the first write.
                 self.rotate()?;
             }
             self.write_buffered()?;
+        } else {
+            self.active.sync_data().map_err(io("fsyncing the WAL"))?;
         }
-        self.active.sync_data().map_err(io("fsyncing the WAL"))?;
         if self.active_bytes >= self.segment_bytes_max {
             self.rotate()?;
         }
         Ok(())
     }
 
-    /// Writes the buffered records as one batch at the write position.
+    /// Writes the buffered records as one batch at the write position and
+    /// fsyncs them; only then do they count as written.
     fn write_buffered(&mut self) -> Result<(), WalError> {
         let mut batch = Vec::with_capacity(self.buf.len() + 32);
         record::encode(&Record::Batch { bytes: self.buf.len() as u64 }, &mut batch);
         batch.extend_from_slice(&self.buf);
-        self.buf = batch;
-        let end = self.active_bytes + self.buf.len() as u64;
+        let end = self.active_bytes + batch.len() as u64;
         // Only the batch that fills the segment writes past its preallocation.
-        self.active.write_all_at(&self.buf, self.active_bytes).map_err(io("writing the WAL"))?;
-        self.active_bytes = end;
+        self.active.write_all_at(&batch, self.active_bytes).map_err(io("writing the WAL"))?;
         self.active_allocated = self.active_allocated.max(end);
+        self.active.sync_data().map_err(io("fsyncing the WAL"))?;
+        self.active_bytes = end;
         self.buf.clear();
         if let Some(hard_state) = self.buffered_hard_state.take() {
             self.hard_state = hard_state;
@@ -302,7 +392,18 @@ impl Wal {
         self.trim_active()?;
         let seq = self.segments.last().map_or(0, |s| s.seq + 1);
         let path = self.dir.join(segment::file_name(seq));
-        let file = self.pipeline.take(&path).map_err(io(format!("creating {}", path.display())))?;
+        let file = self.pipeline.take(&path).map_err(|error| {
+            let needed = self.segment_bytes_max;
+            let free = free_bytes(&self.dir).map_or_else(|| "unknown".to_owned(), |b| b.to_string());
+            WalError::Io {
+                context: format!(
+                    "preparing WAL segment {} ({needed} bytes, preallocated whole; {free} bytes free; free space \
+                     or lower RAFT_WAL_SEGMENT_BYTES)",
+                    path.display()
+                ),
+                source: error,
+            }
+        })?;
         // Written and synced before the segment takes records: once compaction
         // deletes the older segments, this is where the hard state survives.
         let mut first = Vec::new();
@@ -331,6 +432,69 @@ impl Wal {
             self.active_allocated = self.active_bytes;
         }
         Ok(())
+    }
+
+    /// Discards the damaged suffix of the log in `dir` (`raftkv repair`): the
+    /// first damage that is neither the end of the log nor a torn tail, and
+    /// every segment after it. Returns `None` if nothing is damaged. The node
+    /// may have acknowledged entries in the discarded part, so the result says
+    /// how far its log reached at most ([`Repaired::reached`]): the node must not
+    /// vote until a leader has caught it up past that.
+    pub fn repair(dir: &Path) -> Result<Option<Repaired>, WalError> {
+        let listed = segment::list(dir).map_err(io(format!("listing {}", dir.display())))?;
+        let count = listed.len();
+        let mut max_index = 0u64;
+        let mut commit = 0u64;
+        let mut cut: Option<(usize, PathBuf, u64, u64, &'static str)> = None;
+        for (i, (_, path)) in listed.iter().enumerate() {
+            let bytes = std::fs::read(path).map_err(io(format!("reading {}", path.display())))?;
+            let scan = segment::scan(&bytes);
+            for record in &scan.records {
+                match record {
+                    Record::Entry(entry) => max_index = max_index.max(entry.index.0),
+                    Record::HardState(hard_state) => commit = commit.max(hard_state.commit.0),
+                    _ => {}
+                }
+            }
+            let Some(damage) = scan.damage else { continue };
+            if damage.only_zeros_after {
+                continue;
+            }
+            // Entries readable after the damage still count: they were written.
+            let search_from = damage.batch_end.map_or(damage.offset + 1, |end| end.max(damage.offset + 1));
+            for from in search_from as usize..bytes.len() {
+                if let record::Decoded::Record(Record::Entry(entry), _) = record::decode(&bytes[from..]) {
+                    max_index = max_index.max(entry.index.0);
+                }
+            }
+            let torn = i + 1 == count && !damage.intact_record_after && damage.looks_torn;
+            if cut.is_none() && !torn {
+                let at = damage.batch_start.map_or(damage.offset, |(start, _)| start);
+                // The damaged batch may have held entries that cannot be read: at
+                // most one per smallest entry record in it.
+                let damaged_bytes = damage.batch_end.unwrap_or(damage.offset + 1).saturating_sub(at);
+                let unreadable = damaged_bytes.div_ceil(MIN_ENTRY_RECORD_BYTES);
+                cut = Some((i, path.clone(), at, unreadable, damage.reason));
+            }
+        }
+        let Some((first_dropped, path, offset, unreadable, reason)) = cut else {
+            return Ok(None);
+        };
+        let file = OpenOptions::new().write(true).open(&path).map_err(io(format!("opening {}", path.display())))?;
+        file.set_len(offset).and_then(|()| file.sync_all()).map_err(io(format!("truncating {}", path.display())))?;
+        let mut removed = Vec::new();
+        for (_, later) in &listed[first_dropped + 1..] {
+            std::fs::remove_file(later).map_err(io(format!("removing {}", later.display())))?;
+            removed.push(later.clone());
+        }
+        sync_dir(dir).map_err(io(format!("fsyncing {}", dir.display())))?;
+        Ok(Some(Repaired {
+            segment: path,
+            offset,
+            reason,
+            removed,
+            reached: LogIndex(max_index.max(commit) + unreadable),
+        }))
     }
 
     /// Where the next record goes in the active segment (for tests and metrics).

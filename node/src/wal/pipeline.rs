@@ -28,6 +28,8 @@ pub struct Pipeline {
     ready: Option<Receiver<std::io::Result<Prepared>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    dir: PathBuf,
+    bytes: u64,
 }
 
 struct Prepared {
@@ -40,6 +42,7 @@ impl Pipeline {
     pub fn start(dir: &Path, bytes: u64) -> Pipeline {
         let (tx, rx) = sync_channel(0);
         let stop = Arc::new(AtomicBool::new(false));
+        let dir_for_restart = dir.to_owned();
         let dir = dir.to_owned();
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
@@ -57,15 +60,27 @@ impl Pipeline {
                 }
             })
             .expect("spawn the WAL preallocation thread");
-        Pipeline { ready: Some(rx), stop, thread: Some(thread) }
+        Pipeline { ready: Some(rx), stop, thread: Some(thread), dir: dir_for_restart, bytes }
     }
 
     /// Takes the next prepared segment, waiting for it if it is not ready yet,
     /// and renames it to `path` durably (a directory fsync), so that records
     /// written to it are found after a crash.
+    ///
+    /// If the segment could not be prepared (the disk is full), the thread
+    /// has removed its partial file and stopped; a new one is started, so a
+    /// later call tries again.
     pub fn take(&mut self, path: &Path) -> std::io::Result<File> {
         let ready = self.ready.as_ref().expect("taken only while open");
-        let prepared = ready.recv().map_err(|_| std::io::Error::other("the WAL preallocation thread stopped"))??;
+        let received = ready.recv().map_err(|_| std::io::Error::other("the WAL preallocation thread stopped"));
+        let prepared = match received.and_then(|prepared| prepared) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                let (dir, bytes) = (self.dir.clone(), self.bytes);
+                *self = Pipeline::start(&dir, bytes);
+                return Err(error);
+            }
+        };
         install(&prepared.path, path)?;
         Ok(prepared.file)
     }
@@ -89,7 +104,10 @@ impl Drop for Pipeline {
 pub fn create_inline(path: &Path, bytes: u64) -> std::io::Result<File> {
     let dir = path.parent().expect("a segment lives in the WAL directory");
     let tmp = dir.join(segment::temp_file_name(0));
-    let file = prepare(&tmp, bytes, &AtomicBool::new(false))?;
+    let file = prepare(&tmp, bytes, &AtomicBool::new(false)).inspect_err(|_| {
+        // No partial temp file is left behind (a full disk, for one).
+        let _ = std::fs::remove_file(&tmp);
+    })?;
     install(&tmp, path)?;
     Ok(file)
 }

@@ -89,8 +89,14 @@ fn a_torn_tail_is_truncated_and_the_log_continues() {
     assert_eq!(replay.entries[2].term, Term(2));
 }
 
+/// Entries whose records span several sectors, so that a torn write can lose
+/// some sectors of a batch and keep others.
+fn big_entry(index: u64) -> Entry {
+    Entry { term: Term(1), index: LogIndex(index), payload: Payload::Command(vec![b'x'; 1500]) }
+}
+
 #[test]
-fn a_bad_checksum_in_the_tail_record_is_truncated() {
+fn a_flipped_byte_in_the_last_fsynced_batch_is_corruption_not_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let lengths = write_entries(dir.path(), 3);
     let path = only_segment(dir.path());
@@ -99,9 +105,43 @@ fn a_bad_checksum_in_the_tail_record_is_truncated() {
     let last = lengths[2] as usize - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
+    let error = Wal::open(dir.path(), ONE_SEGMENT).err().expect("a complete batch that fails its checksum");
+    match &error {
+        WalError::Corrupt { path: at, offset, .. } => {
+            assert_eq!(at, &path);
+            assert!(*offset >= lengths[1] && *offset < lengths[2], "offset {offset}");
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+    let text = error.to_string();
+    assert!(text.contains(&path.display().to_string()) && text.contains("raftkv repair"), "{text}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was cut");
+}
+
+#[test]
+fn a_last_batch_with_a_sector_never_written_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first_end, end) = {
+        let (mut wal, _) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
+        wal.append(&Record::Entry(big_entry(1)));
+        wal.sync().unwrap();
+        let first_end = wal.write_offset();
+        for index in 2..=4 {
+            wal.append(&Record::Entry(big_entry(index)));
+        }
+        wal.sync().unwrap();
+        (first_end, wal.write_offset())
+    };
+    let path = only_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The second sector of the last batch never reached the disk.
+    let sector = (first_end as usize / segment::SECTOR_BYTES + 2) * segment::SECTOR_BYTES;
+    assert!(sector + segment::SECTOR_BYTES < end as usize);
+    bytes[sector..sector + segment::SECTOR_BYTES].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
     let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
-    assert_eq!(indexes(&replay), [1, 2]);
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), lengths[1]);
+    assert_eq!(indexes(&replay), [1], "the unacknowledged batch is dropped whole");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), first_end);
 }
 
 #[test]
@@ -128,14 +168,26 @@ fn a_bad_checksum_before_the_tail_is_a_startup_error() {
 #[test]
 fn a_crash_between_write_and_fsync_leaves_a_readable_prefix_at_every_cut() {
     let dir = tempfile::tempdir().unwrap();
-    let lengths = write_entries(dir.path(), 4);
+    let lengths = {
+        let (mut wal, _) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
+        let mut lengths = Vec::new();
+        for index in 1..=4 {
+            wal.append(&Record::Entry(big_entry(index)));
+            wal.sync().unwrap();
+            lengths.push(wal.write_offset());
+        }
+        lengths
+    };
     let path = only_segment(dir.path());
     let full = std::fs::read(&path).unwrap();
-    // The last batch (records 3 and 4) was written but the fsync never finished:
-    // any prefix of it may have reached the disk, and the rest of the file is
-    // either gone (a shorter file) or still the preallocated zeros.
+    // The last batches were written but the fsync never finished: any prefix of
+    // them may have reached the disk (whole sectors, if the rest of the file
+    // is still the preallocated zeros; any byte, if the file is shorter).
     for cut in lengths[1]..=lengths[3] {
         for keep_preallocation in [false, true] {
+            if keep_preallocation && !(cut as usize).is_multiple_of(segment::SECTOR_BYTES) {
+                continue;
+            }
             let mut bytes = full[..cut as usize].to_vec();
             if keep_preallocation {
                 bytes.resize(full.len(), 0);
@@ -216,12 +268,12 @@ fn a_batch_torn_out_of_order_by_a_power_loss_is_dropped_whole() {
     let dir = tempfile::tempdir().unwrap();
     let (first_batch_end, records_at) = {
         let (mut wal, _) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
-        wal.append(&Record::Entry(entry(1, 1)));
+        wal.append(&Record::Entry(big_entry(1)));
         wal.sync().unwrap();
         let first_batch_end = wal.write_offset();
         // One batch of three entries, one fsync.
         for index in 2..=4 {
-            wal.append(&Record::Entry(entry(index, 1)));
+            wal.append(&Record::Entry(big_entry(index)));
         }
         wal.sync().unwrap();
         (first_batch_end, wal.write_offset())
@@ -233,7 +285,9 @@ fn a_batch_torn_out_of_order_by_a_power_loss_is_dropped_whole() {
     let mut marker = Vec::new();
     record::encode(&Record::Batch { bytes: 0 }, &mut marker);
     let entry_2 = first_batch_end as usize + marker.len();
-    bytes[entry_2..entry_2 + 20].fill(0);
+    // The first whole sector inside entry 2.
+    let sector = entry_2.div_ceil(segment::SECTOR_BYTES) * segment::SECTOR_BYTES;
+    bytes[sector..sector + segment::SECTOR_BYTES].fill(0);
     assert!(records_at as usize <= bytes.len());
     std::fs::write(&path, &bytes).unwrap();
     let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
@@ -336,4 +390,63 @@ fn a_segment_cut_short_by_a_torn_tail_is_not_grown_write_by_write() {
     assert_eq!(indexes(&replay), [1, 2, 3]);
     assert_eq!(replay.entries[2].term, Term(2));
     assert_eq!(replay.hard_state, hard_state(2, 2));
+}
+
+#[test]
+fn the_streaming_scan_reads_what_the_in_memory_scan_reads_across_chunks_and_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment_bytes = 4 << 20;
+    {
+        let (mut wal, _) = Wal::open(dir.path(), segment_bytes).unwrap();
+        for first in (1..=1400).step_by(100) {
+            for index in first..first + 100 {
+                wal.append(&Record::Entry(big_entry(index)));
+            }
+            wal.sync().unwrap();
+        }
+    }
+    let path = only_segment(dir.path());
+    let clean = std::fs::read(&path).unwrap();
+    let end = clean.iter().rposition(|&b| b != 0).unwrap() + 1;
+    assert!(end > 2 << 20, "the records span several read chunks");
+    let mut variants = vec![clean.clone()];
+    for at in [100, 1 << 20, end - 2, end / 2] {
+        let mut flipped = clean.clone();
+        flipped[at] ^= 0x08;
+        variants.push(flipped);
+    }
+    let mut cut = clean.clone();
+    cut.truncate(end - 700);
+    variants.push(cut);
+    let mut unwritten = clean.clone();
+    let sector = (end / segment::SECTOR_BYTES - 1) * segment::SECTOR_BYTES;
+    unwritten[sector..sector + segment::SECTOR_BYTES].fill(0);
+    variants.push(unwritten);
+    for (i, bytes) in variants.iter().enumerate() {
+        std::fs::write(&path, bytes).unwrap();
+        let in_memory = segment::scan(bytes);
+        let (streamed, len) = segment::scan_file(&path).unwrap();
+        assert_eq!(len, bytes.len() as u64);
+        assert_eq!(streamed.damage, in_memory.damage, "variant {i}");
+        assert_eq!(streamed.records, in_memory.records, "variant {i}");
+    }
+}
+
+#[test]
+fn repair_cuts_the_damaged_batch_and_everything_after_it_and_reports_how_far_the_log_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let lengths = write_entries(dir.path(), 5);
+    let path = only_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Damage inside the third batch: entries 4 and 5 are readable after it.
+    bytes[lengths[2] as usize - 2] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(Wal::open(dir.path(), ONE_SEGMENT), Err(WalError::Corrupt { .. })));
+    let repaired = Wal::repair(dir.path()).unwrap().expect("damage found");
+    assert_eq!(repaired.segment, path);
+    assert_eq!(repaired.offset, lengths[1], "cut at the start of the damaged batch");
+    assert!(repaired.reached >= LogIndex(5), "entries after the damage count: {:?}", repaired.reached);
+    let (_, replay) = Wal::open(dir.path(), ONE_SEGMENT).unwrap();
+    assert_eq!(indexes(&replay), [1, 2]);
+    assert!(Wal::repair(dir.path()).unwrap().is_none(), "nothing left to repair");
 }

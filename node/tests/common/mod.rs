@@ -44,6 +44,11 @@ pub struct Options {
     pub wal_segment_bytes: Option<u64>,
     /// Extra environment for every node.
     pub env: Vec<(String, String)>,
+    /// Extra environment for one node (after `env`).
+    pub node_env: Vec<(usize, String, String)>,
+    /// Node data directories on a tmpfs of this many MiB of their own (a disk
+    /// that tests can fill); unmounted when the cluster is dropped.
+    pub tmpfs_mib: Vec<(usize, u64)>,
 }
 
 /// The token test clusters use unless told otherwise.
@@ -59,6 +64,8 @@ impl Default for Options {
             snapshot_threshold: None,
             wal_segment_bytes: None,
             env: Vec::new(),
+            node_env: Vec::new(),
+            tmpfs_mib: Vec::new(),
         }
     }
 }
@@ -181,6 +188,16 @@ impl Cluster {
             None => reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap(),
         };
         let cluster = Cluster { nodes, dir, options, ca, http, _serial: serial };
+        for &(i, mib) in &cluster.options.tmpfs_mib {
+            let at = cluster.data_dir(i);
+            std::fs::create_dir_all(&at).unwrap();
+            let status = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+                .arg(&at)
+                .status()
+                .expect("run mount");
+            assert!(status.success(), "mount a {mib} MiB tmpfs on {} (tests run as root)", at.display());
+        }
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i);
         }
@@ -189,13 +206,18 @@ impl Cluster {
 
     /// The command that starts node `i` (its environment, no output redirection).
     pub fn command(&self, i: usize) -> Command {
+        self.command_for(i, "serve")
+    }
+
+    /// The command running `raftkv <subcommand>` with node `i`'s configuration.
+    pub fn command_for(&self, i: usize, subcommand: &str) -> Command {
         let scheme = self.scheme();
         let peers: Vec<String> = self.nodes.iter().map(|n| format!("{scheme}://127.0.0.1:{}", n.raft_port)).collect();
         let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
         let node = &self.nodes[i];
         let mut command = Command::new(binary());
         command
-            .arg("serve")
+            .arg(subcommand)
             .env_clear()
             .env("KVSTORE_PORT", node.port.to_string())
             .env("RAFT_PORT", node.raft_port.to_string())
@@ -229,6 +251,9 @@ impl Cluster {
             command.env("RAFT_WAL_SEGMENT_BYTES", bytes.to_string());
         }
         for (name, value) in &self.options.env {
+            command.env(name, value);
+        }
+        for (_, name, value) in self.options.node_env.iter().filter(|(node, _, _)| *node == i) {
             command.env(name, value);
         }
         command
@@ -459,5 +484,30 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             self.dump_logs();
         }
+        for &(i, _) in &self.options.tmpfs_mib {
+            let _ = Command::new("umount").arg("-l").arg(self.data_dir(i)).status();
+        }
     }
+}
+
+/// Fills the filesystem holding `dir` until a write fails for want of space;
+/// returns the filler file (remove it to free the space).
+pub fn fill_disk(dir: &std::path::Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0xa5u8; 64 << 10];
+    loop {
+        match file.write_all(&chunk) {
+            Ok(()) => {}
+            Err(error) => {
+                assert_eq!(error.raw_os_error(), Some(28), "filling {}: {error}", dir.display());
+                break;
+            }
+        }
+    }
+    // Smaller pieces until not even a block is left.
+    while file.write_all(&[0xa5; 512]).is_ok() {}
+    let _ = file.sync_all();
+    path
 }
