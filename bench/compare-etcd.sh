@@ -8,6 +8,7 @@
 #   DURATION_S=5 CONNS="1 64" REPS=1 bench/compare-etcd.sh   # quick look
 #   SYSTEMS=etcd bench/compare-etcd.sh          # one system only
 #   RAFTKV_BEFORE_BIN=/tmp/raftkv-old SYSTEMS="before raftkv etcd" bench/compare-etcd.sh
+#   SYSTEMS="raftkv raftkv-tls etcd etcd-tls" bench/compare-etcd.sh   # TLS on and off, both systems
 #                                               # also an older raftkv binary, same run
 #
 # Installs etcd-server, wrk and fio with apt if they are missing.
@@ -77,10 +78,15 @@ start_raftkv() { # start_raftkv [binary]
     kv_ports+=("$(free_port)")
     raft_ports+=("$(free_port)")
   done
-  for i in 0 1 2; do peers+="127.0.0.1:${raft_ports[$i]},"; done
+  local tls_env=()
+  if [ "$SCHEME" = https ]; then
+    tls_env=(RAFT_TLS_CERT="$CERTS/node.crt" RAFT_TLS_KEY="$CERTS/node.key" RAFT_TLS_CA="$CERTS/ca.crt")
+  fi
+  for i in 0 1 2; do peers+="$SCHEME://127.0.0.1:${raft_ports[$i]},"; done
   peers=${peers%,}
+  rm -rf "$WORK/raftkv"
   for i in 0 1 2; do
-    KVSTORE_PORT=${kv_ports[$i]} RAFT_PORT=${raft_ports[$i]} NODE_ID="n$((i + 1))" \
+    env "${tls_env[@]}" KVSTORE_PORT=${kv_ports[$i]} RAFT_PORT=${raft_ports[$i]} NODE_ID="n$((i + 1))" \
       PEERS="$peers" PEER_IDS="$ids" RAFT_CLUSTER_TOKEN="$token" RAFT_DATA_DIR="$WORK/raftkv" RUST_LOG=warn \
       "$bin" serve >"$WORK/raftkv-n$((i + 1)).log" 2>&1 &
     PIDS+=($!)
@@ -93,8 +99,8 @@ start_raftkv() { # start_raftkv [binary]
 
 raftkv_find_leader() {
   for port in "${RAFTKV_PORTS[@]}"; do
-    if curl -sf "http://127.0.0.1:$port/health" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["state"].lower()=="leader" else 1)'; then
-      RAFTKV_LEADER="http://127.0.0.1:$port"
+    if curl -sf --cacert "$CERTS/ca.crt" "$SCHEME://127.0.0.1:$port/health" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["state"].lower()=="leader" else 1)'; then
+      RAFTKV_LEADER="$SCHEME://127.0.0.1:$port"
       return 0
     fi
   done
@@ -110,14 +116,22 @@ start_etcd() {
     client_ports+=("$(free_port)")
     peer_ports+=("$(free_port)")
   done
-  for i in 0 1 2; do cluster+="e$((i + 1))=http://127.0.0.1:${peer_ports[$i]},"; done
+  local tls_args=()
+  if [ "$SCHEME" = https ]; then
+    # Client port: server TLS only (as raftkv's); peer port: mutual TLS (as raftkv's Raft port).
+    tls_args=(--cert-file "$CERTS/node.crt" --key-file "$CERTS/node.key"
+      --peer-cert-file "$CERTS/node.crt" --peer-key-file "$CERTS/node.key" --peer-trusted-ca-file "$CERTS/ca.crt"
+      --peer-client-cert-auth)
+  fi
+  for i in 0 1 2; do cluster+="e$((i + 1))=$SCHEME://127.0.0.1:${peer_ports[$i]},"; done
   cluster=${cluster%,}
+  rm -rf "$WORK/etcd"
   for i in 0 1 2; do
-    etcd --name "e$((i + 1))" --data-dir "$WORK/etcd/e$((i + 1))" \
-      --listen-client-urls "http://127.0.0.1:${client_ports[$i]}" \
-      --advertise-client-urls "http://127.0.0.1:${client_ports[$i]}" \
-      --listen-peer-urls "http://127.0.0.1:${peer_ports[$i]}" \
-      --initial-advertise-peer-urls "http://127.0.0.1:${peer_ports[$i]}" \
+    etcd --name "e$((i + 1))" --data-dir "$WORK/etcd/e$((i + 1))" "${tls_args[@]}" \
+      --listen-client-urls "$SCHEME://127.0.0.1:${client_ports[$i]}" \
+      --advertise-client-urls "$SCHEME://127.0.0.1:${client_ports[$i]}" \
+      --listen-peer-urls "$SCHEME://127.0.0.1:${peer_ports[$i]}" \
+      --initial-advertise-peer-urls "$SCHEME://127.0.0.1:${peer_ports[$i]}" \
       --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token bench \
       --logger zap --log-level error >"$WORK/etcd-e$((i + 1)).log" 2>&1 &
     PIDS+=($!)
@@ -130,9 +144,9 @@ start_etcd() {
 
 etcd_find_leader() {
   for port in "${ETCD_PORTS[@]}"; do
-    if curl -sf -X POST "http://127.0.0.1:$port/v3/maintenance/status" -d '{}' |
+    if curl -sf --cacert "$CERTS/ca.crt" -X POST "$SCHEME://127.0.0.1:$port/v3/maintenance/status" -d '{}' |
       python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s["header"]["member_id"]==s["leader"] else 1)'; then
-      ETCD_LEADER="http://127.0.0.1:$port"
+      ETCD_LEADER="$SCHEME://127.0.0.1:$port"
       return 0
     fi
   done
@@ -244,6 +258,19 @@ for op in ("put", "get"):
         print("| " + " | ".join(cells) + " |")
 print()
 print("medians of the repetitions; ratio = raftkv / etcd throughput")
+tls_systems = [name for name in ("raftkv", "raftkv-tls", "etcd", "etcd-tls") if any(k[2] == name for k in rows)]
+if "raftkv-tls" in tls_systems or "etcd-tls" in tls_systems:
+    print()
+    print("TLS on and off, same run (req/s, p50 ms):")
+    print("| op | conns | " + " | ".join(tls_systems) + " |")
+    print("|---|---:|" + "---:|" * len(tls_systems))
+    for op in ("put", "get"):
+        for conns in sorted({k[1] for k in rows if k[0] == op}):
+            cells = []
+            for name in tls_systems:
+                runs = rows.get((op, conns, name))
+                cells.append(f"{summary(runs)[0]:,.0f} ({summary(runs)[1]:.2f})" if runs else "-")
+            print(f"| {names[op]} | {conns} | " + " | ".join(cells) + " |")
 if any(k[2] == "before" for k in rows):
     print()
     print("raftkv before (RAFTKV_BEFORE_BIN) and after (this tree), same run:")
@@ -260,6 +287,15 @@ if any(k[2] == "before" for k in rows):
 PY
 }
 
+# TLS for both systems (SYSTEMS="raftkv raftkv-tls etcd etcd-tls"): one throw-away CA and one
+# certificate for 127.0.0.1, made by the node crate's gen-certs example (rcgen, no OpenSSL).
+SCHEME=http
+CERTS="$WORK/certs"
+tls_certs() {
+  [ -f "$CERTS/node.crt" ] && return 0
+  (cd "$ROOT" && cargo run -q --release -p node --example gen-certs -- "$CERTS" 127.0.0.1 localhost n1 n2 n3 e1 e2 e3 >/dev/null)
+}
+
 need
 echo "machine: $(nproc) cores; load: wrk, ${DURATION_S}s per point, ${REPS} reps, conns: $CONNS"
 fdatasync_rate
@@ -270,7 +306,10 @@ for system in $SYSTEMS; do
     before) start_raftkv "${RAFTKV_BEFORE_BIN:?set RAFTKV_BEFORE_BIN to an older raftkv binary}" &&
       bench_system before "$RAFTKV_LEADER" raftkv ;;
     etcd) start_etcd && bench_system etcd "$ETCD_LEADER" ;;
+    raftkv-tls) tls_certs && SCHEME=https start_raftkv && SCHEME=https bench_system raftkv-tls "$RAFTKV_LEADER" raftkv ;;
+    etcd-tls) tls_certs && SCHEME=https start_etcd && SCHEME=https bench_system etcd-tls "$ETCD_LEADER" etcd ;;
   esac
+  SCHEME=http
   # Stop this system before measuring the next so they never share the CPU.
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
