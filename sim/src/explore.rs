@@ -6,7 +6,7 @@ use crate::failure::{Failure, FailureKind};
 use crate::options::{SimOptions, WireFormat};
 use crate::{Cluster, RunSummary};
 use std::cell::RefCell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 thread_local! {
     /// The failure a panicking cluster reported, for [`run_seed`] to pick up.
@@ -230,30 +230,16 @@ impl ExploreReport {
     }
 }
 
-/// Runs seeds `start..start + count` under `plan`; `progress` is called after each.
+/// Runs seeds `start..start + count` under `plan` on one thread, in seed order;
+/// `progress` is called after each. [`crate::parallel::explore_parallel`] with one job.
 pub fn explore(
     plan: &RunPlan,
     start: u64,
     count: u64,
-    mut progress: impl FnMut(u64, &Result<RunSummary, Failure>),
+    progress: impl FnMut(u64, &Result<RunSummary, Failure>),
 ) -> ExploreReport {
-    let began = Instant::now();
-    let mut report = ExploreReport::default();
-    for seed in start..start + count {
-        let result = run_seed(plan.options(seed), plan.fault_ms, plan.liveness_ms);
-        report.seeds += 1;
-        if let Ok(summary) = &result {
-            report.counters.merge(&summary.counters);
-            report.events += summary.events;
-            report.sim_ms += summary.sim_ms;
-        }
-        progress(seed, &result);
-        if let Err(failure) = result {
-            report.failures.push(failure);
-        }
-    }
-    report.wall = began.elapsed();
-    report
+    let seeds: Vec<u64> = (start..start + count).collect();
+    crate::parallel::explore_parallel(plan, &seeds, 1, progress)
 }
 
 /// A fault suite for `cargo test`: runs `seeds` under `plan` (only `SIM_SEED`
