@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::{Cluster, Options};
+use common::{eventually, Cluster, Options};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(15);
 
@@ -52,18 +52,6 @@ async fn stale_get(cluster: &Cluster, i: usize, key: &str) -> Option<String> {
     let response = cluster.http.get(url).query(&[("key", key), ("consistency", "stale")]).send().await.ok()?;
     let body: Value = response.json().await.ok()?;
     body["value"].as_str().map(str::to_owned)
-}
-
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} did not happen within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn count(text: &str, needle: &str) -> usize {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fill_disk, Cluster, Options};
+use common::{eventually, fill_disk, Cluster, Options};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -31,18 +31,6 @@ async fn stale_get(cluster: &Cluster, i: usize, key: &str) -> Option<String> {
     }
     let body: Value = response.json().await.ok()?;
     body["value"].as_str().map(str::to_owned)
-}
-
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} did not happen within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Fail-stop: a panic in the driver task (the core) makes the process exit

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Cluster, Options};
+use common::{eventually, Cluster, Options};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,19 +33,6 @@ async fn put_on(cluster: &Cluster, i: usize, key: &str, value: &str) -> (u16, Va
     let response = cluster.http.put(format!("{}/set", cluster.url(i))).json(&body).send().await.unwrap();
     let code = response.status().as_u16();
     (code, response.json().await.unwrap_or(Value::Null))
-}
-
-/// Polls `check` every 50 ms until it holds or `within` passes.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} did not happen within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn followers(cluster: &Cluster, leader: usize) -> Vec<usize> {

@@ -511,3 +511,17 @@ pub fn fill_disk(dir: &std::path::Path) -> PathBuf {
     let _ = file.sync_all();
     path
 }
+
+/// Polls `check` every 50 ms until it holds, or fails the test naming `what`
+/// once `within` has passed.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} did not happen within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
