@@ -54,6 +54,11 @@ pub(super) fn check_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() {
         return Err(bad_request(ErrorCode::KeyEmpty, "key must not be empty"));
     }
+    check_key_len(key)
+}
+
+/// A key (or range bound) over [`KEY_BYTES_MAX`] is refused with 413.
+fn check_key_len(key: &str) -> Result<(), ApiError> {
     if key.len() > KEY_BYTES_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -229,24 +234,14 @@ pub(super) async fn ask_range(state: &AppState, request: RangeRequest, stale: bo
 
 /// The keys a [`RangeSpec`] names: `key`, `key`+`end`, or `prefix`.
 fn key_range(spec: &RangeSpec) -> Result<KeyRange, ApiError> {
-    let check_len = |key: &str| {
-        if key.len() > KEY_BYTES_MAX {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::KeyTooLarge,
-                format!("key is {} bytes; the limit is {KEY_BYTES_MAX}", key.len()),
-            ));
-        }
-        Ok(())
-    };
     match (&spec.key, &spec.end, &spec.prefix) {
         (Some(key), None, None) => {
             check_key(key)?;
             Ok(KeyRange::single(key.clone()))
         }
         (Some(key), Some(end), None) => {
-            check_len(key)?;
-            check_len(end)?;
+            check_key_len(key)?;
+            check_key_len(end)?;
             if end.is_empty() {
                 return Err(bad_request(
                     ErrorCode::BadQuery,
@@ -256,7 +251,7 @@ fn key_range(spec: &RangeSpec) -> Result<KeyRange, ApiError> {
             Ok(KeyRange { key: key.clone(), range_end: end.as_bytes().to_vec() })
         }
         (None, None, Some(prefix)) => {
-            check_len(prefix)?;
+            check_key_len(prefix)?;
             Ok(KeyRange::prefix(prefix.clone()))
         }
         (None, None, None) => Err(bad_request(
