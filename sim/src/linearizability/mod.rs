@@ -154,17 +154,8 @@ fn split_ranges(history: &[Operation]) -> Option<(Vec<Operation>, Vec<usize>)> {
     Some((split, origin))
 }
 
+/// Checks a history without ranges (well-formedness was checked by `check_inner`).
 fn check_split(history: &[Operation], budget: Budget, precheck: bool) -> Result<(), Violation> {
-    for (i, op) in history.iter().enumerate() {
-        if let Some(why) = model::malformed(op) {
-            return Err(Violation {
-                kind: ViolationKind::MalformedHistory,
-                key: op.op.key().to_string(),
-                explanation: format!("operation #{i} ({op}) {why}"),
-                op_indices: vec![i],
-            });
-        }
-    }
     let mut undecided = None;
     for (key, indices) in partition::by_key(history) {
         match check_key(history, key, &indices, budget, precheck) {
