@@ -35,7 +35,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RKVSNAPF";
+/// The header's member lists: voters only (files written before membership
+/// changes), or voters, learners and outgoing voters.
+const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"RKVSNAPF";
+const SNAPSHOT_MAGIC_V2: &[u8; 8] = b"RKVSNAP2";
 
 /// What the WAL thread tells the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,18 +89,21 @@ pub enum StorageError {
 /// The body is the header (index, term, voters) followed by the data; the data
 /// is checksummed and written where it is, never copied.
 pub fn save_snapshot(dir: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    let mut header = Vec::with_capacity(24 + 8 * snapshot.voters.len());
+    let membership = &snapshot.membership;
+    let mut header = Vec::with_capacity(40 + 8 * membership.members().len());
     header.extend_from_slice(&snapshot.last_index.0.to_le_bytes());
     header.extend_from_slice(&snapshot.last_term.0.to_le_bytes());
-    header.extend_from_slice(&(snapshot.voters.len() as u64).to_le_bytes());
-    for voter in &snapshot.voters {
-        header.extend_from_slice(&voter.0.to_le_bytes());
+    for list in [&membership.voters, &membership.learners, &membership.outgoing] {
+        header.extend_from_slice(&(list.len() as u64).to_le_bytes());
+        for id in list {
+            header.extend_from_slice(&id.0.to_le_bytes());
+        }
     }
     let mut crc = crc32fast::Hasher::new();
     crc.update(&header);
     crc.update(&snapshot.data);
     let mut prefix = Vec::with_capacity(20 + header.len());
-    prefix.extend_from_slice(SNAPSHOT_MAGIC);
+    prefix.extend_from_slice(SNAPSHOT_MAGIC_V2);
     prefix.extend_from_slice(&crc.finalize().to_le_bytes());
     prefix.extend_from_slice(&((header.len() + snapshot.data.len()) as u64).to_le_bytes());
     prefix.extend_from_slice(&header);
@@ -147,9 +153,10 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
         Err(error) => return Err(StorageError::Snapshot { path, problem: error.to_string() }),
     };
     let fail = |problem: &str| StorageError::Snapshot { path: path.clone(), problem: problem.to_owned() };
-    if bytes.len() < 20 || &bytes[..8] != SNAPSHOT_MAGIC {
+    if bytes.len() < 20 || (&bytes[..8] != SNAPSHOT_MAGIC_V1 && &bytes[..8] != SNAPSHOT_MAGIC_V2) {
         return Err(fail("not a raftkv snapshot file"));
     }
+    let lists = if &bytes[..8] == SNAPSHOT_MAGIC_V1 { 1 } else { 3 };
     let crc = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")) as usize;
     let body = &bytes[20..];
@@ -163,18 +170,25 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
     };
     let last_index = LogIndex(u64_at(0)?);
     let last_term = Term(u64_at(8)?);
-    let voter_count = u64_at(16)? as usize;
-    let mut voters = Vec::new();
-    for i in 0..voter_count.min(body.len() / 8) {
-        voters.push(NodeId(u64_at(24 + 8 * i)?));
+    let mut at = 16;
+    let mut members: [Vec<NodeId>; 3] = Default::default();
+    for list in members.iter_mut().take(lists) {
+        let count = u64_at(at)? as usize;
+        at += 8;
+        for _ in 0..count.min(body.len() / 8) {
+            list.push(NodeId(u64_at(at)?));
+            at += 8;
+        }
+        if list.len() != count {
+            return Err(fail("truncated member list"));
+        }
     }
-    if voters.len() != voter_count {
-        return Err(fail("truncated voter list"));
-    }
+    let [voters, learners, outgoing] = members;
+    let membership = raft_sm::Membership { voters, learners, outgoing };
     // The data is the rest of the file: keep its buffer instead of copying it.
     let mut data = bytes;
-    data.drain(..20 + 24 + 8 * voter_count);
-    Ok(Some(Snapshot { last_index, last_term, voters, data }))
+    data.drain(..20 + at);
+    Ok(Some(Snapshot { last_index, last_term, membership, data }))
 }
 
 /// The file holding the index a repaired node must reach before it votes.
@@ -621,7 +635,7 @@ mod tests {
         Snapshot {
             last_index: LogIndex(last_index),
             last_term: Term(last_term),
-            voters: vec![NodeId(1), NodeId(2)],
+            membership: raft_sm::Membership::new([NodeId(1), NodeId(2)]),
             data: b"state".to_vec(),
         }
     }

@@ -93,6 +93,7 @@ mod event;
 mod host;
 pub mod kv;
 mod log;
+mod membership;
 mod message;
 mod mutants;
 mod node;
@@ -113,6 +114,7 @@ pub use event::{
     Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, StepDownReason, TimerKind, VoteRefusal,
 };
 pub use host::{Host, HostError, Observer, Output, ProposalAnswer, StateMachine};
+pub use membership::{ChangeError, Membership, MembershipChange};
 pub use message::{
     AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, ReadIndexRequest,
     ReadIndexResponse, RejectHint, RequestVote, RequestVoteResponse,

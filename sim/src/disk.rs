@@ -448,7 +448,12 @@ mod tests {
     }
 
     fn snapshot(index: u64, term: u64) -> Snapshot {
-        Snapshot { last_index: LogIndex(index), last_term: Term(term), voters: vec![], data: vec![] }
+        Snapshot {
+            last_index: LogIndex(index),
+            last_term: Term(term),
+            membership: raft_sm::Membership::default(),
+            data: vec![],
+        }
     }
 
     /// A snapshot installed from the leader.
