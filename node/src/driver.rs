@@ -617,6 +617,9 @@ impl Driver {
 fn log_apply(entry: &raft_sm::Entry) {
     match &entry.payload {
         raft_sm::Payload::Noop => tracing::debug!("[apply] index={} op=noop", entry.index.0),
+        raft_sm::Payload::Membership(membership) => {
+            tracing::info!("[apply] index={} op=membership {membership}", entry.index.0)
+        }
         raft_sm::Payload::Command(bytes) => match Command::decode(bytes) {
             Ok(command) => match &command.op {
                 Op::Set { key, value } => {

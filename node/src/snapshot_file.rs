@@ -9,14 +9,15 @@
 //! ```
 //!
 //! The trailer is `header · crc32(image ‖ header) u32 · header length u32 ·
-//! image length u64 · "RKVSNAP3"`, with header = last index, last term, voter
-//! count, voters (u64 little-endian each). It goes last so that an image can be
+//! image length u64 · "RKVSNAP3"`, with header = last index, last term, then the
+//! configuration's voters, learners and outgoing voters, each a count and the
+//! ids (u64 little-endian each). It goes last so that an image can be
 //! streamed into the file before its metadata is known, and the file made the
 //! snapshot by appending it, an fsync and a rename. Files of the first format
 //! (`RKVSNAPF`, header first) are still read.
 
 use crate::wal::sync_dir;
-use raft_sm::{LogIndex, NodeId, SnapshotMeta, Term};
+use raft_sm::{LogIndex, Membership, NodeId, SnapshotMeta, Term};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -35,29 +36,45 @@ pub fn staged_path(dir: &Path, index: LogIndex) -> PathBuf {
 }
 
 fn header_bytes(meta: &SnapshotMeta) -> Vec<u8> {
-    let mut header = Vec::with_capacity(24 + 8 * meta.voters.len());
+    let membership = &meta.membership;
+    let mut header = Vec::with_capacity(40 + 8 * membership.members().len());
     header.extend_from_slice(&meta.last_index.0.to_le_bytes());
     header.extend_from_slice(&meta.last_term.0.to_le_bytes());
-    header.extend_from_slice(&(meta.voters.len() as u64).to_le_bytes());
-    for voter in &meta.voters {
-        header.extend_from_slice(&voter.0.to_le_bytes());
+    for list in [&membership.voters, &membership.learners, &membership.outgoing] {
+        header.extend_from_slice(&(list.len() as u64).to_le_bytes());
+        for id in list {
+            header.extend_from_slice(&id.0.to_le_bytes());
+        }
     }
     header
 }
 
-fn parse_header(header: &[u8]) -> Result<(LogIndex, Term, Vec<NodeId>), String> {
+/// Parses a header with `lists` member lists (1 in the first format: voters only).
+fn parse_header(header: &[u8], lists: usize) -> Result<(LogIndex, Term, Membership), String> {
     let u64_at = |at: usize| -> Result<u64, String> {
         header
             .get(at..at + 8)
             .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
             .ok_or_else(|| "truncated header".to_owned())
     };
-    let voter_count = u64_at(16)? as usize;
-    if header.len() != 24 + 8 * voter_count {
-        return Err("the voter list does not fit the header".into());
+    let mut at = 16;
+    let mut members: [Vec<NodeId>; 3] = Default::default();
+    for list in members.iter_mut().take(lists) {
+        let count = u64_at(at)? as usize;
+        at += 8;
+        if count > header.len() / 8 {
+            return Err("truncated member list".into());
+        }
+        for _ in 0..count {
+            list.push(NodeId(u64_at(at)?));
+            at += 8;
+        }
     }
-    let voters = (0..voter_count).map(|i| u64_at(24 + 8 * i).map(NodeId)).collect::<Result<_, _>>()?;
-    Ok((LogIndex(u64_at(0)?), Term(u64_at(8)?), voters))
+    if at != header.len() {
+        return Err("the member lists do not fit the header".into());
+    }
+    let [voters, learners, outgoing] = members;
+    Ok((LogIndex(u64_at(0)?), Term(u64_at(8)?), Membership { voters, learners, outgoing }))
 }
 
 /// A stream into a new file that ends as a snapshot: the image is written
@@ -262,9 +279,9 @@ pub fn load_meta(dir: &Path) -> Result<Option<SnapshotOnDisk>, String> {
         let mut header = start.to_vec();
         header.resize(header_len as usize, 0);
         file.read_exact(&mut header[24..]).map_err(io)?;
-        let (last_index, last_term, voters) = parse_header(&header)?;
+        let (last_index, last_term, membership) = parse_header(&header, 1)?;
         let size_bytes = body_len - header_len;
-        let meta = SnapshotMeta { last_index, last_term, voters, size_bytes };
+        let meta = SnapshotMeta { last_index, last_term, membership, size_bytes };
         return Ok(Some(SnapshotOnDisk { meta, image_offset: 20 + header_len, crc, header: Vec::new() }));
     }
     if file_len < TRAILER_FIXED_BYTES {
@@ -285,8 +302,8 @@ pub fn load_meta(dir: &Path) -> Result<Option<SnapshotOnDisk>, String> {
     let mut header = vec![0u8; header_len as usize];
     file.seek(SeekFrom::Start(size_bytes)).map_err(io)?;
     file.read_exact(&mut header).map_err(io)?;
-    let (last_index, last_term, voters) = parse_header(&header)?;
-    let meta = SnapshotMeta { last_index, last_term, voters, size_bytes };
+    let (last_index, last_term, membership) = parse_header(&header, 3)?;
+    let meta = SnapshotMeta { last_index, last_term, membership, size_bytes };
     Ok(Some(SnapshotOnDisk { meta, image_offset: 0, crc, header }))
 }
 
@@ -351,7 +368,8 @@ mod tests {
     use super::*;
 
     fn meta(index: u64, size_bytes: u64) -> SnapshotMeta {
-        SnapshotMeta { last_index: LogIndex(index), last_term: Term(2), voters: vec![NodeId(1), NodeId(3)], size_bytes }
+        let membership = Membership { voters: vec![NodeId(1), NodeId(3)], learners: vec![NodeId(4)], outgoing: vec![] };
+        SnapshotMeta { last_index: LogIndex(index), last_term: Term(2), membership, size_bytes }
     }
 
     fn write_snapshot(dir: &Path, index: u64, image: &[u8]) {
@@ -394,8 +412,10 @@ mod tests {
     #[test]
     fn a_file_of_the_first_format_still_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = meta(9, 5);
-        let header = header_bytes(&meta);
+        let mut meta = meta(9, 5);
+        meta.membership.learners.clear(); // The first format knew voters only.
+        let mut header = header_bytes(&meta);
+        header.truncate(header.len() - 16); // Without the (empty) learner and outgoing lists.
         let mut crc = crc32fast::Hasher::new();
         crc.update(&header);
         crc.update(b"abcde");

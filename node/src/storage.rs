@@ -619,7 +619,7 @@ mod tests {
         SnapshotMeta {
             last_index: LogIndex(last_index),
             last_term: Term(last_term),
-            voters: vec![NodeId(1), NodeId(2)],
+            membership: raft_sm::Membership::new([NodeId(1), NodeId(2)]),
             size_bytes: 5,
         }
     }

@@ -68,6 +68,13 @@ impl<'a> Reader<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|_| "string is not UTF-8")
     }
 
+    /// Everything not read yet.
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        let rest = &self.bytes[self.at..];
+        self.at = self.bytes.len();
+        rest
+    }
+
     pub(crate) fn is_done(&self) -> bool {
         self.at == self.bytes.len()
     }

@@ -9,10 +9,13 @@ use std::fmt;
 /// [`Config::validate`] checks the relations between them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// This node's id. Must be one of `voters`.
+    /// This node's id. Must be one of `voters` unless `voters` is empty.
     pub id: NodeId,
-    /// Every voting member, including this node. Kept as data (not a constant)
-    /// so that membership changes can later come through the log.
+    /// The voters a brand-new cluster starts with, including this node. Only a
+    /// bootstrap: once the snapshot or the log holds a configuration, that one
+    /// is in effect ([`crate::Membership`]) and this list is not read. Empty
+    /// for a node that joins an existing cluster: it waits, never campaigning,
+    /// until a leader adds it and sends it the log.
     pub voters: Vec<NodeId>,
     /// Lower bound of the randomized election timeout.
     pub election_timeout_ms_min: u64,
@@ -45,6 +48,9 @@ pub struct Config {
     pub apply_entries_max: usize,
     /// How long a leadership transfer may take before it is abandoned.
     pub transfer_timeout_ms: u64,
+    /// A learner is promoted only when it lacks at most this many of the
+    /// leader's entries (and answered within an election timeout).
+    pub promote_lag_entries_max: u64,
     /// A planted bug ([`crate::Mutant`]), for the simulator's mutation suite only.
     #[cfg(feature = "mutants")]
     pub mutant: Option<crate::Mutant>,
@@ -76,18 +82,21 @@ impl Config {
             pending_reads_max: 65_536,
             apply_entries_max: 1024,
             transfer_timeout_ms: 1200,
+            promote_lag_entries_max: 1000,
             #[cfg(feature = "mutants")]
             mutant: None,
             vote_after_index: None,
         }
     }
 
+    /// A node that joins an existing cluster: no bootstrap voters (see [`Config::voters`]).
+    pub fn joining(id: NodeId) -> Config {
+        Config::new(id, Vec::new())
+    }
+
     /// Checks the configuration; the error says in plain English what is wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.voters.is_empty() {
-            return Err(ConfigError::NoVoters);
-        }
-        if !self.voters.contains(&self.id) {
+        if !self.voters.is_empty() && !self.voters.contains(&self.id) {
             return Err(ConfigError::NotAVoter { id: self.id, voters: self.voters.clone() });
         }
         let mut sorted = self.voters.clone();
@@ -133,8 +142,6 @@ impl Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `voters` is empty.
-    NoVoters,
     /// `id` is not one of `voters`.
     NotAVoter {
         /// This node's id.
@@ -177,7 +184,6 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::NoVoters => f.write_str("the cluster has no voters; list at least this node"),
             ConfigError::NotAVoter { id, voters } => write!(f, "this node ({id}) is not among the voters {voters:?}"),
             ConfigError::DuplicateVoter { voter, voters } => {
                 write!(f, "the voters {voters:?} list a node ({voter}) twice")
@@ -253,9 +259,7 @@ mod tests {
         let (error, message) = error_of(|config| config.voters.push(NodeId(2)));
         assert!(matches!(error, ConfigError::DuplicateVoter { voter: NodeId(2), .. }), "{error:?}");
         assert!(message.contains("list a node (n2) twice"), "{message}");
-        let (error, message) = error_of(|config| config.voters.clear());
-        assert_eq!(error, ConfigError::NoVoters);
-        assert_eq!(message, "the cluster has no voters; list at least this node");
+        assert_eq!(Config::joining(NodeId(4)).validate(), Ok(()), "a joining node has no bootstrap voters");
     }
 
     #[test]

@@ -15,6 +15,11 @@ impl Node {
         if self.role == Role::Leader {
             return;
         }
+        if !self.is_voter() {
+            // A learner, a node not yet added or one removed: never campaigns.
+            self.reset_election_deadline();
+            return;
+        }
         if self.vote_held() {
             // Repaired and not caught up yet: wait for a leader instead.
             self.reset_election_deadline();
@@ -115,7 +120,7 @@ impl Node {
         });
         // A real vote request leaves only once our own vote is durable (§5.2):
         // the send chokepoint holds it.
-        for peer in self.peers() {
+        for peer in self.voter_peers() {
             self.send(peer, body.clone());
         }
         if pre_vote {
@@ -199,7 +204,7 @@ impl Node {
         self.note(Note::VoteReceived {
             from: voter,
             granted: self.votes.granted(),
-            voters: self.config.voters.len(),
+            voters: self.membership().all_voters().len(),
             pre_vote,
         });
         self.tally_votes(pre_vote);

@@ -86,6 +86,17 @@ pub enum Event {
         /// The node that should become leader.
         to: NodeId,
     },
+    /// An operator asks the leader for a membership change. Answered like a
+    /// proposal (`id` is the driver's): `Accepted` when the configuration entry
+    /// is appended, then applied once it commits (for a joint change: once the
+    /// joint entry commits; the leader then leaves the joint configuration by
+    /// itself), or `Rejected` with the reason.
+    ChangeMembership {
+        /// The driver's id for the request.
+        id: u64,
+        /// The change.
+        change: crate::membership::MembershipChange,
+    },
 }
 
 /// What the driver must do, in the order given.
@@ -197,6 +208,45 @@ pub enum Rejection {
     TransferInProgress,
     /// Too many proposals or reads are pending.
     Busy,
+    /// A membership change is in flight (its entry is uncommitted, or the
+    /// configuration is joint): one change at a time.
+    ChangeInProgress,
+    /// The leader has not committed an entry of its term yet, so it may not
+    /// know the latest committed configuration (the barrier; retry shortly).
+    NoCommitInTerm,
+    /// The learner to promote is behind: `lag_entries` behind the leader's last
+    /// index, or not heard from for `silent_ms` (`None`: never).
+    NotCaughtUp {
+        /// The learner.
+        id: NodeId,
+        /// Entries it lacks.
+        lag_entries: u64,
+        /// Since when it has been silent, if it ever answered.
+        silent_ms: Option<u64>,
+    },
+    /// The change does not apply to the current configuration.
+    InvalidChange(crate::membership::ChangeError),
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::NotLeader { leader: Some(leader) } => write!(f, "not the leader (the leader is {leader})"),
+            Rejection::NotLeader { leader: None } => f.write_str("not the leader (no leader known)"),
+            Rejection::TransferInProgress => f.write_str("leadership is being transferred"),
+            Rejection::Busy => f.write_str("too many requests pending"),
+            Rejection::ChangeInProgress => f.write_str("another membership change is in progress"),
+            Rejection::NoCommitInTerm => f.write_str("the new leader has not committed an entry of its term yet"),
+            Rejection::NotCaughtUp { id, lag_entries, silent_ms } => {
+                write!(f, "learner {id} is not caught up: {lag_entries} entries behind")?;
+                match silent_ms {
+                    Some(ms) => write!(f, ", last heard {ms} ms ago"),
+                    None => f.write_str(", never heard from"),
+                }
+            }
+            Rejection::InvalidChange(error) => write!(f, "{error}"),
+        }
+    }
 }
 
 /// Notable events for logs and coverage counters.
@@ -286,6 +336,14 @@ pub enum Note {
         /// The target.
         to: NodeId,
     },
+    /// The configuration in effect changed (an entry appended or truncated, or
+    /// a snapshot installed); it is the latest at `index`.
+    MembershipChanged {
+        /// The index of the configuration entry now in effect.
+        index: LogIndex,
+        /// The configuration.
+        membership: crate::membership::Membership,
+    },
     /// A term limit was hit; nothing changed. With `from`, a message from that
     /// node carried a term more than [`Term::MAX_JUMP`] past ours, or
     /// `u64::MAX`, and was refused rather than adopted; without, this node is
@@ -339,6 +397,8 @@ pub enum StepDownReason {
     LostElection,
     /// CheckQuorum: a majority was not heard from within an election timeout.
     QuorumInactive,
+    /// A configuration without this node as a voter committed; it handed over.
+    RemovedFromConfiguration,
 }
 
 impl std::fmt::Display for StepDownReason {
@@ -348,6 +408,7 @@ impl std::fmt::Display for StepDownReason {
             StepDownReason::HeardLeader => "heard the leader of the term",
             StepDownReason::LostElection => "lost the election",
             StepDownReason::QuorumInactive => "quorum inactive",
+            StepDownReason::RemovedFromConfiguration => "removed from the voters",
         })
     }
 }

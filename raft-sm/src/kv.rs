@@ -338,7 +338,7 @@ impl KvStore {
         assert_eq!(entry.index, self.applied_index.next(), "entries must be applied in order, each exactly once");
         self.applied_index = entry.index;
         match &entry.payload {
-            Payload::Noop => None,
+            Payload::Noop | Payload::Membership(_) => None,
             Payload::Command(bytes) => Some(match Command::decode(bytes) {
                 Ok(command) => self.apply_command(entry.index, &command),
                 Err(_) => ApplyResult {

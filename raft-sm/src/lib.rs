@@ -104,6 +104,7 @@ mod event;
 mod host;
 pub mod kv;
 mod log;
+mod membership;
 mod memory_store;
 mod message;
 mod mutants;
@@ -125,6 +126,7 @@ pub use event::{
     Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, StepDownReason, TimerKind, VoteRefusal,
 };
 pub use host::{Host, HostError, Observer, Output, ProposalAnswer, StateMachine};
+pub use membership::{ChangeError, Membership, MembershipChange};
 pub use memory_store::MemorySnapshots;
 pub use message::{
     AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, ReadIndexRequest,

@@ -117,8 +117,8 @@ pub struct InstallSnapshot {
     pub last_index: LogIndex,
     /// The term at `last_index`.
     pub last_term: Term,
-    /// The voters of the snapshot.
-    pub voters: Vec<NodeId>,
+    /// The configuration in effect at `last_index`.
+    pub membership: crate::membership::Membership,
     /// Byte offset of `data` within the snapshot.
     pub offset: u64,
     /// This chunk.

@@ -47,11 +47,14 @@ pub enum Mutant {
     /// A follower installing a snapshot keeps its log even when the log conflicts
     /// with the snapshot's last entry (InstallSnapshot receiver rule 7 ignored).
     SnapshotRule7Ignored,
+    /// A leader accepts a membership change before an entry of its own term has
+    /// committed (the single-server change bug of the dissertation).
+    MembershipBarrierOff,
 }
 
 impl Mutant {
     /// Every mutant, in report order.
-    pub const ALL: [Mutant; 14] = [
+    pub const ALL: [Mutant; 15] = [
         Mutant::Figure8,
         Mutant::VoteBeforeDurable,
         Mutant::VotesAsNumber,
@@ -66,6 +69,7 @@ impl Mutant {
         Mutant::TruncateEveryAppend,
         Mutant::MatchIndexBackwards,
         Mutant::SnapshotRule7Ignored,
+        Mutant::MembershipBarrierOff,
     ];
 
     /// The command-line name, e.g. `figure8`.
@@ -85,6 +89,7 @@ impl Mutant {
             Mutant::TruncateEveryAppend => "truncate-every-append",
             Mutant::MatchIndexBackwards => "match-index-backwards",
             Mutant::SnapshotRule7Ignored => "snapshot-rule7-ignored",
+            Mutant::MembershipBarrierOff => "membership-barrier-off",
         }
     }
 
@@ -136,7 +141,7 @@ impl Node {
         if !self.mutant_is(Mutant::VotesAsNumber) || !self.votes.votes().contains_key(&voter) {
             return voter;
         }
-        self.config.voters.iter().copied().find(|id| !self.votes.votes().contains_key(id)).unwrap_or(voter)
+        self.membership().all_voters().into_iter().find(|id| !self.votes.votes().contains_key(id)).unwrap_or(voter)
     }
 }
 

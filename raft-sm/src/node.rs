@@ -6,6 +6,7 @@ use crate::event::{
     Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection, StepDownReason, TimerKind,
 };
 use crate::log::Log;
+use crate::membership::Configurations;
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, RequestVote,
     RequestVoteResponse,
@@ -17,7 +18,7 @@ use crate::read::Reads;
 use crate::recovery::StartError;
 use crate::snapshot::IncomingSnapshot;
 use crate::timer::Timers;
-use crate::types::{Entry, HardState, LogIndex, NodeId, RestoredState, Role, SnapshotMeta, Term};
+use crate::types::{Entry, HardState, LogIndex, NodeId, Payload, RestoredState, Role, SnapshotMeta, Term};
 use crate::write::Write;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -95,8 +96,11 @@ pub(crate) struct Transfer {
 ///   actions, bit for bit.
 pub struct Node {
     pub(crate) config: Config,
-    /// Who must agree, built from `config.voters`: the one answer to every majority question.
+    /// Who must agree, built from the current configuration: the one answer to
+    /// every majority question.
     pub(crate) quorum: JointConfig,
+    /// The configurations in the log; the latest is in effect (`membership.rs`).
+    pub(crate) configurations: Configurations,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) now_ms: u64,
 
@@ -164,13 +168,15 @@ impl Node {
             None => (LogIndex(0), Term(0)),
         };
         let (entries, repair) = crate::recovery::reconcile_with_snapshot(base_index, base_term, restored.entries)?;
+        let configurations = crate::recovery::restore_configurations(&config, restored.snapshot.as_ref(), &entries);
         let log = Log::new(base_index, base_term, entries);
         let hard_state = restored.hard_state;
         let commit_index = hard_state.commit.clamp(base_index, log.last_index());
         let durable_index = log.last_index();
         let rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
         Ok(Node {
-            quorum: JointConfig::majority(config.voters.iter().copied()),
+            quorum: configurations.current().quorum(),
+            configurations,
             config,
             rng,
             now_ms: 0,
@@ -254,6 +260,7 @@ impl Node {
             Event::SnapshotPersisted { index } => self.on_snapshot_persisted(index),
             Event::SnapshotNow => self.on_snapshot_requested(),
             Event::TransferLeadership { to } => self.on_transfer_leadership(to),
+            Event::ChangeMembership { id, change } => self.on_change_membership(id, change),
         }
     }
 
@@ -273,9 +280,11 @@ impl Node {
     /// Term first, then role (Raft §5.1: any message with a higher term makes the
     /// receiver adopt it and become a follower).
     fn on_message(&mut self, message: Message) {
-        if message.to != self.config.id || !self.config.voters.contains(&message.from) || message.from == self.config.id
+        if message.to != self.config.id
+            || message.from == self.config.id
+            || !self.hears_from(message.from, &message.body)
         {
-            return; // Not for us, or from outside the configuration.
+            return; // Not for us, or from outside the configuration (`hears_from`).
         }
         if !self.term_acceptable(&message) {
             // A jump this far would use up the terms left for elections (or wrap).
@@ -415,8 +424,16 @@ impl Node {
         if entries.is_empty() {
             return;
         }
+        let mut membership_changed = false;
         for entry in &entries {
             self.log.append(entry.clone());
+            if let Payload::Membership(membership) = &entry.payload {
+                self.configurations.append(entry.index, membership.clone());
+                membership_changed = true;
+            }
+        }
+        if membership_changed {
+            self.on_membership_changed();
         }
         self.wrote_this_step = true;
         self.actions.push(Action::Write(Write::Append { entries }));
@@ -441,6 +458,9 @@ impl Node {
         self.wrote_this_step = true;
         self.note(Note::Truncated { from, count });
         self.actions.push(Action::Write(Write::Truncate { from }));
+        if self.configurations.truncate_from(from) {
+            self.on_membership_changed();
+        }
     }
 
     fn on_persisted(&mut self, id: PersistId) {
@@ -505,6 +525,9 @@ impl Node {
         self.expire_forwarded_reads();
         self.flush_appends();
         self.maybe_hand_out_applies();
+        // After the applies: a removed leader answers its change before it steps down.
+        self.maybe_advance_membership();
+        self.flush_appends();
         self.maybe_request_snapshot();
         let hard_state = HardState { term: self.term, voted_for: self.voted_for, commit: self.commit_index };
         if hard_state != self.hard_state_written {
@@ -566,8 +589,9 @@ impl Node {
         self.actions.push(Action::Note(note));
     }
 
+    /// Every member but us: whom a leader replicates to.
     pub(crate) fn peers(&self) -> Vec<NodeId> {
-        self.config.voters.iter().copied().filter(|&id| id != self.config.id).collect()
+        self.membership().members().into_iter().filter(|&id| id != self.config.id).collect()
     }
 
     /// Hands committed entries to the state machine, in order, each once, with
@@ -633,6 +657,8 @@ impl Node {
             for (peer, progress) in &self.progress {
                 assert!(progress.match_index < progress.next_index, "match ≥ next for {peer}");
             }
+            let tracked: Vec<NodeId> = self.progress.keys().copied().collect();
+            assert_eq!(tracked, self.peers(), "a leader tracks exactly the other members");
         } else {
             assert!(self.progress.is_empty(), "only a leader tracks progress");
             assert!(self.pending_proposals.is_empty(), "only a leader has pending proposals");

@@ -34,6 +34,9 @@ pub(crate) struct Progress {
     pub(crate) inflight: VecDeque<LogIndex>,
     /// Heard from since the last quorum check (CheckQuorum).
     pub(crate) recent_active: bool,
+    /// When the follower last answered, on the leader's clock (a learner is
+    /// promoted only if it answered within an election timeout).
+    pub(crate) last_contact_ms: Option<u64>,
     /// Highest read round the follower echoed in this term.
     pub(crate) read_round_acked: u64,
     /// `match_index` at the previous heartbeat: a full window that made no progress
@@ -52,6 +55,7 @@ impl Progress {
             mode: ReplicationMode::Probe { paused: false },
             inflight: VecDeque::new(),
             recent_active: false,
+            last_contact_ms: None,
             read_round_acked: 0,
             match_at_heartbeat: LogIndex(0),
             commit_sent: LogIndex(0),

@@ -104,9 +104,8 @@ impl JointConfig {
         JointConfig { incoming: MajorityConfig::new(voters), outgoing: MajorityConfig::default() }
     }
 
-    /// A joint configuration during a change from `outgoing` to `incoming`. The
-    /// membership change will construct it from the log; until then only tests do.
-    #[cfg(test)]
+    /// A joint configuration during a change from `outgoing` to `incoming`
+    /// (built from the log's configuration by `membership.rs`).
     pub(crate) fn joint(
         incoming: impl IntoIterator<Item = NodeId>,
         outgoing: impl IntoIterator<Item = NodeId>,

@@ -2,9 +2,10 @@
 //! (Raft Figure 13, rules 6 and 7). Drivers hand the core the records exactly
 //! as they are on disk; this is the only place that decides what to keep.
 
-use crate::config::ConfigError;
+use crate::config::{Config, ConfigError};
 use crate::event::Action;
-use crate::types::{Entry, LogIndex, Term};
+use crate::membership::{Configurations, Membership};
+use crate::types::{Entry, LogIndex, Payload, SnapshotMeta, Term};
 use crate::write::Write;
 use std::fmt;
 
@@ -58,6 +59,31 @@ impl From<ConfigError> for StartError {
     fn from(error: ConfigError) -> StartError {
         StartError::Config(error)
     }
+}
+
+/// The configurations a restarted node holds: the snapshot's, then every
+/// configuration entry of the (reconciled) log, in order. The stored
+/// configuration wins over [`Config::voters`], which only bootstraps a node
+/// whose snapshot and log hold none (a new cluster, or a data directory from
+/// before membership changes, whose voters were the configured ones).
+pub(crate) fn restore_configurations(
+    config: &Config,
+    snapshot: Option<&SnapshotMeta>,
+    entries: &[Entry],
+) -> Configurations {
+    let mut configurations = match snapshot {
+        Some(snapshot) if !snapshot.membership.voters.is_empty() => {
+            Configurations::new(snapshot.last_index, snapshot.membership.clone())
+        }
+        Some(snapshot) => Configurations::new(snapshot.last_index, Membership::new(config.voters.iter().copied())),
+        None => Configurations::new(LogIndex(0), Membership::new(config.voters.iter().copied())),
+    };
+    for entry in entries {
+        if let Payload::Membership(membership) = &entry.payload {
+            configurations.append(entry.index, membership.clone());
+        }
+    }
+    configurations
 }
 
 /// Restored entries must continue the snapshot: entries it covers are dropped

@@ -227,6 +227,7 @@ impl Node {
             (self.mutant_is(Mutant::MatchIndexBackwards), self.mutant_is(Mutant::StaleAppendRejections));
         let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
         progress.recent_active = true;
+        progress.last_contact_ms = Some(self.now_ms);
         progress.read_round_acked = progress.read_round_acked.max(read_round);
         if success {
             if match_index > last_index {

@@ -59,10 +59,12 @@ impl Node {
         }
         assert!(index <= self.applied_index.max(self.apply_sent_index), "snapshot beyond what was applied");
         let last_term = self.log.term_at(index).expect("snapshot index is in the log");
-        let meta = SnapshotMeta { last_index: index, last_term, voters: self.config.voters.clone(), size_bytes };
+        let membership = self.configurations.at(index).clone();
+        let meta = SnapshotMeta { last_index: index, last_term, membership, size_bytes };
         self.actions.push(Action::Write(Write::SaveSnapshot { meta: meta.clone(), origin: SnapshotOrigin::Taken }));
         self.wrote_this_step = true;
         self.log.compact_to(index);
+        self.configurations.compact_to(index);
         self.snapshot = Some(meta);
         self.note(Note::SnapshotTaken { index });
     }
@@ -120,7 +122,7 @@ impl Node {
         let chunk = InstallSnapshot {
             last_index,
             last_term: snapshot.last_term,
-            voters: snapshot.voters.clone(),
+            membership: snapshot.membership.clone(),
             offset: start,
             data: Vec::new(),
             done: end == snapshot.size_bytes,
@@ -131,7 +133,7 @@ impl Node {
     }
 
     pub(crate) fn on_install_snapshot(&mut self, leader: NodeId, chunk: InstallSnapshot) {
-        let InstallSnapshot { last_index, last_term, voters, offset, data, done } = chunk;
+        let InstallSnapshot { last_index, last_term, membership, offset, data, done } = chunk;
         if self.role != crate::types::Role::Follower || self.leader != Some(leader) {
             let term = self.term;
             self.become_follower(term, Some(leader), StepDownReason::HeardLeader);
@@ -166,7 +168,7 @@ impl Node {
             return self.send(leader, InstallSnapshotResponse { last_index, next_offset, done: false }.into());
         }
         self.incoming_snapshot = None;
-        let meta = SnapshotMeta { last_index, last_term, voters, size_bytes: next_offset };
+        let meta = SnapshotMeta { last_index, last_term, membership, size_bytes: next_offset };
         self.install_snapshot(meta);
         self.send(leader, InstallSnapshotResponse { last_index, next_offset, done: true }.into());
     }
@@ -183,6 +185,7 @@ impl Node {
         let rule7_ignored = self.mutant_is(Mutant::SnapshotRule7Ignored) && self.log.term_at(last_index).is_some();
         if self.log.term_at(last_index) == Some(snapshot.last_term) || rule7_ignored {
             self.log.compact_to(last_index);
+            self.configurations.compact_to(last_index);
             self.actions.push(Action::Write(Write::Compact { up_to: last_index }));
         } else {
             let removed = self.log.last_index().0.saturating_sub(self.log.base_index().0);
@@ -190,6 +193,7 @@ impl Node {
                 self.note(Note::Truncated { from: self.log.base_index().next(), count: removed });
             }
             self.log.reset(last_index, snapshot.last_term);
+            self.configurations.reset(last_index, snapshot.membership.clone());
             self.durable_index = self.durable_index.min(last_index);
             self.actions.push(Action::Write(Write::Reset { base_index: last_index }));
         }
@@ -200,6 +204,7 @@ impl Node {
         self.applied_index = last_index;
         self.apply_sent_index = last_index;
         self.snapshot = Some(snapshot);
+        self.on_membership_changed();
         self.note(Note::SnapshotInstalled { index: last_index });
         self.serve_reads_up_to_applied();
     }
@@ -211,6 +216,7 @@ impl Node {
         }
         let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
         progress.recent_active = true;
+        progress.last_contact_ms = Some(self.now_ms);
         if done {
             if progress.maybe_update(last_index) {
                 self.maybe_commit();

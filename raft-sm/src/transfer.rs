@@ -8,7 +8,7 @@ use crate::types::{NodeId, Role};
 
 impl Node {
     pub(crate) fn on_transfer_leadership(&mut self, to: NodeId) {
-        if self.role != Role::Leader || to == self.config.id || !self.progress.contains_key(&to) {
+        if self.role != Role::Leader || to == self.config.id || !self.membership().is_voter(to) {
             return; // Only a leader transfers, and only to another voter.
         }
         if self.transfer.is_some_and(|transfer| transfer.to == to) {
@@ -43,7 +43,7 @@ impl Node {
 
     /// The leader asks us to take over: skip PreVote and campaign now.
     pub(crate) fn on_timeout_now(&mut self, from: NodeId) {
-        if self.role == Role::Leader || self.leader != Some(from) || self.vote_held() {
+        if self.role == Role::Leader || self.leader != Some(from) || self.vote_held() || !self.is_voter() {
             return;
         }
         self.become_candidate(true);

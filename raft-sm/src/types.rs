@@ -55,6 +55,9 @@ pub enum Payload {
     Noop,
     /// An opaque command for the state machine (for raftkv: an encoded `kv::Command`).
     Command(Vec<u8>),
+    /// A new cluster configuration. It takes effect when appended, not when
+    /// committed (see [`crate::Membership`]); the state machine skips it.
+    Membership(crate::membership::Membership),
 }
 
 /// One entry of the replicated log.
@@ -74,6 +77,7 @@ impl Entry {
         let payload_bytes = match &self.payload {
             Payload::Noop => 0,
             Payload::Command(bytes) => bytes.len(),
+            Payload::Membership(membership) => 8 * membership.members().len() + 24,
         };
         24 + payload_bytes
     }
@@ -102,8 +106,9 @@ pub struct SnapshotMeta {
     pub last_index: LogIndex,
     /// The term of the entry at `last_index`.
     pub last_term: Term,
-    /// The voters at the time of the snapshot.
-    pub voters: Vec<NodeId>,
+    /// The configuration in effect at `last_index` (voters, learners, and the
+    /// outgoing voters if it is joint).
+    pub membership: crate::membership::Membership,
     /// The length of the state machine's image, in bytes.
     pub size_bytes: u64,
 }

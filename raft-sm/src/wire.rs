@@ -1,5 +1,10 @@
 //! The binary encoding of [`Message`] and [`Entry`]: the node sends messages to
-//! its peers in it and writes entries to its write-ahead log in it. A message is a
+//! its peers in it and writes entries to its write-ahead log in it (a message
+//! carries each entry length-prefixed, [`encode_entry`]; a log record, whose
+//! framing gives the length, carries it self-delimited, [`encode_entry_record`];
+//! both share the payload encoding, so a payload kind is added in one place).
+//! A [`Membership`] is three id lists (voters, learners, outgoing), each a
+//! count and the ids. A message is a
 //! version byte, sender, receiver and term, then one kind byte per [`Body`]
 //! variant and that struct's fields (little-endian integers, flags packed in a
 //! byte, length-prefixed byte strings; the layout is [`encode_message`]'s).
@@ -8,6 +13,7 @@
 //! where readability wins over size (JSON writes bytes as arrays of numbers).
 
 use crate::codec::{put_bytes_u64_len, put_u64, Reader};
+use crate::membership::Membership;
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, ReadIndexRequest,
     ReadIndexResponse, RejectHint, RequestVote, RequestVoteResponse,
@@ -84,14 +90,11 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
                 }
             }
         }
-        Body::InstallSnapshot(InstallSnapshot { last_index, last_term, voters, offset, data, done }) => {
+        Body::InstallSnapshot(InstallSnapshot { last_index, last_term, membership, offset, data, done }) => {
             out.push(5);
             put_u64(&mut out, last_index.0);
             put_u64(&mut out, last_term.0);
-            put_u64(&mut out, voters.len() as u64);
-            for voter in voters {
-                put_u64(&mut out, voter.0);
-            }
+            put_membership(&mut out, membership);
             put_u64(&mut out, *offset);
             put_bytes_u64_len(&mut out, data);
             out.push(u8::from(*done));
@@ -176,15 +179,11 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
         5 => {
             let last_index = LogIndex(reader.u64()?);
             let last_term = Term(reader.u64()?);
-            let count = reader.u64()?;
-            if count > (bytes.len() / 8) as u64 {
-                return Err(WireError("voter count exceeds the message"));
-            }
-            let voters = (0..count).map(|_| reader.u64().map(NodeId)).collect::<Result<_, _>>()?;
+            let membership = read_membership(&mut reader, bytes.len())?;
             let offset = reader.u64()?;
             let data = reader.bytes_u64_len()?.to_vec();
             let done = reader.bool()?;
-            Body::InstallSnapshot(InstallSnapshot { last_index, last_term, voters, offset, data, done })
+            Body::InstallSnapshot(InstallSnapshot { last_index, last_term, membership, offset, data, done })
         }
         6 => Body::InstallSnapshotResponse(InstallSnapshotResponse {
             last_index: LogIndex(reader.u64()?),
@@ -223,14 +222,53 @@ pub fn decode_entry(bytes: &[u8]) -> Result<Entry, WireError> {
     Ok(entry)
 }
 
+/// Encodes one log entry self-delimited, for a record whose framing gives
+/// the length (the node's write-ahead log): term, index, payload kind, then a
+/// command's bytes up to the end, unprefixed. The layout of kinds 0 (no-op) and
+/// 1 (command) is the one the log has always had, so old logs still read.
+pub fn encode_entry_record(entry: &Entry, out: &mut Vec<u8>) {
+    put_entry(out, entry, Framing::ToEnd);
+}
+
+/// Decodes [`encode_entry_record`] bytes (all of them).
+pub fn decode_entry_record(bytes: &[u8]) -> Result<Entry, WireError> {
+    let mut reader = Reader::new(bytes);
+    let entry = take_entry(&mut reader, Framing::ToEnd, bytes.len())?;
+    if !reader.is_done() {
+        return Err(WireError("trailing bytes"));
+    }
+    Ok(entry)
+}
+
+/// How a command's bytes are delimited.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// An 8-byte length first (entries inside a message).
+    Prefixed,
+    /// Up to the end of the input (a log record).
+    ToEnd,
+}
+
 fn encode_entry_into(out: &mut Vec<u8>, entry: &Entry) {
+    put_entry(out, entry, Framing::Prefixed);
+}
+
+/// The one payload encoding: kind byte, then its fields.
+fn put_entry(out: &mut Vec<u8>, entry: &Entry, framing: Framing) {
     put_u64(out, entry.term.0);
     put_u64(out, entry.index.0);
     match &entry.payload {
         Payload::Noop => out.push(0),
         Payload::Command(bytes) => {
             out.push(1);
-            put_bytes_u64_len(out, bytes);
+            match framing {
+                Framing::Prefixed => put_bytes_u64_len(out, bytes),
+                Framing::ToEnd => out.extend_from_slice(bytes),
+            }
+        }
+        Payload::Membership(membership) => {
+            out.push(2);
+            put_membership(out, membership);
         }
     }
 }
@@ -239,18 +277,58 @@ fn payload_len(payload: &Payload) -> usize {
     match payload {
         Payload::Noop => 0,
         Payload::Command(bytes) => bytes.len(),
+        Payload::Membership(membership) => 24 + 8 * membership.members().len(),
     }
 }
 
 fn read_entry(reader: &mut Reader<'_>) -> Result<Entry, WireError> {
+    take_entry(reader, Framing::Prefixed, usize::MAX)
+}
+
+fn take_entry(reader: &mut Reader<'_>, framing: Framing, input_len: usize) -> Result<Entry, WireError> {
     let term = Term(reader.u64()?);
     let index = LogIndex(reader.u64()?);
     let payload = match reader.u8()? {
         0 => Payload::Noop,
-        1 => Payload::Command(reader.bytes_u64_len()?.to_vec()),
+        1 => match framing {
+            Framing::Prefixed => Payload::Command(reader.bytes_u64_len()?.to_vec()),
+            Framing::ToEnd => Payload::Command(reader.rest().to_vec()),
+        },
+        2 => Payload::Membership(read_membership(reader, input_len)?),
         _ => return Err(WireError("unknown payload kind")),
     };
     Ok(Entry { term, index, payload })
+}
+
+fn put_membership(out: &mut Vec<u8>, membership: &Membership) {
+    for list in [&membership.voters, &membership.learners, &membership.outgoing] {
+        put_u64(out, list.len() as u64);
+        for id in list {
+            put_u64(out, id.0);
+        }
+    }
+}
+
+/// Reads [`put_membership`]'s lists; `input_len` bounds the counts, so a
+/// hostile count cannot make us allocate. The lists must be sorted and
+/// distinct, as [`Membership`] promises.
+fn read_membership(reader: &mut Reader<'_>, input_len: usize) -> Result<Membership, WireError> {
+    let mut lists: [Vec<NodeId>; 3] = Default::default();
+    for list in &mut lists {
+        let count = reader.u64()?;
+        if count > (input_len / 8) as u64 {
+            return Err(WireError("member count exceeds the message"));
+        }
+        *list = (0..count).map(|_| reader.u64().map(NodeId)).collect::<Result<_, _>>()?;
+        if list.windows(2).any(|pair| pair[0] >= pair[1]) {
+            return Err(WireError("member list not sorted and distinct"));
+        }
+    }
+    let [voters, learners, outgoing] = lists;
+    if learners.iter().any(|id| voters.contains(id) || outgoing.contains(id)) {
+        return Err(WireError("a learner is also a voter"));
+    }
+    Ok(Membership { voters, learners, outgoing })
 }
 
 #[cfg(test)]
@@ -258,14 +336,39 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A valid membership: each of 0..8 nodes is a voter, learner, outgoing
+    /// voter, both kinds of voter, or absent.
+    fn arb_membership() -> impl Strategy<Value = Membership> {
+        proptest::collection::vec(0u8..5, 8).prop_map(|roles| {
+            let mut membership = Membership::default();
+            for (id, role) in roles.into_iter().enumerate() {
+                let id = NodeId(id as u64);
+                match role {
+                    0 => membership.voters.push(id),
+                    1 => membership.learners.push(id),
+                    2 => membership.outgoing.push(id),
+                    3 => {
+                        membership.voters.push(id);
+                        membership.outgoing.push(id);
+                    }
+                    _ => {}
+                }
+            }
+            membership
+        })
+    }
+
     fn arb_entry() -> impl Strategy<Value = Entry> {
-        (0u64..9, 1u64..1000, proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40))).prop_map(
-            |(term, index, bytes)| Entry {
-                term: Term(term),
-                index: LogIndex(index),
-                payload: bytes.map_or(Payload::Noop, Payload::Command),
-            },
-        )
+        let payload = prop_oneof![
+            Just(Payload::Noop),
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Payload::Command),
+            arb_membership().prop_map(Payload::Membership),
+        ];
+        (0u64..9, 1u64..1000, payload).prop_map(|(term, index, payload)| Entry {
+            term: Term(term),
+            index: LogIndex(index),
+            payload,
+        })
     }
 
     fn arb_body() -> impl Strategy<Value = Body> {
@@ -308,16 +411,16 @@ mod tests {
             (
                 any::<u64>(),
                 any::<u64>(),
-                proptest::collection::vec(any::<u64>(), 0..5),
+                arb_membership(),
                 any::<u64>(),
                 proptest::collection::vec(any::<u8>(), 0..64),
                 any::<bool>()
             )
-                .prop_map(|(i, t, voters, offset, data, done)| {
+                .prop_map(|(i, t, membership, offset, data, done)| {
                     Body::InstallSnapshot(InstallSnapshot {
                         last_index: LogIndex(i),
                         last_term: Term(t),
-                        voters: voters.into_iter().map(NodeId).collect(),
+                        membership,
                         offset,
                         data,
                         done,
@@ -344,13 +447,17 @@ mod tests {
 
         #[test]
         fn entries_round_trip(entry in arb_entry()) {
-            prop_assert_eq!(decode_entry(&encode_entry(&entry)), Ok(entry));
+            prop_assert_eq!(decode_entry(&encode_entry(&entry)), Ok(entry.clone()));
+            let mut record = Vec::new();
+            encode_entry_record(&entry, &mut record);
+            prop_assert_eq!(decode_entry_record(&record), Ok(entry));
         }
 
         #[test]
         fn truncated_or_garbage_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_message(&bytes);
             let _ = decode_entry(&bytes);
+            let _ = decode_entry_record(&bytes);
         }
     }
 
@@ -372,5 +479,42 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(decode_message(&bytes[..len]).is_err(), "prefix of {len} bytes decoded");
         }
+    }
+
+    #[test]
+    fn a_record_keeps_the_log_layout_of_old_data_directories() {
+        // term 3, index 7, kind 1, then the command's bytes without a length.
+        let mut old = Vec::new();
+        old.extend_from_slice(&3u64.to_le_bytes());
+        old.extend_from_slice(&7u64.to_le_bytes());
+        old.push(1);
+        old.extend_from_slice(b"hello");
+        let command = Entry { term: Term(3), index: LogIndex(7), payload: Payload::Command(b"hello".to_vec()) };
+        assert_eq!(decode_entry_record(&old), Ok(command.clone()));
+        let mut encoded = Vec::new();
+        encode_entry_record(&command, &mut encoded);
+        assert_eq!(encoded, old);
+        let noop = Entry { term: Term(3), index: LogIndex(8), payload: Payload::Noop };
+        let mut encoded = Vec::new();
+        encode_entry_record(&noop, &mut encoded);
+        assert_eq!(encoded.len(), 17, "a no-op is term, index and kind");
+    }
+
+    #[test]
+    fn a_membership_that_breaks_its_promises_is_refused() {
+        let bad = Membership { voters: vec![NodeId(2), NodeId(1)], ..Membership::default() };
+        let mut bytes = Vec::new();
+        encode_entry_record(
+            &Entry { term: Term(1), index: LogIndex(1), payload: Payload::Membership(bad) },
+            &mut bytes,
+        );
+        assert_eq!(decode_entry_record(&bytes), Err(WireError("member list not sorted and distinct")));
+        let both = Membership { voters: vec![NodeId(1)], learners: vec![NodeId(1)], outgoing: vec![] };
+        let mut bytes = Vec::new();
+        encode_entry_record(
+            &Entry { term: Term(1), index: LogIndex(1), payload: Payload::Membership(both) },
+            &mut bytes,
+        );
+        assert_eq!(decode_entry_record(&bytes), Err(WireError("a learner is also a voter")));
     }
 }

@@ -72,7 +72,7 @@ fn a_stale_install_snapshot_is_ignored() {
         body: Body::InstallSnapshot(raft_sm::InstallSnapshot {
             last_index: snapshot.last_index,
             last_term: snapshot.last_term,
-            voters: snapshot.voters.clone(),
+            membership: snapshot.membership.clone(),
             offset: 0,
             data: image,
             done: true,
@@ -98,8 +98,12 @@ fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
         let _ = kv.apply_entry(&entry);
     }
     let image = kv.snapshot();
-    let snapshot =
-        SnapshotMeta { last_index: LogIndex(3), last_term: Term(2), voters: ids(3), size_bytes: image.len() as u64 };
+    let snapshot = SnapshotMeta {
+        last_index: LogIndex(3),
+        last_term: Term(2),
+        membership: raft_sm::Membership::new(ids(3)),
+        size_bytes: image.len() as u64,
+    };
     let follower_state = support::restored(1, &[1, 1, 1, 1], 1);
     let mut pump =
         Pump::from_restored(vec![RestoredState::default(), follower_state, RestoredState::default()], |_| {});
@@ -110,7 +114,7 @@ fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
         body: Body::InstallSnapshot(raft_sm::InstallSnapshot {
             last_index: LogIndex(3),
             last_term: Term(2),
-            voters: ids(3),
+            membership: raft_sm::Membership::new(ids(3)),
             offset: 0,
             data: image.clone(),
             done: true,
@@ -201,8 +205,12 @@ fn a_restart_reconciles_a_log_that_disagrees_with_the_snapshot() {
         kv.apply_entry(&Entry { term: Term(2), index: LogIndex(i), payload: Payload::Noop });
     }
     let image = kv.snapshot();
-    let snapshot =
-        SnapshotMeta { last_index: LogIndex(3), last_term: Term(2), voters: ids(3), size_bytes: image.len() as u64 };
+    let snapshot = SnapshotMeta {
+        last_index: LogIndex(3),
+        last_term: Term(2),
+        membership: raft_sm::Membership::new(ids(3)),
+        size_bytes: image.len() as u64,
+    };
     // Case 1: the compaction was lost: entries 1..=5 agree with the snapshot at 3.
     let mut agreeing = support::restored(2, &[1, 2, 2, 2, 2], 3);
     agreeing.snapshot = Some(snapshot.clone());

@@ -100,7 +100,7 @@ fn the_host_holds_applies_until_the_installed_image_is_restored() {
     let install = InstallSnapshot {
         last_index: LogIndex(3),
         last_term: Term(1),
-        voters,
+        membership: raft_sm::Membership::new(voters),
         offset: 0,
         data: image.clone(),
         done: true,

@@ -251,7 +251,7 @@ pub fn applied_commands(node: &NodeView) -> Vec<Command> {
     node.applied_entries()
         .into_iter()
         .filter_map(|entry| match &entry.payload {
-            Payload::Noop => None,
+            Payload::Noop | Payload::Membership(_) => None,
             Payload::Command(bytes) => Some(Command::decode(bytes).expect("applied entries decode")),
         })
         .collect()

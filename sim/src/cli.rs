@@ -71,6 +71,11 @@ pub struct RunArgs {
     /// none): `sim shrink` prints such a line.
     #[arg(long, value_name = "LIST", value_parser = parse_fault_list)]
     pub keep_faults: Option<FaultList>,
+    /// Membership churn: the first 1-3 nodes (drawn per seed) bootstrap the cluster, the others join
+    /// empty, and random changes (add learner, promote, demote, remove, replace) keep between 1 and
+    /// `--nodes` voters during the fault phase.
+    #[arg(long)]
+    pub membership_churn: bool,
 }
 
 /// The fault numbers of `--keep-faults`.
@@ -108,6 +113,7 @@ impl RunArgs {
             liveness_reads: !self.no_liveness_reads,
             mutant: self.mutant,
             keep_faults: self.keep_faults.clone().map(|list| list.0),
+            membership_churn: self.membership_churn,
             ..RunPlan::default()
         }
     }
@@ -125,6 +131,7 @@ impl RunArgs {
             liveness_reads: false,
             mutant: plan.mutant,
             keep_faults: plan.keep_faults.clone().map(FaultList),
+            membership_churn: plan.membership_churn,
         }
     }
 }
@@ -152,6 +159,9 @@ impl fmt::Display for RunArgs {
         }
         if let Some(keep) = &self.keep_faults {
             write!(f, " --keep-faults {keep}")?;
+        }
+        if self.membership_churn {
+            f.write_str(" --membership-churn")?;
         }
         Ok(())
     }

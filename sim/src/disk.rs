@@ -530,7 +530,12 @@ mod tests {
     }
 
     fn snapshot(index: u64, term: u64) -> SnapshotMeta {
-        SnapshotMeta { last_index: LogIndex(index), last_term: Term(term), voters: vec![], size_bytes: 3 }
+        SnapshotMeta {
+            last_index: LogIndex(index),
+            last_term: Term(term),
+            membership: raft_sm::Membership::default(),
+            size_bytes: 3,
+        }
     }
 
     /// A snapshot installed from the leader: its one chunk, then the save.

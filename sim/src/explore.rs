@@ -83,6 +83,8 @@ pub struct RunPlan {
     pub mutant: Option<raft_sm::Mutant>,
     /// Apply only these generated faults (see `SimOptions::keep_faults`); `None`: all.
     pub keep_faults: Option<Vec<u64>>,
+    /// Membership churn during the fault phase (see [`crate::cluster::ChurnOptions`]).
+    pub membership_churn: bool,
 }
 
 impl Default for RunPlan {
@@ -98,6 +100,7 @@ impl Default for RunPlan {
             liveness_reads: true,
             mutant: None,
             keep_faults: None,
+            membership_churn: false,
         }
     }
 }
@@ -139,6 +142,14 @@ impl RunPlan {
         options.liveness_reads = self.liveness_reads;
         options.mutant = self.mutant;
         options.keep_faults = self.keep_faults.as_ref().map(|keep| keep.iter().copied().collect());
+        if self.membership_churn {
+            let mut rng = crate::rng::SimRng::derive(seed, "membership-plan");
+            options.initial_voters = Some(rng.range(1, self.nodes.min(3) as u64) as usize);
+            options.membership_churn = Some(crate::cluster::ChurnOptions {
+                voters_max: self.nodes,
+                ..crate::cluster::ChurnOptions::default()
+            });
+        }
         options.replay = Some(self.replay_line(seed));
         options
     }

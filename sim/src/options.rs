@@ -153,6 +153,11 @@ pub struct SimOptions {
     /// Apply only these of the generated faults (numbered from 1 in generation
     /// order); `None`: all. Set by `sim shrink` and `--keep-faults`.
     pub keep_faults: Option<std::collections::BTreeSet<u64>>,
+    /// Membership in play: nodes `1..=initial_voters` bootstrap the cluster, the
+    /// others start empty and wait to be added. `None`: every node is a voter.
+    pub initial_voters: Option<usize>,
+    /// Random membership changes during the fault phase of a swarm run.
+    pub membership_churn: Option<crate::cluster::ChurnOptions>,
 }
 
 impl SimOptions {
@@ -204,6 +209,8 @@ impl SimOptions {
             budget_queued: 1_000_000,
             episodes: crate::cluster::EpisodeOptions::default(),
             keep_faults: None,
+            initial_voters: None,
+            membership_churn: None,
         }
     }
 

@@ -1,7 +1,10 @@
 //! Record framing: `[len: u32 LE][crc32: u32 LE][kind: u8][payload]`, where `len`
-//! counts the kind byte and the payload and the CRC32 covers them both.
+//! counts the kind byte and the payload and the CRC32 covers them both. An
+//! entry's payload is raft-sm's wire encoding of it ([`raft_sm::wire::encode_entry_record`]),
+//! the one encoding of entries in the workspace.
 
-use raft_sm::{Entry, HardState, LogIndex, NodeId, Payload, Term};
+use raft_sm::wire::{decode_entry_record, encode_entry_record};
+use raft_sm::{Entry, HardState, LogIndex, NodeId, Term};
 
 /// Bytes before the kind byte: length and checksum.
 pub const HEADER_BYTES: usize = 8;
@@ -59,15 +62,7 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
     match record {
         Record::Entry(entry) => {
             out.push(KIND_ENTRY);
-            out.extend_from_slice(&entry.term.0.to_le_bytes());
-            out.extend_from_slice(&entry.index.0.to_le_bytes());
-            match &entry.payload {
-                Payload::Noop => out.push(0),
-                Payload::Command(bytes) => {
-                    out.push(1);
-                    out.extend_from_slice(bytes);
-                }
-            }
+            encode_entry_record(entry, out);
         }
         Record::HardState(hard_state) => {
             out.push(KIND_HARD_STATE);
@@ -130,16 +125,7 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 fn decode_body(body: &[u8]) -> Option<Record> {
     let (&kind, rest) = body.split_first()?;
     match kind {
-        KIND_ENTRY => {
-            let term = Term(u64_at(rest, 0)?);
-            let index = LogIndex(u64_at(rest, 8)?);
-            let payload = match rest.get(16)? {
-                0 if rest.len() == 17 => Payload::Noop,
-                1 => Payload::Command(rest[17..].to_vec()),
-                _ => return None,
-            };
-            Some(Record::Entry(Entry { term, index, payload }))
-        }
+        KIND_ENTRY => decode_entry_record(rest).ok().map(Record::Entry),
         KIND_HARD_STATE if rest.len() == 25 => {
             let voted_for = match rest[8] {
                 0 => None,
@@ -162,9 +148,15 @@ fn decode_body(body: &[u8]) -> Option<Record> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use raft_sm::{Membership, Payload};
 
     fn samples() -> Vec<Record> {
         vec![
+            Record::Entry(Entry {
+                term: Term(4),
+                index: LogIndex(9),
+                payload: Payload::Membership(Membership::with_learners([NodeId(1), NodeId(2)], [NodeId(3)])),
+            }),
             Record::Entry(Entry { term: Term(3), index: LogIndex(7), payload: Payload::Command(b"hello".to_vec()) }),
             Record::Entry(Entry { term: Term(3), index: LogIndex(8), payload: Payload::Noop }),
             Record::HardState(HardState { term: Term(4), voted_for: Some(NodeId(u64::MAX)), commit: LogIndex(6) }),

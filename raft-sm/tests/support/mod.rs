@@ -532,7 +532,7 @@ impl Pump {
             .iter()
             .filter_map(|e| match &e.payload {
                 Payload::Command(bytes) => Some(bytes.clone()),
-                Payload::Noop => None,
+                Payload::Noop | Payload::Membership(_) => None,
             })
             .collect()
     }

@@ -63,19 +63,25 @@ impl ElectionChecker {
     /// grant twice has fewer.
     fn check_vote_quorum(&self, node: &Node) -> Result<(), Violation> {
         let (id, term) = (node.id(), node.term());
-        let voters = &node.config().voters;
-        let granted: Vec<NodeId> = voters
-            .iter()
-            .copied()
-            .filter(|&voter| voter == id || self.votes.get(&(voter, term)) == Some(&id))
-            .collect();
-        if granted.len() * 2 > voters.len() {
-            return Ok(());
+        // Under its configuration when it won (joint: a majority of each half).
+        let membership = node.membership();
+        let halves = [&membership.voters, &membership.outgoing];
+        for voters in halves.into_iter().filter(|voters| !voters.is_empty()) {
+            let granted: Vec<NodeId> = voters
+                .iter()
+                .copied()
+                .filter(|&voter| voter == id || self.votes.get(&(voter, term)) == Some(&id))
+                .collect();
+            if granted.len() * 2 <= voters.len() {
+                return Err(Violation::new(
+                    "vote quorum",
+                    format!(
+                        "{id} leads {term} with grants sent in {term} only by {granted:?} of the voters {voters:?}"
+                    ),
+                ));
+            }
         }
-        Err(Violation::new(
-            "vote quorum",
-            format!("{id} leads {term} with grants sent in {term} only by {granted:?} of {} voters", voters.len()),
-        ))
+        Ok(())
     }
 
     pub fn leader_of(&self, term: Term) -> Option<NodeId> {

@@ -23,6 +23,7 @@ pub fn payload_hash(payload: &Payload) -> u64 {
     match payload {
         Payload::Noop => 0,
         Payload::Command(bytes) => fnv1a(FNV_OFFSET, bytes),
+        Payload::Membership(membership) => fnv1a(FNV_OFFSET ^ 2, membership.to_string().as_bytes()),
     }
 }
 

@@ -62,7 +62,12 @@ impl ProgressChecker {
             }
             if let (Some((term_before, before)), Some((term_now, now))) = (&previous.matches, &matches) {
                 if term_before == term_now {
-                    for ((peer, was), (_, is)) in before.iter().zip(now) {
+                    // By peer: membership changes add and remove followers (a
+                    // follower added again starts over, as it was gone in between).
+                    for (peer, is) in now {
+                        let Some((_, was)) = before.iter().find(|(id, _)| id == peer) else {
+                            continue;
+                        };
                         if is < was {
                             return Err(Violation::new(
                                 "monotonic match",

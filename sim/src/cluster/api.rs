@@ -493,7 +493,8 @@ impl Cluster {
             return false;
         };
         let commit = self.host(leader).node().map_or(LogIndex(0), Node::commit_index);
-        self.hosts.iter().all(|host| match host.node() {
+        let members = self.liveness_nodes();
+        self.hosts.iter().filter(|host| members.contains(&host.id)).all(|host| match host.node() {
             Some(node) => {
                 !host.paused
                     && node.leader() == Some(leader)

@@ -25,17 +25,18 @@ impl Cluster {
             failure.detail += &self.pending_report();
             return Err(failure);
         }
-        let reference = self.hosts[0].kv().sorted_pairs();
-        for host in &self.hosts[1..] {
-            if host.kv().sorted_pairs() != reference {
-                return Err(self.failure(
-                    FailureKind::Safety,
-                    format!("stores differ after convergence: {} vs {}", self.hosts[0].id, host.id),
-                ));
+        let members = self.liveness_nodes();
+        let first = self.host(members[0]);
+        let reference = first.kv().sorted_pairs();
+        for &id in &members[1..] {
+            if self.host(id).kv().sorted_pairs() != reference {
+                return Err(
+                    self.failure(FailureKind::Safety, format!("stores differ after convergence: {} vs {id}", first.id))
+                );
             }
         }
         if self.options.liveness_reads {
-            for id in self.ids() {
+            for id in members {
                 // Refusals and drops are fine for a while (reads queued before the
                 // heal may still hold the pending bound): retry for up to 5 s.
                 let mut answer = ReadAnswer::TimedOut;

@@ -24,9 +24,11 @@ use raft_sm::{Config, Event, LogIndex, Message, Node, NodeId, Note, PersistId, P
 mod api;
 mod episodes;
 mod liveness;
+mod membership;
 mod view;
 
 pub use episodes::EpisodeOptions;
+pub use membership::ChurnOptions;
 pub use view::{Consistency, NodeView, ReadAnswer, RunSummary, Who, WriteAnswer};
 
 use std::collections::BTreeMap;
@@ -70,6 +72,8 @@ enum SimEvent {
     },
     Fault(FaultAction),
     SwarmTick,
+    /// The membership churn's next change (`membership.rs`).
+    MembershipTick,
 }
 
 impl SimEvent {
@@ -149,6 +153,9 @@ pub struct Cluster {
     hold: episodes::Hold,
     /// Faults the swarm and the episodes generated so far.
     faults_generated: u64,
+    /// Choices of the membership churn (a stream of its own).
+    churn_rng: SimRng,
+    membership_watch: membership::MembershipWatch,
 }
 
 /// Most events one virtual millisecond may hold before the run is declared an
@@ -172,10 +179,13 @@ impl Cluster {
             println!("replay: {replay}");
         }
         let ids: Vec<NodeId> = (1..=options.nodes as u64).map(NodeId).collect();
+        // With membership in play, the first `initial_voters` bootstrap and the rest join empty.
+        let bootstrap: Vec<NodeId> = ids[..options.initial_voters.unwrap_or(ids.len()).min(ids.len())].to_vec();
         let hosts = ids
             .iter()
             .map(|&id| {
-                let mut config = Config::new(id, ids.clone());
+                let voters = if bootstrap.contains(&id) { bootstrap.clone() } else { Vec::new() };
+                let mut config = Config::new(id, voters);
                 config.election_timeout_ms_min = options.election_timeout_ms_min;
                 config.election_timeout_ms_max = options.election_timeout_ms_max;
                 config.heartbeat_interval_ms = options.heartbeat_interval_ms;
@@ -247,6 +257,8 @@ impl Cluster {
             figure8: episodes::Figure8::Idle,
             hold: episodes::Hold::Idle,
             faults_generated: 0,
+            churn_rng: SimRng::derive(seed, "membership-churn"),
+            membership_watch: membership::MembershipWatch::default(),
             swarm_active: options.swarm.is_some(),
             options,
         };
@@ -259,6 +271,7 @@ impl Cluster {
         }
         if cluster.swarm_active {
             cluster.schedule_swarm_tick();
+            cluster.schedule_churn_tick();
         }
         cluster
     }
@@ -448,6 +461,7 @@ impl Cluster {
             }
             SimEvent::Fault(action) => self.apply_fault(action),
             SimEvent::SwarmTick => self.swarm_tick(),
+            SimEvent::MembershipTick => self.churn_tick(),
         }
         if self.episode_running() {
             self.poll_episode();
@@ -491,6 +505,7 @@ impl Cluster {
 
     fn after_node_step(&mut self, id: NodeId, effects: Vec<Effect>) {
         let index = (id.0 - 1) as usize;
+        let mut appended = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Send(message) => self.send(index, message),
@@ -506,6 +521,7 @@ impl Cluster {
                 Effect::Appended { entries, prev_term } => {
                     let result = self.checker.on_append(id, &entries, prev_term);
                     self.check_safety(result);
+                    appended.extend(entries);
                 }
                 Effect::Applied { entry, result } => {
                     if result.is_some_and(|r| r.duplicate) {
@@ -515,6 +531,7 @@ impl Cluster {
                     let term = self.hosts[index].node().map_or(Term(0), Node::term);
                     let result = self.checker.on_apply(id, term, &entry);
                     self.check_safety(result);
+                    self.membership_applied(&entry);
                 }
                 Effect::StoreImage { index: at, digest } => {
                     let result = self.checker.apply.observe_store_image(id, at, digest);
@@ -522,12 +539,14 @@ impl Cluster {
                 }
                 Effect::RecoveryRepair => self.counters.add("recovery_repairs", 1),
                 Effect::Note(note) => {
+                    self.membership_note(id, &note);
                     self.counters.note(&note);
                     self.notes.push((self.now_ms, id, note));
                 }
                 Effect::Violation(detail) => self.fail(FailureKind::Safety, detail),
             }
         }
+        self.check_membership(index, &appended);
         self.sample_timeline(index);
         if let Some(deadline_ms) = self.hosts[index].take_new_deadline() {
             let incarnation = self.hosts[index].incarnation;
