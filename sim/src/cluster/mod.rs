@@ -24,6 +24,7 @@ use raft_sm::{Config, Event, LogIndex, Message, Node, NodeId, Note, PersistId, P
 mod api;
 mod episodes;
 mod liveness;
+mod timer_watch;
 mod view;
 
 pub use episodes::EpisodeOptions;
@@ -147,6 +148,8 @@ pub struct Cluster {
     episode_rng: SimRng,
     figure8: episodes::Figure8,
     hold: episodes::Hold,
+    /// The election-timer rule, watched during hold episodes.
+    timer_watch: Option<timer_watch::TimerWatch>,
     /// Faults the swarm and the episodes generated so far.
     faults_generated: u64,
 }
@@ -246,6 +249,7 @@ impl Cluster {
             episode_rng: SimRng::derive(seed, "episodes"),
             figure8: episodes::Figure8::Idle,
             hold: episodes::Hold::Idle,
+            timer_watch: None,
             faults_generated: 0,
             swarm_active: options.swarm.is_some(),
             options,
@@ -491,6 +495,7 @@ impl Cluster {
 
     fn after_node_step(&mut self, id: NodeId, effects: Vec<Effect>) {
         let index = (id.0 - 1) as usize;
+        self.watch_timers(index, &effects);
         for effect in effects {
             match effect {
                 Effect::Send(message) => self.send(index, message),
