@@ -16,6 +16,7 @@ pub mod linearizability;
 pub mod mutation;
 pub mod network;
 pub mod node_host;
+pub mod op_list;
 pub mod options;
 pub mod parallel;
 pub mod queue;
