@@ -13,6 +13,7 @@ pub mod faults;
 pub mod history;
 pub mod html;
 pub mod linearizability;
+pub mod minimal_history;
 pub mod mutation;
 pub mod network;
 pub mod node_host;

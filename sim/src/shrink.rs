@@ -106,7 +106,7 @@ impl Current {
 /// Delta debugging (Zeller's ddmin, complement-only): the smallest subsequence
 /// of `items` (1-minimal with respect to removing a chunk) for which `fails` holds,
 /// assuming it holds for `items`. `fails` records the run it made when it holds.
-fn ddmin<T: Clone>(items: Vec<T>, mut fails: impl FnMut(&[T]) -> bool) -> Vec<T> {
+pub(crate) fn ddmin<T: Clone>(items: Vec<T>, mut fails: impl FnMut(&[T]) -> bool) -> Vec<T> {
     let mut current = items;
     if current.is_empty() || fails(&[]) {
         return Vec::new();

@@ -496,6 +496,7 @@ impl Cluster {
     fn after_node_step(&mut self, id: NodeId, effects: Vec<Effect>) {
         let index = (id.0 - 1) as usize;
         self.watch_timers(index, &effects);
+        self.checker.step = crate::checker::Step { at_ms: self.now_ms, event: self.events };
         for effect in effects {
             match effect {
                 Effect::Send(message) => self.send(index, message),
