@@ -235,6 +235,8 @@ pub struct ExploreReport {
     pub sim_ms: u64,
     /// Wall time spent.
     pub wall: Duration,
+    /// Per coverage goal ([`crate::cluster::GOALS`]), the passing seeds that reached it.
+    pub goal_seeds: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl ExploreReport {

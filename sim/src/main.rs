@@ -287,6 +287,11 @@ fn run_explore(args: &ExploreCommand) -> ExitCode {
     if !missing.is_empty() {
         println!("coverage: never hit {missing:?}");
     }
+    println!("goals (passing seeds that reached each):");
+    for &(goal, meaning) in sim::cluster::GOALS {
+        let seeds = report.goal_seeds.get(goal).copied().unwrap_or(0);
+        println!("  {goal:<46} {seeds:>7}  {meaning}");
+    }
     if let (true, Some(first)) = (args.shrink, report.failures.first()) {
         println!("shrinking the first failure, seed {:#x}:", first.seed);
         print_shrink(plan, first.seed);

@@ -23,11 +23,13 @@ use raft_sm::{Config, Event, LogIndex, Message, Node, NodeId, Note, PersistId, P
 
 mod api;
 mod episodes;
+mod goals;
 mod liveness;
 mod timer_watch;
 mod view;
 
 pub use episodes::EpisodeOptions;
+pub use goals::GOALS;
 pub use view::{Consistency, NodeView, ReadAnswer, RunSummary, Who, WriteAnswer};
 
 use std::collections::BTreeMap;
@@ -387,6 +389,7 @@ impl Cluster {
                         .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("binary wire decode: {error}"))),
                     Wire::Plain(message) => *message,
                 };
+                self.goals_on_deliver(to, &message);
                 self.step_node(to, Event::Message(message));
             }
             SimEvent::Wake { node, incarnation, deadline_ms } => {
@@ -469,6 +472,9 @@ impl Cluster {
             self.counters.add("faults_left_out", 1);
             return;
         }
+        if let FaultAction::Crash(id) = action {
+            self.goals_on_crash(id);
+        }
         self.apply_fault(action);
     }
 
@@ -496,6 +502,7 @@ impl Cluster {
     fn after_node_step(&mut self, id: NodeId, effects: Vec<Effect>) {
         let index = (id.0 - 1) as usize;
         self.watch_timers(index, &effects);
+        self.goals_after_step(index, &effects);
         self.checker.step = crate::checker::Step { at_ms: self.now_ms, event: self.events };
         for effect in effects {
             match effect {
