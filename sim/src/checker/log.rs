@@ -200,8 +200,14 @@ impl LogChecker {
         term: Term,
         observer_term: Term,
     ) -> Result<(), Violation> {
-        let first = *self.committed_by.entry(index).or_insert(node);
+        if index.0 == 0 {
+            return Ok(());
+        }
+        if !self.committed.contains_key(&index) {
+            self.committed_by.insert(index, node);
+        }
         self.observe_committed_entry(index, term, observer_term).map_err(|mut violation| {
+            let first = self.committed_by.get(&index).copied().unwrap_or(node);
             if let Some(divergence) = self.first_divergence(node, first) {
                 violation.detail += &format!(" ({node} vs {first}); {divergence}");
             }

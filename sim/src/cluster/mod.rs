@@ -71,7 +71,8 @@ enum SimEvent {
         client: usize,
         token: u64,
     },
-    Fault(FaultAction),
+    /// Boxed: faults are rare, and the queue moves every event on each push and pop.
+    Fault(Box<FaultAction>),
     SwarmTick,
 }
 
@@ -336,7 +337,7 @@ impl Cluster {
     /// Schedules a fault (or repair) at absolute virtual time `at_ms`.
     pub fn schedule(&mut self, at_ms: u64, action: FaultAction) {
         let at_ms = at_ms.max(self.now_ms);
-        self.queue.push(at_ms, SimEvent::Fault(action));
+        self.queue.push(at_ms, SimEvent::Fault(Box::new(action)));
     }
 
     // ----- the event loop ---------------------------------------------------------------
@@ -453,7 +454,7 @@ impl Cluster {
                 let actions = self.workload.as_mut().expect("clients exist").on_wake(now, client, token);
                 self.client_actions(actions);
             }
-            SimEvent::Fault(action) => self.apply_fault(action),
+            SimEvent::Fault(action) => self.apply_fault(*action),
             SimEvent::SwarmTick => self.swarm_tick(),
         }
         if self.episode_running() {
