@@ -23,7 +23,7 @@ fn quiet_panics() {
 /// The most seeds each mutant may take to be caught.
 fn budget(mutant: Mutant) -> u64 {
     match mutant {
-        Mutant::Figure8 => 150,
+        Mutant::Figure8 => 200,
         Mutant::VoteBeforeDurable => 10,
         Mutant::VotesAsNumber => 40,
         Mutant::StaleVoteReplies => 20,
@@ -31,12 +31,12 @@ fn budget(mutant: Mutant) -> u64 {
         Mutant::TimerResetOnRejectedVote => 80,
         Mutant::NoPreVoteNoCheckQuorum => 30,
         Mutant::ReadsWithoutQuorum => 60,
-        Mutant::ReadsBeforeTermCommit => 100,
+        Mutant::ReadsBeforeTermCommit => 180,
         Mutant::AckBeforeFsync => 10,
         Mutant::NoPrevTermCheck => 10,
         Mutant::TruncateEveryAppend => 10,
         Mutant::MatchIndexBackwards => 10,
-        Mutant::SnapshotRule7Ignored => 150,
+        Mutant::SnapshotRule7Ignored => 180,
         _ => 2000,
     }
 }
