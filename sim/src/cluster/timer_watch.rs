@@ -2,7 +2,8 @@
 //! episodes (see `episodes.rs`): a running node that is not leader starts an
 //! election (or a PreVote) at most `election_timeout_ms_max` after the last
 //! event that legitimately resets its timer (Raft §5.2): its own campaign,
-//! granting a vote, hearing a leader, its boot, or leading. Nothing else may
+//! granting a vote, hearing a leader, its boot, or leading (a leader has no
+//! election timer; stepping down arms a fresh one). Nothing else may
 //! push the deadline back, in particular not rejecting a vote request or
 //! adopting a higher term from a stale candidate: a server that could win an
 //! election would otherwise never time out while stale candidates keep it busy.
@@ -20,17 +21,27 @@
 use super::*;
 use crate::node_host::Effect;
 
+/// A node's last legitimate reset, as of the last check.
+#[derive(Clone, Copy, Debug)]
+struct Reset {
+    incarnation: u64,
+    at_ms: u64,
+    /// Leader at the last check (stepping down arms a fresh timer).
+    leader: bool,
+}
+
 /// Per-node last legitimate election-timer reset, while watched.
 #[derive(Clone, Debug, Default)]
 pub(super) struct TimerWatch {
-    /// By node index: (incarnation, last reset in virtual ms).
-    resets: Vec<Option<(u64, u64)>>,
+    /// By node index: the last reset seen.
+    resets: Vec<Option<Reset>>,
 }
 
 impl TimerWatch {
     /// Starts watching every node from `now_ms`.
     pub(super) fn new(hosts: &[NodeHost], now_ms: u64) -> TimerWatch {
-        TimerWatch { resets: hosts.iter().map(|host| Some((host.incarnation, now_ms))).collect() }
+        let reset = |host: &NodeHost| Reset { incarnation: host.incarnation, at_ms: now_ms, leader: false };
+        TimerWatch { resets: hosts.iter().map(|host| Some(reset(host))).collect() }
     }
 
     /// Notes the resets among one step's effects (campaigns and vote grants).
@@ -44,7 +55,7 @@ impl TimerWatch {
             _ => false,
         });
         if resets {
-            self.resets[index] = Some((incarnation, now_ms));
+            self.resets[index] = Some(Reset { incarnation, at_ms: now_ms, leader: false });
         }
     }
 
@@ -55,19 +66,25 @@ impl TimerWatch {
                 continue;
             };
             let slot = &mut self.resets[index];
-            // A boot arms a fresh timer; a leader has none (it re-arms one when it steps down).
-            if slot.is_none_or(|(incarnation, _)| incarnation != host.incarnation) || node.role() == Role::Leader {
-                *slot = Some((host.incarnation, now_ms));
+            let leader = node.role() == Role::Leader;
+            let fresh = Reset { incarnation: host.incarnation, at_ms: now_ms, leader };
+            let Some(reset) = *slot else {
+                *slot = Some(fresh);
+                continue;
+            };
+            // A boot arms a fresh timer; a leader has none, and stepping down
+            // (since the last check, so at most now) arms a fresh one.
+            if reset.incarnation != host.incarnation || leader || reset.leader {
+                *slot = Some(fresh);
                 continue;
             }
-            let (incarnation, recorded) = slot.expect("set above");
-            let last = recorded.max(node.leader_contact_ms().unwrap_or(0));
             if host.paused {
                 // Its timers are held; treat the resume as a reset (lenient).
-                *slot = Some((incarnation, now_ms));
+                *slot = Some(fresh);
                 continue;
             }
-            *slot = Some((incarnation, last));
+            let last = reset.at_ms.max(node.leader_contact_ms().unwrap_or(0));
+            *slot = Some(Reset { at_ms: last, ..reset });
             if now_ms >= last + timeout_ms_max {
                 return Some((host.id, last));
             }
