@@ -361,7 +361,13 @@ async fn with_calls<F: std::future::Future<Output = i32>>(args: &ClientArgs, com
 
 /// `raftkv set KEY VALUE`.
 pub async fn set(args: &ClientArgs, key: &str, value: &str) -> i32 {
-    let body = SetRequest { key: key.to_owned(), value: value.to_owned(), client_id: Some(client_id()), seq: Some(1) };
+    let body = SetRequest {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        client_id: Some(client_id()),
+        seq: Some(1),
+        lease: None,
+    };
     let body = to_json(&body);
     with_calls(args, |calls| async move {
         report(calls.request::<WriteOk>(Method::PUT, "/set", None, Some(&body)).await, print_json)
