@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 pub const HISTORY_EVENTS_MAX_DEFAULT: usize = 10_000;
 
 /// Default bound on the bytes of keys and values in the history window.
-pub const HISTORY_BYTES_MAX_DEFAULT: usize = 16 << 20;
+pub const HISTORY_BYTES_MAX_DEFAULT: usize = 4 << 20;
 
 /// Whether a change put or deleted the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
