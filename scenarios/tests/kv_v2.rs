@@ -94,10 +94,16 @@ fn a_compare_and_swap_applied_twice_is_caught() {
 fn leases_and_watch_hold_under_faults() {
     let count = scenarios::seeds_count(16);
     let name = "leases_and_watch_hold_under_faults";
-    for (seed, result) in run(name, 0x1ea5e..0x1ea5e + count, SimOptions::with_kv_v2_mix) {
-        if let Err(failure) = result {
-            panic!("seed {seed:#x}: {failure}");
-        }
+    let failures: Vec<(u64, Failure)> = run(name, 0x1ea5e..0x1ea5e + count, SimOptions::with_kv_v2_mix)
+        .into_iter()
+        .filter_map(|(seed, result)| result.err().map(|failure| (seed, failure)))
+        .collect();
+    for (seed, failure) in &failures {
+        let first = failure.detail.lines().next().unwrap_or_default();
+        println!("FAILED seed {seed:#x} ({}): {first}", failure.kind);
+    }
+    if let Some((seed, failure)) = failures.first() {
+        panic!("{} of {count} seeds failed; the first, seed {seed:#x}: {failure}", failures.len());
     }
 }
 
