@@ -37,7 +37,7 @@ fn budget(mutant: Mutant) -> u64 {
         Mutant::TruncateEveryAppend => 10,
         Mutant::MatchIndexBackwards => 10,
         Mutant::SnapshotRule7Ignored => 150,
-        // Caught at seeds 0x2, 0x0 and 0x0 (`sim explore --mutant NAME`, kv v2 mix on).
+        // Caught at seeds 0x2, 0x0 and 0x1 (`sim explore --mutant NAME`, kv v2 mix on).
         Mutant::CasAppliedTwice => 20,
         Mutant::WatchSkipsAfterLeaderChange => 10,
         Mutant::LeaseKeepAliveIgnored => 10,
