@@ -10,6 +10,10 @@
 #   RAFTKV_BEFORE_BIN=/tmp/raftkv-old SYSTEMS="before raftkv etcd" bench/compare-etcd.sh
 #   SYSTEMS="raftkv raftkv-tls etcd etcd-tls" bench/compare-etcd.sh   # TLS on and off, both systems
 #                                               # also an older raftkv binary, same run
+#   OPS="put get range100 txn watch" bench/compare-etcd.sh   # the KV v2 rows too (default: put get):
+#       range100: a linearizable range of 100 keys by prefix; txn: one comparison and one
+#       put; watch: WATCHERS (100) streams on one prefix, events delivered/s and the
+#       put-to-delivery latency (bench/watch-bench.py; one row per system, conns = watchers)
 #
 # Installs etcd-server, wrk and fio with apt if they are missing.
 set -euo pipefail
@@ -19,6 +23,8 @@ DURATION_S=${DURATION_S:-10}
 CONNS=${CONNS:-"1 16 64 256"}
 REPS=${REPS:-2}
 SYSTEMS=${SYSTEMS:-"raftkv etcd"}
+OPS=${OPS:-"put get"}
+WATCHERS=${WATCHERS:-100}
 WRK_DIR="$ROOT/bench/wrk"
 WORK=$(mktemp -d /tmp/raftkv-bench.XXXXXX)
 RESULTS="$WORK/results.tsv"
@@ -203,7 +209,15 @@ bench_system() { # bench_system <system> <leader url> [script prefix]
   local system=$1 leader=$2 scripts=${3:-$1}
   echo "== $system: preload 10,000 keys"
   wrk -t2 -c16 -d3s -s "$WRK_DIR/$scripts-preload.lua" "$leader" >/dev/null 2>&1 || true
-  for op in put get; do
+  for op in $OPS; do
+    if [ "$op" = watch ]; then
+      for rep in $(seq 1 "$REPS"); do
+        python3 "$ROOT/bench/watch-bench.py" "$scripts" "$leader" "$WATCHERS" "$DURATION_S" "$rep" |
+          sed "s/^$scripts\t/$system\t/" >>"$RESULTS"
+        tail -n 1 "$RESULTS" | awk -F'\t' '{printf "  %-7s %-5s w=%-4s rep %s: %9.0f events/s  p50 %7.3f ms  p99 %8.3f ms  errors %s\n", $1, $2, $3, $4, $5, $6, $7, $8}'
+      done
+      continue
+    fi
     for conns in $CONNS; do
       for rep in $(seq 1 "$REPS"); do
         run_wrk "$system" "$op" "$conns" "$rep" "$leader" "$scripts-$op.lua"
@@ -255,11 +269,13 @@ def summary(runs):
     return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
             statistics.median(r[2] for r in runs), sum(r[3] for r in runs), len(runs),
             statistics.median(r[4] for r in runs))
-names = {"put": "write", "get": "lin. read"}
+names = {"put": "write", "get": "lin. read", "range100": "range 100 keys", "txn": "txn 1 cmp + 1 put",
+         "watch": "watch events/s (conns = watchers)"}
+ops = [op for op in names if any(k[0] == op for k in rows)]
 print()
 print("| op | conns | raftkv req/s | raftkv p50 ms | raftkv p99 ms | raftkv errors | etcd req/s | etcd p50 ms | etcd p99 ms | etcd errors | throughput ratio |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for op in ("put", "get"):
+for op in ops:
     for conns in sorted({k[1] for k in rows if k[0] == op}):
         cells = [names[op], str(conns)]
         rps = {}

@@ -32,6 +32,32 @@ enum Command {
         key: String,
         /// The value.
         value: String,
+        /// Attach the key to this lease (it is deleted when the lease ends).
+        #[arg(long)]
+        lease: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Leases: grant TTL, keepalive ID, revoke ID.
+    Lease {
+        #[command(subcommand)]
+        action: LeaseAction,
+    },
+    /// Print every change to KEY (or to every key with the prefix KEY) as JSON
+    /// lines, from --rev on; reconnects to another endpoint after a disconnect or
+    /// a node's death and resumes after the last revision seen.
+    Watch {
+        /// The key (the prefix with --prefix).
+        key: String,
+        /// Watch every key starting with KEY.
+        #[arg(long)]
+        prefix: bool,
+        /// The first revision to print (default: changes from now on).
+        #[arg(long)]
+        rev: Option<u64>,
+        /// Stop after this many events (default: never).
+        #[arg(long)]
+        count: Option<u64>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -119,6 +145,38 @@ enum Command {
     },
 }
 
+/// `raftkv lease ...`.
+#[derive(Subcommand, Debug)]
+pub enum LeaseAction {
+    /// Grant a lease of TTL seconds; prints its id.
+    Grant {
+        /// Time to live in seconds.
+        ttl: u64,
+        /// Ask for this id (default: the cluster picks one).
+        #[arg(long)]
+        id: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Renew a lease for another TTL (with --every-ms: forever, until interrupted or the lease is gone).
+    Keepalive {
+        /// The lease id.
+        id: u64,
+        /// Repeat every this many milliseconds.
+        #[arg(long)]
+        every_ms: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a lease and delete its keys.
+    Revoke {
+        /// The lease id.
+        id: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
 /// Where client commands send requests.
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {
@@ -178,7 +236,13 @@ pub fn main() -> i32 {
         Some(Command::Serve(args)) => serve(*args),
         Some(Command::Cluster(args)) => crate::cluster_cmd::run(args),
         Some(Command::Repair(args)) => repair(*args),
-        Some(Command::Set { key, value, client }) => runtime().block_on(crate::client_cmd::set(&client, &key, &value)),
+        Some(Command::Set { key, value, lease, client }) => {
+            runtime().block_on(crate::client_cmd::set(&client, &key, &value, lease))
+        }
+        Some(Command::Lease { action }) => runtime().block_on(crate::client_cmd::lease(action)),
+        Some(Command::Watch { key, prefix, rev, count, client }) => {
+            runtime().block_on(crate::client_cmd::watch(&client, &key, prefix, rev, count))
+        }
         Some(Command::Get { key, stale, client }) => runtime().block_on(crate::client_cmd::get(&client, &key, stale)),
         Some(Command::Del { key, client }) => runtime().block_on(crate::client_cmd::del(&client, &key)),
         Some(Command::Range { key, end, prefix, limit, keys_only, count_only, revision, stale, client }) => {

@@ -1,4 +1,4 @@
-//! Client commands: `raftkv set|get|del|range|cas|txn|status`. Every command goes through
+//! Client commands: `raftkv set|get|del|range|cas|txn|lease|watch|status`. Every command goes through
 //! one [`Calls`]: its [`Calls::request`] tries the endpoints in turn, follows
 //! `409` leader hints, retries `503` and connection errors, and stops at one
 //! total deadline (`--timeout-ms`, connecting included). Writes carry a client
@@ -6,10 +6,10 @@
 //! the server's own types ([`crate::api::types`]).
 
 use crate::api::types::{
-    CasOk, CasRequest, ErrorBody, ErrorCode, Health, KeyQuery, RangeOk, RangeSpec, ReadOk, SetRequest, TxnOk,
-    TxnRequest, WriteOk,
+    CasOk, CasRequest, ErrorBody, ErrorCode, Health, KeyQuery, LeaseGrantRequest, LeaseIdRequest, LeaseOk, RangeOk,
+    RangeSpec, ReadOk, SetRequest, TxnOk, TxnRequest, WatchLine, WriteOk,
 };
-use crate::cli::ClientArgs;
+use crate::cli::{ClientArgs, LeaseAction};
 use crate::config::split_list;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -360,8 +360,9 @@ async fn with_calls<F: std::future::Future<Output = i32>>(args: &ClientArgs, com
 }
 
 /// `raftkv set KEY VALUE`.
-pub async fn set(args: &ClientArgs, key: &str, value: &str) -> i32 {
-    let body = SetRequest { key: key.to_owned(), value: value.to_owned(), client_id: Some(client_id()), seq: Some(1) };
+pub async fn set(args: &ClientArgs, key: &str, value: &str, lease: Option<u64>) -> i32 {
+    let body =
+        SetRequest { key: key.to_owned(), value: value.to_owned(), client_id: Some(client_id()), seq: Some(1), lease };
     let body = to_json(&body);
     with_calls(args, |calls| async move {
         report(calls.request::<WriteOk>(Method::PUT, "/set", None, Some(&body)).await, print_json)
@@ -444,6 +445,114 @@ pub async fn txn(args: &ClientArgs, json: &str) -> i32 {
         report(calls.request::<TxnOk>(Method::POST, "/txn", None, Some(&body)).await, print_json)
     })
     .await
+}
+
+/// `raftkv lease grant|keepalive|revoke`: prints the answer.
+pub async fn lease(action: LeaseAction) -> i32 {
+    let (args, path, body, every_ms) = match &action {
+        LeaseAction::Grant { ttl, id, client } => {
+            let body = LeaseGrantRequest { ttl: *ttl, id: *id, client_id: Some(client_id()), seq: Some(1) };
+            (client, "/lease/grant", to_json(&body), None)
+        }
+        LeaseAction::Keepalive { id, every_ms, client } => {
+            (client, "/lease/keepalive", to_json(&LeaseIdRequest { id: *id, client_id: None, seq: None }), *every_ms)
+        }
+        LeaseAction::Revoke { id, client } => {
+            let body = LeaseIdRequest { id: *id, client_id: Some(client_id()), seq: Some(1) };
+            (client, "/lease/revoke", to_json(&body), None)
+        }
+    };
+    let Some(every_ms) = every_ms.filter(|&ms| ms > 0) else {
+        return with_calls(args, |calls| async move {
+            report(calls.request::<LeaseOk>(Method::POST, path, None, Some(&body)).await, print_json)
+        })
+        .await;
+    };
+    // Keep alive until the lease is gone (or a call gives up): a fresh deadline per call.
+    loop {
+        let body = body.clone();
+        let code = with_calls(args, |calls| async move {
+            report(calls.request::<LeaseOk>(Method::POST, path, None, Some(&body)).await, print_json)
+        })
+        .await;
+        if code != 0 {
+            return code;
+        }
+        tokio::time::sleep(Duration::from_millis(every_ms)).await;
+    }
+}
+
+/// `raftkv watch KEY [--prefix] [--rev N] [--count N]`: prints each change as
+/// one JSON line (`{"type", "kv", "prevKv"?}`). When a stream ends — the node
+/// died, the connection broke, it cut a slow reader off — it reconnects to the
+/// next endpoint and resumes after the last revision every event was printed
+/// for, so nothing is missed or printed twice. A `compacted` answer ends it
+/// (exit 1): the changes it would need are gone.
+pub async fn watch(args: &ClientArgs, key: &str, prefix: bool, rev: Option<u64>, count: Option<u64>) -> i32 {
+    let endpoints = match parse_endpoints(&args.endpoints).and_then(|endpoints| Ok((endpoints, http_client(args)?))) {
+        Ok(found) => found,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return 2;
+        }
+    };
+    let (endpoints, http) = endpoints;
+    let mut next = rev.unwrap_or(0);
+    let mut printed = 0u64;
+    let mut endpoint = 0;
+    let mut failures = 0;
+    loop {
+        let base = &endpoints[endpoint % endpoints.len()];
+        let mut query = vec![(if prefix { "prefix" } else { "key" }, key.to_owned())];
+        if next != 0 {
+            query.push(("rev", next.to_string()));
+        }
+        match http.get(format!("{base}/watch")).query(&query).send().await {
+            Ok(mut response) if response.status().is_success() => {
+                failures = 0;
+                let mut pending: Vec<u8> = Vec::new();
+                while let Ok(Some(chunk)) = response.chunk().await {
+                    pending.extend_from_slice(&chunk);
+                    while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=end).collect();
+                        let Ok(line) = serde_json::from_slice::<WatchLine>(&line) else { continue };
+                        for event in &line.events {
+                            println!("{}", serde_json::to_string(event).expect("serializes"));
+                            printed += 1;
+                            if count.is_some_and(|count| printed >= count) {
+                                return 0;
+                            }
+                        }
+                        next = line.revision + 1;
+                        if let Some(error) = line.error {
+                            if error == ErrorCode::Compacted {
+                                eprintln!("error: {}", line.message.unwrap_or_default());
+                                return 1;
+                            }
+                            eprintln!("watch: {error} from {base}; resuming at revision {next}");
+                        }
+                    }
+                }
+            }
+            Ok(response) => {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                if status.is_client_error() {
+                    eprintln!("error: {status}: {body}");
+                    return 1;
+                }
+                failures += 1;
+            }
+            Err(error) => {
+                eprintln!("watch: {base}: {}; trying the next endpoint", cause(&error));
+                failures += 1;
+            }
+        }
+        endpoint += 1;
+        if failures >= endpoints.len() {
+            tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS * 5)).await;
+        }
+    }
 }
 
 /// `raftkv status`: one line per endpoint, asked all at once. Exits 0 only

@@ -33,12 +33,15 @@ pub struct Directory {
     /// The node's configuration.
     pub config: NodeConfig,
     learned: Mutex<HashMap<NodeId, String>>,
+    /// The state machine's revision after each turn of the driver: watch
+    /// streams wait on it instead of polling.
+    pub revision: tokio::sync::watch::Sender<u64>,
 }
 
 impl Directory {
     /// A directory for `config`.
     pub fn new(config: NodeConfig) -> Directory {
-        Directory { config, learned: Mutex::new(HashMap::new()) }
+        Directory { config, learned: Mutex::new(HashMap::new()), revision: tokio::sync::watch::Sender::new(0) }
     }
 
     /// The name of `id` (or its number if it is not a member).
@@ -340,6 +343,8 @@ impl Driver {
         self.metrics.term.set(node.term().0);
         self.metrics.commit_index.set(node.commit_index().0);
         self.metrics.applied_index.set(node.applied_index().0);
+        let revision = self.host.state_machine().revision();
+        self.directory.revision.send_if_modified(|seen| std::mem::replace(seen, revision) != revision);
     }
 
     fn fire_timers(&mut self) {

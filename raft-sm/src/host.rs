@@ -72,7 +72,24 @@ pub trait StateMachine {
 
     /// Replaces the whole state with the image read from `image`.
     fn restore_snapshot(&mut self, image: &mut dyn std::io::Read) -> Result<(), Self::RestoreError>;
+
+    /// The leader's duties (lease expiry): called after every step with the
+    /// host's clock and the term this node leads (`None` when it does not);
+    /// returns encoded commands the host proposes itself. The one place a state
+    /// machine sees a clock, so every driver shares it.
+    fn leader_duties(&mut self, _now_ms: u64, _leader_term: Option<Term>) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+
+    /// When [`StateMachine::leader_duties`] next has something to do.
+    fn next_duty_ms(&self) -> Option<u64> {
+        None
+    }
 }
+
+/// Proposal ids from this one up are the host's own (its leader duties);
+/// drivers number theirs below it and never see answers to these.
+pub const HOST_PROPOSAL_ID_MIN: u64 = 1 << 63;
 
 /// The answer to a proposal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,6 +236,8 @@ pub struct Host<S: StateMachine> {
     outputs: VecDeque<Output<S::Output>>,
     /// Events the host's own actions lead to (applied, snapshot taken).
     follow_ups: Vec<Event>,
+    /// The next id for the host's own proposals.
+    next_duty_id: u64,
     /// An installed snapshot the state machine waits for, if any.
     restore: Option<PendingRestore>,
     /// Actions that read or change the state machine, held while `restore` waits.
@@ -276,6 +295,7 @@ impl<S: StateMachine> Host<S> {
             state_machine,
             outputs: VecDeque::new(),
             follow_ups: Vec::new(),
+            next_duty_id: HOST_PROPOSAL_ID_MIN,
             restore: None,
             held: VecDeque::new(),
             take_pending: false,
@@ -415,12 +435,17 @@ impl<S: StateMachine> Host<S> {
         let due = self.node.due_timers(now_ms);
         if !due.is_empty() {
             self.step_batch_with(now_ms, due.into_iter().map(Event::Timer), observer);
+        } else if self.state_machine.next_duty_ms().is_some_and(|at| at <= now_ms) {
+            self.run(now_ms, Vec::new(), observer);
         }
     }
 
     /// When the host next needs [`Host::handle_timeout`], on the driver's clock.
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.node.next_deadline_ms()
+        match (self.node.next_deadline_ms(), self.state_machine.next_duty_ms()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next output, in order.
@@ -448,6 +473,13 @@ impl<S: StateMachine> Host<S> {
             for action in actions {
                 observer.on_action(&self.node, &action);
                 self.execute(action, observer);
+            }
+            if self.follow_ups.is_empty() {
+                let leading = (self.node.role() == crate::Role::Leader).then(|| self.node.term());
+                for command in self.state_machine.leader_duties(now_ms, leading) {
+                    self.follow_ups.push(Event::Propose { id: self.next_duty_id, command });
+                    self.next_duty_id += 1;
+                }
             }
             if self.follow_ups.is_empty() {
                 return;
@@ -483,6 +515,8 @@ impl<S: StateMachine> Host<S> {
                     self.outputs.push_back(Output::TakeSnapshot);
                 }
             }
+            // The host's own proposals need no answer: a duty not done is due again.
+            Action::ProposalResult { id, .. } if id >= HOST_PROPOSAL_ID_MIN => {}
             Action::ProposalResult { id, outcome } => {
                 let answer = match outcome {
                     ProposalOutcome::Accepted { index, term } => ProposalAnswer::Accepted { index, term },
@@ -538,6 +572,9 @@ impl<S: StateMachine> Host<S> {
             observer.on_apply(entry, &output);
             if proposals.peek().is_some_and(|&(index, _)| index == entry.index) {
                 let (index, id) = proposals.next().expect("peeked");
+                if id >= HOST_PROPOSAL_ID_MIN {
+                    continue;
+                }
                 self.outputs.push_back(Output::Proposal { id, answer: ProposalAnswer::Applied { index, output } });
             }
         }

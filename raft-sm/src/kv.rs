@@ -12,8 +12,18 @@
 //! (a delete of a missing key, a failed compare with an empty failure branch, an
 //! error) leave it. Each key carries its `create_revision`, `mod_revision` and
 //! `version` (changes since creation), as etcd's do. A delete forgets the key: a
-//! later put creates it anew (version 1). The store keeps no history, so reads
-//! are at the current revision only.
+//! later put creates it anew (version 1).
+//!
+//! **History and watch** ([`history`]): every change to a key is kept as a
+//! [`WatchEvent`] in a bounded window, in revision order. Watchers read from it
+//! ([`Query::Watch`]) from any revision after [`KvStore::compacted_revision`],
+//! and ranges read at any revision from the compacted one on.
+//!
+//! **Leases** ([`lease`]): grant, keep-alive and revoke are commands; keys attach
+//! to a lease on a put and are deleted, through the log, when it is revoked or
+//! expires. Only the leader reads a clock, through [`KvStore::leader_duties`],
+//! which the host calls; it proposes [`Op::LeaseExpire`] when a lease's TTL has
+//! passed since its last keep-alive (or since the leader's term began).
 //!
 //! **Sessions.** A write may carry a [`Session`] (client id, sequence number). The
 //! store remembers, per client, the highest sequence number applied and its result.
@@ -25,14 +35,13 @@
 //! client whose last write is oldest (lowest log index, then lowest id) is
 //! forgotten. A forgotten client's late retry would apply again, so
 //! `sessions_max` should exceed the number of concurrently active clients.
-//!
-//! Leases and watch are not here yet. Their design needs: lease grant, keep-alive
-//! and revoke as commands; expiry decided by the leader from its clock and
-//! proposed as a command (followers never read a clock; a new leader gives every
-//! lease a fresh TTL); watch served from a bounded history of changes by revision
-//! (which also gives ranges at past revisions).
 
+pub mod history;
+pub mod lease;
 mod txn;
+
+pub use history::{EventKind, WatchEvent, HISTORY_BYTES_MAX_DEFAULT, HISTORY_EVENTS_MAX_DEFAULT};
+pub use lease::{Lease, LEASE_EXPIRE_RETRY_MS, LEASE_TTL_S_MAX};
 
 pub use txn::{
     prefix_end, Compare, CompareOp, CompareTarget, KeyRange, KeyValue, OpResponse, RangeRequest, RangeResult, Txn,
@@ -40,8 +49,10 @@ pub use txn::{
 };
 
 use crate::codec::{put_bytes_u32_len, put_u64, Reader};
-use crate::types::{Entry, LogIndex, Payload};
+use crate::types::{Entry, LogIndex, Payload, Term};
 use hashbrown::HashMap;
+use history::History;
+use lease::Leases;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Bound;
@@ -75,6 +86,45 @@ pub enum Op {
     DeleteRange(KeyRange),
     /// A transaction.
     Txn(Txn),
+    /// Set `key` to `value` attached to lease `lease` (0: none, as [`Op::Set`]).
+    /// A later put without a lease detaches the key.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// The lease ([`KvError::LeaseNotFound`] when it is not held).
+        lease: u64,
+    },
+    /// Grant lease `id` (0: the store picks one) with a TTL of `ttl_s` seconds.
+    LeaseGrant {
+        /// The lease's id, or 0.
+        id: u64,
+        /// Time to live in seconds, 1..=[`LEASE_TTL_S_MAX`].
+        ttl_s: u64,
+    },
+    /// Renew lease `id` for another TTL (measured by the leader's clock).
+    LeaseKeepAlive {
+        /// The lease.
+        id: u64,
+    },
+    /// Revoke lease `id`: delete it and its keys.
+    LeaseRevoke {
+        /// The lease.
+        id: u64,
+    },
+    /// Proposed by the leader only: lease `id` ran out of time. Applies only if
+    /// the lease still has `renewals` keep-alives (none was applied since the
+    /// leader decided); then it deletes the lease and its keys.
+    LeaseExpire {
+        /// The lease.
+        id: u64,
+        /// Its renewal count when the leader decided.
+        renewals: u64,
+        /// The leader's clock when it decided (for audits and checkers; never
+        /// read by the state machine).
+        decided_at_ms: u64,
+    },
 }
 
 /// A write command as it travels through the log.
@@ -108,6 +158,12 @@ pub enum KvError {
     FutureRevision,
     /// A transaction holds more than [`TXN_OPS_MAX`] comparisons and operations.
     TxnTooLarge,
+    /// The lease is not held (never granted, revoked, or expired).
+    LeaseNotFound,
+    /// A grant asked for the id of a lease already held.
+    LeaseExists,
+    /// A grant's TTL is 0 or above [`LEASE_TTL_S_MAX`].
+    LeaseTtlInvalid,
 }
 
 impl fmt::Display for KvError {
@@ -118,9 +174,12 @@ impl fmt::Display for KvError {
             KvError::SessionExpired => "sequence number is older than the client's last write",
             KvError::BadCommand => "log entry is not a valid command",
             KvError::CompareFailed => "the transaction's comparisons did not all hold",
-            KvError::Compacted => "the revision is older than the current one and no history is kept",
+            KvError::Compacted => "the revision is older than the history window (compacted)",
             KvError::FutureRevision => "the revision is newer than the current one",
             KvError::TxnTooLarge => "the transaction holds too many comparisons and operations",
+            KvError::LeaseNotFound => "lease not found",
+            KvError::LeaseExists => "a lease with this id is already granted",
+            KvError::LeaseTtlInvalid => "the lease TTL must be between 1 second and one year",
         };
         f.write_str(text)
     }
@@ -139,6 +198,12 @@ pub struct Applied {
     pub deleted: u64,
     /// A transaction's per-operation results, in order (empty for a retry).
     pub responses: Vec<OpResponse>,
+    /// For a lease grant, keep-alive or revoke: the lease's id (0 otherwise).
+    pub lease_id: u64,
+    /// For a lease grant or keep-alive: its TTL in seconds.
+    pub ttl_s: u64,
+    /// The changes this command made, one per key, in order (empty for a retry).
+    pub events: Vec<WatchEvent>,
 }
 
 /// The result of applying one command.
@@ -178,6 +243,10 @@ pub enum Query {
     Get(String),
     /// A range.
     Range(RangeRequest),
+    /// Changes from the history window.
+    Watch(WatchRequest),
+    /// A lease's TTL and keys.
+    Lease(u64),
 }
 
 /// A [`Query`]'s answer.
@@ -187,6 +256,51 @@ pub enum QueryOutput {
     Value(Result<String, KvError>),
     /// The range, or why it could not be read.
     Range(Result<RangeResult, KvError>),
+    /// The changes.
+    Watch(WatchBatch),
+    /// The lease, or [`KvError::LeaseNotFound`].
+    Lease(Result<LeaseInfo, KvError>),
+}
+
+/// Which changes a watcher wants, from where.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WatchRequest {
+    /// The keys.
+    pub range: KeyRange,
+    /// The first revision wanted (0: from the next change on).
+    pub start_revision: u64,
+    /// About this many events at most (a revision is never split).
+    pub events_max: usize,
+}
+
+/// Changes from the history window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchBatch {
+    /// The start revision is at or below `compact_revision`: its events are gone
+    /// and `events` is empty.
+    pub compacted: bool,
+    /// The newest revision whose events were dropped from the window.
+    pub compact_revision: u64,
+    /// The matching events, in revision order.
+    pub events: Vec<WatchEvent>,
+    /// Where the watcher continues: every matching change before it is in
+    /// `events` (or in earlier batches).
+    pub next_revision: u64,
+    /// The store's revision when read.
+    pub revision: u64,
+}
+
+/// A lease as [`Query::Lease`] shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseInfo {
+    /// The lease's id.
+    pub id: u64,
+    /// Its TTL in seconds.
+    pub ttl_s: u64,
+    /// Milliseconds left on the leader's clock (`None` on a follower).
+    pub remaining_ms: Option<u64>,
+    /// Its keys, in order.
+    pub keys: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,6 +310,8 @@ struct SessionRecord {
     revision: u64,
     succeeded: bool,
     deleted: u64,
+    lease_id: u64,
+    ttl_s: u64,
     last_index: LogIndex,
 }
 
@@ -205,6 +321,7 @@ struct Record {
     create_revision: u64,
     mod_revision: u64,
     version: u64,
+    lease: u64,
 }
 
 /// The replicated key-value map.
@@ -217,6 +334,16 @@ pub struct KvStore {
     session_age: BTreeSet<(LogIndex, u64)>,
     sessions_max: usize,
     applied_index: LogIndex,
+    leases: Leases,
+    history: History,
+    /// Events of the command being applied (moved into its [`Applied`]).
+    pending_events: Vec<WatchEvent>,
+    /// The term of the last entry applied (volatile; only the
+    /// `WatchSkipsAfterLeaderChange` mutant reads it).
+    last_term: Term,
+    /// Deliberate bugs for testing the simulator's checkers (mutants only).
+    #[cfg(feature = "mutants")]
+    mutant: Option<crate::Mutant>,
 }
 
 /// Default bound on remembered client sessions.
@@ -239,7 +366,71 @@ impl KvStore {
             session_age: BTreeSet::new(),
             sessions_max,
             applied_index: LogIndex(0),
+            leases: Leases::default(),
+            history: History::default(),
+            pending_events: Vec::new(),
+            last_term: Term(0),
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
+    }
+
+    /// The same store with a deliberate bug (for the simulator's mutation suite).
+    #[cfg(feature = "mutants")]
+    pub fn with_mutant(mut self, mutant: Option<crate::Mutant>) -> KvStore {
+        self.mutant = mutant;
+        self.leases.ignore_keepalives = mutant == Some(crate::Mutant::LeaseKeepAliveIgnored);
+        self
+    }
+
+    fn mutant_is(&self, _mutant: crate::Mutant) -> bool {
+        #[cfg(feature = "mutants")]
+        {
+            self.mutant == Some(_mutant)
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            false
+        }
+    }
+
+    /// A store whose history window holds at most `events_max` events and
+    /// `bytes_max` bytes (the defaults are [`HISTORY_EVENTS_MAX_DEFAULT`] and
+    /// [`HISTORY_BYTES_MAX_DEFAULT`]). Every replica must use the same bounds.
+    pub fn with_history_bounds(mut self, events_max: usize, bytes_max: usize) -> KvStore {
+        assert!(self.history == History::default(), "set the history bounds on an empty store");
+        self.history = History::new(events_max, bytes_max);
+        self
+    }
+
+    /// The newest revision whose changes left the history window (0: none
+    /// did): watches start after it, ranges read at it or later.
+    pub fn compacted_revision(&self) -> u64 {
+        self.history.compacted_revision()
+    }
+
+    /// The leases held, by id.
+    pub fn leases(&self) -> &BTreeMap<u64, Lease> {
+        &self.leases.table
+    }
+
+    /// The leader's duties at `now_ms`: the encoded commands it should propose
+    /// (expired leases). The host calls this after every step, with the term
+    /// this node leads (`None` on a follower, which then forgets every deadline).
+    pub fn leader_duties(&mut self, now_ms: u64, leader_term: Option<Term>) -> Vec<Vec<u8>> {
+        self.leases
+            .leader_duties(now_ms, leader_term)
+            .into_iter()
+            .map(|due| {
+                let op = Op::LeaseExpire { id: due.id, renewals: due.renewals, decided_at_ms: due.decided_at_ms };
+                Command { session: None, op }.encode()
+            })
+            .collect()
+    }
+
+    /// When [`KvStore::leader_duties`] next has something to do.
+    pub fn next_duty_ms(&self) -> Option<u64> {
+        self.leases.next_duty_ms()
     }
 
     /// The last log index applied.
@@ -285,20 +476,65 @@ impl KvStore {
         match query {
             Query::Get(key) => QueryOutput::Value(self.get(key).map(str::to_owned)),
             Query::Range(request) => QueryOutput::Range(self.range(request)),
+            Query::Watch(request) => QueryOutput::Watch(self.watch(request)),
+            Query::Lease(id) => QueryOutput::Lease(self.lease_info(*id)),
         }
     }
 
-    /// Reads a range at the current revision.
+    /// Reads changes from the history window.
+    pub fn watch(&self, request: &WatchRequest) -> WatchBatch {
+        let compact_revision = self.history.compacted_revision();
+        let start = if request.start_revision == 0 { self.revision + 1 } else { request.start_revision };
+        let mut batch = WatchBatch { compact_revision, revision: self.revision, ..WatchBatch::default() };
+        if start <= compact_revision {
+            batch.compacted = true;
+            batch.next_revision = start;
+            return batch;
+        }
+        let range = &request.range;
+        let matches = |key: &str| {
+            if range.is_single() {
+                key == range.key
+            } else {
+                key >= range.key.as_str() && range.before_end(key)
+            }
+        };
+        let (events, cut_at) = self.history.since(start, matches, request.events_max.max(1));
+        batch.events = events;
+        batch.next_revision = cut_at.unwrap_or(start.max(self.revision + 1));
+        batch
+    }
+
+    /// A lease's TTL, keys, and (on the leader) time left.
+    pub fn lease_info(&self, id: u64) -> Result<LeaseInfo, KvError> {
+        let lease = self.leases.table.get(&id).ok_or(KvError::LeaseNotFound)?;
+        Ok(LeaseInfo {
+            id,
+            ttl_s: lease.ttl_s,
+            remaining_ms: self.leases.deadline_ms(id).map(|deadline| deadline.saturating_sub(self.leases_now_ms())),
+            keys: lease.keys.iter().cloned().collect(),
+        })
+    }
+
+    fn leases_now_ms(&self) -> u64 {
+        self.leases.now_ms()
+    }
+
+    /// Reads a range at the current revision, or at a past one inside the
+    /// history window.
     pub fn range(&self, request: &RangeRequest) -> Result<RangeResult, KvError> {
         if request.revision > self.revision {
             return Err(KvError::FutureRevision);
         }
-        if request.revision != 0 && request.revision < self.revision {
+        if request.revision != 0 && request.revision < self.history.compacted_revision() {
             return Err(KvError::Compacted);
         }
         let range = &request.range;
         if range.is_single() && range.key.is_empty() {
             return Err(KvError::KeyEmpty);
+        }
+        if request.revision != 0 && request.revision < self.revision {
+            return Ok(self.range_in_past(request));
         }
         let mut result = RangeResult { revision: self.revision, ..RangeResult::default() };
         let mut take = |key: &str, record: &Record| {
@@ -327,6 +563,49 @@ impl KvStore {
         Ok(result)
     }
 
+    /// A range at a past revision: the range's keys now, with every change
+    /// after the revision undone, newest first.
+    fn range_in_past(&self, request: &RangeRequest) -> RangeResult {
+        let range = &request.range;
+        let in_range = |key: &str| {
+            if range.is_single() {
+                key == range.key
+            } else {
+                key >= range.key.as_str() && range.before_end(key)
+            }
+        };
+        let mut view: BTreeMap<String, KeyValue> = BTreeMap::new();
+        let current = RangeRequest { limit: 0, count_only: false, keys_only: false, revision: 0, ..request.clone() };
+        for kv in self.range(&current).expect("validated by the caller").kvs {
+            view.insert(kv.key.clone(), kv);
+        }
+        for event in self.history.newer_than(request.revision) {
+            if !in_range(&event.kv.key) {
+                continue;
+            }
+            match &event.prev {
+                Some(prev) => view.insert(prev.key.clone(), prev.clone()),
+                None => view.remove(&event.kv.key),
+            };
+        }
+        let mut result = RangeResult { revision: request.revision, ..RangeResult::default() };
+        for (_, mut kv) in view {
+            result.count += 1;
+            if request.count_only {
+                continue;
+            }
+            if request.limit != 0 && result.kvs.len() as u64 >= request.limit {
+                result.more = true;
+                continue;
+            }
+            if request.keys_only {
+                kv.value.clear();
+            }
+            result.kvs.push(kv);
+        }
+        result
+    }
+
     /// All pairs, sorted by key (for tests and checkers).
     pub fn sorted_pairs(&self) -> Vec<(String, String)> {
         self.data.iter().map(|(k, r)| (k.clone(), r.value.clone())).collect()
@@ -340,7 +619,13 @@ impl KvStore {
         match &entry.payload {
             Payload::Noop | Payload::Membership(_) => None,
             Payload::Command(bytes) => Some(match Command::decode(bytes) {
-                Ok(command) => self.apply_command(entry.index, &command),
+                Ok(command) => {
+                    let term_changed = entry.term != self.last_term;
+                    self.last_term = entry.term;
+                    let applied = self.apply_command(entry.index, &command);
+                    self.record_history(&applied.output.events, term_changed);
+                    applied
+                }
                 Err(_) => ApplyResult {
                     result: Err(KvError::BadCommand),
                     duplicate: false,
@@ -353,12 +638,15 @@ impl KvStore {
     fn apply_command(&mut self, index: LogIndex, command: &Command) -> ApplyResult {
         if let Some(session) = command.session {
             if let Some(record) = self.sessions.get(&session.client_id) {
-                if session.seq == record.seq {
+                let cas_twice = self.mutant_is(crate::Mutant::CasAppliedTwice) && matches!(command.op, Op::Txn(_));
+                if session.seq == record.seq && !cas_twice {
                     let output = Applied {
                         revision: record.revision,
                         succeeded: record.succeeded,
                         deleted: record.deleted,
-                        responses: Vec::new(),
+                        lease_id: record.lease_id,
+                        ttl_s: record.ttl_s,
+                        ..Applied::default()
                     };
                     return ApplyResult { result: record.result, duplicate: true, output };
                 }
@@ -384,7 +672,18 @@ impl KvStore {
                 if key.is_empty() {
                     Err(KvError::KeyEmpty)
                 } else {
-                    self.put(key, value, next);
+                    self.put(key, value, 0, next);
+                    changed = true;
+                    Ok(())
+                }
+            }
+            Op::Put { key, value, lease } => {
+                if key.is_empty() {
+                    Err(KvError::KeyEmpty)
+                } else if *lease != 0 && !self.leases.table.contains_key(lease) {
+                    Err(KvError::LeaseNotFound)
+                } else {
+                    self.put(key, value, *lease, next);
                     changed = true;
                     Ok(())
                 }
@@ -392,7 +691,7 @@ impl KvStore {
             Op::Delete { key } => {
                 if key.is_empty() {
                     Err(KvError::KeyEmpty)
-                } else if self.data.remove(key).is_some() {
+                } else if self.remove(key, next) {
                     changed = true;
                     output.deleted = 1;
                     Ok(())
@@ -400,11 +699,55 @@ impl KvStore {
                     Err(KvError::KeyNotFound)
                 }
             }
+            Op::LeaseGrant { id, ttl_s } => {
+                let id = if *id == 0 { self.leases.next_id() } else { *id };
+                if *ttl_s == 0 || *ttl_s > LEASE_TTL_S_MAX {
+                    Err(KvError::LeaseTtlInvalid)
+                } else if self.leases.table.contains_key(&id) {
+                    Err(KvError::LeaseExists)
+                } else {
+                    self.leases.granted(id, *ttl_s);
+                    output.lease_id = id;
+                    output.ttl_s = *ttl_s;
+                    Ok(())
+                }
+            }
+            Op::LeaseKeepAlive { id } => match self.leases.table.get_mut(id) {
+                Some(lease) => {
+                    lease.renewals += 1;
+                    output.lease_id = *id;
+                    output.ttl_s = lease.ttl_s;
+                    self.leases.renewed(*id, true);
+                    Ok(())
+                }
+                None => Err(KvError::LeaseNotFound),
+            },
+            Op::LeaseRevoke { id } => {
+                if self.leases.table.contains_key(id) {
+                    output.lease_id = *id;
+                    output.deleted = self.drop_lease(*id, next);
+                    changed = output.deleted > 0;
+                    Ok(())
+                } else {
+                    Err(KvError::LeaseNotFound)
+                }
+            }
+            Op::LeaseExpire { id, renewals, .. } => match self.leases.table.get(id) {
+                // A keep-alive applied after the leader decided: the decision is void.
+                Some(lease) if lease.renewals != *renewals => Ok(()),
+                Some(_) => {
+                    output.lease_id = *id;
+                    output.deleted = self.drop_lease(*id, next);
+                    changed = output.deleted > 0;
+                    Ok(())
+                }
+                None => Err(KvError::LeaseNotFound),
+            },
             Op::DeleteRange(range) => {
                 if range.is_single() && range.key.is_empty() {
                     Err(KvError::KeyEmpty)
                 } else {
-                    output.deleted = self.delete_range(range);
+                    output.deleted = self.delete_range(range, next);
                     changed = output.deleted > 0;
                     Ok(())
                 }
@@ -414,6 +757,8 @@ impl KvStore {
         if changed {
             self.revision = next;
         }
+        output.events = std::mem::take(&mut self.pending_events);
+        debug_assert!(changed || output.events.is_empty(), "an event without a new revision");
         output.revision = self.revision;
         if result.is_err() && result != Err(KvError::CompareFailed) {
             output.succeeded = false;
@@ -446,12 +791,12 @@ impl KvStore {
         for op in branch {
             let response = match op {
                 TxnOp::Put { key, value } => {
-                    self.put(key, value, next);
+                    self.put(key, value, 0, next);
                     *changed = true;
                     OpResponse::Put
                 }
                 TxnOp::Delete(range) => {
-                    let deleted = self.delete_range(range);
+                    let deleted = self.delete_range(range, next);
                     *changed |= deleted > 0;
                     output.deleted += deleted;
                     OpResponse::Delete(deleted)
@@ -500,24 +845,77 @@ impl KvStore {
         }
     }
 
-    fn put(&mut self, key: &str, value: &str, revision: u64) {
+    /// Every change to a key goes through `put` or `remove`: they keep the
+    /// lease key sets and record the change's event.
+    fn put(&mut self, key: &str, value: &str, lease: u64, revision: u64) {
+        let prev = self.data.get(key).map(|record| key_value(key, record, false));
+        let old_lease = prev.as_ref().map_or(0, |kv| kv.lease);
         match self.data.get_mut(key) {
             Some(record) => {
                 record.value = value.to_owned();
                 record.mod_revision = revision;
                 record.version += 1;
+                record.lease = lease;
             }
             None => {
-                let record =
-                    Record { value: value.to_owned(), create_revision: revision, mod_revision: revision, version: 1 };
+                let record = Record {
+                    value: value.to_owned(),
+                    create_revision: revision,
+                    mod_revision: revision,
+                    version: 1,
+                    lease,
+                };
                 self.data.insert(key.to_owned(), record);
             }
         }
+        if old_lease != lease {
+            if let Some(old) = self.leases.table.get_mut(&old_lease) {
+                old.keys.remove(key);
+            }
+        }
+        if let Some(new) = self.leases.table.get_mut(&lease) {
+            new.keys.insert(key.to_owned());
+        }
+        let kv = key_value(key, &self.data[key], false);
+        self.pending_events.push(WatchEvent { kind: EventKind::Put, kv, prev });
     }
 
-    fn delete_range(&mut self, range: &KeyRange) -> u64 {
+    fn remove(&mut self, key: &str, revision: u64) -> bool {
+        let Some(record) = self.data.remove(key) else {
+            return false;
+        };
+        if let Some(lease) = self.leases.table.get_mut(&record.lease) {
+            lease.keys.remove(key);
+        }
+        let prev = key_value(key, &record, false);
+        let kv = KeyValue { key: key.to_owned(), mod_revision: revision, ..KeyValue::default() };
+        self.pending_events.push(WatchEvent { kind: EventKind::Delete, kv, prev: Some(prev) });
+        true
+    }
+
+    /// Deletes lease `id` and its keys; returns how many keys.
+    fn drop_lease(&mut self, id: u64, revision: u64) -> u64 {
+        let lease = self.leases.table.remove(&id).expect("the caller checked");
+        self.leases.removed(id);
+        for key in &lease.keys {
+            let removed = self.remove(key, revision);
+            debug_assert!(removed, "a lease's key exists");
+        }
+        lease.keys.len() as u64
+    }
+
+    fn record_history(&mut self, events: &[WatchEvent], term_changed: bool) {
+        for (n, event) in events.iter().enumerate() {
+            if n == 0 && term_changed && self.mutant_is(crate::Mutant::WatchSkipsAfterLeaderChange) {
+                continue;
+            }
+            self.history.push(event.clone());
+        }
+    }
+
+    fn delete_range(&mut self, range: &KeyRange, revision: u64) -> u64 {
         if range.is_single() {
-            return u64::from(self.data.remove(&range.key).is_some());
+            return u64::from(self.remove(&range.key.clone(), revision));
         }
         let doomed: Vec<String> = self
             .data
@@ -527,7 +925,7 @@ impl KvStore {
             .cloned()
             .collect();
         for key in &doomed {
-            self.data.remove(key);
+            self.remove(key, revision);
         }
         doomed.len() as u64
     }
@@ -539,6 +937,8 @@ impl KvStore {
             revision: output.revision,
             succeeded: output.succeeded,
             deleted: output.deleted,
+            lease_id: output.lease_id,
+            ttl_s: output.ttl_s,
             last_index: index,
         };
         if let Some(old) = self.sessions.insert(session.client_id, record) {
@@ -553,10 +953,13 @@ impl KvStore {
         debug_assert_eq!(self.sessions.len(), self.session_age.len());
     }
 
-    /// Serializes the whole state (data with revisions, the revision, sessions,
-    /// applied index) deterministically: equal stores give equal bytes. The
-    /// format is versioned by its magic (`RKVSNAP2`); [`KvStore::restore`] also
-    /// reads the first (`RKVSNAP1`, no revisions).
+    /// Serializes the whole state (data with revisions and leases, the
+    /// revision, sessions, the lease table, the history window, applied index)
+    /// deterministically: equal stores give equal bytes. The leader's lease
+    /// clock is not in it (a restored node is a follower; when it leads, every
+    /// lease gets a fresh TTL). The format is versioned by its magic
+    /// (`RKVSNAP3`); [`KvStore::restore`] also reads the earlier ones
+    /// (`RKVSNAP2`: no leases, no history; `RKVSNAP1`: no revisions either).
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.data.len() * 56);
         out.extend_from_slice(SNAPSHOT_MAGIC);
@@ -570,6 +973,7 @@ impl KvStore {
             put_u64(&mut out, record.create_revision);
             put_u64(&mut out, record.mod_revision);
             put_u64(&mut out, record.version);
+            put_u64(&mut out, record.lease);
         }
         put_u64(&mut out, self.sessions.len() as u64);
         for &(last_index, client_id) in &self.session_age {
@@ -581,7 +985,11 @@ impl KvStore {
             put_u64(&mut out, record.revision);
             out.push(u8::from(record.succeeded));
             put_u64(&mut out, record.deleted);
+            put_u64(&mut out, record.lease_id);
+            put_u64(&mut out, record.ttl_s);
         }
+        self.leases.encode(&mut out);
+        self.history.encode(&mut out);
         out
     }
 
@@ -591,11 +999,14 @@ impl KvStore {
     pub fn restore(bytes: &[u8]) -> Result<KvStore, DecodeError> {
         let mut reader = Reader::new(bytes);
         let magic = reader.take(SNAPSHOT_MAGIC.len())?;
-        let v2 = match magic {
-            SNAPSHOT_MAGIC => true,
-            SNAPSHOT_MAGIC_V1 => false,
+        let version = match magic {
+            SNAPSHOT_MAGIC => 3,
+            SNAPSHOT_MAGIC_V2 => 2,
+            SNAPSHOT_MAGIC_V1 => 1,
             _ => return Err(DecodeError("not a kv snapshot")),
         };
+        let v2 = version >= 2;
+        let v3 = version >= 3;
         let applied_index = LogIndex(reader.u64()?);
         let sessions_max = reader.u64()? as usize;
         if sessions_max == 0 {
@@ -614,9 +1025,10 @@ impl KvStore {
                 if version == 0 || create_revision > mod_revision || Some(mod_revision) > revision {
                     return Err(DecodeError("inconsistent key revisions"));
                 }
-                Record { value, create_revision, mod_revision, version }
+                let lease = if v3 { reader.u64()? } else { 0 };
+                Record { value, create_revision, mod_revision, version, lease }
             } else {
-                Record { value, create_revision: n + 1, mod_revision: n + 1, version: 1 }
+                Record { value, create_revision: n + 1, mod_revision: n + 1, version: 1, lease: 0 }
             };
             if last.as_ref().is_some_and(|last| *last >= key) {
                 return Err(DecodeError("keys out of order"));
@@ -633,8 +1045,26 @@ impl KvStore {
             let result = decode_result(reader.u8()?)?;
             let (revision, succeeded, deleted) =
                 if v2 { (reader.u64()?, reader.bool()?, reader.u64()?) } else { (0, result.is_ok(), 0) };
-            store.sessions.insert(client_id, SessionRecord { seq, result, revision, succeeded, deleted, last_index });
+            let (lease_id, ttl_s) = if v3 { (reader.u64()?, reader.u64()?) } else { (0, 0) };
+            let record = SessionRecord { seq, result, revision, succeeded, deleted, lease_id, ttl_s, last_index };
+            store.sessions.insert(client_id, record);
             store.session_age.insert((last_index, client_id));
+        }
+        if v3 {
+            store.leases = Leases::decode(&mut reader)?;
+            for (key, record) in &store.data {
+                if record.lease == 0 {
+                    continue;
+                }
+                let lease = store.leases.table.get_mut(&record.lease).ok_or("a key's lease is not held")?;
+                lease.keys.insert(key.clone());
+            }
+            store.history = History::decode(&mut reader)?;
+            if store.history.compacted_revision() > store.revision {
+                return Err(DecodeError("history compacted past the revision"));
+            }
+        } else {
+            store.history = History::starting_after(store.revision);
         }
         if !reader.is_done() {
             return Err(DecodeError("trailing bytes after snapshot"));
@@ -653,6 +1083,7 @@ fn key_value(key: &str, record: &Record, keys_only: bool) -> KeyValue {
         create_revision: record.create_revision,
         mod_revision: record.mod_revision,
         version: record.version,
+        lease: record.lease,
     }
 }
 
@@ -678,17 +1109,37 @@ impl crate::host::StateMachine for KvStore {
     fn restore_snapshot(&mut self, image: &mut dyn std::io::Read) -> Result<(), DecodeError> {
         let mut bytes = Vec::new();
         image.read_to_end(&mut bytes).map_err(|_| DecodeError("the snapshot image could not be read"))?;
+        #[cfg(feature = "mutants")]
+        let mutant = self.mutant;
         *self = KvStore::restore(&bytes)?;
+        #[cfg(feature = "mutants")]
+        {
+            *self = std::mem::take(self).with_mutant(mutant);
+        }
         Ok(())
+    }
+
+    fn leader_duties(&mut self, now_ms: u64, leader_term: Option<Term>) -> Vec<Vec<u8>> {
+        KvStore::leader_duties(self, now_ms, leader_term)
+    }
+
+    fn next_duty_ms(&self) -> Option<u64> {
+        KvStore::next_duty_ms(self)
     }
 }
 
-const SNAPSHOT_MAGIC: &[u8] = b"RKVSNAP2";
+const SNAPSHOT_MAGIC: &[u8] = b"RKVSNAP3";
+const SNAPSHOT_MAGIC_V2: &[u8] = b"RKVSNAP2";
 const SNAPSHOT_MAGIC_V1: &[u8] = b"RKVSNAP1";
 const OP_SET: u8 = 1;
 const OP_DELETE: u8 = 2;
 const OP_DELETE_RANGE: u8 = 3;
 const OP_TXN: u8 = 4;
+const OP_PUT_LEASE: u8 = 5;
+const OP_LEASE_GRANT: u8 = 6;
+const OP_LEASE_KEEPALIVE: u8 = 7;
+const OP_LEASE_REVOKE: u8 = 8;
+const OP_LEASE_EXPIRE: u8 = 9;
 
 impl Command {
     /// A set without a session.
@@ -717,12 +1168,27 @@ impl Command {
         self
     }
 
-    /// The key the command writes (a range's first key; empty for a transaction).
+    /// A put attached to `lease` without a session.
+    pub fn put(key: impl Into<String>, value: impl Into<String>, lease: u64) -> Command {
+        Command { session: None, op: Op::Put { key: key.into(), value: value.into(), lease } }
+    }
+
+    /// A command of `op` without a session.
+    pub fn of(op: Op) -> Command {
+        Command { session: None, op }
+    }
+
+    /// The key the command writes (a range's first key; empty for a
+    /// transaction or a lease command).
     pub fn key(&self) -> &str {
         match &self.op {
-            Op::Set { key, .. } | Op::Delete { key } => key,
+            Op::Set { key, .. } | Op::Delete { key } | Op::Put { key, .. } => key,
             Op::DeleteRange(range) => &range.key,
-            Op::Txn(_) => "",
+            Op::Txn(_)
+            | Op::LeaseGrant { .. }
+            | Op::LeaseKeepAlive { .. }
+            | Op::LeaseRevoke { .. }
+            | Op::LeaseExpire { .. } => "",
         }
     }
 
@@ -733,6 +1199,11 @@ impl Command {
             Op::Delete { key } => (OP_DELETE, key.as_str()),
             Op::DeleteRange(range) => (OP_DELETE_RANGE, range.key.as_str()),
             Op::Txn(_) => (OP_TXN, ""),
+            Op::Put { key, .. } => (OP_PUT_LEASE, key.as_str()),
+            Op::LeaseGrant { .. } => (OP_LEASE_GRANT, ""),
+            Op::LeaseKeepAlive { .. } => (OP_LEASE_KEEPALIVE, ""),
+            Op::LeaseRevoke { .. } => (OP_LEASE_REVOKE, ""),
+            Op::LeaseExpire { .. } => (OP_LEASE_EXPIRE, ""),
         };
         let mut out = Vec::with_capacity(32 + key.len());
         out.push(tag);
@@ -750,6 +1221,20 @@ impl Command {
             Op::Delete { .. } => {}
             Op::DeleteRange(range) => put_bytes_u32_len(&mut out, &range.range_end),
             Op::Txn(txn) => txn::encode_txn(&mut out, txn),
+            Op::Put { value, lease, .. } => {
+                put_bytes_u32_len(&mut out, value.as_bytes());
+                put_u64(&mut out, *lease);
+            }
+            Op::LeaseGrant { id, ttl_s } => {
+                put_u64(&mut out, *id);
+                put_u64(&mut out, *ttl_s);
+            }
+            Op::LeaseKeepAlive { id } | Op::LeaseRevoke { id } => put_u64(&mut out, *id),
+            Op::LeaseExpire { id, renewals, decided_at_ms } => {
+                put_u64(&mut out, *id);
+                put_u64(&mut out, *renewals);
+                put_u64(&mut out, *decided_at_ms);
+            }
         }
         out
     }
@@ -769,6 +1254,13 @@ impl Command {
             OP_DELETE => Op::Delete { key },
             OP_DELETE_RANGE => Op::DeleteRange(KeyRange { key, range_end: reader.bytes_u32_len()?.to_vec() }),
             OP_TXN if key.is_empty() => Op::Txn(txn::decode_txn(&mut reader)?),
+            OP_PUT_LEASE => Op::Put { key, value: reader.string_u32_len()?, lease: reader.u64()? },
+            OP_LEASE_GRANT if key.is_empty() => Op::LeaseGrant { id: reader.u64()?, ttl_s: reader.u64()? },
+            OP_LEASE_KEEPALIVE if key.is_empty() => Op::LeaseKeepAlive { id: reader.u64()? },
+            OP_LEASE_REVOKE if key.is_empty() => Op::LeaseRevoke { id: reader.u64()? },
+            OP_LEASE_EXPIRE if key.is_empty() => {
+                Op::LeaseExpire { id: reader.u64()?, renewals: reader.u64()?, decided_at_ms: reader.u64()? }
+            }
             _ => return Err(DecodeError("unknown operation")),
         };
         if !reader.is_done() {
@@ -789,6 +1281,9 @@ fn encode_result(result: Result<(), KvError>) -> u8 {
         Err(KvError::Compacted) => 6,
         Err(KvError::FutureRevision) => 7,
         Err(KvError::TxnTooLarge) => 8,
+        Err(KvError::LeaseNotFound) => 9,
+        Err(KvError::LeaseExists) => 10,
+        Err(KvError::LeaseTtlInvalid) => 11,
     }
 }
 
@@ -803,6 +1298,9 @@ fn decode_result(byte: u8) -> Result<Result<(), KvError>, DecodeError> {
         6 => Err(KvError::Compacted),
         7 => Err(KvError::FutureRevision),
         8 => Err(KvError::TxnTooLarge),
+        9 => Err(KvError::LeaseNotFound),
+        10 => Err(KvError::LeaseExists),
+        11 => Err(KvError::LeaseTtlInvalid),
         _ => return Err(DecodeError("bad result code")),
     })
 }
@@ -916,7 +1414,7 @@ mod tests {
         assert_eq!(kv.range(&between).unwrap().count, 2);
         let count = RangeRequest { count_only: true, ..all.clone() };
         assert_eq!((kv.range(&count).unwrap().count, kv.range(&count).unwrap().kvs.len()), (5, 0));
-        assert_eq!(kv.range(&RangeRequest { revision: 4, ..all.clone() }), Err(KvError::Compacted));
+        assert_eq!(kv.range(&RangeRequest { revision: 4, ..all.clone() }).unwrap().count, 4);
         assert_eq!(kv.range(&RangeRequest { revision: 6, ..all.clone() }), Err(KvError::FutureRevision));
         assert_eq!(kv.range(&RangeRequest { revision: 5, ..all }).unwrap().count, 5);
         assert_eq!(kv.range(&RangeRequest::default()), Err(KvError::KeyEmpty));
@@ -996,6 +1494,105 @@ mod tests {
         assert_eq!(Command::decode(&bytes), Err(DecodeError("truncated")));
     }
 
+    #[test]
+    fn a_lease_holds_its_keys_until_revoked_and_expiry_is_void_after_a_keepalive() {
+        let mut kv = KvStore::default();
+        let grant = kv.apply_entry(&entry(1, &Command::of(Op::LeaseGrant { id: 0, ttl_s: 5 }))).unwrap();
+        assert_eq!((grant.result, grant.output.lease_id, grant.output.ttl_s), (Ok(()), 1, 5));
+        let again = kv.apply_entry(&entry(2, &Command::of(Op::LeaseGrant { id: 1, ttl_s: 5 }))).unwrap();
+        assert_eq!(again.result, Err(KvError::LeaseExists));
+        let bad = kv.apply_entry(&entry(3, &Command::of(Op::LeaseGrant { id: 9, ttl_s: 0 }))).unwrap();
+        assert_eq!(bad.result, Err(KvError::LeaseTtlInvalid));
+        kv.apply_entry(&entry(4, &Command::put("a", "1", 1)));
+        kv.apply_entry(&entry(5, &Command::put("b", "1", 1)));
+        assert_eq!(kv.apply_entry(&entry(6, &Command::put("c", "1", 7))).unwrap().result, Err(KvError::LeaseNotFound));
+        // A plain set detaches "b".
+        kv.apply_entry(&entry(7, &Command::set("b", "2")));
+        assert_eq!(kv.lease_info(1).unwrap().keys, vec!["a".to_owned()]);
+        assert_eq!(kv.get_kv("a").unwrap().lease, 1);
+        kv.apply_entry(&entry(8, &Command::of(Op::LeaseKeepAlive { id: 1 })));
+        // The leader decided at 0 keep-alives; one was applied since: void.
+        let stale = Op::LeaseExpire { id: 1, renewals: 0, decided_at_ms: 100 };
+        assert_eq!(kv.apply_entry(&entry(9, &Command::of(stale))).unwrap().output.deleted, 0);
+        assert_eq!(kv.get("a"), Ok("1"));
+        let current = Op::LeaseExpire { id: 1, renewals: 1, decided_at_ms: 200 };
+        let expired = kv.apply_entry(&entry(10, &Command::of(current))).unwrap();
+        assert_eq!((expired.output.deleted, expired.output.events.len()), (1, 1));
+        assert_eq!((kv.get("a"), kv.get("b")), (Err(KvError::KeyNotFound), Ok("2")));
+        assert_eq!(kv.lease_info(1), Err(KvError::LeaseNotFound));
+        let revoke = kv.apply_entry(&entry(11, &Command::of(Op::LeaseRevoke { id: 1 }))).unwrap();
+        assert_eq!(revoke.result, Err(KvError::LeaseNotFound));
+    }
+
+    #[test]
+    fn the_leader_proposes_an_expiry_and_a_follower_never_does() {
+        let mut kv = KvStore::default();
+        kv.apply_entry(&entry(1, &Command::of(Op::LeaseGrant { id: 3, ttl_s: 1 })));
+        assert!(kv.leader_duties(5_000, None).is_empty());
+        assert!(kv.leader_duties(5_000, Some(Term(2))).is_empty());
+        assert_eq!(kv.next_duty_ms(), Some(6_000));
+        let due = kv.leader_duties(6_000, Some(Term(2)));
+        assert_eq!(due.len(), 1);
+        let command = Command::decode(&due[0]).unwrap();
+        assert_eq!(command.op, Op::LeaseExpire { id: 3, renewals: 0, decided_at_ms: 6_000 });
+    }
+
+    #[test]
+    fn watchers_read_every_change_in_order_and_compacted_below_the_window() {
+        let mut kv = KvStore::default().with_history_bounds(4, 1 << 20);
+        kv.apply_entry(&entry(1, &Command::set("w/a", "1")));
+        kv.apply_entry(&entry(2, &Command::set("x", "1")));
+        kv.apply_entry(&entry(3, &Command::set("w/a", "2")));
+        kv.apply_entry(&entry(4, &Command::delete("w/a")));
+        let request = WatchRequest { range: KeyRange::prefix("w/"), start_revision: 1, events_max: 100 };
+        let batch = kv.watch(&request);
+        let seen: Vec<_> = batch.events.iter().map(|e| (e.revision(), e.kind, e.kv.value.clone())).collect();
+        assert_eq!(
+            seen,
+            vec![(1, EventKind::Put, "1".into()), (3, EventKind::Put, "2".into()), (4, EventKind::Delete, "".into())]
+        );
+        assert_eq!(batch.events[2].prev.as_ref().unwrap().value, "2");
+        assert_eq!((batch.next_revision, batch.compacted), (5, false));
+        // Two more changes push revision 1 and 2 out of a 4-event window.
+        kv.apply_entry(&entry(5, &Command::set("y", "1")));
+        kv.apply_entry(&entry(6, &Command::set("z", "1")));
+        assert_eq!(kv.compacted_revision(), 2);
+        let batch = kv.watch(&request);
+        assert_eq!((batch.compacted, batch.compact_revision), (true, 2));
+        let from_three = kv.watch(&WatchRequest { start_revision: 3, ..request.clone() });
+        assert_eq!(from_three.events.len(), 2);
+        // Starting at 0 means from the next change on.
+        let from_now = kv.watch(&WatchRequest { start_revision: 0, ..request });
+        assert_eq!((from_now.events.len(), from_now.next_revision), (0, 7));
+    }
+
+    #[test]
+    fn a_range_at_a_past_revision_undoes_later_changes() {
+        let mut kv = KvStore::default();
+        kv.apply_entry(&entry(1, &Command::set("p/a", "1")));
+        kv.apply_entry(&entry(2, &Command::set("p/b", "1")));
+        kv.apply_entry(&entry(3, &Command::set("p/a", "2")));
+        kv.apply_entry(&entry(4, &Command::delete("p/b")));
+        kv.apply_entry(&entry(5, &Command::set("p/c", "1")));
+        let at = |revision| {
+            let request = RangeRequest { range: KeyRange::prefix("p/"), revision, ..RangeRequest::default() };
+            let result = kv.range(&request).unwrap();
+            assert_eq!(result.revision, if revision == 0 { 5 } else { revision });
+            result.kvs.into_iter().map(|kv| (kv.key, kv.value, kv.mod_revision)).collect::<Vec<_>>()
+        };
+        assert_eq!(at(2), vec![("p/a".into(), "1".into(), 1), ("p/b".into(), "1".into(), 2)]);
+        assert_eq!(at(3), vec![("p/a".into(), "2".into(), 3), ("p/b".into(), "1".into(), 2)]);
+        assert_eq!(at(4), vec![("p/a".into(), "2".into(), 3)]);
+        assert_eq!(at(0).len(), 2);
+        let mut small = KvStore::default().with_history_bounds(1, 1 << 20);
+        small.apply_entry(&entry(1, &Command::set("a", "1")));
+        small.apply_entry(&entry(2, &Command::set("a", "2")));
+        let old = RangeRequest { range: KeyRange::single("a"), revision: 0, ..RangeRequest::default() };
+        assert_eq!(small.range(&RangeRequest { revision: 1, ..old.clone() }).unwrap().kvs[0].value, "1");
+        small.apply_entry(&entry(3, &Command::set("a", "3")));
+        assert_eq!(small.range(&RangeRequest { revision: 1, ..old }), Err(KvError::Compacted));
+    }
+
     fn arb_command() -> impl Strategy<Value = Command> {
         let key = "[a-d]{0,2}";
         let op = prop_oneof![
@@ -1011,6 +1608,12 @@ mod tests {
                 }));
                 Op::Txn(txn)
             }),
+            (key, "[a-z]{0,4}", 0u64..4).prop_map(|(key, value, lease)| Op::Put { key, value, lease }),
+            (0u64..4, 0u64..3).prop_map(|(id, ttl_s)| Op::LeaseGrant { id, ttl_s }),
+            (0u64..4, 0u64..3).prop_map(|(id, ttl_s)| Op::LeaseGrant { id: id * 1000, ttl_s }),
+            (0u64..4).prop_map(|id| Op::LeaseKeepAlive { id }),
+            (0u64..4).prop_map(|id| Op::LeaseRevoke { id }),
+            (0u64..4, 0u64..3).prop_map(|(id, renewals)| Op::LeaseExpire { id, renewals, decided_at_ms: 7 }),
         ];
         let session = proptest::option::of((0u64..5, 0u64..6).prop_map(|(client_id, seq)| Session { client_id, seq }));
         (session, op).prop_map(|(session, op)| Command { session, op })

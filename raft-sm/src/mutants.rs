@@ -50,11 +50,20 @@ pub enum Mutant {
     /// A leader accepts a membership change before an entry of its own term has
     /// committed (the single-server change bug of the dissertation).
     MembershipBarrierOff,
+    /// The key-value store applies a retried transaction (a compare-and-swap)
+    /// again instead of answering it from the client's session.
+    CasAppliedTwice,
+    /// The key-value store leaves out of its watch history the first change
+    /// of each new leader's term: watchers skip an event after a leader change.
+    WatchSkipsAfterLeaderChange,
+    /// Lease keep-alives do not move the leader's expiry deadline: a lease kept
+    /// alive expires one TTL after its grant (or after its leader's term began).
+    LeaseKeepAliveIgnored,
 }
 
 impl Mutant {
     /// Every mutant, in report order.
-    pub const ALL: [Mutant; 15] = [
+    pub const ALL: [Mutant; 18] = [
         Mutant::Figure8,
         Mutant::VoteBeforeDurable,
         Mutant::VotesAsNumber,
@@ -70,6 +79,9 @@ impl Mutant {
         Mutant::MatchIndexBackwards,
         Mutant::SnapshotRule7Ignored,
         Mutant::MembershipBarrierOff,
+        Mutant::CasAppliedTwice,
+        Mutant::WatchSkipsAfterLeaderChange,
+        Mutant::LeaseKeepAliveIgnored,
     ];
 
     /// The command-line name, e.g. `figure8`.
@@ -90,6 +102,9 @@ impl Mutant {
             Mutant::MatchIndexBackwards => "match-index-backwards",
             Mutant::SnapshotRule7Ignored => "snapshot-rule7-ignored",
             Mutant::MembershipBarrierOff => "membership-barrier-off",
+            Mutant::CasAppliedTwice => "cas-applied-twice",
+            Mutant::WatchSkipsAfterLeaderChange => "watch-skips-after-leader-change",
+            Mutant::LeaseKeepAliveIgnored => "lease-keepalive-ignored",
         }
     }
 
@@ -101,6 +116,12 @@ impl Mutant {
     /// Whether the bug is in the driver rather than the core.
     pub fn is_driver_bug(self) -> bool {
         self == Mutant::AckBeforeFsync
+    }
+
+    /// Whether the bug is in the key-value state machine (the driver builds
+    /// its store with [`crate::kv::KvStore::with_mutant`]).
+    pub fn is_state_machine_bug(self) -> bool {
+        matches!(self, Mutant::CasAppliedTwice | Mutant::WatchSkipsAfterLeaderChange | Mutant::LeaseKeepAliveIgnored)
     }
 
     /// Whether the `mutants` feature is compiled in, so that a mutant can take effect.

@@ -84,3 +84,43 @@ fn a_compare_and_swap_applied_twice_is_caught() {
     assert_eq!(failure.kind, FailureKind::Linearizability, "seed {seed:#x}: {failure}");
     assert!(failure.replay.contains("SIM_SEED="), "{failure}");
 }
+
+/// Leases and watchers under the fault suite: 4 watchers (prefixes "", "k",
+/// "k1", "lease/") reconnecting across nodes, and 3 lease holders that keep
+/// their lease alive for a while, then stop. The watch checker and the lease
+/// checker run on every batch and every applied expiry (`sim::checker::watch`,
+/// `sim::checker::lease`). `SCENARIO_SEEDS=5000` runs the long suite.
+#[test]
+fn leases_and_watch_hold_under_faults() {
+    let count = scenarios::seeds_count(16);
+    let name = "leases_and_watch_hold_under_faults";
+    let failures: Vec<(u64, Failure)> = run(name, 0x1ea5e..0x1ea5e + count, SimOptions::with_kv_v2_mix)
+        .into_iter()
+        .filter_map(|(seed, result)| result.err().map(|failure| (seed, failure)))
+        .collect();
+    for (seed, failure) in &failures {
+        let first = failure.detail.lines().next().unwrap_or_default();
+        println!("FAILED seed {seed:#x} ({}): {first}", failure.kind);
+    }
+    if let Some((seed, failure)) = failures.first() {
+        panic!("{} of {count} seeds failed; the first, seed {seed:#x}: {failure}", failures.len());
+    }
+}
+
+/// The mix really runs: leases are granted, kept alive and expire; watchers
+/// receive events and reconnect.
+#[test]
+fn leases_expire_and_watchers_follow_every_change() {
+    let plan = SuitePlan::new(3);
+    let name = "leases_expire_and_watchers_follow_every_change";
+    let mut options = plan.options(0x1ea5e, scenarios::replay_line(name, 0x1ea5e));
+    options.verbose = false;
+    options.with_kv_v2_mix();
+    let mut cluster = Cluster::new(options);
+    cluster.run_for(plan.run.fault_ms);
+    let (watch, lease) = cluster.kv_v2_stats();
+    println!("{watch:?} {lease:?}");
+    assert!(watch.events > 100 && watch.reconnects > 5, "{watch:?}");
+    assert!(lease.granted >= 3 && lease.kept_alive > 10 && lease.expired >= 2, "{lease:?}");
+    cluster.finish(plan.run.liveness_ms).unwrap();
+}

@@ -159,6 +159,10 @@ impl RunPlan {
         options.trace_hash = self.trace_hash;
         options.liveness_reads = self.liveness_reads;
         options.mutant = self.mutant;
+        // A bug in the key-value store shows only through the v2 operations.
+        if self.mutant.is_some_and(raft_sm::Mutant::is_state_machine_bug) {
+            options.with_kv_v2_mix();
+        }
         options.keep_faults = self.keep_faults.as_ref().map(|keep| keep.iter().copied().collect());
         if self.membership_churn {
             let mut rng = crate::rng::SimRng::derive(seed, "membership-plan");

@@ -14,6 +14,11 @@ use raft_sm::{
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// Events in a simulated store's history window.
+pub const HISTORY_EVENTS_MAX: usize = 48;
+/// Bytes of keys and values in a simulated store's history window.
+pub const HISTORY_BYTES_MAX: usize = 4 << 10;
+
 /// The answer to a request made to a node (by a client or the harness).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -238,10 +243,15 @@ impl NodeHost {
         };
         let mut config = self.config.clone();
         config.rng_seed = rng_seed;
+        // A small history window: snapshots stay small (the swarm sends them in
+        // 64-byte chunks) and watchers meet `compacted` answers.
+        let store = KvStore::default().with_history_bounds(HISTORY_EVENTS_MAX, HISTORY_BYTES_MAX);
+        #[cfg(feature = "mutants")]
+        let store = store.with_mutant(config.mutant);
         let image = self.disk.durable().snapshot.as_ref().map(|snapshot| std::sync::Arc::clone(&snapshot.image));
         let mut reader = image.as_ref().map(|image| image.as_slice());
         let reader = reader.as_mut().map(|reader| reader as &mut dyn std::io::Read);
-        let host = match Host::new(config, restored, KvStore::default(), reader) {
+        let host = match Host::new(config, restored, store, reader) {
             Ok(host) => host,
             Err(error) => return vec![Effect::Violation(format!("{}: cannot restart: {error}", self.id))],
         };

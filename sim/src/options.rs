@@ -113,6 +113,10 @@ pub struct SimOptions {
     pub check_quorum: bool,
     /// Clients, if any.
     pub workload: Option<WorkloadOptions>,
+    /// Watchers reading every node's change history (0: none); see `checker::watch`.
+    pub watchers: usize,
+    /// Clients holding leases with keep-alives (0: none); see `checker::lease`.
+    pub lease_holders: usize,
     /// Random faults during the fault phase, if any.
     pub swarm: Option<SwarmOptions>,
     /// How messages travel: serde_json, the core's binary codec, or as values.
@@ -201,6 +205,8 @@ impl SimOptions {
             pre_vote: true,
             check_quorum: true,
             workload: None,
+            watchers: 0,
+            lease_holders: 0,
             swarm: None,
             wire: WireFormat::Json,
             wire_check: cfg!(debug_assertions),
@@ -224,6 +230,17 @@ impl SimOptions {
             keep_faults: None,
             initial_voters: None,
             membership_churn: None,
+        }
+    }
+
+    /// The KV API v2 mix: 4 watchers, 3 lease holders, and (when there are
+    /// clients) compare-and-swaps and ranges in the workload.
+    pub fn with_kv_v2_mix(&mut self) {
+        self.watchers = 4;
+        self.lease_holders = 3;
+        if let Some(workload) = &mut self.workload {
+            workload.cas_weight = 4;
+            workload.range_weight = 1;
         }
     }
 
@@ -285,6 +302,9 @@ impl SimOptions {
 impl fmt::Display for SimOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "seed={:#x} nodes={}", self.seed, self.nodes)?;
+        if self.watchers + self.lease_holders > 0 {
+            writeln!(f, "kv v2: watchers={} lease_holders={}", self.watchers, self.lease_holders)?;
+        }
         let n = &self.network;
         writeln!(
             f,

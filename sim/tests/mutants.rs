@@ -37,6 +37,10 @@ fn budget(mutant: Mutant) -> u64 {
         Mutant::TruncateEveryAppend => 10,
         Mutant::MatchIndexBackwards => 10,
         Mutant::SnapshotRule7Ignored => 180,
+        // Caught at seeds 0x2, 0x0 and 0x1 (`sim explore --mutant NAME`, kv v2 mix on).
+        Mutant::CasAppliedTwice => 20,
+        Mutant::WatchSkipsAfterLeaderChange => 10,
+        Mutant::LeaseKeepAliveIgnored => 10,
         _ => 2000,
     }
 }

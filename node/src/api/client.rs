@@ -1,6 +1,7 @@
 //! The client API on `KVSTORE_PORT`: `PUT /set`, `GET /get`, `DELETE /delete`,
-//! `GET /range`, `POST /cas`, `POST /txn`, etcd's v3 JSON gateway paths
-//! ([`super::v3`]), `GET /health`, `GET /metrics`.
+//! `GET /range`, `POST /cas`, `POST /txn`, `POST /lease/grant|keepalive|revoke`
+//! ([`super::lease`]), `GET /watch` ([`super::watch`]), etcd's v3 JSON gateway
+//! paths ([`super::v3`]), `GET /health`, `GET /metrics`.
 
 use super::types::{
     CasOk, CasRequest, CompareBody, ErrorCode, Health, KeyQuery, KeyValueBody, RangeBody, RangeOk, RangeSpec, ReadOk,
@@ -16,7 +17,7 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use raft_sm::kv::{
-    ApplyResult, Command, Compare, CompareOp, CompareTarget, KeyRange, KvError, OpResponse, Query as KvQuery,
+    ApplyResult, Command, Compare, CompareOp, CompareTarget, KeyRange, KeyValue, KvError, OpResponse, Query as KvQuery,
     QueryOutput, RangeRequest, RangeResult, Txn, TxnOp, TXN_OPS_MAX,
 };
 use raft_sm::Rejection;
@@ -37,6 +38,15 @@ pub fn router(state: AppState) -> Router {
         .route("/range", get(range))
         .route("/cas", post(cas).put(cas))
         .route("/txn", post(txn).put(txn))
+        .route("/lease/grant", post(super::lease::grant))
+        .route("/lease/keepalive", post(super::lease::keepalive))
+        .route("/lease/revoke", post(super::lease::revoke))
+        .route("/watch", get(super::watch::watch))
+        .route("/v3/lease/grant", post(super::v3_lease::grant))
+        .route("/v3/lease/keepalive", post(super::v3_lease::keepalive))
+        .route("/v3/lease/revoke", post(super::v3_lease::revoke))
+        .route("/v3/kv/lease/revoke", post(super::v3_lease::revoke))
+        .route("/v3/watch", post(super::v3_lease::watch))
         .route("/v3/kv/put", post(super::v3::put))
         .route("/v3/kv/range", post(super::v3::range))
         .route("/v3/kv/deleterange", post(super::v3::delete_range))
@@ -140,7 +150,10 @@ async fn set(State(state): State<AppState>, headers: HeaderMap, body: Body) -> R
     }
     let session = session(&headers, request.client_id, request.seq)?;
     let key = request.key.clone();
-    let mut command = Command::set(request.key, request.value);
+    let mut command = match request.lease {
+        None | Some(0) => Command::set(request.key, request.value),
+        Some(lease) => Command::put(request.key, request.value, lease),
+    };
     if let Some((client_id, seq)) = session {
         command = command.with_session(client_id, seq);
     }
@@ -188,11 +201,11 @@ async fn read(State(state): State<AppState>, uri: Uri) -> Result<Json<ReadOk>, A
     match ask_query(&state, KvQuery::Get(key.clone()), stale).await? {
         QueryOutput::Value(Ok(value)) => Ok(Json(ReadOk { key, ok: true, value })),
         QueryOutput::Value(Err(error)) | QueryOutput::Range(Err(error)) => Err(kv_error(error)),
-        QueryOutput::Range(Ok(_)) => Err(internal("a get was answered with a range")),
+        _ => Err(internal("a get was answered with another kind of result")),
     }
 }
 
-fn internal(message: &str) -> ApiError {
+pub(super) fn internal(message: &str) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, message)
 }
 
@@ -228,13 +241,22 @@ pub(super) async fn ask_range(state: &AppState, request: RangeRequest, stale: bo
     match ask_query(state, KvQuery::Range(request), stale).await? {
         QueryOutput::Range(Ok(result)) => Ok(result),
         QueryOutput::Range(Err(error)) | QueryOutput::Value(Err(error)) => Err(kv_error(error)),
-        QueryOutput::Value(Ok(_)) => Err(internal("a range was answered with a value")),
+        _ => Err(internal("a range was answered with another kind of result")),
     }
 }
 
 /// The keys a [`RangeSpec`] names: `key`, `key`+`end`, or `prefix`.
 fn key_range(spec: &RangeSpec) -> Result<KeyRange, ApiError> {
-    match (&spec.key, &spec.end, &spec.prefix) {
+    key_range_of(&spec.key, &spec.end, &spec.prefix)
+}
+
+/// The keys named by `key`, `key`+`end`, or `prefix`.
+pub(super) fn key_range_of(
+    key: &Option<String>,
+    end: &Option<String>,
+    prefix: &Option<String>,
+) -> Result<KeyRange, ApiError> {
+    match (key, end, prefix) {
         (Some(key), None, None) => {
             check_key(key)?;
             Ok(KeyRange::single(key.clone()))
@@ -275,20 +297,22 @@ fn range_request(spec: &RangeSpec) -> Result<RangeRequest, ApiError> {
     })
 }
 
+/// One key as the JSON API shows it.
+pub(super) fn kv_body(kv: KeyValue, keys_only: bool) -> KeyValueBody {
+    KeyValueBody {
+        create_revision: kv.create_revision,
+        key: kv.key,
+        mod_revision: kv.mod_revision,
+        value: (!keys_only).then_some(kv.value),
+        version: kv.version,
+        lease: (kv.lease != 0).then_some(kv.lease),
+    }
+}
+
 fn range_body(result: RangeResult, keys_only: bool) -> RangeBody {
     RangeBody {
         count: result.count,
-        kvs: result
-            .kvs
-            .into_iter()
-            .map(|kv| KeyValueBody {
-                create_revision: kv.create_revision,
-                key: kv.key,
-                mod_revision: kv.mod_revision,
-                value: (!keys_only).then_some(kv.value),
-                version: kv.version,
-            })
-            .collect(),
+        kvs: result.kvs.into_iter().map(|kv| kv_body(kv, keys_only)).collect(),
         more: result.more,
         revision: result.revision,
     }
@@ -545,6 +569,9 @@ pub(super) fn kv_error(error: KvError) -> ApiError {
         KvError::KeyNotFound => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "key not found"),
         KvError::SessionExpired => bad_request(ErrorCode::SessionExpired, error.to_string()),
         KvError::BadCommand => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, error.to_string()),
+        KvError::LeaseNotFound => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::LeaseNotFound, error.to_string()),
+        KvError::LeaseExists => ApiError::new(StatusCode::CONFLICT, ErrorCode::LeaseExists, error.to_string()),
+        KvError::LeaseTtlInvalid => bad_request(ErrorCode::BadTtl, error.to_string()),
         other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, other.to_string()),
     }
 }

@@ -3,9 +3,12 @@
 //! error answered as JSON, panics as JSON 500). The JSON bodies are in [`types`].
 
 pub mod client;
+pub mod lease;
 pub mod raft;
 pub mod types;
 pub mod v3;
+pub mod v3_lease;
+pub mod watch;
 
 use crate::driver::{Directory, Input, StatusView};
 use crate::metrics::Metrics;

@@ -77,12 +77,21 @@ pub enum ErrorCode {
     BadRequest,
     /// `/cas`: the key's current state is not the expected one; nothing changed.
     CompareFailed,
-    /// A range at a revision older than the current one (no history is kept).
+    /// A range or watch at a revision older than the history window.
     Compacted,
     /// A range at a revision newer than the current one.
     FutureRevision,
     /// A transaction with more comparisons and operations than the limit.
     TxnTooLarge,
+    /// 404: the lease is not held (never granted, revoked, or expired).
+    LeaseNotFound,
+    /// 409: a grant named the id of a lease already held.
+    LeaseExists,
+    /// 400: a lease TTL of 0 or over a year.
+    BadTtl,
+    /// In a watch stream: the watcher did not read fast enough and was cut off;
+    /// resume from the last revision seen + 1.
+    SlowWatcher,
     /// A code this build does not know (sent by a newer node).
     #[serde(other)]
     Unknown,
@@ -127,6 +136,10 @@ impl ErrorCode {
             ErrorCode::Compacted => "compacted",
             ErrorCode::FutureRevision => "future_revision",
             ErrorCode::TxnTooLarge => "txn_too_large",
+            ErrorCode::LeaseNotFound => "lease_not_found",
+            ErrorCode::LeaseExists => "lease_exists",
+            ErrorCode::BadTtl => "bad_ttl",
+            ErrorCode::SlowWatcher => "slow_watcher",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -243,6 +256,118 @@ pub struct SetRequest {
     /// The request's number in its session (with `clientId`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// Attach the key to this lease (absent or 0: none; a set without it detaches the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<u64>,
+}
+
+/// The body of `POST /lease/grant`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseGrantRequest {
+    /// Time to live, in seconds (1 to 31536000).
+    pub ttl: u64,
+    /// The lease id wanted (absent or 0: the store picks one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// The client session's id (with `seq`).
+    #[serde(default, rename = "clientId", alias = "client_id", skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<u64>,
+    /// The request's number in its session (with `clientId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// The body of `POST /lease/keepalive` and `POST /lease/revoke`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseIdRequest {
+    /// The lease.
+    pub id: u64,
+    /// The client session's id (with `seq`).
+    #[serde(default, rename = "clientId", alias = "client_id", skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<u64>,
+    /// The request's number in its session (with `clientId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// `200` to `POST /lease/grant`, `/lease/keepalive` and `/lease/revoke`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LeaseOk {
+    /// Keys deleted with the lease (revoke only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<u64>,
+    /// The lease.
+    pub id: u64,
+    /// The log index the command committed at.
+    pub index: u64,
+    /// Always `true`.
+    pub ok: bool,
+    /// The store's revision after the command.
+    pub revision: u64,
+    /// Its TTL in seconds (grant and keep-alive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+}
+
+/// The query of `GET /watch`.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchQuery {
+    /// One key (or the first key of `[key, end)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The end of the range, exclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// Every key with this prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The first revision to send (absent or 0: changes from now on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<u64>,
+    /// Send a progress line after this many idle milliseconds (default 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_ms: Option<u64>,
+}
+
+/// One change in a watch line.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchEventBody {
+    /// `put` or `delete`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The key after the change (for a delete: key and `modRevision` only).
+    pub kv: KeyValueBody,
+    /// The key before the change, if it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_kv: Option<KeyValueBody>,
+}
+
+/// One line of a `GET /watch` stream (JSON lines): events, a progress note,
+/// or a final error.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchLine {
+    /// Changes, in revision order (absent on progress and error lines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<WatchEventBody>,
+    /// Every matching change up to this revision has been sent (on every line).
+    pub revision: u64,
+    /// A progress line: nothing changed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub progress: bool,
+    /// The stream ends with this error (`compacted`, `slow_watcher`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorCode>,
+    /// With `compacted`: the newest revision no longer in the history window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact_revision: Option<u64>,
+    /// With an error: what went wrong, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The query of `GET /get` and `DELETE /delete`.
@@ -286,7 +411,8 @@ pub struct RangeSpec {
     /// Only count the keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count_only: Option<bool>,
-    /// Read at this revision: absent, 0 or the current one (else `compacted` / `future_revision`).
+    /// Read at this revision: absent or 0 for the current one, or a past one in
+    /// the history window (else `compacted` / `future_revision`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
     /// `linearizable` (default) or `stale` (`GET /range` only).
@@ -309,6 +435,9 @@ pub struct KeyValueBody {
     pub value: Option<String>,
     /// Changes since its creation.
     pub version: u64,
+    /// The lease it is attached to (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<u64>,
 }
 
 /// A range's result (`GET /range` adds `ok`).

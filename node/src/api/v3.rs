@@ -9,9 +9,11 @@
 //! raftkv keys and values are UTF-8 text: a key or value that does not decode
 //! to UTF-8 is refused (`bad_encoding`); a `range_end` may be any bytes.
 //! Reads are linearizable unless `serializable` is true. Not supported, and
-//! refused with a clear error rather than ignored: leases (`lease` ≠ 0),
-//! sorting other than by key ascending, revision filters, ranges at a past
-//! revision (`compacted`), nested transactions. Errors are raftkv's JSON error
+//! refused with a clear error rather than ignored: `lease` on puts inside a
+//! transaction (a plain `/v3/kv/put` takes it), sorting other than by key
+//! ascending, revision filters, nested transactions. Ranges at a past revision
+//! work inside the history window (`compacted` below it). Leases and watch are
+//! in [`super::v3_lease`]. Errors are raftkv's JSON error
 //! bodies (`{"error": ..., "message": ..., "ok": false}`) with its status codes;
 //! a write sent to a follower is answered `409 not_leader` naming the leader.
 
@@ -62,7 +64,7 @@ fn text(field: &str, encoded: &str) -> Result<String, ApiError> {
 
 /// A protobuf 64-bit integer in JSON: a string or a number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Int(i64);
+pub(super) struct Int(pub(super) i64);
 
 impl<'de> Deserialize<'de> for Int {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Int, D::Error> {
@@ -79,7 +81,7 @@ impl<'de> Deserialize<'de> for Int {
     }
 }
 
-fn non_negative(field: &str, value: Option<Int>) -> Result<u64, ApiError> {
+pub(super) fn non_negative(field: &str, value: Option<Int>) -> Result<u64, ApiError> {
     let value = value.unwrap_or_default().0;
     u64::try_from(value).map_err(|_| bad_request(ErrorCode::BadJson, format!("`{field}` must not be negative")))
 }
@@ -223,7 +225,7 @@ pub(super) struct TxnBody {
 }
 
 /// The etcd `ResponseHeader`.
-async fn header(state: &AppState, revision: u64) -> Result<Value, ApiError> {
+pub(super) async fn header(state: &AppState, revision: u64) -> Result<Value, ApiError> {
     let status = state.status().await?;
     let config = &state.directory.config;
     Ok(json!({
@@ -246,7 +248,7 @@ fn cluster_number(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn key_range(key: &str, range_end: &str) -> Result<KeyRange, ApiError> {
+pub(super) fn key_range(key: &str, range_end: &str) -> Result<KeyRange, ApiError> {
     let key = text("key", key)?;
     let range_end = unbase64("range_end", range_end)?;
     if range_end.is_empty() {
@@ -286,7 +288,7 @@ fn range_request(body: &RangeBody) -> Result<RangeRequest, ApiError> {
     })
 }
 
-fn kv_json(kv: &KeyValue, keys_only: bool) -> Value {
+pub(super) fn kv_json(kv: &KeyValue, keys_only: bool) -> Value {
     let mut object = Map::new();
     object.insert("key".into(), json!(b64(kv.key.as_bytes())));
     object.insert("create_revision".into(), json!(kv.create_revision.to_string()));
@@ -294,6 +296,9 @@ fn kv_json(kv: &KeyValue, keys_only: bool) -> Value {
     object.insert("version".into(), json!(kv.version.to_string()));
     if !keys_only && !kv.value.is_empty() {
         object.insert("value".into(), json!(b64(kv.value.as_bytes())));
+    }
+    if kv.lease != 0 {
+        object.insert("lease".into(), json!(kv.lease.to_string()));
     }
     Value::Object(object)
 }
@@ -313,7 +318,7 @@ fn range_json(result: &RangeResult, keys_only: bool) -> Map<String, Value> {
     object
 }
 
-fn with_header(header: Value, mut body: Map<String, Value>) -> Value {
+pub(super) fn with_header(header: Value, mut body: Map<String, Value>) -> Value {
     let mut object = Map::new();
     object.insert("header".into(), header);
     object.append(&mut body);
@@ -321,8 +326,8 @@ fn with_header(header: Value, mut body: Map<String, Value>) -> Value {
 }
 
 fn put_op(body: &PutRequest) -> Result<TxnOp, ApiError> {
-    if body.lease.unwrap_or_default().0 != 0 || body.ignore_lease {
-        return Err(bad_request(ErrorCode::BadJson, "leases are not supported yet (`lease` must be 0)"));
+    if body.ignore_lease {
+        return Err(bad_request(ErrorCode::BadJson, "`ignore_lease` is not supported"));
     }
     if body.ignore_value {
         return Err(bad_request(ErrorCode::BadJson, "`ignore_value` is not supported"));
@@ -339,7 +344,16 @@ pub(super) async fn put(State(state): State<AppState>, body: Body) -> Result<Jso
     let bytes = read_body(body).await?;
     let request: PutRequest = parse_json(&bytes, r#"{"key": "<base64>", "value": "<base64>"}"#)?;
     let op = put_op(&request)?;
-    let TxnOp::Put { key, .. } = &op else { unreachable!("put_op makes puts") };
+    let TxnOp::Put { key, value } = &op else { unreachable!("put_op makes puts") };
+    let lease = non_negative("lease", request.lease)?;
+    if lease != 0 {
+        if request.prev_kv {
+            return Err(bad_request(ErrorCode::BadJson, "`prev_kv` with a `lease` is not supported"));
+        }
+        let (applied, _) = propose_applied(&state, Command::put(key.clone(), value.clone(), lease)).await?;
+        applied.result.map_err(kv_error)?;
+        return Ok(Json(with_header(header(&state, applied.output.revision).await?, Map::new())));
+    }
     let mut success = Vec::new();
     if request.prev_kv {
         success.push(TxnOp::Range(RangeRequest { range: KeyRange::single(key.clone()), ..RangeRequest::default() }));
@@ -545,6 +559,7 @@ mod tests {
                 create_revision: 2,
                 mod_revision: 2,
                 version: 1,
+                lease: 0,
             }],
             more: false,
             count: 1,

@@ -7,7 +7,7 @@ use crate::codec::{put_bytes_u32_len, put_u64, Reader};
 pub const TXN_OPS_MAX: usize = 128;
 
 /// One key as a range returns it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct KeyValue {
     /// The key.
     pub key: String,
@@ -19,6 +19,8 @@ pub struct KeyValue {
     pub mod_revision: u64,
     /// Number of changes since the key was created (1 after its creation).
     pub version: u64,
+    /// The lease the key is attached to (0: none).
+    pub lease: u64,
 }
 
 /// Which keys a range or a delete covers: `key` alone when `range_end` is empty,
@@ -84,9 +86,10 @@ pub struct RangeRequest {
     pub keys_only: bool,
     /// Only count: return no keys.
     pub count_only: bool,
-    /// The revision to read at: 0 or the current one (the store keeps no history:
-    /// an older one is [`super::KvError::Compacted`], a newer one
-    /// [`super::KvError::FutureRevision`]).
+    /// The revision to read at: 0 for the current one, or a past one inside the
+    /// history window (older: [`super::KvError::Compacted`]; newer than the
+    /// current: [`super::KvError::FutureRevision`]). A range inside a
+    /// transaction reads at the current revision only.
     pub revision: u64,
 }
 

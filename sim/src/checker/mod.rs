@@ -5,12 +5,16 @@
 //! - [`apply`]: state-machine safety (every node applies the same entry at an index).
 //! - [`progress`]: commit and match indexes never decrease.
 //! - [`durability`]: what a message reveals (a vote, an acknowledged entry) is on disk.
+//! - [`watch`]: every watcher's stream is the committed change sequence (with its watchers).
+//! - [`lease`]: no lease expires while it was kept alive within its TTL (with its holders).
 
 pub mod apply;
 pub mod durability;
 pub mod election;
+pub mod lease;
 pub mod log;
 pub mod progress;
+pub mod watch;
 
 use crate::node_host::NodeHost;
 use raft_sm::{Entry, Message, NodeId, Term};

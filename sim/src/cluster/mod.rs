@@ -78,6 +78,19 @@ enum SimEvent {
     SwarmTick,
     /// The membership churn's next change (`membership.rs`).
     MembershipTick,
+    /// A watcher reads its next batch.
+    WatchPoll {
+        watcher: usize,
+    },
+    LeaseWake {
+        holder: usize,
+        token: u64,
+    },
+    LeaseResponse {
+        holder: usize,
+        request: u64,
+        reply: Result<Result<(), raft_sm::kv::KvError>, Option<raft_sm::Rejection>>,
+    },
 }
 
 impl SimEvent {
@@ -105,6 +118,7 @@ enum Wire {
 enum Owner {
     Client(usize),
     Harness,
+    Lease(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -162,6 +176,10 @@ pub struct Cluster {
     /// Choices of the membership churn (a stream of its own).
     churn_rng: SimRng,
     membership_watch: membership::MembershipWatch,
+    /// Watchers and the watch checker (`SimOptions::watchers`).
+    watchers: Option<crate::checker::watch::Watchers>,
+    /// Lease holders and the lease checker (`SimOptions::lease_holders`).
+    leases: Option<crate::checker::lease::LeaseHolders>,
 }
 
 /// Most events one virtual millisecond may hold before the run is declared an
@@ -231,7 +249,14 @@ impl Cluster {
             .workload
             .clone()
             .map(|workload| Workload::new(workload, ids.clone(), SimRng::derive(seed, "clients")));
+        let watchers = (options.watchers > 0)
+            .then(|| crate::checker::watch::Watchers::new(options.watchers, &ids, SimRng::derive(seed, "watchers")));
+        let leases = (options.lease_holders > 0).then(|| {
+            crate::checker::lease::LeaseHolders::new(options.lease_holders, ids.clone(), SimRng::derive(seed, "leases"))
+        });
         let mut cluster = Cluster {
+            watchers,
+            leases,
             network: Network::new(ids.clone(), options.network.clone(), SimRng::derive(seed, "network")),
             disk_rng: SimRng::derive(seed, "disk"),
             snapshot_rng: SimRng::derive(seed, "snapshot-writes"),
@@ -280,7 +305,50 @@ impl Cluster {
             cluster.schedule_swarm_tick();
             cluster.schedule_churn_tick();
         }
+        cluster.start_kv_v2_actors();
         cluster
+    }
+
+    /// First polls of the watchers and first wakes of the lease holders.
+    fn start_kv_v2_actors(&mut self) {
+        if let Some(watchers) = &mut self.watchers {
+            for watcher in 0..watchers.len() {
+                let at = watchers.poll_gap_ms();
+                self.queue.push(at, SimEvent::WatchPoll { watcher });
+            }
+        }
+        if let Some(leases) = &mut self.leases {
+            let actions = leases.start(0);
+            self.lease_actions(actions);
+        }
+    }
+
+    fn lease_actions(&mut self, actions: Vec<crate::checker::lease::LeaseAction>) {
+        use crate::checker::lease::LeaseAction;
+        for action in actions {
+            match action {
+                LeaseAction::Send { holder, node, command } => {
+                    let id = self.next_request;
+                    self.next_request += 1;
+                    let request = Request::Write(command);
+                    self.requests.insert(id, RequestInfo { owner: Owner::Lease(holder), request });
+                    self.leases.as_mut().expect("holders exist").sent(holder, id);
+                    let at = self.now_ms + 1;
+                    self.queue.push(at, SimEvent::Request { node, request: id });
+                }
+                LeaseAction::Wake { holder, at_ms, token } => {
+                    self.queue.push(at_ms, SimEvent::LeaseWake { holder, token });
+                }
+            }
+        }
+    }
+
+    /// The watchers' and lease holders' counts, for the run's counters.
+    pub fn kv_v2_stats(&self) -> (crate::checker::watch::WatchStats, crate::checker::lease::LeaseStats) {
+        (
+            self.watchers.as_ref().map(|w| w.stats).unwrap_or_default(),
+            self.leases.as_ref().map(|l| l.stats).unwrap_or_default(),
+        )
     }
 
     // ----- time -----------------------------------------------------------------
@@ -470,6 +538,27 @@ impl Cluster {
             SimEvent::Fault(action) => self.apply_fault(*action),
             SimEvent::SwarmTick => self.swarm_tick(),
             SimEvent::MembershipTick => self.churn_tick(),
+            SimEvent::WatchPoll { watcher } => {
+                let ids = self.ids();
+                let watchers = self.watchers.as_mut().expect("watchers exist");
+                let result = watchers.poll(watcher, &self.hosts, &ids);
+                let at = self.now_ms + watchers.poll_gap_ms();
+                self.queue.push(at, SimEvent::WatchPoll { watcher });
+                self.check_safety(result);
+            }
+            SimEvent::LeaseWake { holder, token } => {
+                let now = self.now_ms;
+                let actions = self.leases.as_mut().expect("holders exist").on_wake(now, holder, token);
+                self.lease_actions(actions);
+            }
+            SimEvent::LeaseResponse { holder, request, reply } => {
+                let now = self.now_ms;
+                let result = self.leases.as_mut().expect("holders exist").on_reply(now, holder, request, reply);
+                match result {
+                    Ok(actions) => self.lease_actions(actions),
+                    Err(violation) => self.check_safety(Err(violation)),
+                }
+            }
         }
         if self.episode_running() {
             self.poll_episode();
@@ -538,14 +627,22 @@ impl Cluster {
                     appended.extend(entries);
                 }
                 Effect::Applied { entry, result } => {
-                    if result.is_some_and(|r| r.duplicate) {
+                    if result.as_ref().is_some_and(|r| r.duplicate) {
                         self.counters.add("duplicates_suppressed", 1);
                     }
                     self.counters.add("entries_applied", 1);
                     let term = self.hosts[index].node().map_or(Term(0), Node::term);
-                    let result = self.checker.on_apply(id, term, &entry);
-                    self.check_safety(result);
+                    let checked = self.checker.on_apply(id, term, &entry);
+                    self.check_safety(checked);
                     self.membership_applied(&entry);
+                    if let Some(watchers) = &mut self.watchers {
+                        let checked = watchers.on_apply(id, entry.index, &result);
+                        self.check_safety(checked);
+                    }
+                    if let Some(leases) = &mut self.leases {
+                        let checked = leases.on_apply(&entry, &result);
+                        self.check_safety(checked);
+                    }
                 }
                 Effect::StoreImage { index: at, digest } => {
                     let result = self.checker.apply.observe_store_image(id, at, digest);
@@ -721,6 +818,17 @@ impl Cluster {
                     self.read_values.insert(request, value);
                 }
                 self.answers.insert(request, answer);
+            }
+            Owner::Lease(holder) => {
+                let reply = match answer {
+                    Answer::Accepted { .. } | Answer::ReadReady { .. } => return,
+                    Answer::Written(result) => Ok(result),
+                    Answer::Rejected(rejection) => Err(Some(rejection)),
+                    Answer::Dropped => Err(None),
+                };
+                self.requests.remove(&request);
+                let at = self.now_ms + 1;
+                self.queue.push(at, SimEvent::LeaseResponse { holder, request, reply });
             }
             Owner::Client(client) => {
                 let reply = match answer {

@@ -1,0 +1,213 @@
+//! Leases and watch on real `raftkv` processes: each operation over HTTP and
+//! the CLI, a watch that survives a kill -9 of the leader and resumes without
+//! a gap, and a lease whose holder dies (stops its keep-alives) expiring its key.
+
+mod common;
+
+use common::{eventually, Cluster, Options};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LEADER_WITHIN: Duration = Duration::from_secs(15);
+const ACK_WITHIN: Duration = Duration::from_secs(10);
+
+async fn post(cluster: &Cluster, i: usize, path: &str, body: Value) -> (u16, Value) {
+    let response = cluster.http.post(format!("{}{path}", cluster.url(i))).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// A child process stopped when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cli(endpoints: &str) -> Command {
+    let mut command = Command::new(common::binary());
+    command.env_remove("RAFTKV_ENDPOINTS").env("RAFTKV_ENDPOINTS", endpoints).stdin(Stdio::null());
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_grant_keepalive_revoke_and_expiry_and_watch_lines() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    cluster.wait_leader(LEADER_WITHIN).await;
+    let url = cluster.url(0);
+    let (status, grant) = post(&cluster, 0, "/lease/grant", json!({"ttl": 2})).await;
+    assert_eq!(status, 200, "{grant}");
+    let id = grant["id"].as_u64().unwrap();
+    assert_eq!(grant["ttl"], 2);
+    let (status, body) = post(&cluster, 0, "/lease/grant", json!({"ttl": 0})).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_ttl")), "{body}");
+    let put = cluster.http.put(format!("{url}/set")).json(&json!({"key": "svc/a", "value": "1", "lease": id}));
+    assert_eq!(put.send().await.unwrap().status().as_u16(), 200);
+    let put = cluster.http.put(format!("{url}/set")).json(&json!({"key": "svc/b", "value": "1", "lease": 999}));
+    let response = put.send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "lease_not_found");
+
+    // Kept alive past its TTL: the key stays.
+    let kept_until = Instant::now() + Duration::from_millis(3_000);
+    while Instant::now() < kept_until {
+        let (status, body) = post(&cluster, 0, "/lease/keepalive", json!({"id": id})).await;
+        assert_eq!((status, body["ttl"].clone()), (200, json!(2)), "{body}");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert_eq!(cluster.get("svc/a", ACK_WITHIN).await.unwrap().as_deref(), Some("1"));
+    // No more keep-alives: it expires, through the log.
+    eventually("the leased key expires", Duration::from_secs(6), || async {
+        cluster.get("svc/a", ACK_WITHIN).await.unwrap().is_none()
+    })
+    .await;
+    let (status, body) = post(&cluster, 0, "/lease/keepalive", json!({"id": id})).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("lease_not_found")), "{body}");
+
+    // The watch saw both changes, in order, from revision 1; a revision in
+    // the past is readable by range.
+    let mut stream = cluster.http.get(format!("{url}/watch?prefix=svc/&rev=1")).send().await.unwrap();
+    let mut text = String::new();
+    while !text.contains("\"delete\"") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await.unwrap().unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let events: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .flat_map(|line| line["events"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(events[0]["type"], "put");
+    assert_eq!(events[0]["kv"]["lease"], json!(id));
+    assert_eq!((events[1]["type"].clone(), events[1]["prevKv"]["value"].clone()), (json!("delete"), json!("1")));
+    let past: Value =
+        cluster.http.get(format!("{url}/range?prefix=svc/&revision=1")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(past["count"], 1, "{past}");
+
+    // Revoke deletes the lease's keys at once; the CLI does the same.
+    let endpoints = url.clone();
+    let out = cli(&endpoints).args(["lease", "grant", "30"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let granted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = granted["id"].as_u64().unwrap();
+    assert_ne!(second, id, "lease ids are never reused");
+    let out = cli(&endpoints).args(["set", "svc/c", "3", "--lease", &second.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(&endpoints).args(["lease", "keepalive", &second.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(&endpoints).args(["lease", "revoke", &second.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let revoked: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(revoked["deleted"], 1);
+    assert_eq!(cluster.get("svc/c", ACK_WITHIN).await.unwrap(), None);
+    let out = cli(&endpoints).args(["watch", "svc/", "--prefix", "--rev", "1", "--count", "4"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let seen: Vec<(String, String)> = lines
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap().to_owned(), e["kv"]["key"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = [("put", "svc/a"), ("delete", "svc/a"), ("put", "svc/c"), ("delete", "svc/c")];
+    assert_eq!(seen, expected.map(|(t, k)| (t.to_owned(), k.to_owned())));
+
+    // etcd's gateway shapes.
+    let (status, body) = post(&cluster, 0, "/v3/lease/grant", json!({"TTL": "5"})).await;
+    assert_eq!(status, 200, "{body}");
+    let v3_id = body["ID"].as_str().unwrap().to_owned();
+    assert_eq!(body["TTL"], "5");
+    let (status, body) = post(&cluster, 0, "/v3/lease/keepalive", json!({"ID": v3_id})).await;
+    assert_eq!((status, body["result"]["TTL"].clone()), (200, json!("5")), "{body}");
+    let (status, body) = post(&cluster, 0, "/v3/lease/revoke", json!({"ID": v3_id})).await;
+    assert!(status == 200 && body["header"].is_object(), "{body}");
+}
+
+/// Reads JSON event lines from a `raftkv watch` child until `count` arrived.
+fn read_events(child: &mut Child, count: usize, within: Duration) -> Vec<Value> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + within;
+    let mut events = Vec::new();
+    while events.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => events.push(serde_json::from_str(&line).unwrap()),
+            Err(_) => panic!("only {} of {count} events within {within:?}: {events:?}", events.len()),
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_survives_a_leader_kill_and_resumes_without_a_gap() {
+    let cluster = Cluster::start(Options::default());
+    let leader = cluster.wait_leader(LEADER_WITHIN).await;
+    // The watcher talks to the leader first, then the others.
+    let order: Vec<String> =
+        std::iter::once(leader).chain((0..3).filter(|&i| i != leader)).map(|i| cluster.url(i)).collect();
+    let mut watcher = Proc(
+        cli(&order.join(","))
+            .args(["watch", "w/", "--prefix", "--rev", "1", "--count", "20"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for n in 0..10 {
+        cluster.put(&format!("w/{n:02}"), "before", ACK_WITHIN).await.unwrap();
+    }
+    cluster.kill(leader);
+    for n in 10..20 {
+        cluster.put(&format!("w/{n:02}"), "after", Duration::from_secs(20)).await.unwrap();
+    }
+    let events = read_events(&mut watcher.0, 20, Duration::from_secs(30));
+    let keys: Vec<&str> = events.iter().map(|e| e["kv"]["key"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (0..20).map(|n| format!("w/{n:02}")).collect();
+    assert_eq!(keys, expected, "every change once, in order, across the kill");
+    let revisions: Vec<u64> = events.iter().map(|e| e["kv"]["modRevision"].as_u64().unwrap()).collect();
+    assert!(revisions.windows(2).all(|pair| pair[1] == pair[0] + 1), "no gap: {revisions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_whose_holder_dies_expires_its_keys() {
+    let cluster = Cluster::start(Options::default());
+    let leader = cluster.wait_leader(LEADER_WITHIN).await;
+    let (status, grant) = post(&cluster, leader, "/lease/grant", json!({"ttl": 2})).await;
+    assert_eq!(status, 200, "{grant}");
+    let id = grant["id"].as_u64().unwrap();
+    let put = json!({"key": "lock/owner", "value": "holder-1", "lease": id});
+    let response = cluster.http.put(format!("{}/set", cluster.url(leader))).json(&put).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let endpoints: Vec<String> = (0..3).map(|i| cluster.url(i)).collect();
+    let holder = Proc(
+        cli(&endpoints.join(","))
+            .args(["lease", "keepalive", &id.to_string(), "--every-ms", "300"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Alive for three TTLs: the key stays.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(cluster.get("lock/owner", ACK_WITHIN).await.unwrap().as_deref(), Some("holder-1"));
+    let died = Instant::now();
+    drop(holder);
+    eventually("the dead holder's key expires", Duration::from_secs(8), || async {
+        cluster.get("lock/owner", ACK_WITHIN).await.unwrap().is_none()
+    })
+    .await;
+    assert!(died.elapsed() >= Duration::from_millis(1_500), "expired {:?} after the last keep-alive", died.elapsed());
+}
