@@ -395,7 +395,7 @@ impl<S: StateMachine> Host<S> {
         observer.on_event(&event);
         let actions = self.node.step_batch(now_ms, vec![event]);
         self.run(now_ms, actions, observer);
-        Ok(self.node.snapshot().filter(|meta| meta.last_index == index).cloned())
+        Ok(self.node.taken_snapshot().filter(|meta| meta.last_index == index).cloned())
     }
 
     /// Rebuilds the state machine from the installed snapshot's image. Call it

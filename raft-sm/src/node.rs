@@ -109,6 +109,8 @@ pub struct Node {
     pub(crate) voted_for: Option<NodeId>,
     pub(crate) log: Log,
     pub(crate) snapshot: Option<SnapshotMeta>,
+    /// A snapshot this node took that is not durable yet (at most one).
+    pub(crate) taken_snapshot: Option<SnapshotMeta>,
 
     // Volatile state.
     pub(crate) role: Role,
@@ -194,6 +196,7 @@ impl Node {
             leader_contact_ms: None,
             snapshot_requested: false,
             incoming_snapshot: None,
+            taken_snapshot: None,
             snapshot_compacted_index: base_index,
             progress: BTreeMap::new(),
             pending_proposals: VecDeque::new(),
@@ -723,9 +726,15 @@ impl Node {
     pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
         self.log.entry(index)
     }
-    /// The latest snapshot this node holds.
+    /// The latest durable snapshot this node holds (the log starts after it;
+    /// a leader sends it to followers behind).
     pub fn snapshot(&self) -> Option<&SnapshotMeta> {
         self.snapshot.as_ref()
+    }
+    /// A snapshot this node took whose write is not durable yet (the log
+    /// still holds what it covers).
+    pub fn taken_snapshot(&self) -> Option<&SnapshotMeta> {
+        self.taken_snapshot.as_ref()
     }
     /// On a leader, each follower's (match index, next index).
     pub fn replication_progress(&self) -> Vec<(NodeId, LogIndex, LogIndex)> {

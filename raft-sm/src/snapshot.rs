@@ -28,7 +28,7 @@ impl Node {
     /// Past the threshold of applied entries in the log, ask for a snapshot.
     pub(crate) fn maybe_request_snapshot(&mut self) {
         let threshold = self.config.snapshot_threshold_entries;
-        if threshold == 0 || self.snapshot_requested {
+        if threshold == 0 || self.snapshot_requested || self.taken_snapshot.is_some() {
             return;
         }
         if self.applied_index.0 - self.log.base_index().0 >= threshold {
@@ -39,22 +39,24 @@ impl Node {
 
     /// An operator (or a test) asks for a snapshot now, whatever the threshold.
     /// Nothing happens if nothing was applied past the current snapshot, or if
-    /// one is already being produced.
+    /// one is already being produced or written.
     pub(crate) fn on_snapshot_requested(&mut self) {
-        if self.snapshot_requested || self.applied_index <= self.log.base_index() {
+        if self.snapshot_requested || self.taken_snapshot.is_some() || self.applied_index <= self.log.base_index() {
             return;
         }
         self.snapshot_requested = true;
         self.actions.push(Action::TakeSnapshot);
     }
 
-    /// The state machine produced a snapshot at `index`: keep it and save it.
-    /// The durable log keeps every entry it covers until the driver reports the
-    /// snapshot durable ([`Node::on_snapshot_persisted`]); only the in-memory
-    /// log is compacted now.
+    /// The state machine produced a snapshot at `index`: save it. Both logs,
+    /// durable and in memory, keep every entry it covers until the driver
+    /// reports it durable ([`Node::on_snapshot_persisted`]): until then the
+    /// driver's store cannot serve it, so a follower behind must still be
+    /// served from the log (a leader that could do neither would leave it
+    /// without heartbeats).
     pub(crate) fn on_snapshot_taken(&mut self, index: LogIndex, size_bytes: u64) {
         self.snapshot_requested = false;
-        if index <= self.log.base_index() {
+        if index <= self.log.base_index() || self.taken_snapshot.is_some() {
             return; // Older than what we hold (a snapshot was installed meanwhile).
         }
         assert!(index <= self.applied_index.max(self.apply_sent_index), "snapshot beyond what was applied");
@@ -63,9 +65,7 @@ impl Node {
         let meta = SnapshotMeta { last_index: index, last_term, membership, size_bytes };
         self.actions.push(Action::Write(Write::SaveSnapshot { meta: meta.clone(), origin: SnapshotOrigin::Taken }));
         self.wrote_this_step = true;
-        self.log.compact_to(index);
-        self.configurations.compact_to(index);
-        self.snapshot = Some(meta);
+        self.taken_snapshot = Some(meta);
         self.note(Note::SnapshotTaken { index });
     }
 
@@ -83,10 +83,15 @@ impl Node {
         if index <= self.snapshot_compacted_index {
             return; // A duplicate, or older than a compaction already issued.
         }
+        let taken = self.taken_snapshot.take();
         assert!(
-            self.snapshot.as_ref().is_some_and(|snapshot| snapshot.last_index >= index),
-            "snapshot {index} reported durable but never taken"
+            taken.as_ref().is_some_and(|snapshot| snapshot.last_index == index),
+            "snapshot {index} reported durable but never taken (taken: {taken:?})"
         );
+        // Now the store serves it: the in-memory log goes too.
+        self.log.compact_to(index);
+        self.configurations.compact_to(index);
+        self.snapshot = taken;
         self.snapshot_compacted_index = index;
         self.actions.push(Action::Write(Write::Compact { up_to: index }));
         // Not needed for safety (a lost compaction is redone at restart), but a
@@ -198,6 +203,8 @@ impl Node {
             self.actions.push(Action::Write(Write::Reset { base_index: last_index }));
         }
         self.wrote_this_step = true;
+        // A snapshot of our own still being written is older: it is obsolete.
+        self.taken_snapshot = None;
         self.snapshot_compacted_index = self.snapshot_compacted_index.max(last_index);
         self.actions.push(Action::RestoreSnapshot(snapshot.clone()));
         self.commit_index = last_index;
@@ -231,6 +238,13 @@ impl Node {
         }
         match &mut progress.mode {
             ReplicationMode::Snapshot { last_index: sending, offset } if *sending == last_index => {
+                if next_offset == *offset {
+                    // A duplicate, or the answer to a stale chunk: the chunk at
+                    // `offset` is already on its way (the heartbeat resends it if
+                    // lost). Answering every such reply with a chunk would let
+                    // duplicated messages multiply into a storm.
+                    return;
+                }
                 *offset = next_offset;
             }
             _ => return, // A reply about a transfer we gave up.

@@ -188,12 +188,15 @@ fn a_snapshot_taken_below_the_base_is_ignored() {
     let actions = node.step(now, Event::SnapshotTaken { index, size_bytes: kv.snapshot().len() as u64 });
     assert!(actions.iter().any(|a| matches!(a, Action::Write(Write::SaveSnapshot { .. }))));
     assert!(!actions.iter().any(|a| matches!(a, Action::Write(Write::Compact { .. }))), "compaction waits");
-    assert_eq!(node.log_base().0, index);
+    assert_eq!(node.log_base().0, LogIndex(0), "the log keeps the entries until the snapshot is durable");
+    assert_eq!(node.taken_snapshot().map(|s| s.last_index), Some(index));
     let actions = node.step(now, Event::SnapshotTaken { index: LogIndex(0), size_bytes: 1 });
     assert!(actions.iter().all(|a| !matches!(a, Action::Write(_))), "{actions:?}");
-    assert_eq!(node.log_base().0, index, "an older snapshot does not move the base back");
     let actions = node.step(now, Event::SnapshotPersisted { index });
     assert!(actions.contains(&Action::Write(Write::Compact { up_to: index })), "{actions:?}");
+    assert_eq!(node.log_base().0, index, "durable: the log is compacted");
+    assert_eq!(node.snapshot().map(|s| s.last_index), Some(index));
+    assert!(node.taken_snapshot().is_none());
 }
 
 /// A crash between saving a snapshot and resetting a conflicting log leaves both

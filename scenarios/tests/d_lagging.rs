@@ -7,7 +7,9 @@ use sim::{Cluster, Who};
 
 /// Isolates one follower, writes 1,000 entries through the other two, heals,
 /// and waits until the lagging follower applied everything. Returns the lagger.
-fn lag_and_rejoin(cluster: &mut Cluster) -> raft_sm::NodeId {
+/// With `past_compaction`, it heals only once the leader's log starts after
+/// the lagger's (its snapshot durable: until then the leader keeps its log).
+fn lag_and_rejoin(cluster: &mut Cluster, past_compaction: bool) -> raft_sm::NodeId {
     let lagger = cluster.isolate_follower();
     let applied_before = cluster.node(lagger).applied_index();
     write_burst(cluster, "d1", 1_000, 20, 10_000);
@@ -16,6 +18,14 @@ fn lag_and_rejoin(cluster: &mut Cluster) -> raft_sm::NodeId {
     assert!(commit.0 >= applied_before.0 + 1_000, "the majority committed 1,000 writes");
     let lagging = cluster.node(lagger).applied_index();
     assert!(lagging.0 + 1_000 <= commit.0, "the lagger missed the writes (applied {lagging}, commit {commit})");
+    if past_compaction {
+        let behind = cluster.node(lagger).last_log_index();
+        cluster.wait_for(
+            "the leader compacted past the lagger",
+            |c| c.node(leader).core().is_some_and(|core| core.log_base().0 > behind),
+            10_000,
+        );
+    }
     cluster.connect(lagger);
     cluster.wait_for(
         "the lagging follower caught up",
@@ -50,7 +60,7 @@ impl IsolateFollower for Cluster {
 fn d1_lagging_follower_catches_up_by_replication() {
     for_each_seed_n("d1_lagging_follower_catches_up_by_replication", 0xD1_0000, SEEDS_SLOW, |run| {
         let mut cluster = run.cluster_with_leader(3);
-        let lagger = lag_and_rejoin(&mut cluster);
+        let lagger = lag_and_rejoin(&mut cluster, false);
         assert_eq!(cluster.counters().get("snapshots_sent"), 0, "caught up by the log, not by a snapshot");
         assert!(!cluster.saw_note(Some(lagger), |n| matches!(n, Note::SnapshotInstalled { .. })));
         let applied = cluster.node(lagger).applied_entries().len();
@@ -73,7 +83,7 @@ fn d1_lagging_follower_catches_up_by_install_snapshot() {
         scenarios::wait_one_leader_agreed(&mut cluster, 10_000);
         let lagger = cluster.resolve(Who::Follower(0));
         let cut_at = cluster.node(lagger).applied_index();
-        let lagger_again = lag_and_rejoin(&mut cluster);
+        let lagger_again = lag_and_rejoin(&mut cluster, true);
         assert_eq!(lagger, lagger_again);
         let counters = cluster.counters();
         assert!(counters.get("snapshots_taken") >= 1, "the leader compacted its log");

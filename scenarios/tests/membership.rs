@@ -68,8 +68,12 @@ fn m1_add_a_learner_under_load_it_catches_up_by_snapshot_and_is_promoted() {
         for i in 0..120 {
             write_ok(&mut cluster, &Command::set(format!("m1-{}", i % 7), format!("{i}")), 5_000);
         }
-        let leader = cluster.resolve(Who::Leader);
-        assert!(cluster.node(leader).core().expect("runs").log_base().0 .0 > 0, "the leader compacted its log");
+        // The leader compacts its log once its snapshot is durable.
+        let compacted = |c: &Cluster| {
+            let leader = c.leader();
+            leader.is_some_and(|l| c.node(l).core().is_some_and(|core| core.log_base().0 .0 > 0))
+        };
+        cluster.wait_for("the leader compacted its log", compacted, LIMIT_MS);
         ok(cluster.add_learner(NodeId(4), LIMIT_MS));
         ok(cluster.promote(NodeId(4), LIMIT_MS));
         assert!(cluster.saw_note(Some(NodeId(4)), |note| matches!(note, Note::SnapshotInstalled { .. })));

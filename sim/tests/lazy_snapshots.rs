@@ -16,9 +16,11 @@ fn cluster(seed: u64) -> Cluster {
     cluster
 }
 
-/// The index of the snapshot `id`'s core holds (0 if none, or crashed).
+/// The index of the newest snapshot `id`'s core took or holds (0 if none, or crashed).
 fn core_snapshot_index(cluster: &Cluster, id: raft_sm::NodeId) -> LogIndex {
-    cluster.node(id).core().and_then(|node| node.snapshot()).map_or(LogIndex(0), |snapshot| snapshot.last_index)
+    let core = cluster.node(id).core();
+    let newest = core.and_then(|node| node.taken_snapshot().or(node.snapshot()));
+    newest.map_or(LogIndex(0), |snapshot| snapshot.last_index)
 }
 
 #[test]
@@ -39,7 +41,7 @@ fn a_crash_before_a_taken_snapshot_is_durable_restarts_from_the_older_snapshot_a
         .unwrap();
     let taken = core_snapshot_index(&cluster, id);
     let node = cluster.node(id);
-    assert_eq!(node.core().unwrap().log_base().0, taken, "the core compacted its log at once");
+    assert_eq!(node.core().unwrap().log_base().0, older, "the core keeps its log until the snapshot is durable");
     let durable = node.durable();
     assert_eq!(node.durable_snapshot_index(), older, "the newer snapshot is not durable");
     assert!(durable.log_base <= older, "the compaction waits for its snapshot: log base {}", durable.log_base);
@@ -138,40 +140,40 @@ fn a_driver_that_reports_a_snapshot_durable_too_early_is_caught() {
 }
 
 /// The leader reads each chunk it sends from its durable snapshot (the core
-/// holds no bytes): while its newest snapshot is still being written it sends
-/// no InstallSnapshot, and a follower behind it catches up once it is durable.
+/// holds no bytes), so it keeps its log until its newest snapshot is durable:
+/// a follower behind it meanwhile is caught up from the log, never left with
+/// neither a chunk it could send nor the entries (nor heartbeats).
 #[test]
-fn a_leader_sends_a_snapshot_only_once_it_is_durable() {
+fn a_leader_keeps_its_log_until_its_snapshot_is_durable_and_serves_followers_from_it() {
     let mut cluster = cluster(0x1a30);
     let leader = cluster.leader().expect("elected");
     let lagging = cluster.followers()[0];
     cluster.isolate(lagging);
     cluster.hold_snapshot_writes(leader, true);
-    let behind = cluster.node(lagging).last_log_index();
     cluster
         .run_until(
-            "the leader compacted past the follower, its snapshot not durable",
-            |c| core_snapshot_index(c, leader) > behind && c.node(leader).snapshots_pending() > 0,
+            "the leader took a snapshot, not durable",
+            |c| c.node(leader).core().is_some_and(|core| core.taken_snapshot().is_some()),
             30_000,
         )
         .unwrap();
-    assert!(cluster.node(leader).durable_snapshot_index() <= behind, "no durable snapshot covers the follower's gap");
+    let taken = core_snapshot_index(&cluster, leader);
+    let durable = cluster.node(leader).durable_snapshot_index();
+    assert!(durable < taken);
+    let base = cluster.node(leader).core().unwrap().log_base().0;
+    assert_eq!(base, durable, "the log keeps what the pending snapshot covers");
     let sent_before = cluster.counters().messages("InstallSnapshot").count;
     cluster.heal();
-    cluster.run_for(2_000);
+    cluster
+        .run_until("the follower caught up from the log", |c| c.node(lagging).last_log_index() >= taken, 5_000)
+        .unwrap();
     assert_eq!(cluster.leader(), Some(leader), "a quiet network keeps the leader");
-    assert_eq!(
-        cluster.counters().messages("InstallSnapshot").count,
-        sent_before,
-        "nothing is sent from a snapshot that is not durable"
-    );
-    let base = core_snapshot_index(&cluster, leader);
-    assert!(cluster.node(lagging).last_log_index() < base, "the follower still needs the snapshot at {base}");
+    assert_eq!(cluster.counters().messages("InstallSnapshot").count, sent_before, "no snapshot was needed");
     cluster.hold_snapshot_writes(leader, false);
     cluster
         .run_until(
-            "the follower caught up",
-            |c| c.node(lagging).last_log_index() > core_snapshot_index(c, leader),
+            "the leader's snapshot durable and its log compacted",
+            |c| c.node(leader).core().is_some_and(|core| core.log_base().0 >= taken),
             20_000,
         )
         .unwrap();
