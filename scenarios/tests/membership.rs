@@ -167,7 +167,8 @@ fn m5_leader_crash_in_the_middle_of_a_joint_change() {
         };
         let held_by_followers = move |cluster: &Cluster| {
             cluster.nodes().iter().filter(|n| n.id() != leader).all(|n| {
-                n.core().is_some_and(|core| matches!(core.entry(index).map(|e| &e.payload), Some(Payload::Membership(_))))
+                n.core()
+                    .is_some_and(|core| matches!(core.entry(index).map(|e| &e.payload), Some(Payload::Membership(_))))
             })
         };
         cluster.wait_for("the followers hold the joint entry", held_by_followers, 5_000);
