@@ -155,15 +155,30 @@ etcd_find_leader() {
 
 # ---- load -----------------------------------------------------------------
 
+# CPU time (user + system, clock ticks) the running cluster's processes used so far.
+cluster_cpu_ticks() {
+  local total=0 pid
+  for pid in "${PIDS[@]}"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
 # run_wrk <system> <op> <conns> <rep> <url> <script>: appends one line to $RESULTS.
+# Besides throughput and latency it records the cluster's CPU time per request
+# (all three servers, user + system): a cost that, unlike throughput, a busy
+# machine hardly changes.
 run_wrk() {
   local system=$1 op=$2 conns=$3 rep=$4 url=$5 script=$6
   local threads=$((conns < 2 ? conns : 2))
   local out="$WORK/wrk-$system-$op-$conns-$rep.txt"
+  local ticks_before ticks_after
+  ticks_before=$(cluster_cpu_ticks)
   wrk -t"$threads" -c"$conns" -d"${DURATION_S}s" --timeout 5s --latency -s "$WRK_DIR/$script" "$url" >"$out" 2>&1 || true
-  python3 - "$out" "$system" "$op" "$conns" "$rep" >>"$RESULTS" <<'PY'
+  ticks_after=$(cluster_cpu_ticks)
+  python3 - "$out" "$system" "$op" "$conns" "$rep" "$((ticks_after - ticks_before))" "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
 import re, sys
-path, system, op, conns, rep = sys.argv[1:]
+path, system, op, conns, rep, ticks, tck = sys.argv[1:]
 text = open(path).read()
 def ms(value, unit):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -173,13 +188,15 @@ p99 = re.search(r"\n\s+99%\s+([\d.]+)(us|ms|s)", text)
 non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
 sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
 errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
+requests = re.search(r"(\d+) requests in", text)
+cpu_us = int(ticks) / int(tck) * 1e6 / int(requests.group(1)) if requests and int(requests.group(1)) else float("nan")
 print("\t".join([system, op, conns, rep,
                  rps.group(1) if rps else "0",
                  f"{ms(*p50.groups()):.3f}" if p50 else "nan",
                  f"{ms(*p99.groups()):.3f}" if p99 else "nan",
-                 str(errors)]))
+                 str(errors), f"{cpu_us:.1f}"]))
 PY
-  tail -n 1 "$RESULTS" | awk -F'\t' '{printf "  %-7s %-5s c=%-4s rep %s: %9.0f req/s  p50 %7.3f ms  p99 %8.3f ms  errors %s\n", $1, $2, $3, $4, $5, $6, $7, $8}'
+  tail -n 1 "$RESULTS" | awk -F'\t' '{printf "  %-7s %-5s c=%-4s rep %s: %9.0f req/s  p50 %7.3f ms  p99 %8.3f ms  errors %s  cpu %s us/req\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}'
 }
 
 bench_system() { # bench_system <system> <leader url> [script prefix]
@@ -232,11 +249,12 @@ import sys, statistics
 from collections import defaultdict
 rows = defaultdict(list)
 for line in open(sys.argv[1]):
-    system, op, conns, rep, rps, p50, p99, errors = line.rstrip("\n").split("\t")
-    rows[(op, int(conns), system)].append((float(rps), float(p50), float(p99), int(errors)))
+    system, op, conns, rep, rps, p50, p99, errors, cpu_us = line.rstrip("\n").split("\t")
+    rows[(op, int(conns), system)].append((float(rps), float(p50), float(p99), int(errors), float(cpu_us)))
 def summary(runs):
     return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
-            statistics.median(r[2] for r in runs), sum(r[3] for r in runs), len(runs))
+            statistics.median(r[2] for r in runs), sum(r[3] for r in runs), len(runs),
+            statistics.median(r[4] for r in runs))
 names = {"put": "write", "get": "lin. read"}
 print()
 print("| op | conns | raftkv req/s | raftkv p50 ms | raftkv p99 ms | raftkv errors | etcd req/s | etcd p50 ms | etcd p99 ms | etcd errors | throughput ratio |")
@@ -248,7 +266,7 @@ for op in ("put", "get"):
         for system in ("raftkv", "etcd"):
             runs = rows.get((op, conns, system))
             if runs:
-                r, p50, p99, errors, n = summary(runs)
+                r, p50, p99, errors, n, _ = summary(runs)
                 rps[system] = r
                 cells += [f"{r:,.0f}", f"{p50:.2f}", f"{p99:.2f}", str(errors)]
             else:
@@ -275,15 +293,15 @@ if any(k[2] == "before" for k in rows):
     print()
     print("raftkv before (RAFTKV_BEFORE_BIN) and after (this tree), same run:")
     print()
-    print("| op | conns | before req/s | before p50 ms | before p99 ms | after req/s | after p50 ms | after p99 ms | after / before |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| op | conns | before req/s | before p50 ms | before p99 ms | before CPU us/req | after req/s | after p50 ms | after p99 ms | after CPU us/req | after / before |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for op in ("put", "get"):
         for conns in sorted({k[1] for k in rows if k[0] == op}):
             b, a = rows.get((op, conns, "before")), rows.get((op, conns, "raftkv"))
             if not (a and b):
                 continue
             b, a = summary(b), summary(a)
-            print(f"| {names[op]} | {conns} | {b[0]:,.0f} | {b[1]:.2f} | {b[2]:.2f} | {a[0]:,.0f} | {a[1]:.2f} | {a[2]:.2f} | {a[0] / b[0]:.2f}x |")
+            print(f"| {names[op]} | {conns} | {b[0]:,.0f} | {b[1]:.2f} | {b[2]:.2f} | {b[5]:.0f} | {a[0]:,.0f} | {a[1]:.2f} | {a[2]:.2f} | {a[5]:.0f} | {a[0] / b[0]:.2f}x |")
 PY
 }
 

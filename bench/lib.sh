@@ -3,14 +3,18 @@
 # The caller sets ROOT and WORK, keeps PIDS=() and kills them on exit.
 # After start_raftkv_cluster: kv[i] (client ports), PIDS[i], leader (client port
 # of the leader), leader_pid, url (the leader's client URL).
+# RAFTKV_BIN=/path/to/raftkv profiles or soaks another build (e.g. an older one).
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-start_raftkv_cluster() {
-  (cd "$ROOT" && cargo build --release -q -p node)
-  local bin="$ROOT/target/release/raftkv" raft=() peers="" i token
+start_raftkv_cluster() { # RAFTKV_BIN=<binary> runs that one instead of building this tree
+  local bin=${RAFTKV_BIN:-} raft=() peers="" i token
+  if [ -z "$bin" ]; then
+    (cd "$ROOT" && cargo build --release -q -p node)
+    bin="$ROOT/target/release/raftkv"
+  fi
   token=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   kv=()
   for i in 0 1 2; do kv+=("$(free_port)"); raft+=("$(free_port)"); done

@@ -171,6 +171,8 @@ pub enum Input {
 
 /// The driver's state: the host, and where its outputs go.
 pub struct Driver {
+    /// The node's data directory (snapshot files are read and staged there).
+    data_dir: std::path::PathBuf,
     host: Host<KvStore>,
     directory: Arc<Directory>,
     metrics: Arc<Metrics>,
@@ -209,8 +211,10 @@ impl Driver {
         metrics: Arc<Metrics>,
         transport: Transport,
         storage: std::sync::mpsc::Sender<WriteBatch>,
+        data_dir: std::path::PathBuf,
     ) -> Driver {
         Driver {
+            data_dir,
             host,
             directory,
             metrics,
@@ -463,6 +467,17 @@ impl Driver {
                 Output::Write(write) => self.batch.ops.push(write),
                 Output::Sync(id) => self.batch.sync = Some(id),
                 Output::Send(message) => self.transport.send(message),
+                Output::TakeSnapshot => self.take_snapshot(),
+                Output::RestoreSnapshot(meta) => self.restore_snapshot(&meta),
+                Output::SendSnapshotChunk(chunk) => {
+                    let (index, offset, len) = (chunk.last_index(), chunk.offset(), chunk.len());
+                    match crate::snapshot_file::read_chunk(&self.data_dir, index, offset, len) {
+                        Ok(Some(data)) => self.transport.send(chunk.with_data(data)),
+                        // Not durable yet (or replaced): the leader retries on its heartbeat.
+                        Ok(None) => {}
+                        Err(error) => tracing::warn!(%error, index = index.0, "reading a snapshot chunk failed"),
+                    }
+                }
                 Output::Proposal { id, answer } => self.answer_proposal(id, answer),
                 Output::Read { id, outcome } => {
                     let Some((query, sender)) = self.reads.remove(&id) else {
@@ -478,6 +493,47 @@ impl Driver {
                 Output::Note(note) => self.log_note(note),
                 other => tracing::warn!(?other, "an output this driver does not know"),
             }
+        }
+    }
+
+    /// Streams the state machine's image into a staged file (no fsync: the WAL
+    /// thread's snapshot thread makes it the snapshot after its `SaveSnapshot`).
+    fn take_snapshot(&mut self) {
+        let now_ms = self.now_ms();
+        let staging = self.data_dir.join("snapshot.staging");
+        let taken = crate::snapshot_file::ImageFile::create(staging.clone()).and_then(|mut file| {
+            let meta = self.host.take_snapshot_with(now_ms, &mut file, &mut ApplyLog);
+            drop(file);
+            meta
+        });
+        match taken {
+            Ok(Some(meta)) => {
+                let staged = crate::snapshot_file::staged_path(&self.data_dir, meta.last_index);
+                if let Err(error) = std::fs::rename(&staging, staged) {
+                    tracing::error!(%error, "cannot stage the snapshot image; stopping");
+                    std::process::exit(1);
+                }
+            }
+            Ok(None) => drop(std::fs::remove_file(&staging)),
+            Err(error) => {
+                tracing::warn!(%error, "taking a snapshot failed; the core asks again later");
+                let _ = std::fs::remove_file(&staging);
+            }
+        }
+    }
+
+    /// The snapshot installed from the leader is durable: rebuild the state
+    /// machine from its file. A file that does not restore is fatal (fail-stop).
+    fn restore_snapshot(&mut self, meta: &raft_sm::SnapshotMeta) {
+        let now_ms = self.now_ms();
+        let restored = crate::storage::snapshot_image(&self.data_dir, meta.last_index)
+            .map_err(|error| error.to_string())
+            .and_then(|mut image| {
+                self.host.restore_snapshot_with(now_ms, &mut image, &mut ApplyLog).map_err(|error| error.to_string())
+            });
+        if let Err(error) = restored {
+            tracing::error!(%error, index = meta.last_index.0, "cannot restore the installed snapshot; stopping");
+            std::process::exit(1);
         }
     }
 

@@ -21,6 +21,7 @@ pub mod frames;
 pub mod identity;
 pub mod metrics;
 pub mod server;
+pub mod snapshot_file;
 pub mod storage;
 pub mod tls;
 pub mod transport;

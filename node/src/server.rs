@@ -104,8 +104,17 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
             );
         }
     }
-    let host = Host::new(raft_config, restored, KvStore::default())
-        .map_err(|error| format!("cannot start from {}: {error}", config.data_dir.display()))?;
+    let cannot_start = |error: String| format!("cannot start from {}: {error}", config.data_dir.display());
+    let mut image = match &restored.snapshot {
+        Some(meta) => Some(
+            storage::snapshot_image(&config.data_dir, meta.last_index)
+                .map_err(|error| cannot_start(error.to_string()))?,
+        ),
+        None => None,
+    };
+    let image = image.as_mut().map(|image| image as &mut dyn std::io::Read);
+    let host =
+        Host::new(raft_config, restored, KvStore::default(), image).map_err(|error| cannot_start(error.to_string()))?;
 
     let client_listener = bind(&config.bind, config.port, "client API").await?;
     let raft_listener = bind(&config.bind, config.raft_port, "Raft RPC").await?;
@@ -115,7 +124,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
     let transport = Transport::start(&config, metrics.clone()).map_err(StartError::Config)?;
     let directory = Arc::new(Directory::new(config.clone()));
     let (inputs_tx, inputs_rx) = mpsc::channel(8192);
-    let driver = Driver::new(host, directory.clone(), metrics.clone(), transport, storage_tx);
+    let driver = Driver::new(host, directory.clone(), metrics.clone(), transport, storage_tx, config.data_dir.clone());
     let panic_after = std::env::var(TEST_PANIC_AFTER_MS).ok().and_then(|ms| ms.parse::<u64>().ok());
     let mut driver_task = tokio::spawn(async move {
         match panic_after {

@@ -3,7 +3,9 @@
 //! ```text
 //! <RAFT_DATA_DIR>/<node id>/
 //!   LOCK                      held (flock) while a node runs: one process per directory
-//!   snapshot.bin              latest snapshot (atomic: temp file, fsync, rename, dir fsync)
+//!   snapshot.bin              latest snapshot (atomic: fsync, rename, dir fsync; see snapshot_file.rs)
+//!   snapshot-<i>.staged       an image the node took, until it is made the snapshot
+//!   snapshot.incoming         the image a leader is sending
 //!   wal/wal-<seq>.log         write-ahead log segments: entries, hard states, truncations
 //! ```
 //!
@@ -24,8 +26,9 @@
 //! reconciles them with the snapshot (raft-sm `recovery.rs`).
 
 use crate::metrics::Metrics;
+use crate::snapshot_file::{self, ImageFile, SnapshotOnDisk, SNAPSHOT_FILE};
 use crate::wal::{sync_dir, Record, Wal, WalError};
-use raft_sm::{LogIndex, NodeId, PersistId, RestoredState, Snapshot, SnapshotOrigin, Term, Write};
+use raft_sm::{LogIndex, PersistId, RestoredState, SnapshotMeta, SnapshotOrigin, Term, Write};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,12 +36,6 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-const SNAPSHOT_FILE: &str = "snapshot.bin";
-/// The header's member lists: voters only (files written before membership
-/// changes), or voters, learners and outgoing voters.
-const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"RKVSNAPF";
-const SNAPSHOT_MAGIC_V2: &[u8; 8] = b"RKVSNAP2";
 
 /// What the WAL thread tells the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,44 +82,6 @@ pub enum StorageError {
     },
 }
 
-/// Writes `snapshot` atomically: temp file, fsync, rename, directory fsync.
-/// The body is the header (index, term, voters) followed by the data; the data
-/// is checksummed and written where it is, never copied.
-pub fn save_snapshot(dir: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    let membership = &snapshot.membership;
-    let mut header = Vec::with_capacity(40 + 8 * membership.members().len());
-    header.extend_from_slice(&snapshot.last_index.0.to_le_bytes());
-    header.extend_from_slice(&snapshot.last_term.0.to_le_bytes());
-    for list in [&membership.voters, &membership.learners, &membership.outgoing] {
-        header.extend_from_slice(&(list.len() as u64).to_le_bytes());
-        for id in list {
-            header.extend_from_slice(&id.0.to_le_bytes());
-        }
-    }
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&header);
-    crc.update(&snapshot.data);
-    let mut prefix = Vec::with_capacity(20 + header.len());
-    prefix.extend_from_slice(SNAPSHOT_MAGIC_V2);
-    prefix.extend_from_slice(&crc.finalize().to_le_bytes());
-    prefix.extend_from_slice(&((header.len() + snapshot.data.len()) as u64).to_le_bytes());
-    prefix.extend_from_slice(&header);
-    let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-    let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&prefix)?;
-        file.write_all(&snapshot.data)?;
-        file.sync_all()
-    })();
-    if let Err(error) = written {
-        // No partial temp file is left behind (it would only take space).
-        let _ = std::fs::remove_file(&tmp);
-        return Err(error);
-    }
-    std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
-    sync_dir(dir)
-}
-
 /// Back-off between retries of a write that failed (a full disk): 50 ms,
 /// doubling up to 2 s.
 #[derive(Debug)]
@@ -144,51 +103,15 @@ impl Backoff {
     }
 }
 
-/// Reads the snapshot file, if there is one.
-pub fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
+/// Reads the durable snapshot's metadata and checks its checksum, if there is one.
+pub fn load_snapshot(dir: &Path) -> Result<Option<SnapshotOnDisk>, StorageError> {
     let path = dir.join(SNAPSHOT_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(StorageError::Snapshot { path, problem: error.to_string() }),
+    let fail = |problem: String| StorageError::Snapshot { path: path.clone(), problem };
+    let Some(on_disk) = snapshot_file::load_meta(dir).map_err(fail)? else {
+        return Ok(None);
     };
-    let fail = |problem: &str| StorageError::Snapshot { path: path.clone(), problem: problem.to_owned() };
-    if bytes.len() < 20 || (&bytes[..8] != SNAPSHOT_MAGIC_V1 && &bytes[..8] != SNAPSHOT_MAGIC_V2) {
-        return Err(fail("not a raftkv snapshot file"));
-    }
-    let lists = if &bytes[..8] == SNAPSHOT_MAGIC_V1 { 1 } else { 3 };
-    let crc = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")) as usize;
-    let body = &bytes[20..];
-    if body.len() != len || crc32fast::hash(body) != crc {
-        return Err(fail("checksum or length mismatch (the file is damaged)"));
-    }
-    let u64_at = |at: usize| -> Result<u64, StorageError> {
-        body.get(at..at + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .ok_or_else(|| fail("truncated header"))
-    };
-    let last_index = LogIndex(u64_at(0)?);
-    let last_term = Term(u64_at(8)?);
-    let mut at = 16;
-    let mut members: [Vec<NodeId>; 3] = Default::default();
-    for list in members.iter_mut().take(lists) {
-        let count = u64_at(at)? as usize;
-        at += 8;
-        for _ in 0..count.min(body.len() / 8) {
-            list.push(NodeId(u64_at(at)?));
-            at += 8;
-        }
-        if list.len() != count {
-            return Err(fail("truncated member list"));
-        }
-    }
-    let [voters, learners, outgoing] = members;
-    let membership = raft_sm::Membership { voters, learners, outgoing };
-    // The data is the rest of the file: keep its buffer instead of copying it.
-    let mut data = bytes;
-    data.drain(..20 + at);
-    Ok(Some(Snapshot { last_index, last_term, membership, data }))
+    on_disk.verify(dir).map_err(fail)?;
+    Ok(Some(on_disk))
 }
 
 /// The file holding the index a repaired node must reach before it votes.
@@ -264,7 +187,8 @@ pub fn recover(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, RestoredState
         problem: format!("cannot create it: {error}"),
     })?;
     let lock = lock_dir(dir)?;
-    let snapshot = load_snapshot(dir)?;
+    snapshot_file::remove_leftovers(dir);
+    let snapshot = load_snapshot(dir)?.map(|on_disk| on_disk.meta);
     let (wal, replay) = Wal::open(&dir.join("wal"), segment_bytes_max)?;
     // The records as they are; the core reconciles them with the snapshot.
     let entries = replay.entries;
@@ -272,11 +196,23 @@ pub fn recover(dir: &Path, segment_bytes_max: u64) -> Result<(Wal, RestoredState
     Ok((wal, restored, lock))
 }
 
+/// A reader of the durable snapshot's image, which must be the one at `index`
+/// (the host restores its state machine from it).
+pub fn snapshot_image(dir: &Path, index: LogIndex) -> Result<impl std::io::Read, StorageError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let fail = |problem: String| StorageError::Snapshot { path: path.clone(), problem };
+    let on_disk = snapshot_file::load_meta(dir).map_err(fail)?.ok_or_else(|| fail("it is missing".into()))?;
+    if on_disk.meta.last_index != index {
+        return Err(fail(format!("it holds index {}, not {}", on_disk.meta.last_index.0, index.0)));
+    }
+    on_disk.open_image(dir).map_err(|error| fail(error.to_string()))
+}
+
 /// Where the writer thread reports completed syncs and durable snapshots.
 pub type PersistedSender = tokio::sync::mpsc::UnboundedSender<StorageEvent>;
 
 /// How a snapshot file is written (a parameter so that tests can hold it back).
-type SaveFn = Box<dyn Fn(&Path, &Snapshot) -> std::io::Result<()> + Send>;
+type SaveFn = Box<dyn Fn(&Path, &SnapshotMeta) -> std::io::Result<()> + Send>;
 
 /// How long the idle WAL thread waits for a batch while a background snapshot
 /// is being written, before it looks whether the snapshot's compaction may run.
@@ -304,7 +240,7 @@ pub fn spawn_writer(
         .name("raftkv-wal".into())
         .spawn(move || {
             let _lock = lock;
-            let mut writer = WalWriter::new(dir, wal, persisted, metrics, Box::new(save_snapshot));
+            let mut writer = WalWriter::new(dir, wal, persisted, metrics, Box::new(snapshot_file::commit_staged));
             while let Some(batches) = next_batches(&rx, writer.snapshots.in_flight > 0) {
                 if let Err(error) = writer.write_batches(batches) {
                     tracing::error!(%error, "storage failure; stopping the node");
@@ -348,6 +284,8 @@ struct WalWriter {
     metrics: Arc<Metrics>,
     /// Whether the driver was last told that the disk is full.
     reported_full: bool,
+    /// The image a leader is sending: its (index, term) and file.
+    incoming: Option<(LogIndex, Term, ImageFile)>,
 }
 
 impl WalWriter {
@@ -359,6 +297,7 @@ impl WalWriter {
             persisted,
             metrics,
             reported_full: false,
+            incoming: None,
         }
     }
 
@@ -413,9 +352,12 @@ impl WalWriter {
                         }
                     }
                     Write::Reset { base_index } => self.wal.append(&Record::Reset { base_index }),
-                    Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken } => background.push(snapshot),
-                    Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Installed } => {
-                        self.save_now(&snapshot, &mut background)?;
+                    Write::SnapshotChunk { last_index, last_term, offset, data } => {
+                        self.write_chunk(last_index, last_term, offset, &data)?;
+                    }
+                    Write::SaveSnapshot { meta, origin: SnapshotOrigin::Taken } => background.push(meta),
+                    Write::SaveSnapshot { meta, origin: SnapshotOrigin::Installed } => {
+                        self.save_now(&meta, &mut background)?;
                     }
                     // The core asks for it only once the snapshot covering it is durable.
                     Write::Compact { up_to } => {
@@ -443,8 +385,40 @@ impl WalWriter {
         Ok(())
     }
 
+    /// Appends a chunk from the leader to the incoming image (offset 0 starts
+    /// a new one). A full disk is waited out with back-off, never fatal.
+    fn write_chunk(&mut self, index: LogIndex, term: Term, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        if offset == 0 {
+            if let Some((_, _, old)) = self.incoming.take() {
+                old.discard();
+            }
+            let file = snapshot_file::create_incoming(&self.dir).map_err(|error| self.snapshot_error(error))?;
+            self.incoming = Some((index, term, file));
+        }
+        let Some((incoming_index, incoming_term, file)) = self.incoming.as_mut() else {
+            return Err(self.inconsistent(format!("a chunk of the snapshot at {} not starting at 0", index.0)));
+        };
+        if (*incoming_index, *incoming_term, file.len()) != (index, term, offset) {
+            return Err(self.inconsistent(format!("a chunk of the snapshot at {} out of order", index.0)));
+        }
+        let mut backoff = Backoff::new();
+        while let Err(error) = file.append_chunk(data) {
+            if !crate::wal::is_disk_full(&error) {
+                return Err(StorageError::Snapshot { path: self.dir.join(SNAPSHOT_FILE), problem: error.to_string() });
+            }
+            tracing::warn!(%error, index = index.0, "writing a chunk of the leader's snapshot failed; retrying");
+            let _ = self.persisted.send(StorageEvent::DiskFull(true));
+            std::thread::sleep(backoff.next());
+        }
+        Ok(())
+    }
+
+    fn inconsistent(&self, problem: String) -> StorageError {
+        StorageError::Inconsistent { dir: self.dir.clone(), problem }
+    }
+
     /// Writes a snapshot installed from the leader before anything after it.
-    fn save_now(&mut self, snapshot: &Snapshot, background: &mut Vec<Snapshot>) -> Result<(), StorageError> {
+    fn save_now(&mut self, meta: &SnapshotMeta, background: &mut Vec<SnapshotMeta>) -> Result<(), StorageError> {
         // Everything before the snapshot is made durable first, so the files
         // never show the snapshot without the records before it.
         self.sync()?;
@@ -454,10 +428,20 @@ impl WalWriter {
         }
         let written = self.snapshots.wait_all().map_err(|error| self.snapshot_error(error))?;
         self.on_snapshots_durable(written);
+        let Some((index, term, mut image)) = self.incoming.take() else {
+            return Err(
+                self.inconsistent(format!("the snapshot at {} was saved but never received", meta.last_index.0))
+            );
+        };
+        if (index, term) != (meta.last_index, meta.last_term) {
+            return Err(
+                self.inconsistent(format!("saved the snapshot at {} but received {}", meta.last_index.0, index.0))
+            );
+        }
         // Retried, never fatal: nothing after it is acknowledged meanwhile.
         let mut backoff = Backoff::new();
-        while let Err(error) = save_snapshot(&self.dir, snapshot) {
-            tracing::warn!(%error, index = snapshot.last_index.0, "writing the leader's snapshot failed; retrying");
+        while let Err(error) = image.seal(&self.dir, meta) {
+            tracing::warn!(%error, index = meta.last_index.0, "writing the leader's snapshot failed; retrying");
             self.report_full(crate::wal::is_disk_full(&error));
             std::thread::sleep(backoff.next());
         }
@@ -510,7 +494,7 @@ struct Written {
 /// The thread that writes background snapshots, in the order they were handed
 /// to it.
 struct SnapshotWriter {
-    jobs: Option<Sender<Snapshot>>,
+    jobs: Option<Sender<SnapshotMeta>>,
     /// One report per file written: how many handed-over snapshots it covers, and its index.
     done: Receiver<std::io::Result<(u64, LogIndex)>>,
     /// Handed over and not yet reported durable.
@@ -522,7 +506,7 @@ struct SnapshotWriter {
 
 impl SnapshotWriter {
     fn spawn(dir: PathBuf, save: SaveFn) -> SnapshotWriter {
-        let (jobs, queued) = std::sync::mpsc::channel::<Snapshot>();
+        let (jobs, queued) = std::sync::mpsc::channel::<SnapshotMeta>();
         let (report, done) = std::sync::mpsc::channel();
         let disk_full = Arc::new(AtomicBool::new(false));
         let full = disk_full.clone();
@@ -563,7 +547,7 @@ impl SnapshotWriter {
         SnapshotWriter { jobs: Some(jobs), done, in_flight: 0, thread: Some(thread), disk_full }
     }
 
-    fn submit(&mut self, snapshot: Snapshot) {
+    fn submit(&mut self, snapshot: SnapshotMeta) {
         // A send fails only if the thread is gone, which the next report shows.
         let _ = self.jobs.as_ref().expect("open until dropped").send(snapshot);
         self.in_flight += 1;
@@ -624,20 +608,36 @@ fn timed_sync(wal: &mut Wal, metrics: &Metrics) -> Result<(), WalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_sm::{Entry, Payload};
+    use raft_sm::{Entry, NodeId, Payload};
     use tokio::sync::mpsc::UnboundedReceiver;
 
     fn entry(index: u64, term: u64) -> Entry {
         Entry { term: Term(term), index: LogIndex(index), payload: Payload::Noop }
     }
 
-    fn snapshot(last_index: u64, last_term: u64) -> Snapshot {
-        Snapshot {
+    fn snapshot(last_index: u64, last_term: u64) -> SnapshotMeta {
+        SnapshotMeta {
             last_index: LogIndex(last_index),
             last_term: Term(last_term),
             membership: raft_sm::Membership::new([NodeId(1), NodeId(2)]),
-            data: b"state".to_vec(),
+            size_bytes: 5,
         }
+    }
+
+    /// The image a host would have staged for `meta`.
+    fn stage(dir: &Path, meta: &SnapshotMeta) {
+        std::fs::write(snapshot_file::staged_path(dir, meta.last_index), b"state").unwrap();
+    }
+
+    /// A snapshot file as the node writes it.
+    fn save_snapshot(dir: &Path, meta: &SnapshotMeta) -> std::io::Result<()> {
+        stage(dir, meta);
+        snapshot_file::commit_staged(dir, meta)
+    }
+
+    /// The durable snapshot's metadata (checksum checked).
+    fn durable(dir: &Path) -> Option<SnapshotMeta> {
+        load_snapshot(dir).unwrap().map(|on_disk| on_disk.meta)
     }
 
     fn write(dir: &Path, records: &[Record]) {
@@ -663,7 +663,7 @@ mod tests {
             // Bounded, so that a failing test (which drops the writer and waits for
             // this thread while still holding the gate) does not hang.
             gate.recv_timeout(Duration::from_secs(10)).map_err(|_| std::io::Error::other("the gate stayed shut"))?;
-            save_snapshot(dir, snapshot)
+            snapshot_file::commit_staged(dir, snapshot)
         });
         (Gate { open, started }, save)
     }
@@ -690,8 +690,10 @@ mod tests {
         sync
     }
 
-    fn background(snapshot: Snapshot) -> Write {
-        Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken }
+    /// A snapshot the node took (its image staged) and its save.
+    fn background(dir: &Path, meta: SnapshotMeta) -> Write {
+        stage(dir, &meta);
+        Write::SaveSnapshot { meta, origin: SnapshotOrigin::Taken }
     }
 
     /// The snapshot indexes reported durable so far.
@@ -728,7 +730,7 @@ mod tests {
         let sync = append_entries(&mut writer, 300);
         let segments = writer.wal.segment_count();
         assert!(segments >= 3, "{segments} segments");
-        let ops = vec![background(snapshot(250, 1)), Write::Append { entries: vec![entry(301, 1)] }];
+        let ops = vec![background(dir.path(), snapshot(250, 1)), Write::Append { entries: vec![entry(301, 1)] }];
         writer.write_batches(vec![batch(ops, sync)]).unwrap();
         assert_eq!(gate.started.recv().unwrap(), LogIndex(250));
         writer.write_batches(Vec::new()).unwrap();
@@ -738,7 +740,7 @@ mod tests {
             last_synced = Some(event);
         }
         assert_eq!(last_synced, Some(StorageEvent::Persisted(PersistId(sync))), "acknowledged meanwhile");
-        assert_eq!(load_snapshot(dir.path()).unwrap(), None);
+        assert_eq!(durable(dir.path()), None);
         let image = crash_image(dir.path());
         let (_, restored, _lock) = recover(image.path(), 4096).unwrap();
         assert_eq!(restored.snapshot, None);
@@ -756,7 +758,7 @@ mod tests {
             writer.write_batches(Vec::new()).unwrap();
         };
         assert_eq!(reported, vec![LogIndex(250)]);
-        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(250, 1)), "durable when reported");
+        assert_eq!(durable(dir.path()), Some(snapshot(250, 1)), "durable when reported");
         assert_eq!(writer.wal.segment_count(), segments, "nothing deleted until the core asks");
         // The core, told, asks for the compaction.
         writer.write_batches(vec![batch(vec![Write::Compact { up_to: LogIndex(250) }], sync + 1)]).unwrap();
@@ -775,7 +777,7 @@ mod tests {
         let (gate, save) = gated_save();
         let (mut writer, _persisted) = writer(dir.path(), 1 << 20, save);
         let entries = (1..=12).map(|i| entry(i, 1)).collect();
-        let ops = vec![Write::Append { entries }, background(snapshot(10, 1))];
+        let ops = vec![Write::Append { entries }, background(dir.path(), snapshot(10, 1))];
         writer.write_batches(vec![batch(ops, 1)]).unwrap();
         // The background write is still held back when the leader's newer snapshot
         // (conflicting with the log, so a reset follows) arrives.
@@ -784,14 +786,16 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
             gate.open.send(()).unwrap();
         });
-        let installed = Write::SaveSnapshot { snapshot: snapshot(20, 2), origin: SnapshotOrigin::Installed };
-        let ops =
-            vec![installed, Write::Reset { base_index: LogIndex(20) }, Write::Append { entries: vec![entry(21, 2)] }];
+        let chunk =
+            Write::SnapshotChunk { last_index: LogIndex(20), last_term: Term(2), offset: 0, data: b"state".to_vec() };
+        let installed = Write::SaveSnapshot { meta: snapshot(20, 2), origin: SnapshotOrigin::Installed };
+        let reset = Write::Reset { base_index: LogIndex(20) };
+        let ops = vec![chunk, installed, reset, Write::Append { entries: vec![entry(21, 2)] }];
         writer.write_batches(vec![batch(ops, 2)]).unwrap();
-        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(20, 2)), "durable when its sync is reported");
+        assert_eq!(durable(dir.path()), Some(snapshot(20, 2)), "durable when its sync is reported");
         opener.join().unwrap();
         drop(writer); // Waits for the snapshot thread: nothing is written after this.
-        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(20, 2)));
+        assert_eq!(durable(dir.path()), Some(snapshot(20, 2)));
         let (_, restored, _lock) = recover(dir.path(), 1 << 20).unwrap();
         let indexes: Vec<u64> = restored.entries.iter().map(|e| e.index.0).collect();
         assert_eq!(indexes, [21]);
@@ -805,7 +809,7 @@ mod tests {
         let sync = append_entries(&mut writer, 300);
         let segments = writer.wal.segment_count();
         for (index, sync) in [(100, sync), (200, sync + 1), (250, sync + 2)] {
-            let ops = vec![background(snapshot(index, 1))];
+            let ops = vec![background(dir.path(), snapshot(index, 1))];
             writer.write_batches(vec![batch(ops, sync)]).unwrap();
             if index == 100 {
                 assert_eq!(gate.started.recv().unwrap(), LogIndex(100));
@@ -820,16 +824,16 @@ mod tests {
         assert_eq!(written, Written { files: 2, covered: 3, newest: Some(LogIndex(250)) });
         writer.on_snapshots_durable(written);
         assert_eq!(writer.wal.segment_count(), segments, "the WAL compacts only when the core asks");
-        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(250, 1)));
+        assert_eq!(durable(dir.path()), Some(snapshot(250, 1)));
         assert_eq!(writer.metrics.snapshots_saved.get(), 2);
     }
 
     #[test]
     fn snapshot_files_round_trip_and_damage_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(load_snapshot(dir.path()).unwrap(), None);
+        assert_eq!(durable(dir.path()), None);
         save_snapshot(dir.path(), &snapshot(9, 2)).unwrap();
-        assert_eq!(load_snapshot(dir.path()).unwrap(), Some(snapshot(9, 2)));
+        assert_eq!(durable(dir.path()), Some(snapshot(9, 2)));
         let path = dir.path().join(SNAPSHOT_FILE);
         let mut bytes = std::fs::read(&path).unwrap();
         *bytes.last_mut().unwrap() ^= 1;

@@ -5,7 +5,8 @@
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use raft_sm::kv::{Command, KvStore};
 use raft_sm::{
-    Body, Config, Event, Host, LogIndex, Message, NodeId, Output, RestoredState, Role, SnapshotOrigin, TimerKind, Write,
+    Body, Config, Event, Host, LogIndex, MemorySnapshots, Message, NodeId, Output, RestoredState, Role, SnapshotOrigin,
+    TimerKind, Write,
 };
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -14,6 +15,7 @@ use std::hint::black_box;
 /// network and disk.
 struct InMemory {
     hosts: Vec<Host<KvStore>>,
+    snapshots: Vec<MemorySnapshots>,
     wire: VecDeque<Message>,
     now_ms: u64,
 }
@@ -21,11 +23,12 @@ struct InMemory {
 impl InMemory {
     fn new(voters: u64, tweak: impl Fn(&mut Config)) -> InMemory {
         let ids: Vec<NodeId> = (1..=voters).map(NodeId).collect();
-        let mut cluster = InMemory { hosts: Vec::new(), wire: VecDeque::new(), now_ms: 0 };
+        let mut cluster = InMemory { hosts: Vec::new(), snapshots: Vec::new(), wire: VecDeque::new(), now_ms: 0 };
         for &id in &ids {
             let mut config = Config::new(id, ids.clone());
             tweak(&mut config);
-            cluster.hosts.push(Host::new(config, RestoredState::default(), KvStore::default()).expect("valid"));
+            cluster.hosts.push(Host::new(config, RestoredState::default(), KvStore::default(), None).expect("valid"));
+            cluster.snapshots.push(MemorySnapshots::default());
         }
         for i in 0..cluster.hosts.len() {
             cluster.hosts[i].start(0);
@@ -44,12 +47,19 @@ impl InMemory {
     fn execute(&mut self, at: usize) {
         loop {
             let mut followups = Vec::new();
-            for output in self.hosts[at].drain_outputs() {
+            while let Some(output) = self.hosts[at].poll_output() {
                 match output {
                     Output::Send(message) => self.wire.push_back(message),
                     Output::Sync(id) => followups.push(Event::Persisted { id }),
-                    Output::Write(Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken }) => {
-                        followups.push(Event::SnapshotPersisted { index: snapshot.last_index })
+                    Output::TakeSnapshot => {
+                        self.snapshots[at].take_snapshot(&mut self.hosts[at], self.now_ms);
+                    }
+                    Output::RestoreSnapshot(_) => self.snapshots[at].restore(&mut self.hosts[at], self.now_ms),
+                    Output::SendSnapshotChunk(chunk) => self.wire.extend(self.snapshots[at].chunk(chunk)),
+                    Output::Write(write) if self.snapshots[at].write(&write) => {
+                        if let Write::SaveSnapshot { meta, origin: SnapshotOrigin::Taken } = write {
+                            followups.push(Event::SnapshotPersisted { index: meta.last_index })
+                        }
                     }
                     output => {
                         black_box(output);

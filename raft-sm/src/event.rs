@@ -1,7 +1,7 @@
 //! What goes into the core ([`Event`]) and what comes out ([`Action`]).
 
-use crate::message::Message;
-use crate::types::{Entry, LogIndex, NodeId, Snapshot, Term};
+use crate::message::{Message, SnapshotChunkToSend};
+use crate::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
 use crate::write::Write;
 use serde::{Deserialize, Serialize};
 
@@ -62,13 +62,15 @@ pub enum Event {
         /// The last applied index.
         index: LogIndex,
     },
-    /// The driver produced a snapshot of its state machine, as asked by
-    /// [`Action::TakeSnapshot`]. `index` is the state machine's applied index.
+    /// The host wrote an image of its state machine into the driver's
+    /// snapshot store, as asked by [`Action::TakeSnapshot`] (stepped by the
+    /// host itself, from [`crate::Host::take_snapshot`]). `index` is the state
+    /// machine's applied index; the core keeps only the metadata.
     SnapshotTaken {
         /// The last index the snapshot covers.
         index: LogIndex,
-        /// The serialized state machine.
-        data: Vec<u8>,
+        /// The image's length in bytes.
+        size_bytes: u64,
     },
     /// The snapshot at `index` that this node took itself ([`SnapshotOrigin::Taken`])
     /// is durable. Only now does the core compact the durable log up to it.
@@ -122,11 +124,19 @@ pub enum Action {
         /// the proposal created, so its result answers that proposal.
         proposals: Vec<(LogIndex, u64)>,
     },
-    /// Replace the state machine with the snapshot's state (a follower installed it).
-    RestoreSnapshot(Snapshot),
-    /// Produce a snapshot of the state machine at its applied index and step
-    /// `Event::SnapshotTaken`.
+    /// Replace the state machine with the snapshot's state (a follower installed
+    /// it). The image is the one the driver's store assembles from the
+    /// [`Write::SnapshotChunk`]s before; it is readable once the sync after
+    /// this action completes (the host waits for that, see
+    /// [`crate::Output::RestoreSnapshot`]).
+    RestoreSnapshot(SnapshotMeta),
+    /// Produce a snapshot of the state machine at its applied index into the
+    /// driver's store and step `Event::SnapshotTaken` (the host does both, see
+    /// [`crate::Output::TakeSnapshot`]).
     TakeSnapshot,
+    /// Send a chunk of this node's durable snapshot: the message is complete but
+    /// for its bytes, which the driver reads from its store.
+    SendSnapshotChunk(SnapshotChunkToSend),
     /// The answer to a proposal.
     ProposalResult {
         /// The driver's id of the proposal.

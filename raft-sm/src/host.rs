@@ -21,13 +21,29 @@
 //!    last id), deliver answers.
 //!
 //! The rules for writes are on [`Write`].
+//!
+//! # Snapshots are streams
+//! No snapshot is ever one buffer in the core or the host: the driver keeps the
+//! bytes in its snapshot store (a file, a disk image) and the host moves them
+//! between that store and the state machine as streams.
+//! - [`Output::TakeSnapshot`]: call [`Host::take_snapshot`] with a sink into
+//!   the store's staging area; the host writes the state machine's image into
+//!   it and the core answers with a `Write::SaveSnapshot` for it.
+//! - [`Output::SendSnapshotChunk`]: read the named bytes of the durable
+//!   snapshot and send [`SnapshotChunkToSend::with_data`]'s message (or nothing
+//!   if the store holds another snapshot; the leader retries).
+//! - `Write::SnapshotChunk` / `Write::SaveSnapshot` build and commit an
+//!   incoming image from the leader; once the sync after it completes the host
+//!   asks for [`Output::RestoreSnapshot`]: call [`Host::restore_snapshot`] with
+//!   a reader of it. Until then the host holds back everything that reads or
+//!   changes the state machine (applies, reads, snapshots).
 
 use crate::config::Config;
 use crate::event::{Action, Event, Note, PersistId, ProposalOutcome, ReadOutcome, Rejection};
-use crate::message::Message;
+use crate::message::{Message, SnapshotChunkToSend};
 use crate::node::Node;
 use crate::recovery::StartError;
-use crate::types::{Entry, LogIndex, RestoredState, Snapshot, Term};
+use crate::types::{Entry, LogIndex, RestoredState, SnapshotMeta, Term};
 use crate::write::Write;
 use std::collections::VecDeque;
 use std::fmt;
@@ -35,9 +51,9 @@ use std::fmt;
 /// The replicated state machine a [`Host`] applies committed entries to.
 ///
 /// Snapshots are streamed: the state machine writes its image into a sink and
-/// reads it back from a source, so one kept on disk and larger than memory can
-/// stream it from file to file. (The core itself still carries a snapshot's
-/// bytes in [`Snapshot::data`]; moving them out of it is the next step.)
+/// reads it back from a source (both the driver's, see the module docs), so one
+/// kept on disk and larger than memory can stream it from file to file; the
+/// core and the host only ever see its [`SnapshotMeta`].
 pub trait StateMachine {
     /// What applying an entry yields; it answers the proposal that created it.
     type Output: Clone + fmt::Debug;
@@ -93,6 +109,17 @@ pub enum Output<O> {
     Sync(PersistId),
     /// Put a message on the wire now.
     Send(Message),
+    /// Call [`Host::take_snapshot`] now, with a sink into the snapshot store's
+    /// staging area (the image belongs to the state machine as it is now).
+    TakeSnapshot,
+    /// Read `len()` bytes at `offset()` of the durable snapshot at
+    /// `last_index()` and send the message [`SnapshotChunkToSend::with_data`]
+    /// makes; send nothing if the store holds another snapshot.
+    SendSnapshotChunk(SnapshotChunkToSend),
+    /// The snapshot installed from the leader is durable: call
+    /// [`Host::restore_snapshot`] now with a reader of its image. Applies and
+    /// reads wait for it.
+    RestoreSnapshot(SnapshotMeta),
     /// The answer to proposal `id` (a proposal gets `Accepted` and later one
     /// final answer, or a final answer at once).
     Proposal {
@@ -122,10 +149,10 @@ pub trait Observer<O> {
     fn on_action(&mut self, _node: &Node, _action: &Action) {}
     /// `entry` was applied with `output`.
     fn on_apply(&mut self, _entry: &Entry, _output: &O) {}
-    /// The state machine produced a snapshot image at `index`.
-    fn on_snapshot_taken(&mut self, _index: LogIndex, _image: &[u8]) {}
-    /// The state machine was replaced by `snapshot`.
-    fn on_snapshot_restored(&mut self, _snapshot: &Snapshot) {}
+    /// The state machine wrote a snapshot image of `size_bytes` at `index`.
+    fn on_snapshot_taken(&mut self, _index: LogIndex, _size_bytes: u64) {}
+    /// The state machine was replaced by the image of `snapshot`.
+    fn on_snapshot_restored(&mut self, _snapshot: &SnapshotMeta) {}
 }
 
 impl<O> Observer<O> for () {}
@@ -143,6 +170,11 @@ pub enum HostError<E> {
         /// Why.
         error: E,
     },
+    /// The durable state names a snapshot but no image of it was given.
+    MissingImage {
+        /// The snapshot's last index.
+        index: LogIndex,
+    },
     /// The restored state machine is not at the snapshot's index.
     RestoredIndex {
         /// The snapshot's last index.
@@ -158,6 +190,9 @@ impl<E: fmt::Display> fmt::Display for HostError<E> {
             HostError::Start(error) => write!(f, "{error}"),
             HostError::Restore { index, error } => {
                 write!(f, "the snapshot at index {} does not restore: {error}", index.0)
+            }
+            HostError::MissingImage { index } => {
+                write!(f, "the snapshot at index {} has no image in the snapshot store", index.0)
             }
             HostError::RestoredIndex { snapshot_index, applied_index } => write!(
                 f,
@@ -184,31 +219,67 @@ pub struct Host<S: StateMachine> {
     outputs: VecDeque<Output<S::Output>>,
     /// Events the host's own actions lead to (applied, snapshot taken).
     follow_ups: Vec<Event>,
+    /// An installed snapshot the state machine waits for, if any.
+    restore: Option<PendingRestore>,
+    /// Actions that read or change the state machine, held while `restore` waits.
+    held: VecDeque<Action>,
+    /// An `Output::TakeSnapshot` is out and not yet answered.
+    take_pending: bool,
+}
+
+/// A snapshot installed from the leader, not yet restored into the state machine.
+#[derive(Debug)]
+struct PendingRestore {
+    meta: SnapshotMeta,
+    /// The sync that covers its `SaveSnapshot` (the next one after it).
+    after: Option<PersistId>,
+    /// Whether `Output::RestoreSnapshot` went out.
+    asked: bool,
+}
+
+/// Counts the bytes written through it.
+struct CountingSink<'a> {
+    inner: &'a mut dyn std::io::Write,
+    written_bytes: u64,
+}
+
+impl std::io::Write for CountingSink<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.written_bytes += written as u64;
+        Ok(written)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl<S: StateMachine> Host<S> {
     /// Builds a host from exactly what was durable: `state_machine` (empty) is
-    /// restored from the snapshot, then the core reconciles the log with it.
+    /// restored from `image`, a reader of the durable snapshot's bytes (`None`
+    /// when there is no snapshot), then the core reconciles the log with it.
     /// Call [`Host::start`] next.
     pub fn new(
         config: Config,
         restored: RestoredState,
         mut state_machine: S,
+        image: Option<&mut dyn std::io::Read>,
     ) -> Result<Host<S>, HostError<S::RestoreError>> {
         if let Some(snapshot) = &restored.snapshot {
             let index = snapshot.last_index;
-            state_machine
-                .restore_snapshot(&mut snapshot.data.as_slice())
-                .map_err(|error| HostError::Restore { index, error })?;
-            if state_machine.applied_index() != index {
-                return Err(HostError::RestoredIndex {
-                    snapshot_index: index,
-                    applied_index: state_machine.applied_index(),
-                });
-            }
+            let image = image.ok_or(HostError::MissingImage { index })?;
+            restore_into(&mut state_machine, index, image)?;
         }
         let node = Node::new(config, restored)?;
-        Ok(Host { node, state_machine, outputs: VecDeque::new(), follow_ups: Vec::new() })
+        Ok(Host {
+            node,
+            state_machine,
+            outputs: VecDeque::new(),
+            follow_ups: Vec::new(),
+            restore: None,
+            held: VecDeque::new(),
+            take_pending: false,
+        })
     }
 
     /// Starts the node at `now_ms` (arms its first timer, re-applies what a
@@ -253,8 +324,84 @@ impl<S: StateMachine> Host<S> {
             );
             observer.on_event(event);
         }
+        let persisted = events.iter().filter_map(|event| match event {
+            Event::Persisted { id } => Some(*id),
+            _ => None,
+        });
+        let persisted = persisted.max();
         let actions = self.node.step_batch(now_ms, events);
         self.run(now_ms, actions, observer);
+        if let (Some(id), Some(restore)) = (persisted, &mut self.restore) {
+            if !restore.asked && restore.after.is_some_and(|after| after <= id) {
+                restore.asked = true;
+                self.outputs.push_back(Output::RestoreSnapshot(restore.meta.clone()));
+            }
+        }
+    }
+
+    /// Writes an image of the state machine into `out` (the driver's snapshot
+    /// store, staging area) and tells the core, which answers with the
+    /// `Write::SaveSnapshot` for it. Call it on [`Output::TakeSnapshot`].
+    /// Returns the snapshot's metadata, or `None` if the core had no use for it
+    /// (an installed snapshot covers it meanwhile). On an error of `out` nothing
+    /// is kept: the core asks again past its next threshold.
+    pub fn take_snapshot(
+        &mut self,
+        now_ms: u64,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<Option<SnapshotMeta>> {
+        self.take_snapshot_with(now_ms, out, &mut ())
+    }
+
+    /// [`Host::take_snapshot`] with an observer.
+    pub fn take_snapshot_with(
+        &mut self,
+        now_ms: u64,
+        out: &mut dyn std::io::Write,
+        observer: &mut impl Observer<S::Output>,
+    ) -> std::io::Result<Option<SnapshotMeta>> {
+        // (With a restore pending, the image is of the older state: the core
+        // ignores it, as it is below the installed snapshot.)
+        self.take_pending = false;
+        let mut sink = CountingSink { inner: out, written_bytes: 0 };
+        let written = self.state_machine.save_snapshot(&mut sink).and_then(|()| std::io::Write::flush(&mut sink));
+        if let Err(error) = written {
+            self.node.snapshot_abandoned();
+            return Err(error);
+        }
+        let (index, size_bytes) = (self.state_machine.applied_index(), sink.written_bytes);
+        observer.on_snapshot_taken(index, size_bytes);
+        let event = Event::SnapshotTaken { index, size_bytes };
+        observer.on_event(&event);
+        let actions = self.node.step_batch(now_ms, vec![event]);
+        self.run(now_ms, actions, observer);
+        Ok(self.node.snapshot().filter(|meta| meta.last_index == index).cloned())
+    }
+
+    /// Rebuilds the state machine from the installed snapshot's image. Call it
+    /// on [`Output::RestoreSnapshot`]; what waited for it (applies, reads) runs now.
+    pub fn restore_snapshot(
+        &mut self,
+        now_ms: u64,
+        image: &mut dyn std::io::Read,
+    ) -> Result<(), HostError<S::RestoreError>> {
+        self.restore_snapshot_with(now_ms, image, &mut ())
+    }
+
+    /// [`Host::restore_snapshot`] with an observer.
+    pub fn restore_snapshot_with(
+        &mut self,
+        now_ms: u64,
+        image: &mut dyn std::io::Read,
+        observer: &mut impl Observer<S::Output>,
+    ) -> Result<(), HostError<S::RestoreError>> {
+        let restore = self.restore.take().expect("Output::RestoreSnapshot asked for it");
+        assert!(restore.asked, "restore only after Output::RestoreSnapshot");
+        restore_into(&mut self.state_machine, restore.meta.last_index, image)?;
+        observer.on_snapshot_restored(&restore.meta);
+        let held: Vec<Action> = self.held.drain(..).collect();
+        self.run(now_ms, held, observer);
+        Ok(())
     }
 
     /// Fires every timer due at `now_ms` (a no-op if none is: a driver may wake
@@ -314,29 +461,27 @@ impl<S: StateMachine> Host<S> {
     }
 
     fn execute(&mut self, action: Action, observer: &mut impl Observer<S::Output>) {
+        if self.restore.is_some() && touches_state_machine(&action) {
+            self.held.push_back(action);
+            return;
+        }
         match action {
             Action::Write(write) => self.outputs.push_back(Output::Write(write)),
-            Action::Sync { id } => self.outputs.push_back(Output::Sync(id)),
-            Action::Send(message) => self.outputs.push_back(Output::Send(message)),
-            Action::Apply { entries, proposals } => self.apply(entries, proposals, observer),
-            Action::RestoreSnapshot(snapshot) => {
-                let index = snapshot.last_index;
-                if let Err(error) = self.state_machine.restore_snapshot(&mut snapshot.data.as_slice()) {
-                    panic!("the snapshot at index {} from the leader does not restore: {error}", index.0);
+            Action::Sync { id } => {
+                if let Some(restore) = self.restore.as_mut().filter(|restore| restore.after.is_none()) {
+                    restore.after = Some(id);
                 }
-                assert_eq!(
-                    self.state_machine.applied_index(),
-                    index,
-                    "the snapshot at {index} holds a state machine applied elsewhere"
-                );
-                observer.on_snapshot_restored(&snapshot);
+                self.outputs.push_back(Output::Sync(id))
             }
+            Action::Send(message) => self.outputs.push_back(Output::Send(message)),
+            Action::SendSnapshotChunk(chunk) => self.outputs.push_back(Output::SendSnapshotChunk(chunk)),
+            Action::Apply { entries, proposals } => self.apply(entries, proposals, observer),
+            Action::RestoreSnapshot(meta) => self.await_restore(meta),
             Action::TakeSnapshot => {
-                let mut image = Vec::new();
-                self.state_machine.save_snapshot(&mut image).expect("writing into memory does not fail");
-                let index = self.state_machine.applied_index();
-                observer.on_snapshot_taken(index, &image);
-                self.follow_ups.push(Event::SnapshotTaken { index, data: image });
+                if !self.take_pending {
+                    self.take_pending = true;
+                    self.outputs.push_back(Output::TakeSnapshot);
+                }
             }
             Action::ProposalResult { id, outcome } => {
                 let answer = match outcome {
@@ -362,6 +507,25 @@ impl<S: StateMachine> Host<S> {
         }
     }
 
+    /// The core installed `meta`: hold what touches the state machine until the
+    /// driver restores it. A newer install replaces an older one still waiting;
+    /// held entries it covers are dropped (their proposals get `Dropped`: the
+    /// snapshot may hold their effect, so the outcome is unknown).
+    fn await_restore(&mut self, meta: SnapshotMeta) {
+        let covered = meta.last_index;
+        for action in &mut self.held {
+            if let Action::Apply { entries, proposals } = action {
+                entries.retain(|entry| entry.index > covered);
+                for &(_, id) in proposals.iter().filter(|&&(index, _)| index <= covered) {
+                    self.outputs.push_back(Output::Proposal { id, answer: ProposalAnswer::Dropped });
+                }
+                proposals.retain(|&(index, _)| index > covered);
+            }
+        }
+        self.held.retain(|action| !matches!(action, Action::Apply { entries, .. } if entries.is_empty()));
+        self.restore = Some(PendingRestore { meta, after: None, asked: false });
+    }
+
     fn apply(&mut self, entries: Vec<Entry>, proposals: Vec<(LogIndex, u64)>, observer: &mut impl Observer<S::Output>) {
         let Some(last) = entries.last().map(|entry| entry.index) else {
             return;
@@ -380,4 +544,26 @@ impl<S: StateMachine> Host<S> {
         assert!(proposals.next().is_none(), "every proposal handed out is among the entries");
         self.follow_ups.push(Event::Applied { index: last });
     }
+}
+
+/// Whether `action` reads or changes the state machine (held while a restore waits).
+fn touches_state_machine(action: &Action) -> bool {
+    match action {
+        Action::Apply { .. } | Action::TakeSnapshot => true,
+        Action::ReadResult { outcome, .. } => matches!(outcome, ReadOutcome::Ready { .. }),
+        _ => false,
+    }
+}
+
+/// Replaces `state_machine` with `image` and checks it is at `index`.
+fn restore_into<S: StateMachine>(
+    state_machine: &mut S,
+    index: LogIndex,
+    image: &mut dyn std::io::Read,
+) -> Result<(), HostError<S::RestoreError>> {
+    state_machine.restore_snapshot(image).map_err(|error| HostError::Restore { index, error })?;
+    if state_machine.applied_index() != index {
+        return Err(HostError::RestoredIndex { snapshot_index: index, applied_index: state_machine.applied_index() });
+    }
+    Ok(())
 }

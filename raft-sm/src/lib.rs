@@ -23,13 +23,15 @@
 //!
 //! ```
 //! use raft_sm::kv::{Command, KvStore};
-//! use raft_sm::{Config, Event, Host, NodeId, Output, ProposalAnswer, RestoredState, SnapshotOrigin, Write};
+//! use raft_sm::{Config, Event, Host, MemorySnapshots, NodeId, Output, ProposalAnswer, RestoredState, SnapshotOrigin, Write};
 //!
 //! let voters = vec![NodeId(1), NodeId(2), NodeId(3)];
 //! let mut hosts: Vec<Host<KvStore>> = voters
 //!     .iter()
-//!     .map(|&id| Host::new(Config::new(id, voters.clone()), RestoredState::default(), KvStore::default()).unwrap())
+//!     .map(|&id| Host::new(Config::new(id, voters.clone()), RestoredState::default(), KvStore::default(), None).unwrap())
 //!     .collect();
+//! // Where each node keeps its snapshots' bytes (the core holds only their metadata).
+//! let mut stores = vec![MemorySnapshots::default(); 3];
 //! let mut now_ms = 0;
 //! for host in &mut hosts {
 //!     host.start(now_ms);
@@ -40,16 +42,25 @@
 //! let mut answers = Vec::new();
 //! let mut pump = |hosts: &mut Vec<Host<KvStore>>, now_ms: u64, answers: &mut Vec<(u64, ProposalAnswer<_>)>| loop {
 //!     let mut events: Vec<(usize, Event)> = Vec::new();
-//!     for (at, host) in hosts.iter_mut().enumerate() {
-//!         for output in host.drain_outputs() {
+//!     for (at, (host, store)) in hosts.iter_mut().zip(stores.iter_mut()).enumerate() {
+//!         while let Some(output) = host.poll_output() {
 //!             match output {
 //!                 Output::Send(message) => events.push((message.to.0 as usize - 1, Event::Message(message))),
 //!                 Output::Sync(id) => events.push((at, Event::Persisted { id })),
-//!                 Output::Write(Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken }) => {
-//!                     events.push((at, Event::SnapshotPersisted { index: snapshot.last_index }))
+//!                 // Snapshot bytes move between the state machine and the store as streams.
+//!                 Output::TakeSnapshot => drop(store.take_snapshot(host, now_ms)),
+//!                 Output::RestoreSnapshot(_) => store.restore(host, now_ms),
+//!                 Output::SendSnapshotChunk(chunk) => {
+//!                     events.extend(store.chunk(chunk).map(|m| (m.to.0 as usize - 1, Event::Message(m))))
+//!                 }
+//!                 Output::Write(write) => {
+//!                     store.write(&write); // (A real disk also keeps the log and the hard state.)
+//!                     if let Write::SaveSnapshot { meta, origin: SnapshotOrigin::Taken } = write {
+//!                         events.push((at, Event::SnapshotPersisted { index: meta.last_index }))
+//!                     }
 //!                 }
 //!                 Output::Proposal { id, answer } => answers.push((id, answer)),
-//!                 _ => {} // Other writes, reads, notes.
+//!                 _ => {} // Reads, notes.
 //!             }
 //!         }
 //!     }
@@ -94,6 +105,7 @@ mod host;
 pub mod kv;
 mod log;
 mod membership;
+mod memory_store;
 mod message;
 mod mutants;
 mod node;
@@ -115,12 +127,13 @@ pub use event::{
 };
 pub use host::{Host, HostError, Observer, Output, ProposalAnswer, StateMachine};
 pub use membership::{ChangeError, Membership, MembershipChange};
+pub use memory_store::MemorySnapshots;
 pub use message::{
     AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, ReadIndexRequest,
-    ReadIndexResponse, RejectHint, RequestVote, RequestVoteResponse,
+    ReadIndexResponse, RejectHint, RequestVote, RequestVoteResponse, SnapshotChunkToSend,
 };
 pub use mutants::Mutant;
 pub use node::Node;
 pub use recovery::StartError;
-pub use types::{Entry, HardState, LogIndex, NodeId, Payload, RestoredState, Role, Snapshot, Term};
+pub use types::{Entry, HardState, LogIndex, NodeId, Payload, RestoredState, Role, SnapshotMeta, Term};
 pub use write::{SnapshotOrigin, Write};

@@ -399,9 +399,8 @@ impl Node {
         self.progress.retain(|id, _| peers.contains(id));
         for peer in peers {
             if !self.progress.contains_key(&peer) {
-                let mut progress = Progress::new(last_index);
-                progress.last_contact_ms = Some(self.now_ms);
-                self.progress.insert(peer, progress);
+                // Never heard from yet: a learner is not promoted before it answers.
+                self.progress.insert(peer, Progress::new(last_index));
                 self.mark_needs_append(peer);
             }
         }
@@ -448,7 +447,9 @@ impl Node {
             let lag_entries = self.log.last_index().0.saturating_sub(progress.match_index.0);
             let silent_ms = progress.last_contact_ms.map(|at_ms| self.now_ms.saturating_sub(at_ms));
             let silent = silent_ms.is_none_or(|ms| ms > self.config.election_timeout_ms_max);
-            if lag_entries > self.config.promote_lag_entries_max || silent {
+            // Below our log base it still needs a snapshot, however short the log.
+            let needs_snapshot = progress.match_index < self.log.base_index();
+            if lag_entries > self.config.promote_lag_entries_max || silent || needs_snapshot {
                 return Err(Rejection::NotCaughtUp { id: learner, lag_entries, silent_ms });
             }
         }

@@ -127,6 +127,85 @@ pub struct InstallSnapshot {
     pub done: bool,
 }
 
+/// A chunk of the leader's snapshot to send ([`crate::Action::SendSnapshotChunk`]).
+/// The core never holds snapshot bytes: it names the chunk (`offset`, `len`
+/// bytes of the snapshot at `last_index`) and the driver reads them from its
+/// durable snapshot store. If the store holds another snapshot (the one named is
+/// not durable yet, or was replaced), the driver sends nothing; the leader
+/// retries on its next heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunkToSend {
+    /// The message, complete but for `data` (empty here).
+    message: Message,
+    /// The chunk's length in bytes.
+    len: u64,
+}
+
+impl SnapshotChunkToSend {
+    pub(crate) fn new(message: Message, len: u64) -> SnapshotChunkToSend {
+        assert!(
+            matches!(&message.body, Body::InstallSnapshot(chunk) if chunk.data.is_empty()),
+            "a chunk to send is an InstallSnapshot without its bytes"
+        );
+        SnapshotChunkToSend { message, len }
+    }
+
+    fn chunk(&self) -> &InstallSnapshot {
+        match &self.message.body {
+            Body::InstallSnapshot(chunk) => chunk,
+            _ => unreachable!("checked in new"),
+        }
+    }
+
+    /// The follower it goes to.
+    pub fn to(&self) -> NodeId {
+        self.message.to
+    }
+
+    /// The snapshot's last index (which snapshot of the store to read).
+    pub fn last_index(&self) -> LogIndex {
+        self.chunk().last_index
+    }
+
+    /// Where the chunk starts in the snapshot's image.
+    pub fn offset(&self) -> u64 {
+        self.chunk().offset
+    }
+
+    /// How many bytes to read from `offset`.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the chunk is empty (a zero-byte image).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The message to put on the wire, cut from the whole `image` (a store that
+    /// holds images in memory); `None` if the image is shorter than the chunk's end.
+    pub fn cut_from(self, image: &[u8]) -> Option<Message> {
+        let start = usize::try_from(self.offset()).ok()?;
+        let end = start.checked_add(usize::try_from(self.len).ok()?)?;
+        let data = image.get(start..end)?.to_vec();
+        Some(self.with_data(data))
+    }
+
+    /// The message to put on the wire, with the bytes read from the store.
+    ///
+    /// # Panics
+    /// If `data` is not `len()` bytes long: a short read is the driver's to
+    /// handle (send nothing).
+    pub fn with_data(self, data: Vec<u8>) -> Message {
+        assert_eq!(data.len() as u64, self.len, "the chunk is len() bytes");
+        let mut message = self.message;
+        if let Body::InstallSnapshot(chunk) = &mut message.body {
+            chunk.data = data;
+        }
+        message
+    }
+}
+
 /// Answers an [`InstallSnapshot`] chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstallSnapshotResponse {

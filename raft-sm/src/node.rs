@@ -18,7 +18,7 @@ use crate::read::Reads;
 use crate::recovery::StartError;
 use crate::snapshot::IncomingSnapshot;
 use crate::timer::Timers;
-use crate::types::{Entry, HardState, LogIndex, NodeId, Payload, RestoredState, Role, Snapshot, Term};
+use crate::types::{Entry, HardState, LogIndex, NodeId, Payload, RestoredState, Role, SnapshotMeta, Term};
 use crate::write::Write;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -76,6 +76,12 @@ pub(crate) struct Transfer {
 ///   reveal durable state (our vote request, vote grants, append and snapshot
 ///   acknowledgements) are held inside the node until their sync is reported, so
 ///   every `Send` may go on the wire at once.
+/// - **Snapshot bytes stay in the driver.** The core keeps [`SnapshotMeta`]
+///   only. `TakeSnapshot` asks for an image in the driver's store (then step
+///   `SnapshotTaken` with its size); `SendSnapshotChunk` names a chunk of the
+///   durable snapshot to read and send; a follower's accepted chunks come out as
+///   `Write::SnapshotChunk`; `RestoreSnapshot` asks for the state machine to be
+///   rebuilt from the installed image once it is durable.
 /// - **Apply.** `Apply` hands out committed entries in index order, each once,
 ///   with the ids of the proposals they answer; the driver applies them and steps
 ///   `Applied { index }`.
@@ -102,7 +108,7 @@ pub struct Node {
     pub(crate) term: Term,
     pub(crate) voted_for: Option<NodeId>,
     pub(crate) log: Log,
-    pub(crate) snapshot: Option<Snapshot>,
+    pub(crate) snapshot: Option<SnapshotMeta>,
 
     // Volatile state.
     pub(crate) role: Role,
@@ -250,7 +256,7 @@ impl Node {
             Event::Read { id } => self.on_read(id),
             Event::Persisted { id } => self.on_persisted(id),
             Event::Applied { index } => self.on_applied(index),
-            Event::SnapshotTaken { index, data } => self.on_snapshot_taken(index, data),
+            Event::SnapshotTaken { index, size_bytes } => self.on_snapshot_taken(index, size_bytes),
             Event::SnapshotPersisted { index } => self.on_snapshot_persisted(index),
             Event::SnapshotNow => self.on_snapshot_requested(),
             Event::TransferLeadership { to } => self.on_transfer_leadership(to),
@@ -502,7 +508,7 @@ impl Node {
         }
     }
 
-    fn message(&self, to: NodeId, body: Body) -> Message {
+    pub(crate) fn message(&self, to: NodeId, body: Body) -> Message {
         // PreVote requests and grants carry the term the candidate would run in.
         let term = match &body {
             // A node at the last term never starts a PreVote (`become_pre_candidate`).
@@ -718,7 +724,7 @@ impl Node {
         self.log.entry(index)
     }
     /// The latest snapshot this node holds.
-    pub fn snapshot(&self) -> Option<&Snapshot> {
+    pub fn snapshot(&self) -> Option<&SnapshotMeta> {
         self.snapshot.as_ref()
     }
     /// On a leader, each follower's (match index, next index).

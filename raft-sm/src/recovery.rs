@@ -5,7 +5,7 @@
 use crate::config::{Config, ConfigError};
 use crate::event::Action;
 use crate::membership::{Configurations, Membership};
-use crate::types::{Entry, LogIndex, Payload, Snapshot, Term};
+use crate::types::{Entry, LogIndex, Payload, SnapshotMeta, Term};
 use crate::write::Write;
 use std::fmt;
 
@@ -68,7 +68,7 @@ impl From<ConfigError> for StartError {
 /// before membership changes, whose voters were the configured ones).
 pub(crate) fn restore_configurations(
     config: &Config,
-    snapshot: Option<&Snapshot>,
+    snapshot: Option<&SnapshotMeta>,
     entries: &[Entry],
 ) -> Configurations {
     let mut configurations = match snapshot {

@@ -1,21 +1,27 @@
 //! Snapshots: asking the state machine for one past the threshold, compacting
 //! the log, streaming it in bounded chunks to followers behind the log base, and
 //! installing it on a follower (Raft §7, Figure 13).
+//!
+//! The core holds a snapshot's metadata only ([`SnapshotMeta`]); its bytes stay
+//! in the driver's store. The leader names each chunk to send and the driver
+//! reads it ([`Action::SendSnapshotChunk`]); a follower hands each accepted
+//! chunk to the driver as a write ([`Write::SnapshotChunk`]) and keeps only the
+//! count of bytes received.
 
 use crate::event::{Action, Note, StepDownReason};
-use crate::message::{InstallSnapshot, InstallSnapshotResponse};
+use crate::message::{Body, InstallSnapshot, InstallSnapshotResponse, SnapshotChunkToSend};
 use crate::mutants::Mutant;
 use crate::node::Node;
 use crate::progress::ReplicationMode;
-use crate::types::{LogIndex, NodeId, Snapshot, Term};
+use crate::types::{LogIndex, NodeId, SnapshotMeta, Term};
 use crate::write::{SnapshotOrigin, Write};
 
-/// A snapshot being received, chunk by chunk.
+/// A snapshot being received, chunk by chunk (the bytes went to the driver).
 #[derive(Clone, Debug)]
 pub(crate) struct IncomingSnapshot {
     last_index: LogIndex,
     last_term: Term,
-    data: Vec<u8>,
+    received_bytes: u64,
 }
 
 impl Node {
@@ -46,7 +52,7 @@ impl Node {
     /// The durable log keeps every entry it covers until the driver reports the
     /// snapshot durable ([`Node::on_snapshot_persisted`]); only the in-memory
     /// log is compacted now.
-    pub(crate) fn on_snapshot_taken(&mut self, index: LogIndex, data: Vec<u8>) {
+    pub(crate) fn on_snapshot_taken(&mut self, index: LogIndex, size_bytes: u64) {
         self.snapshot_requested = false;
         if index <= self.log.base_index() {
             return; // Older than what we hold (a snapshot was installed meanwhile).
@@ -54,14 +60,19 @@ impl Node {
         assert!(index <= self.applied_index.max(self.apply_sent_index), "snapshot beyond what was applied");
         let last_term = self.log.term_at(index).expect("snapshot index is in the log");
         let membership = self.configurations.at(index).clone();
-        let snapshot = Snapshot { last_index: index, last_term, membership, data };
-        self.actions
-            .push(Action::Write(Write::SaveSnapshot { snapshot: snapshot.clone(), origin: SnapshotOrigin::Taken }));
+        let meta = SnapshotMeta { last_index: index, last_term, membership, size_bytes };
+        self.actions.push(Action::Write(Write::SaveSnapshot { meta: meta.clone(), origin: SnapshotOrigin::Taken }));
         self.wrote_this_step = true;
         self.log.compact_to(index);
         self.configurations.compact_to(index);
-        self.snapshot = Some(snapshot);
+        self.snapshot = Some(meta);
         self.note(Note::SnapshotTaken { index });
+    }
+
+    /// The host could not write the image it was asked for: ask again past
+    /// the next threshold.
+    pub(crate) fn snapshot_abandoned(&mut self) {
+        self.snapshot_requested = false;
     }
 
     /// The snapshot at `index` that we took ourselves is durable: now, and only
@@ -95,7 +106,8 @@ impl Node {
         self.send_snapshot_chunk(peer);
     }
 
-    /// Sends the chunk at the acknowledged offset (also the retry on heartbeat).
+    /// Names the chunk at the acknowledged offset for the driver to read and
+    /// send (also the retry on heartbeat).
     pub(crate) fn send_snapshot_chunk(&mut self, peer: NodeId) {
         let snapshot = self.snapshot.as_ref().expect("sending a snapshot we hold");
         let ReplicationMode::Snapshot { last_index, offset } = self.progress[&peer].mode else {
@@ -105,17 +117,19 @@ impl Node {
             // A newer snapshot replaced the one being sent: start over with it.
             return self.start_snapshot_transfer(peer);
         }
-        let start = (offset as usize).min(snapshot.data.len());
-        let end = (start + self.config.snapshot_chunk_bytes_max).min(snapshot.data.len());
+        let start = offset.min(snapshot.size_bytes);
+        let end = (start + self.config.snapshot_chunk_bytes_max as u64).min(snapshot.size_bytes);
         let chunk = InstallSnapshot {
             last_index,
             last_term: snapshot.last_term,
             membership: snapshot.membership.clone(),
-            offset: start as u64,
-            data: snapshot.data[start..end].to_vec(),
-            done: end == snapshot.data.len(),
+            offset: start,
+            data: Vec::new(),
+            done: end == snapshot.size_bytes,
         };
-        self.send(peer, chunk.into());
+        let message = self.message(peer, Body::InstallSnapshot(chunk));
+        debug_assert!(!crate::node::reveals_durable_state(&message.body), "chunks are never held");
+        self.actions.push(Action::SendSnapshotChunk(SnapshotChunkToSend::new(message, end - start)));
     }
 
     pub(crate) fn on_install_snapshot(&mut self, leader: NodeId, chunk: InstallSnapshot) {
@@ -132,11 +146,11 @@ impl Node {
             return self.send(leader, response.into());
         }
         if offset == 0 {
-            self.incoming_snapshot = Some(IncomingSnapshot { last_index, last_term, data: Vec::new() });
+            self.incoming_snapshot = Some(IncomingSnapshot { last_index, last_term, received_bytes: 0 });
         }
         let expected = match &self.incoming_snapshot {
             Some(incoming) if incoming.last_index == last_index && incoming.last_term == last_term => {
-                incoming.data.len() as u64
+                incoming.received_bytes
             }
             _ => 0,
         };
@@ -145,26 +159,29 @@ impl Node {
             return self.send(leader, response.into());
         }
         let incoming = self.incoming_snapshot.as_mut().expect("started at offset 0");
-        incoming.data.extend_from_slice(&data);
-        let next_offset = incoming.data.len() as u64;
+        incoming.received_bytes += data.len() as u64;
+        let next_offset = incoming.received_bytes;
+        // No sync of its own: only the whole image must be durable, and the
+        // sync after the last chunk's `SaveSnapshot` covers every chunk.
+        self.actions.push(Action::Write(Write::SnapshotChunk { last_index, last_term, offset, data }));
         if !done {
             return self.send(leader, InstallSnapshotResponse { last_index, next_offset, done: false }.into());
         }
-        let incoming = self.incoming_snapshot.take().expect("present");
-        let snapshot = Snapshot { last_index, last_term, membership, data: incoming.data };
-        self.install_snapshot(snapshot);
+        self.incoming_snapshot = None;
+        let meta = SnapshotMeta { last_index, last_term, membership, size_bytes: next_offset };
+        self.install_snapshot(meta);
         self.send(leader, InstallSnapshotResponse { last_index, next_offset, done: true }.into());
     }
 
     /// Replaces the state machine with the snapshot. If the log holds the
     /// snapshot's last entry, the entries after it stay; otherwise the log is
     /// discarded (Figure 13, rules 6 and 7).
-    fn install_snapshot(&mut self, snapshot: Snapshot) {
+    fn install_snapshot(&mut self, snapshot: SnapshotMeta) {
         let last_index = snapshot.last_index;
         assert!(last_index > self.commit_index, "only newer snapshots are installed");
         // Written in order: the compaction or reset after it relies on it being durable first.
         let origin = SnapshotOrigin::Installed;
-        self.actions.push(Action::Write(Write::SaveSnapshot { snapshot: snapshot.clone(), origin }));
+        self.actions.push(Action::Write(Write::SaveSnapshot { meta: snapshot.clone(), origin }));
         let rule7_ignored = self.mutant_is(Mutant::SnapshotRule7Ignored) && self.log.term_at(last_index).is_some();
         if self.log.term_at(last_index) == Some(snapshot.last_term) || rule7_ignored {
             self.log.compact_to(last_index);

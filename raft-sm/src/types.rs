@@ -95,9 +95,13 @@ pub struct HardState {
     pub commit: LogIndex,
 }
 
-/// A snapshot of the state machine covering the log up to `last_index`.
+/// What the core keeps of a snapshot: where it ends, who voted, how big it is.
+/// Its bytes never enter the core: they live in the driver's snapshot store
+/// (the node's `snapshot.bin`, the simulator's disk image), written and read as
+/// a stream of chunks (see [`crate::Write::SnapshotChunk`],
+/// [`crate::Output::SendSnapshotChunk`] and [`crate::Host::restore_snapshot`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
+pub struct SnapshotMeta {
     /// The last log index the snapshot covers.
     pub last_index: LogIndex,
     /// The term of the entry at `last_index`.
@@ -105,8 +109,8 @@ pub struct Snapshot {
     /// The configuration in effect at `last_index` (voters, learners, and the
     /// outgoing voters if it is joint).
     pub membership: crate::membership::Membership,
-    /// The state machine's serialized state.
-    pub data: Vec<u8>,
+    /// The length of the state machine's image, in bytes.
+    pub size_bytes: u64,
 }
 
 /// What a node rebuilds itself from after a restart: exactly what was durable.
@@ -114,8 +118,9 @@ pub struct Snapshot {
 pub struct RestoredState {
     /// The persisted hard state (all zero for a fresh node).
     pub hard_state: HardState,
-    /// The latest durable snapshot, if any.
-    pub snapshot: Option<Snapshot>,
+    /// The latest durable snapshot's metadata, if any (its image is handed to
+    /// [`crate::Host::new`] as a reader).
+    pub snapshot: Option<SnapshotMeta>,
     /// The durable log entries after the snapshot, contiguous and in order.
     pub entries: Vec<Entry>,
 }

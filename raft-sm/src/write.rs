@@ -7,7 +7,14 @@
 //! - Execute writes **in the order given**. A write is durable once the fsync
 //!   that follows it completes; the core learns that from `Event::Persisted`
 //!   with the id of the [`crate::Action::Sync`] after it.
-//! - A [`Write::SaveSnapshot`] of a snapshot the node took itself
+//! - Snapshot bytes never pass through the core. A snapshot the node takes
+//!   itself is staged in the driver's store first (the host writes the image
+//!   into the driver's sink, [`crate::Host::take_snapshot`]); a snapshot from
+//!   the leader arrives as [`Write::SnapshotChunk`]s, appended in order to an
+//!   incoming image (a crash discards an incomplete one: on restart the driver
+//!   deletes it and the core starts the transfer over).
+//! - A [`Write::SaveSnapshot`] makes the staged (taken) or incoming (installed)
+//!   image the store's snapshot, atomically. One the node took itself
 //!   ([`SnapshotOrigin::Taken`]) may be written later, off the write path (the
 //!   log still holds every entry it covers). When it is durable the driver
 //!   steps `Event::SnapshotPersisted { index }`; only then does the core emit
@@ -22,7 +29,7 @@
 //!   state and the log records as written); the core reconciles them
 //!   (`recovery.rs`) and its first writes repair the disk.
 
-use crate::types::{Entry, HardState, LogIndex, Snapshot};
+use crate::types::{Entry, HardState, LogIndex, SnapshotMeta, Term};
 
 /// Who produced a snapshot, which decides how it may be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,10 +56,23 @@ pub enum Write {
         /// The entries, contiguous.
         entries: Vec<Entry>,
     },
-    /// Store `snapshot`, atomically replacing any older one.
+    /// Append a chunk of a snapshot the leader is sending to the incoming
+    /// image; `offset` 0 starts a new one (discarding any other incoming image).
+    SnapshotChunk {
+        /// The incoming snapshot's last index.
+        last_index: LogIndex,
+        /// Its term at `last_index`.
+        last_term: Term,
+        /// Where the chunk goes: the incoming image's length so far.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Make the image for `meta` (staged if taken, incoming if installed) the
+    /// snapshot, atomically replacing any older one.
     SaveSnapshot {
-        /// The snapshot.
-        snapshot: Snapshot,
+        /// The snapshot's metadata (its bytes are in the driver's store).
+        meta: SnapshotMeta,
         /// Who produced it.
         origin: SnapshotOrigin,
     },
@@ -83,11 +103,14 @@ impl Write {
                 entries.first().map_or(0, |e| e.index.0),
                 entries.last().map_or(0, |e| e.index.0)
             ),
-            Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken } => {
-                format!("save-snap({}, taken)", snapshot.last_index)
+            Write::SnapshotChunk { last_index, offset, data, .. } => {
+                format!("snap-chunk({last_index}, {offset}+{})", data.len())
             }
-            Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Installed } => {
-                format!("save-snap({})", snapshot.last_index)
+            Write::SaveSnapshot { meta, origin: SnapshotOrigin::Taken } => {
+                format!("save-snap({}, taken)", meta.last_index)
+            }
+            Write::SaveSnapshot { meta, origin: SnapshotOrigin::Installed } => {
+                format!("save-snap({})", meta.last_index)
             }
             Write::Compact { up_to } => format!("compact({up_to})"),
             Write::Reset { base_index } => format!("reset-log({base_index})"),

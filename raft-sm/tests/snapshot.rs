@@ -5,7 +5,7 @@
 mod support;
 
 use raft_sm::kv::{Command, KvStore};
-use raft_sm::{Body, Entry, Event, LogIndex, Message, NodeId, Note, Payload, RestoredState, Snapshot, Term};
+use raft_sm::{Body, Entry, Event, LogIndex, Message, NodeId, Note, Payload, RestoredState, SnapshotMeta, Term};
 use support::{ids, Pump};
 
 fn write_many(pump: &mut Pump, leader: NodeId, from: u64, count: u64) {
@@ -25,7 +25,7 @@ fn the_log_is_compacted_past_the_threshold() {
         let (base, _) = pump.node(id).log_base();
         assert!(base >= LogIndex(60), "{id} compacted (base {base})");
         assert!(pump.node(id).log_len() <= 40, "{id} keeps a bounded log");
-        assert!(pump.hosts[&id].disk.snapshot.is_some(), "{id} saved its snapshot");
+        assert!(pump.hosts[&id].disk.snapshot().is_some(), "{id} saved its snapshot");
     }
 }
 
@@ -57,6 +57,9 @@ fn a_stale_install_snapshot_is_ignored() {
     write_many(&mut pump, leader, 0, 60);
     pump.run_for(500);
     let snapshot = pump.node(leader).snapshot().cloned().expect("leader has a snapshot");
+    let (durable, image) = pump.hosts[&leader].disk.snapshots.durable().expect("the leader's snapshot is durable");
+    assert_eq!(durable, &snapshot);
+    let image = image.to_vec();
     write_many(&mut pump, leader, 100, 30);
     pump.run_for(500);
     let commit_before = pump.node(follower).commit_index();
@@ -71,7 +74,7 @@ fn a_stale_install_snapshot_is_ignored() {
             last_term: snapshot.last_term,
             membership: snapshot.membership.clone(),
             offset: 0,
-            data: snapshot.data.clone(),
+            data: image,
             done: true,
         }),
     };
@@ -94,11 +97,12 @@ fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
         };
         let _ = kv.apply_entry(&entry);
     }
-    let snapshot = Snapshot {
+    let image = kv.snapshot();
+    let snapshot = SnapshotMeta {
         last_index: LogIndex(3),
         last_term: Term(2),
         membership: raft_sm::Membership::new(ids(3)),
-        data: kv.snapshot(),
+        size_bytes: image.len() as u64,
     };
     let follower_state = support::restored(1, &[1, 1, 1, 1], 1);
     let mut pump =
@@ -112,7 +116,7 @@ fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
             last_term: Term(2),
             membership: raft_sm::Membership::new(ids(3)),
             offset: 0,
-            data: snapshot.data.clone(),
+            data: image.clone(),
             done: true,
         }),
     };
@@ -123,7 +127,8 @@ fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
     assert_eq!(node.commit_index(), LogIndex(3));
     assert_eq!(pump.hosts[&NodeId(2)].kv().get("s"), Ok("3"));
     assert!(pump.hosts[&NodeId(2)].disk.entries.is_empty());
-    assert_eq!(pump.hosts[&NodeId(2)].disk.snapshot.as_ref(), Some(&snapshot));
+    assert_eq!(pump.hosts[&NodeId(2)].disk.snapshot(), Some(&snapshot));
+    assert_eq!(pump.hosts[&NodeId(2)].disk.snapshots.durable().map(|(_, bytes)| bytes.to_vec()), Some(image));
 }
 
 #[test]
@@ -134,7 +139,7 @@ fn a_restarted_node_is_rebuilt_from_snapshot_hard_state_and_log_suffix() {
     pump.run_for(500);
     let follower = pump.followers(leader)[0];
     let disk = pump.hosts[&follower].disk.clone();
-    assert!(disk.snapshot.is_some() && !disk.entries.is_empty(), "both a snapshot and a suffix on disk");
+    assert!(disk.snapshot().is_some() && !disk.entries.is_empty(), "both a snapshot and a suffix on disk");
     let expected = pump.hosts[&follower].kv().sorted_pairs();
     let term = pump.node(follower).term();
     for id in ids(3) {
@@ -180,11 +185,11 @@ fn a_snapshot_taken_below_the_base_is_ignored() {
     let index = kv.applied_index();
     assert_eq!(index, LogIndex(1), "the leader's no-op applied");
     node.step(now, Event::Applied { index });
-    let actions = node.step(now, Event::SnapshotTaken { index, data: kv.snapshot() });
+    let actions = node.step(now, Event::SnapshotTaken { index, size_bytes: kv.snapshot().len() as u64 });
     assert!(actions.iter().any(|a| matches!(a, Action::Write(Write::SaveSnapshot { .. }))));
     assert!(!actions.iter().any(|a| matches!(a, Action::Write(Write::Compact { .. }))), "compaction waits");
     assert_eq!(node.log_base().0, index);
-    let actions = node.step(now, Event::SnapshotTaken { index: LogIndex(0), data: kv.snapshot() });
+    let actions = node.step(now, Event::SnapshotTaken { index: LogIndex(0), size_bytes: 1 });
     assert!(actions.iter().all(|a| !matches!(a, Action::Write(_))), "{actions:?}");
     assert_eq!(node.log_base().0, index, "an older snapshot does not move the base back");
     let actions = node.step(now, Event::SnapshotPersisted { index });
@@ -199,11 +204,12 @@ fn a_restart_reconciles_a_log_that_disagrees_with_the_snapshot() {
     for i in 1..=3u64 {
         kv.apply_entry(&Entry { term: Term(2), index: LogIndex(i), payload: Payload::Noop });
     }
-    let snapshot = Snapshot {
+    let image = kv.snapshot();
+    let snapshot = SnapshotMeta {
         last_index: LogIndex(3),
         last_term: Term(2),
         membership: raft_sm::Membership::new(ids(3)),
-        data: kv.snapshot(),
+        size_bytes: image.len() as u64,
     };
     // Case 1: the compaction was lost: entries 1..=5 agree with the snapshot at 3.
     let mut agreeing = support::restored(2, &[1, 2, 2, 2, 2], 3);
@@ -211,7 +217,8 @@ fn a_restart_reconciles_a_log_that_disagrees_with_the_snapshot() {
     // Case 2: the reset was lost: entries 1..=5 of term 1 conflict at 3.
     let mut conflicting = support::restored(2, &[1, 1, 1, 1, 1], 1);
     conflicting.snapshot = Some(snapshot);
-    let mut pump = Pump::from_restored(vec![agreeing, conflicting, RestoredState::default()], |_| {});
+    let disks = vec![(agreeing, Some(image.clone())), (conflicting, Some(image)), (RestoredState::default(), None)];
+    let mut pump = Pump::from_disks(disks, |_| {});
     assert_eq!(pump.node(NodeId(1)).log_base(), (LogIndex(3), Term(2)));
     assert_eq!(pump.node(NodeId(1)).last_log_index(), LogIndex(5), "the suffix after the snapshot stays");
     assert_eq!(pump.node(NodeId(2)).last_log_index(), LogIndex(3), "the conflicting log is gone");

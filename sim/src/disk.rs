@@ -17,10 +17,25 @@
 //! from the leader is durable at its fsync, after every self-taken snapshot
 //! handed over before it (the real node waits for them), so an older one never
 //! lands over it.
+//!
+//! Snapshot bytes live here, never in the core: images the host took wait in a
+//! staging area (volatile, as the real node's unsynced temp files) until their
+//! `SaveSnapshot` lands; chunks from a leader build an incoming image, which
+//! recovery discards when incomplete (as the node deletes its incoming file).
 
 use crate::rng::SimRng;
-use raft_sm::{Entry, HardState, LogIndex, PersistId, RestoredState, Snapshot, SnapshotOrigin, Term, Write};
-use std::collections::VecDeque;
+use raft_sm::{Entry, HardState, LogIndex, PersistId, RestoredState, SnapshotMeta, SnapshotOrigin, Term, Write};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// A snapshot as the disk holds it: its metadata and its image's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// What the core knows of it.
+    pub meta: SnapshotMeta,
+    /// The state machine's image (shared: reading a chunk copies only the chunk).
+    pub image: Arc<Vec<u8>>,
+}
 
 /// What is on the platter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,7 +43,11 @@ pub struct DurableImage {
     /// The last hard state written.
     pub hard_state: HardState,
     /// The last snapshot saved.
-    pub snapshot: Option<Snapshot>,
+    pub snapshot: Option<SnapshotFile>,
+    /// The image coming in from a leader: its (index, term) and bytes so far.
+    /// Recovery discards it; a `SaveSnapshot` of an installed snapshot makes it
+    /// the snapshot.
+    pub incoming: Option<(LogIndex, Term, Vec<u8>)>,
     /// Entries before and at this index were compacted or reset away.
     pub log_base: LogIndex,
     /// The log records after `log_base`, contiguous.
@@ -40,7 +59,7 @@ impl DurableImage {
     /// (header and payload) and the snapshot's data.
     pub fn size_bytes(&self) -> u64 {
         let entries: usize = self.entries.iter().map(Entry::size_bytes).sum();
-        let snapshot = self.snapshot.as_ref().map_or(0, |snapshot| 24 + snapshot.data.len());
+        let snapshot = self.snapshot.as_ref().map_or(0, |snapshot| 24 + snapshot.image.len());
         (24 + entries + snapshot) as u64
     }
 
@@ -58,7 +77,22 @@ impl DurableImage {
         self.entries.get(offset).map(|entry| entry.term)
     }
 
-    /// Applies one write. Returns an error naming a broken write contract.
+    /// Makes `file` the snapshot.
+    fn save_snapshot(&mut self, file: SnapshotFile) -> Result<(), String> {
+        if file.image.len() as u64 != file.meta.size_bytes {
+            return Err(format!(
+                "the snapshot at {} is {} bytes but its metadata says {}",
+                file.meta.last_index,
+                file.image.len(),
+                file.meta.size_bytes
+            ));
+        }
+        self.snapshot = Some(file);
+        Ok(())
+    }
+
+    /// Applies one write (a self-taken `SaveSnapshot` goes through the
+    /// snapshot writer instead). Returns an error naming a broken write contract.
     pub fn apply(&mut self, write: Write) -> Result<(), String> {
         match write {
             Write::HardState(hard_state) => self.hard_state = hard_state,
@@ -80,7 +114,35 @@ impl DurableImage {
                 }
                 self.entries.extend(entries);
             }
-            Write::SaveSnapshot { snapshot, .. } => self.snapshot = Some(snapshot),
+            Write::SnapshotChunk { last_index, last_term, offset, data } => {
+                if offset == 0 {
+                    self.incoming = Some((last_index, last_term, Vec::new()));
+                }
+                match &mut self.incoming {
+                    Some((index, term, bytes))
+                        if (*index, *term) == (last_index, last_term) && bytes.len() as u64 == offset =>
+                    {
+                        bytes.extend_from_slice(&data)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "a chunk of {last_index} at offset {offset} does not continue the incoming image"
+                        ))
+                    }
+                }
+            }
+            Write::SaveSnapshot { meta, origin: SnapshotOrigin::Installed } => {
+                let Some((index, term, image)) = self.incoming.take() else {
+                    return Err(format!("the snapshot at {} was saved but never received", meta.last_index));
+                };
+                if (index, term) != (meta.last_index, meta.last_term) {
+                    return Err(format!("saved the snapshot at {} but received the one at {index}", meta.last_index));
+                }
+                self.save_snapshot(SnapshotFile { meta, image: Arc::new(image) })?;
+            }
+            Write::SaveSnapshot { meta, origin: SnapshotOrigin::Taken } => {
+                return Err(format!("the taken snapshot at {} bypassed the snapshot writer", meta.last_index));
+            }
             Write::Compact { up_to } => {
                 if up_to > self.log_base {
                     let drop = ((up_to.0 - self.log_base.0) as usize).min(self.entries.len());
@@ -112,14 +174,16 @@ impl Disk {
     pub fn recover(&mut self) -> RestoredState {
         assert!(self.unsynced.is_empty(), "recovery runs after a crash");
         assert!(self.snapshots.is_idle(), "a crash lost every snapshot still being written");
+        // An incomplete incoming image is deleted at start, as the node does.
+        self.durable.incoming = None;
         if self.durable.entries.is_empty() {
             if let Some(snapshot) = &self.durable.snapshot {
-                self.durable.log_base = snapshot.last_index;
+                self.durable.log_base = snapshot.meta.last_index;
             }
         }
         RestoredState {
             hard_state: self.durable.hard_state,
-            snapshot: self.durable.snapshot.clone(),
+            snapshot: self.durable.snapshot.as_ref().map(|snapshot| snapshot.meta.clone()),
             entries: self.durable.entries.clone(),
         }
     }
@@ -162,7 +226,7 @@ pub struct SnapshotStats {
 #[derive(Clone, Debug)]
 struct SnapshotWrite {
     /// The newest of the snapshots waiting when the write started.
-    snapshot: Snapshot,
+    snapshot: SnapshotFile,
     /// How many handed-over snapshots it covers (itself and the older ones it replaces).
     covers: u64,
     /// Identifies the write's completion event.
@@ -177,7 +241,7 @@ struct SnapshotWrite {
 #[derive(Clone, Debug, Default)]
 struct SnapshotWriter {
     /// Handed over, waiting for the write in progress.
-    waiting: VecDeque<Snapshot>,
+    waiting: VecDeque<SnapshotFile>,
     writing: Option<SnapshotWrite>,
     /// A write started since the cluster last asked (its ticket): schedule its completion.
     started: Option<u64>,
@@ -193,7 +257,7 @@ impl SnapshotWriter {
         self.waiting.is_empty() && self.writing.is_none()
     }
 
-    fn hand_over(&mut self, snapshot: Snapshot) {
+    fn hand_over(&mut self, snapshot: SnapshotFile) {
         self.handed_over += 1;
         self.stats.compactions_deferred += 1;
         self.waiting.push_back(snapshot);
@@ -239,6 +303,9 @@ pub struct Disk {
     snapshots: SnapshotWriter,
     /// Background snapshot writes do not complete while set (a test's gate).
     snapshot_writes_held: bool,
+    /// Images the host took, by index, until their `SaveSnapshot` lands
+    /// (volatile: a crash loses them).
+    staged: BTreeMap<LogIndex, Arc<Vec<u8>>>,
 }
 
 impl Disk {
@@ -255,6 +322,16 @@ impl Disk {
     /// Self-taken snapshots handed over and not yet durable.
     pub fn snapshots_pending(&self) -> u64 {
         self.snapshots.handed_over - self.snapshots.durable
+    }
+
+    /// Keeps the image the host took for `index` until its `SaveSnapshot` lands.
+    pub fn stage_image(&mut self, index: LogIndex, image: Vec<u8>) {
+        self.staged.insert(index, Arc::new(image));
+    }
+
+    /// The durable snapshot, if it is the one at `index`.
+    pub fn durable_snapshot_at(&self, index: LogIndex) -> Option<&SnapshotFile> {
+        self.durable.snapshot.as_ref().filter(|snapshot| snapshot.meta.last_index == index)
     }
 
     /// Queues a write.
@@ -300,15 +377,19 @@ impl Disk {
     /// A write reached the platter (its fsync completed, or a crash kept it).
     fn land(&mut self, write: Write) -> Result<(), String> {
         match write {
-            Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken } => {
-                self.snapshots.hand_over(snapshot);
+            Write::SaveSnapshot { meta, origin: SnapshotOrigin::Taken } => {
+                let Some(image) = self.staged.remove(&meta.last_index) else {
+                    return Err(format!("the taken snapshot at {} was never staged", meta.last_index));
+                };
+                self.staged.retain(|&index, _| index > meta.last_index);
+                self.snapshots.hand_over(SnapshotFile { meta, image });
                 Ok(())
             }
-            Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Installed } => {
+            Write::SaveSnapshot { meta, origin: SnapshotOrigin::Installed } => {
                 // The real node writes every snapshot handed over before this one
                 // first, so none of them can land over it later.
                 self.flush_snapshots()?;
-                self.durable.apply(Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Installed })
+                self.durable.apply(Write::SaveSnapshot { meta, origin: SnapshotOrigin::Installed })
             }
             write => self.durable.apply(write),
         }
@@ -336,7 +417,7 @@ impl Disk {
             return Ok(None);
         }
         let write = self.snapshots.writing.take().expect("checked above");
-        let index = write.snapshot.last_index;
+        let index = write.snapshot.meta.last_index;
         self.make_durable(write.snapshot, write.covers)?;
         self.snapshots.start_next();
         Ok(Some(index))
@@ -368,16 +449,16 @@ impl Disk {
     }
 
     /// `snapshot` is durable, covering `covers` handed-over snapshots.
-    fn make_durable(&mut self, snapshot: Snapshot, covers: u64) -> Result<(), String> {
+    fn make_durable(&mut self, snapshot: SnapshotFile, covers: u64) -> Result<(), String> {
         if let Some(on_disk) = &self.durable.snapshot {
-            if on_disk.last_index > snapshot.last_index {
+            if on_disk.meta.last_index > snapshot.meta.last_index {
                 return Err(format!(
                     "a snapshot taken at {} would replace the newer durable snapshot at {}",
-                    snapshot.last_index, on_disk.last_index
+                    snapshot.meta.last_index, on_disk.meta.last_index
                 ));
             }
         }
-        self.durable.apply(Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken })?;
+        self.durable.save_snapshot(snapshot)?;
         self.snapshots.durable += covers;
         self.snapshots.stats.written += 1;
         self.snapshots.stats.superseded += covers - 1;
@@ -396,6 +477,7 @@ impl Disk {
     pub fn crash(&mut self, rng: &mut SimRng, torn_writes: bool) -> Result<CrashDamage, String> {
         let damage = self.crash_unsynced(rng, torn_writes);
         self.snapshots.crash();
+        self.staged.clear();
         damage
     }
 
@@ -447,23 +529,26 @@ mod tests {
         Entry { term: Term(term), index: LogIndex(index), payload: Payload::Noop }
     }
 
-    fn snapshot(index: u64, term: u64) -> Snapshot {
-        Snapshot {
+    fn snapshot(index: u64, term: u64) -> SnapshotMeta {
+        SnapshotMeta {
             last_index: LogIndex(index),
             last_term: Term(term),
             membership: raft_sm::Membership::default(),
-            data: vec![],
+            size_bytes: 3,
         }
     }
 
-    /// A snapshot installed from the leader.
-    fn installed(snapshot: Snapshot) -> Write {
-        Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Installed }
+    /// A snapshot installed from the leader: its one chunk, then the save.
+    fn installed(disk: &mut Disk, meta: SnapshotMeta) {
+        let (last_index, last_term) = (meta.last_index, meta.last_term);
+        disk.write(Write::SnapshotChunk { last_index, last_term, offset: 0, data: b"abc".to_vec() });
+        disk.write(Write::SaveSnapshot { meta, origin: SnapshotOrigin::Installed });
     }
 
     /// A snapshot the node took itself.
     fn taken(disk: &mut Disk, index: u64, term: u64) {
-        disk.write(Write::SaveSnapshot { snapshot: snapshot(index, term), origin: SnapshotOrigin::Taken });
+        disk.stage_image(LogIndex(index), b"xyz".to_vec());
+        disk.write(Write::SaveSnapshot { meta: snapshot(index, term), origin: SnapshotOrigin::Taken });
     }
 
     /// A taken snapshot's write completed: the core, told so, asks for the compaction.
@@ -484,7 +569,7 @@ mod tests {
     }
 
     fn durable_snapshot_index(disk: &Disk) -> Option<u64> {
-        disk.durable().snapshot.as_ref().map(|snapshot| snapshot.last_index.0)
+        disk.durable().snapshot.as_ref().map(|snapshot| snapshot.meta.last_index.0)
     }
 
     #[test]
@@ -569,7 +654,7 @@ mod tests {
         taken(&mut disk, 3, 1);
         synced(&mut disk, 1);
         let ticket = disk.snapshot_write_started().unwrap();
-        disk.write(installed(snapshot(10, 2)));
+        installed(&mut disk, snapshot(10, 2));
         disk.write(Write::Reset { base_index: LogIndex(10) });
         synced(&mut disk, 2);
         assert_eq!(durable_snapshot_index(&disk), Some(10));
@@ -652,7 +737,7 @@ mod tests {
         let mut image = DurableImage::default();
         image.apply(Write::Reset { base_index: LogIndex(10) }).unwrap();
         let mut disk = Disk { durable: image, ..Disk::default() };
-        disk.write(installed(snapshot(20, 3)));
+        installed(&mut disk, snapshot(20, 3));
         disk.sync(PersistId(1));
         disk.fsync_done(PersistId(1)).unwrap();
         assert!(disk.recover().entries.is_empty());
@@ -668,7 +753,7 @@ mod tests {
         disk.write(Write::Append { entries: vec![entry(1, 1), entry(2, 1)] });
         disk.sync(PersistId(1));
         disk.fsync_done(PersistId(1)).unwrap();
-        disk.write(installed(snapshot(5, 2)));
+        installed(&mut disk, snapshot(5, 2));
         disk.sync(PersistId(2));
         disk.fsync_done(PersistId(2)).unwrap();
         let recovered = disk.recover();

@@ -9,7 +9,7 @@ use crate::rng::SimRng;
 use raft_sm::kv::{ApplyResult, KvError, KvStore};
 use raft_sm::{
     Action, Config, Entry, Event, Host, LogIndex, Message, Node, NodeId, Note, Observer, Output, PersistId,
-    ProposalAnswer, ReadOutcome, Rejection, Role, Snapshot, Term, Write,
+    ProposalAnswer, ReadOutcome, Rejection, Role, SnapshotMeta, Term, Write,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -171,15 +171,17 @@ impl Observer<Option<ApplyResult>> for Tap<'_> {
         self.effects.push(Effect::Applied { entry: entry.clone(), result: result.clone() });
     }
 
-    fn on_snapshot_taken(&mut self, index: LogIndex, image: &[u8]) {
+    fn on_snapshot_restored(&mut self, snapshot: &SnapshotMeta) {
+        self.installed.push(snapshot.last_index);
+    }
+}
+
+impl Tap<'_> {
+    /// The store image at `index` (taken or restored), for the checker that
+    /// every node's image at one index is the same.
+    fn image(&mut self, index: LogIndex, image: &[u8]) {
         let digest = crate::rng::fnv1a(crate::rng::FNV_OFFSET, image);
         self.effects.push(Effect::StoreImage { index, digest });
-    }
-
-    fn on_snapshot_restored(&mut self, snapshot: &Snapshot) {
-        self.installed.push(snapshot.last_index);
-        let digest = crate::rng::fnv1a(crate::rng::FNV_OFFSET, &snapshot.data);
-        self.effects.push(Effect::StoreImage { index: snapshot.last_index, digest });
     }
 }
 
@@ -236,7 +238,10 @@ impl NodeHost {
         };
         let mut config = self.config.clone();
         config.rng_seed = rng_seed;
-        let host = match Host::new(config, restored, KvStore::default()) {
+        let image = self.disk.durable().snapshot.as_ref().map(|snapshot| std::sync::Arc::clone(&snapshot.image));
+        let mut reader = image.as_ref().map(|image| image.as_slice());
+        let reader = reader.as_mut().map(|reader| reader as &mut dyn std::io::Read);
+        let host = match Host::new(config, restored, KvStore::default(), reader) {
             Ok(host) => host,
             Err(error) => return vec![Effect::Violation(format!("{}: cannot restart: {error}", self.id))],
         };
@@ -337,30 +342,66 @@ impl NodeHost {
             traced_event: false,
         };
         drive(host, &mut tap);
-        let outputs: Vec<Output<Option<ApplyResult>>> = host.drain_outputs().collect();
         let mut persisted_now = Vec::new();
-        for output in outputs {
+        // One output at a time: answering a snapshot output adds outputs after the rest.
+        while let Some(output) = host.poll_output() {
             match output {
+                Output::TakeSnapshot => {
+                    let mut image = Vec::new();
+                    let taken = host.take_snapshot_with(now_ms, &mut image, &mut tap).expect("writing into memory");
+                    if let Some(meta) = taken {
+                        tap.image(meta.last_index, &image);
+                        self.disk.stage_image(meta.last_index, image);
+                    }
+                }
+                Output::RestoreSnapshot(meta) => {
+                    let Some(file) = self.disk.durable_snapshot_at(meta.last_index) else {
+                        let problem =
+                            format!("{}: the snapshot at {} to restore is not durable", self.id, meta.last_index);
+                        tap.effects.push(Effect::Violation(problem));
+                        continue;
+                    };
+                    let image = std::sync::Arc::clone(&file.image);
+                    tap.image(meta.last_index, &image);
+                    if let Err(error) = host.restore_snapshot_with(now_ms, &mut image.as_slice(), &mut tap) {
+                        tap.effects.push(Effect::Violation(format!("{}: {error}", self.id)));
+                    }
+                }
+                Output::SendSnapshotChunk(chunk) => {
+                    // Read from the durable snapshot; nothing if it is another one
+                    // (a snapshot still being written): the leader retries.
+                    let Some(file) = self.disk.durable_snapshot_at(chunk.last_index()) else {
+                        continue;
+                    };
+                    let index = chunk.last_index();
+                    match chunk.cut_from(&file.image) {
+                        Some(message) => tap.effects.push(Effect::Send(message)),
+                        None => {
+                            let problem = format!("{}: a chunk past the end of the snapshot at {index}", self.id);
+                            tap.effects.push(Effect::Violation(problem));
+                        }
+                    }
+                }
                 Output::Write(write) => {
                     if booting && matches!(write, Write::Compact { .. } | Write::Reset { .. }) {
-                        effects.push(Effect::RecoveryRepair);
+                        tap.effects.push(Effect::RecoveryRepair);
                     }
                     if self.snapshot_persisted_early {
-                        if let Write::SaveSnapshot { snapshot, origin: raft_sm::SnapshotOrigin::Taken } = &write {
-                            persisted_now.push(Event::SnapshotPersisted { index: snapshot.last_index });
+                        if let Write::SaveSnapshot { meta, origin: raft_sm::SnapshotOrigin::Taken } = &write {
+                            persisted_now.push(Event::SnapshotPersisted { index: meta.last_index });
                         }
                     }
                     self.disk.write(write);
                 }
                 Output::Sync(id) => {
                     if let Some(start) = self.disk.sync(id) {
-                        effects.push(Effect::StartFsync(start));
+                        tap.effects.push(Effect::StartFsync(start));
                     }
                     if self.ack_before_fsync {
                         persisted_now.push(Event::Persisted { id });
                     }
                 }
-                Output::Send(message) => effects.push(Effect::Send(message)),
+                Output::Send(message) => tap.effects.push(Effect::Send(message)),
                 Output::Proposal { id, answer } => {
                     let answer = match answer {
                         ProposalAnswer::Accepted { index, term } => Answer::Accepted { index, term },
@@ -371,7 +412,7 @@ impl NodeHost {
                         ProposalAnswer::Dropped => Answer::Dropped,
                         other => unreachable!("no other answers: {other:?}"),
                     };
-                    effects.push(Effect::Answer { request: id, answer });
+                    tap.effects.push(Effect::Answer { request: id, answer });
                 }
                 Output::Read { id, outcome } => {
                     let answer = match outcome {
@@ -379,9 +420,9 @@ impl NodeHost {
                         ReadOutcome::Rejected(rejection) => Answer::Rejected(rejection),
                         ReadOutcome::Dropped => Answer::Dropped,
                     };
-                    effects.push(Effect::Answer { request: id, answer });
+                    tap.effects.push(Effect::Answer { request: id, answer });
                 }
-                Output::Note(note) => effects.push(Effect::Note(note)),
+                Output::Note(note) => tap.effects.push(Effect::Note(note)),
                 other => unreachable!("no other outputs: {other:?}"),
             }
         }
@@ -411,9 +452,7 @@ pub fn describe_event(event: &Event) -> String {
         Event::Read { id } => format!("read #{id}"),
         Event::Persisted { id } => format!("persisted {}", id.0),
         Event::Applied { index } => format!("applied {index}"),
-        Event::SnapshotTaken { index, data } => {
-            format!("snapshot-taken {index} ({} bytes)", data.len())
-        }
+        Event::SnapshotTaken { index, size_bytes } => format!("snapshot-taken {index} ({size_bytes} bytes)"),
         Event::SnapshotPersisted { index } => format!("snapshot-persisted {index}"),
         Event::SnapshotNow => "snapshot-now".to_string(),
         Event::TransferLeadership { to } => format!("transfer-to {to}"),
@@ -438,6 +477,9 @@ pub fn describe_action(action: &Action) -> String {
             format!("apply({}..{})", entries.first().map_or(0, |e| e.index.0), entries.last().map_or(0, |e| e.index.0))
         }
         Action::RestoreSnapshot(s) => format!("restore-snap({})", s.last_index),
+        Action::SendSnapshotChunk(chunk) => {
+            format!("send-chunk(→{} {}@{}+{})", chunk.to(), chunk.last_index(), chunk.offset(), chunk.len())
+        }
         Action::TakeSnapshot => "take-snap".to_string(),
         Action::ProposalResult { id, outcome } => format!("proposal#{id}={outcome:?}"),
         Action::ReadResult { id, outcome } => format!("read#{id}={outcome:?}"),

@@ -136,3 +136,44 @@ fn a_driver_that_reports_a_snapshot_durable_too_early_is_caught() {
     let text = failure.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains("safety") && text.contains("cannot restart"), "{text}");
 }
+
+/// The leader reads each chunk it sends from its durable snapshot (the core
+/// holds no bytes): while its newest snapshot is still being written it sends
+/// no InstallSnapshot, and a follower behind it catches up once it is durable.
+#[test]
+fn a_leader_sends_a_snapshot_only_once_it_is_durable() {
+    let mut cluster = cluster(0x1a30);
+    let leader = cluster.leader().expect("elected");
+    let lagging = cluster.followers()[0];
+    cluster.isolate(lagging);
+    cluster.hold_snapshot_writes(leader, true);
+    let behind = cluster.node(lagging).last_log_index();
+    cluster
+        .run_until(
+            "the leader compacted past the follower, its snapshot not durable",
+            |c| core_snapshot_index(c, leader) > behind && c.node(leader).snapshots_pending() > 0,
+            30_000,
+        )
+        .unwrap();
+    assert!(cluster.node(leader).durable_snapshot_index() <= behind, "no durable snapshot covers the follower's gap");
+    let sent_before = cluster.counters().messages("InstallSnapshot").count;
+    cluster.heal();
+    cluster.run_for(2_000);
+    assert_eq!(cluster.leader(), Some(leader), "a quiet network keeps the leader");
+    assert_eq!(
+        cluster.counters().messages("InstallSnapshot").count,
+        sent_before,
+        "nothing is sent from a snapshot that is not durable"
+    );
+    let base = core_snapshot_index(&cluster, leader);
+    assert!(cluster.node(lagging).last_log_index() < base, "the follower still needs the snapshot at {base}");
+    cluster.hold_snapshot_writes(leader, false);
+    cluster
+        .run_until(
+            "the follower caught up",
+            |c| c.node(lagging).last_log_index() > core_snapshot_index(c, leader),
+            20_000,
+        )
+        .unwrap();
+    cluster.check();
+}

@@ -51,9 +51,16 @@ impl Pipeline {
                 for n in 0.. {
                     let path = dir.join(segment::temp_file_name(n));
                     let prepared = prepare(&path, bytes, &stopping).map(|file| Prepared { file, path: path.clone() });
-                    let failed = prepared.is_err();
-                    if tx.send(prepared).is_err() || failed {
-                        // Nobody will take it (the log is closed) or it cannot be made.
+                    if prepared.is_err() {
+                        // It cannot be made (a full disk). The partial file goes
+                        // before the error is reported: the taker starts a new
+                        // thread at once, which creates the same temp name.
+                        let _ = std::fs::remove_file(&path);
+                        let _ = tx.send(prepared);
+                        return;
+                    }
+                    if tx.send(prepared).is_err() {
+                        // Nobody will take it: the log is closed.
                         let _ = std::fs::remove_file(&path);
                         return;
                     }

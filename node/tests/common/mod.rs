@@ -404,7 +404,8 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("no agreed leader within {within:?}; last health: {last:?}");
+        let logs: Vec<String> = (0..self.nodes.len()).map(|i| self.log_text(i)).collect();
+        panic!("no agreed leader within {within:?}; last health: {last:?}\nlogs:\n{}", logs.join("\n----\n"));
     }
 
     /// Writes through any node, following leader hints, until acknowledged or

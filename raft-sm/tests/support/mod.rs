@@ -5,9 +5,9 @@
 
 use raft_sm::kv::{Command, KvStore};
 use raft_sm::{
-    Action, Body, Config, Entry, Event, HardState, LogIndex, Message, NodeId, Note, Output, Payload, PersistId,
-    ProposalAnswer, ProposalOutcome, ReadOutcome, RestoredState, Role, Snapshot, SnapshotOrigin, Term, TimerKind,
-    Write,
+    Action, Body, Config, Entry, Event, HardState, LogIndex, MemorySnapshots, Message, NodeId, Note, Output, Payload,
+    PersistId, ProposalAnswer, ProposalOutcome, ReadOutcome, RestoredState, Role, SnapshotMeta, SnapshotOrigin, Term,
+    TimerKind, Write,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,13 +15,17 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Debug, Default)]
 pub struct Disk {
     pub hard_state: HardState,
-    pub snapshot: Option<Snapshot>,
+    pub snapshots: MemorySnapshots,
     pub entries: Vec<Entry>,
 }
 
 impl Disk {
+    pub fn snapshot(&self) -> Option<&SnapshotMeta> {
+        self.snapshots.durable().map(|(meta, _)| meta)
+    }
+
     fn base_index(&self) -> u64 {
-        self.snapshot.as_ref().map_or(0, |s| s.last_index.0)
+        self.snapshot().map_or(0, |s| s.last_index.0)
     }
 
     /// Executes one of the core's writes (raft-sm's one write type).
@@ -36,14 +40,16 @@ impl Disk {
                 }
                 self.entries.extend(entries.iter().cloned())
             }
-            Write::SaveSnapshot { snapshot, .. } => self.snapshot = Some(snapshot.clone()),
+            Write::SnapshotChunk { .. } | Write::SaveSnapshot { .. } => {
+                assert!(self.snapshots.write(write));
+            }
             Write::Compact { up_to } => self.entries.retain(|e| e.index > *up_to),
             Write::Reset { .. } => self.entries.clear(),
         }
     }
 
     pub fn restored(&self) -> RestoredState {
-        RestoredState { hard_state: self.hard_state, snapshot: self.snapshot.clone(), entries: self.entries.clone() }
+        RestoredState { hard_state: self.hard_state, snapshot: self.snapshot().cloned(), entries: self.entries.clone() }
     }
 }
 
@@ -71,8 +77,11 @@ impl Host {
         self.host.state_machine()
     }
 
-    fn boot(config: &Config, restored: RestoredState) -> raft_sm::Host<KvStore> {
-        raft_sm::Host::new(config.clone(), restored, KvStore::default()).expect("valid config and state")
+    fn boot(config: &Config, restored: RestoredState, disk: &Disk) -> raft_sm::Host<KvStore> {
+        let image = disk.snapshots.durable().map(|(_, image)| image);
+        let mut reader = image.as_ref().map(|image| image.as_slice());
+        let reader = reader.as_mut().map(|reader| reader as &mut dyn std::io::Read);
+        raft_sm::Host::new(config.clone(), restored, KvStore::default(), reader).expect("valid config and state")
     }
 }
 
@@ -95,7 +104,7 @@ impl raft_sm::Observer<Option<raft_sm::kv::ApplyResult>> for Tap<'_> {
     fn on_apply(&mut self, entry: &Entry, _output: &Option<raft_sm::kv::ApplyResult>) {
         self.applied.push(entry.clone());
     }
-    fn on_snapshot_restored(&mut self, snapshot: &Snapshot) {
+    fn on_snapshot_restored(&mut self, snapshot: &SnapshotMeta) {
         self.applied.clear();
         self.restored = Some(snapshot.last_index);
     }
@@ -129,6 +138,8 @@ pub struct Pump {
     pub sent_count: BTreeMap<&'static str, usize>,
     /// Messages matching this are lost on the wire.
     pub drop_if: Option<fn(&Message) -> bool>,
+    /// Every `Write::SnapshotChunk` a host handed out: (node, offset, bytes).
+    pub snapshot_chunks: Vec<(NodeId, u64, usize)>,
 }
 
 pub fn ids(n: u64) -> Vec<NodeId> {
@@ -146,6 +157,11 @@ impl Pump {
 
     /// A cluster whose nodes start from the given durable states (node i+1 from `states[i]`).
     pub fn from_restored(states: Vec<RestoredState>, tweak: impl Fn(&mut Config)) -> Pump {
+        Pump::from_disks(states.into_iter().map(|state| (state, None)).collect(), tweak)
+    }
+
+    /// Nodes restarted from these durable states, each with its snapshot's image.
+    pub fn from_disks(states: Vec<(RestoredState, Option<Vec<u8>>)>, tweak: impl Fn(&mut Config)) -> Pump {
         let n = states.len() as u64;
         let mut pump = Pump {
             hosts: BTreeMap::new(),
@@ -161,19 +177,21 @@ impl Pump {
             trace: Vec::new(),
             sent_count: BTreeMap::new(),
             drop_if: None,
+            snapshot_chunks: Vec::new(),
         };
-        for (id, restored) in ids(n).into_iter().zip(states) {
+        for (id, (restored, image)) in ids(n).into_iter().zip(states) {
             let mut config = Config::new(id, ids(n));
             config.rng_seed = 1000 + id.0;
             tweak(&mut config);
-            let disk = Disk {
-                hard_state: restored.hard_state,
-                snapshot: restored.snapshot.clone(),
-                entries: restored.entries.clone(),
+            let snapshots = match (&restored.snapshot, image) {
+                (Some(meta), Some(image)) => MemorySnapshots::with_durable(meta.clone(), image),
+                (None, None) => MemorySnapshots::default(),
+                _ => panic!("a snapshot comes with its image"),
             };
             let applied_base = restored.snapshot.as_ref().map_or(LogIndex(0), |s| s.last_index);
+            let disk = Disk { hard_state: restored.hard_state, snapshots, entries: restored.entries.clone() };
             let host = Host {
-                host: Host::boot(&config, restored),
+                host: Host::boot(&config, restored, &disk),
                 disk,
                 unsynced: Vec::new(),
                 pending_syncs: Vec::new(),
@@ -220,39 +238,44 @@ impl Pump {
     /// Runs `drive` on `id`'s host with the pump's taps, then executes the
     /// host's outputs in order, as a driver would.
     fn drive(&mut self, id: NodeId, drive: impl FnOnce(&mut raft_sm::Host<KvStore>, &mut Tap<'_>)) {
+        self.tapped(id, drive);
         let now_ms = self.now_ms;
-        let mut tap = Tap { id, now_ms, trace: &mut self.trace, applied: Vec::new(), restored: None };
-        let host = self.hosts.get_mut(&id).expect("known node");
-        drive(&mut host.host, &mut tap);
-        let (applied, restored) = (tap.applied, tap.restored);
-        if let Some(index) = restored {
-            let host = self.host(id);
-            host.applied.clear();
-            host.applied_base = index;
-        }
-        for entry in applied {
-            self.record_apply(id, &entry);
-            self.host(id).applied.push(entry);
-        }
-        let outputs: Vec<_> = self.host(id).host.drain_outputs().collect();
         let mut sync_issued = false;
-        for output in outputs {
+        while let Some(output) = self.host(id).host.poll_output() {
             match output {
-                Output::Write(write) => self.host(id).unsynced.push(write),
+                Output::TakeSnapshot => {
+                    let taken = self.tapped(id, |host, tap| {
+                        let mut image = Vec::new();
+                        let meta = host.take_snapshot_with(now_ms, &mut image, tap).expect("memory");
+                        meta.map(|meta| (meta, image))
+                    });
+                    if let Some((meta, image)) = taken {
+                        self.host(id).disk.snapshots.stage(&meta, image);
+                    }
+                }
+                Output::RestoreSnapshot(meta) => {
+                    let (durable, image) = self.host(id).disk.snapshots.durable().expect("installed and durable");
+                    assert_eq!(*durable, meta, "the durable snapshot is the one to restore");
+                    self.tapped(id, |host, tap| {
+                        host.restore_snapshot_with(now_ms, &mut image.as_slice(), tap).expect("the image restores")
+                    });
+                }
+                Output::SendSnapshotChunk(chunk) => {
+                    if let Some(message) = self.host(id).disk.snapshots.chunk(chunk) {
+                        self.deliver_or_lose(message);
+                    }
+                }
+                Output::Write(write) => {
+                    if let Write::SnapshotChunk { offset, data, .. } = &write {
+                        self.snapshot_chunks.push((id, *offset, data.len()));
+                    }
+                    self.host(id).unsynced.push(write)
+                }
                 Output::Sync(sync) => {
                     self.host(id).pending_syncs.push(sync);
                     sync_issued = true;
                 }
-                Output::Send(message) => {
-                    *self.sent_count.entry(message.body.kind()).or_default() += 1;
-                    // Exercise the wire format.
-                    let json = serde_json::to_string(&message).expect("serializes");
-                    let message: Message = serde_json::from_str(&json).expect("deserializes");
-                    let lost = self.drop_if.is_some_and(|drop_if| drop_if(&message));
-                    if !lost && !self.cut.contains(&(message.from, message.to)) {
-                        self.pool.push(message);
-                    }
-                }
+                Output::Send(message) => self.deliver_or_lose(message),
                 Output::Proposal { id: proposal, answer } => {
                     let outcome = match answer {
                         ProposalAnswer::Accepted { index, term } => ProposalOutcome::Accepted { index, term },
@@ -279,6 +302,37 @@ impl Pump {
         }
     }
 
+    /// Runs `drive` on `id`'s host with the pump's taps and records what it applied.
+    fn tapped<R>(&mut self, id: NodeId, drive: impl FnOnce(&mut raft_sm::Host<KvStore>, &mut Tap<'_>) -> R) -> R {
+        let now_ms = self.now_ms;
+        let mut tap = Tap { id, now_ms, trace: &mut self.trace, applied: Vec::new(), restored: None };
+        let host = self.hosts.get_mut(&id).expect("known node");
+        let result = drive(&mut host.host, &mut tap);
+        let (applied, restored) = (tap.applied, tap.restored);
+        if let Some(index) = restored {
+            let host = self.host(id);
+            host.applied.clear();
+            host.applied_base = index;
+        }
+        for entry in applied {
+            self.record_apply(id, &entry);
+            self.host(id).applied.push(entry);
+        }
+        result
+    }
+
+    /// Puts `message` in the pool unless the link is cut or the filter drops it.
+    fn deliver_or_lose(&mut self, message: Message) {
+        *self.sent_count.entry(message.body.kind()).or_default() += 1;
+        // Exercise the wire format.
+        let json = serde_json::to_string(&message).expect("serializes");
+        let message: Message = serde_json::from_str(&json).expect("deserializes");
+        let lost = self.drop_if.is_some_and(|drop_if| drop_if(&message));
+        if !lost && !self.cut.contains(&(message.from, message.to)) {
+            self.pool.push(message);
+        }
+    }
+
     /// Makes `id`'s unsynced writes durable and acknowledges the syncs, then
     /// reports the snapshots it took itself as durable.
     pub fn persist(&mut self, id: NodeId) {
@@ -287,8 +341,8 @@ impl Pump {
         let mut taken = Vec::new();
         for write in &writes {
             host.disk.write(write);
-            if let Write::SaveSnapshot { snapshot, origin: SnapshotOrigin::Taken } = write {
-                taken.push(snapshot.last_index);
+            if let Write::SaveSnapshot { meta, origin: SnapshotOrigin::Taken } = write {
+                taken.push(meta.last_index);
             }
         }
         let last_sync = host.pending_syncs.drain(..).next_back();
@@ -452,6 +506,7 @@ impl Pump {
         host.up = false;
         host.unsynced.clear();
         host.pending_syncs.clear();
+        host.disk.snapshots.crash();
         self.pool.retain(|m| m.to != id);
     }
 
@@ -462,7 +517,7 @@ impl Pump {
         let restored = host.disk.restored();
         host.applied.clear();
         host.applied_base = restored.snapshot.as_ref().map_or(LogIndex(0), |s| s.last_index);
-        host.host = Host::boot(&host.config, restored);
+        host.host = Host::boot(&host.config, restored, &host.disk);
         host.up = true;
         self.drive(id, |host, tap| host.start_with(now_ms, tap));
     }

@@ -28,7 +28,7 @@ pub fn check_send(host: &NodeHost, message: &Message) -> Result<(), Violation> {
             if durable.hard_state.term > message.term {
                 return Ok(()); // Moved on; the acknowledgement is about an older term.
             }
-            let snapshot_index = durable.snapshot.as_ref().map(|s| s.last_index).unwrap_or_default();
+            let snapshot_index = durable.snapshot.as_ref().map(|s| s.meta.last_index).unwrap_or_default();
             let covered = *match_index <= snapshot_index.max(durable.log_base);
             if !covered && durable.last_index() < *match_index {
                 return Err(Violation::new(

@@ -144,7 +144,7 @@ impl<'a> NodeView<'a> {
     }
     /// The last index of the snapshot on disk (0 if none).
     pub fn durable_snapshot_index(&self) -> LogIndex {
-        self.durable().snapshot.as_ref().map_or(LogIndex(0), |snapshot| snapshot.last_index)
+        self.durable().snapshot.as_ref().map_or(LogIndex(0), |snapshot| snapshot.meta.last_index)
     }
     /// What the node read back from its disk when it last booted.
     pub fn boot_image(&self) -> crate::node_host::BootImage {
