@@ -398,9 +398,9 @@ impl Node {
         let peers = self.peers();
         self.progress.retain(|id, _| peers.contains(id));
         for peer in peers {
-            if !self.progress.contains_key(&peer) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.progress.entry(peer) {
                 // Never heard from yet: a learner is not promoted before it answers.
-                self.progress.insert(peer, Progress::new(last_index));
+                slot.insert(Progress::new(last_index));
                 self.mark_needs_append(peer);
             }
         }
