@@ -408,6 +408,10 @@ impl Node {
         if self.transfer.is_some_and(|transfer| !self.membership().is_voter(transfer.to)) {
             self.transfer = None;
         }
+        // Who must agree changed: what the new quorum already holds is decided
+        // now (a leader left alone has no follower whose answer would ask again).
+        self.maybe_commit();
+        self.confirm_reads();
     }
 
     /// An operator asks for a change; answered like a proposal.
