@@ -9,10 +9,9 @@
 //! ```
 //!
 //! The trailer is `header · crc32(image ‖ header) u32 · header length u32 ·
-//! image length u64 · "RKVSNAP3"`, with header = last index, last term, then
-//! the configuration: voter count, voters, and (since membership changes; a
-//! header without them has no learners and is not joint) learner count,
-//! learners, outgoing count, outgoing voters (u64 little-endian each). It goes last so that an image can be
+//! image length u64 · "RKVSNAP3"`, with header = last index, last term, then the
+//! configuration's voters, learners and outgoing voters, each a count and the
+//! ids (u64 little-endian each). It goes last so that an image can be
 //! streamed into the file before its metadata is known, and the file made the
 //! snapshot by appending it, an fsync and a rename. Files of the first format
 //! (`RKVSNAPF`, header first) are still read.
@@ -50,7 +49,8 @@ fn header_bytes(meta: &SnapshotMeta) -> Vec<u8> {
     header
 }
 
-fn parse_header(header: &[u8]) -> Result<(LogIndex, Term, Membership), String> {
+/// Parses a header with `lists` member lists (1 in the first format: voters only).
+fn parse_header(header: &[u8], lists: usize) -> Result<(LogIndex, Term, Membership), String> {
     let u64_at = |at: usize| -> Result<u64, String> {
         header
             .get(at..at + 8)
@@ -58,22 +58,22 @@ fn parse_header(header: &[u8]) -> Result<(LogIndex, Term, Membership), String> {
             .ok_or_else(|| "truncated header".to_owned())
     };
     let mut at = 16;
-    let mut lists: [Vec<NodeId>; 3] = Default::default();
-    for (position, list) in lists.iter_mut().enumerate() {
-        if position > 0 && at == header.len() {
-            break; // A header from before membership changes: voters only.
-        }
+    let mut members: [Vec<NodeId>; 3] = Default::default();
+    for list in members.iter_mut().take(lists) {
         let count = u64_at(at)? as usize;
+        at += 8;
         if count > header.len() / 8 {
-            return Err("a member list does not fit the header".into());
+            return Err("truncated member list".into());
         }
-        *list = (0..count).map(|i| u64_at(at + 8 + 8 * i).map(NodeId)).collect::<Result<_, _>>()?;
-        at += 8 + 8 * count;
+        for _ in 0..count {
+            list.push(NodeId(u64_at(at)?));
+            at += 8;
+        }
     }
     if at != header.len() {
         return Err("the member lists do not fit the header".into());
     }
-    let [voters, learners, outgoing] = lists;
+    let [voters, learners, outgoing] = members;
     Ok((LogIndex(u64_at(0)?), Term(u64_at(8)?), Membership { voters, learners, outgoing }))
 }
 
@@ -279,7 +279,7 @@ pub fn load_meta(dir: &Path) -> Result<Option<SnapshotOnDisk>, String> {
         let mut header = start.to_vec();
         header.resize(header_len as usize, 0);
         file.read_exact(&mut header[24..]).map_err(io)?;
-        let (last_index, last_term, membership) = parse_header(&header)?;
+        let (last_index, last_term, membership) = parse_header(&header, 1)?;
         let size_bytes = body_len - header_len;
         let meta = SnapshotMeta { last_index, last_term, membership, size_bytes };
         return Ok(Some(SnapshotOnDisk { meta, image_offset: 20 + header_len, crc, header: Vec::new() }));
@@ -302,7 +302,7 @@ pub fn load_meta(dir: &Path) -> Result<Option<SnapshotOnDisk>, String> {
     let mut header = vec![0u8; header_len as usize];
     file.seek(SeekFrom::Start(size_bytes)).map_err(io)?;
     file.read_exact(&mut header).map_err(io)?;
-    let (last_index, last_term, membership) = parse_header(&header)?;
+    let (last_index, last_term, membership) = parse_header(&header, 3)?;
     let meta = SnapshotMeta { last_index, last_term, membership, size_bytes };
     Ok(Some(SnapshotOnDisk { meta, image_offset: 0, crc, header }))
 }
@@ -368,12 +368,8 @@ mod tests {
     use super::*;
 
     fn meta(index: u64, size_bytes: u64) -> SnapshotMeta {
-        SnapshotMeta {
-            last_index: LogIndex(index),
-            last_term: Term(2),
-            membership: Membership::with_learners([NodeId(1), NodeId(3)], [NodeId(4)]),
-            size_bytes,
-        }
+        let membership = Membership { voters: vec![NodeId(1), NodeId(3)], learners: vec![NodeId(4)], outgoing: vec![] };
+        SnapshotMeta { last_index: LogIndex(index), last_term: Term(2), membership, size_bytes }
     }
 
     fn write_snapshot(dir: &Path, index: u64, image: &[u8]) {
@@ -416,12 +412,10 @@ mod tests {
     #[test]
     fn a_file_of_the_first_format_still_reads() {
         let dir = tempfile::tempdir().unwrap();
-        // That format's header: index, term, voter count, voters (no learners).
-        let meta = SnapshotMeta { membership: Membership::new([NodeId(1), NodeId(3)]), ..meta(9, 5) };
-        let mut header = Vec::new();
-        for value in [9, 2, 2, 1, 3u64] {
-            header.extend_from_slice(&value.to_le_bytes());
-        }
+        let mut meta = meta(9, 5);
+        meta.membership.learners.clear(); // The first format knew voters only.
+        let mut header = header_bytes(&meta);
+        header.truncate(header.len() - 16); // Without the (empty) learner and outgoing lists.
         let mut crc = crc32fast::Hasher::new();
         crc.update(&header);
         crc.update(b"abcde");

@@ -451,7 +451,8 @@ impl Node {
             let lag_entries = self.log.last_index().0.saturating_sub(progress.match_index.0);
             let silent_ms = progress.last_contact_ms.map(|at_ms| self.now_ms.saturating_sub(at_ms));
             let silent = silent_ms.is_none_or(|ms| ms > self.config.election_timeout_ms_max);
-            // Below our log base it still needs a snapshot, however short the log.
+            // Behind the log base it can only catch up by snapshot: not yet,
+            // however few entries that is.
             let needs_snapshot = progress.match_index < self.log.base_index();
             if lag_entries > self.config.promote_lag_entries_max || silent || needs_snapshot {
                 return Err(Rejection::NotCaughtUp { id: learner, lag_entries, silent_ms });

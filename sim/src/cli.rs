@@ -76,6 +76,10 @@ pub struct RunArgs {
     /// `--nodes` voters during the fault phase.
     #[arg(long)]
     pub membership_churn: bool,
+    /// Begin only these client operations, numbered per client from 1: `C` (all of client C), `C.N`,
+    /// `C.N-M`, comma-separated, or `none`; the others are skipped (shrinking prints such a line).
+    #[arg(long, value_name = "LIST", value_parser = crate::op_list::OpList::parse)]
+    pub keep_ops: Option<crate::op_list::OpList>,
 }
 
 /// The fault numbers of `--keep-faults`.
@@ -114,6 +118,7 @@ impl RunArgs {
             mutant: self.mutant,
             keep_faults: self.keep_faults.clone().map(|list| list.0),
             membership_churn: self.membership_churn,
+            keep_ops: self.keep_ops.clone(),
             ..RunPlan::default()
         }
     }
@@ -132,6 +137,7 @@ impl RunArgs {
             mutant: plan.mutant,
             keep_faults: plan.keep_faults.clone().map(FaultList),
             membership_churn: plan.membership_churn,
+            keep_ops: plan.keep_ops.clone(),
         }
     }
 }
@@ -162,6 +168,9 @@ impl fmt::Display for RunArgs {
         }
         if self.membership_churn {
             f.write_str(" --membership-churn")?;
+        }
+        if let Some(keep) = &self.keep_ops {
+            write!(f, " --keep-ops {keep}")?;
         }
         Ok(())
     }
@@ -303,6 +312,12 @@ mod tests {
             RunPlan::default(),
             RunPlan { nodes: 5, clients: 20, faults: Faults::All, fault_ms: 7_000, ..RunPlan::default() },
             RunPlan { faults: Faults::None, wire: Some(WireFormat::Json), liveness_reads: false, ..RunPlan::default() },
+            RunPlan {
+                keep_faults: Some(vec![2, 3, 6]),
+                keep_ops: Some(crate::op_list::OpList::parse("1.1-4,2,3.7").unwrap()),
+                fault_ms: 5_219,
+                ..RunPlan::default()
+            },
         ];
         for plan in plans {
             let flags = RunArgs::from_plan(&plan).to_string();

@@ -32,6 +32,8 @@ pub struct WorkloadOptions {
     pub cas_weight: u32,
     /// Relative weight of prefix ranges (linearizable, by ReadIndex).
     pub range_weight: u32,
+    /// Only these operations are begun (shrinking; `None`: all). See [`crate::op_list`].
+    pub keep_ops: Option<crate::op_list::OpList>,
     /// A deliberate client bug, for testing the checkers: a write's retry gets
     /// a new session sequence number, so a retried write may apply twice.
     pub bug_fresh_seq_on_retry: bool,
@@ -65,6 +67,7 @@ impl Default for WorkloadOptions {
             delete_weight: 1,
             cas_weight: 0,
             range_weight: 0,
+            keep_ops: None,
             bug_fresh_seq_on_retry: false,
             value_bytes_min: 4,
             value_bytes_max: 32,
@@ -160,6 +163,8 @@ struct Client {
     leader_hint: Option<NodeId>,
     running: Option<Running>,
     wake_token: u64,
+    /// Operations begun or skipped (`keep_ops` numbers them from 1).
+    begun: u64,
     /// The value this client last saw for each key (`None`: absent).
     seen: BTreeMap<String, Option<String>>,
 }
@@ -196,7 +201,15 @@ impl Workload {
         assert!(options.keys > 0, "the key space is empty");
         assert!(options.total_weight() > 0, "the operation mix is empty");
         let clients = (1..=options.clients as u64)
-            .map(|id| Client { id, seq: 0, leader_hint: None, running: None, wake_token: 0, seen: BTreeMap::new() })
+            .map(|id| Client {
+                id,
+                seq: 0,
+                leader_hint: None,
+                running: None,
+                wake_token: 0,
+                begun: 0,
+                seen: BTreeMap::new(),
+            })
             .collect();
         Workload {
             options,
@@ -357,6 +370,19 @@ impl Workload {
             command = Some(delete);
             (KvOp::Delete { key }, request, client.seq)
         };
+        client.begun += 1;
+        let (id, number) = (client.id, client.begun);
+        crate::explore::note_op_begun(id, number);
+        if let Some(keep) = &self.options.keep_ops {
+            if !keep.contains(id, number) {
+                // Left out by shrinking (after its draws, so the random stream
+                // stays as close to the full run as it can): the next number, or stop.
+                return match keep.any_after(id, number) {
+                    true => vec![self.wake(index, now_ms + 1)],
+                    false => Vec::new(),
+                };
+            }
+        }
         let op = self.history.invoke(client.id, kind.clone(), now_ms);
         client.running = Some(Running {
             op,

@@ -18,6 +18,21 @@ thread_local! {
     static FAULTS_GENERATED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+thread_local! {
+    /// Per client id, the operations the current run's clients began (or skipped), for shrinking.
+    static OPS_BEGUN: RefCell<std::collections::BTreeMap<u64, u64>> = const { RefCell::new(std::collections::BTreeMap::new()) };
+}
+
+/// Called by a client as it begins (or skips) operation `number`.
+pub(crate) fn note_op_begun(client: u64, number: u64) {
+    OPS_BEGUN.with(|ops| ops.borrow_mut().insert(client, number));
+}
+
+/// Per client id, how many operations the last run on this thread began or skipped.
+pub fn ops_begun() -> std::collections::BTreeMap<u64, u64> {
+    OPS_BEGUN.with(|ops| ops.borrow().clone())
+}
+
 /// Called by the cluster as it generates faults.
 pub(crate) fn note_faults_generated(count: u64) {
     FAULTS_GENERATED.with(|cell| cell.set(count));
@@ -85,6 +100,8 @@ pub struct RunPlan {
     pub keep_faults: Option<Vec<u64>>,
     /// Membership churn during the fault phase (see [`crate::cluster::ChurnOptions`]).
     pub membership_churn: bool,
+    /// Begin only these client operations (see [`crate::op_list`]); `None`: all.
+    pub keep_ops: Option<crate::op_list::OpList>,
 }
 
 impl Default for RunPlan {
@@ -101,6 +118,7 @@ impl Default for RunPlan {
             mutant: None,
             keep_faults: None,
             membership_churn: false,
+            keep_ops: None,
         }
     }
 }
@@ -154,6 +172,9 @@ impl RunPlan {
             // left out of the configuration break those bounds by design.
             options.episodes.hold = 0.0;
         }
+        if let Some(workload) = &mut options.workload {
+            workload.keep_ops = self.keep_ops.clone();
+        }
         options.replay = Some(self.replay_line(seed));
         options
     }
@@ -172,6 +193,7 @@ pub fn run_seed(options: SimOptions, fault_ms: u64, liveness_ms: u64) -> Result<
     let replay = options.replay.clone().unwrap_or_default();
     LAST_FAILURE.with(|slot| slot.borrow_mut().take());
     note_faults_generated(0);
+    OPS_BEGUN.with(|ops| ops.borrow_mut().clear());
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         let mut cluster = Cluster::new(options);
         cluster.run_for(fault_ms);
@@ -228,6 +250,8 @@ pub struct ExploreReport {
     pub sim_ms: u64,
     /// Wall time spent.
     pub wall: Duration,
+    /// Per coverage goal ([`crate::cluster::GOALS`]), the passing seeds that reached it.
+    pub goal_seeds: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl ExploreReport {

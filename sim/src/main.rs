@@ -46,8 +46,9 @@ enum Command {
     /// The mutation suite (needs `--features mutants`): explore each planted bug
     /// until a seed catches it, then the clean build on the same seeds.
     Mutants(MutantsCommand),
-    /// Shrink a failing seed: remove generated faults (delta debugging) while it
-    /// still fails with the same kind and checker; print the minimal replay line.
+    /// Shrink a failing seed: remove generated faults, clients, operations and
+    /// time (delta debugging) while it still fails with the same kind and
+    /// checker; print the minimal replay line and what was removed.
     Shrink(ShrinkCommand),
 }
 
@@ -100,6 +101,9 @@ struct RunCommand {
     /// node, messages, faults, client operations, a linearizability violation highlighted).
     #[arg(long, value_name = "PATH")]
     html: Option<String>,
+    /// If the run fails, shrink it (as `sim shrink`) and print the minimal replay line.
+    #[arg(long)]
+    shrink: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -119,6 +123,9 @@ struct ExploreCommand {
     /// to split one range across machines, e.g. `--shard 0/4` … `--shard 3/4`.
     #[arg(long, value_name = "I/N", value_parser = sim::parallel::Shard::parse, default_value = "0/1")]
     shard: sim::parallel::Shard,
+    /// Shrink the first failing seed (as `sim shrink`) and print its minimal replay line.
+    #[arg(long)]
+    shrink: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -183,7 +190,16 @@ fn run(args: &RunCommand) -> ExitCode {
             Err(error) => eprintln!("html: cannot write {path}: {error}"),
         }
     }
-    let result = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let result = match outcome {
+        Ok(result) => result,
+        Err(panic) if args.shrink => {
+            let message = panic.downcast_ref::<String>().cloned().unwrap_or_else(|| "a panic".into());
+            println!("{message}");
+            print_shrink(&plan, args.seed);
+            return ExitCode::FAILURE;
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     if let Some(path) = &args.history {
         match cluster.write_history(path) {
             Ok(()) => println!("history: {path} ({} operations)", cluster.history().operations().len()),
@@ -207,6 +223,9 @@ fn run(args: &RunCommand) -> ExitCode {
         }
         Err(failure) => {
             println!("{failure}");
+            if args.shrink {
+                print_shrink(&plan, args.seed);
+            }
             ExitCode::FAILURE
         }
     }
@@ -267,6 +286,15 @@ fn run_explore(args: &ExploreCommand) -> ExitCode {
     let missing = report.counters.missing(sim::counters::COVERAGE);
     if !missing.is_empty() {
         println!("coverage: never hit {missing:?}");
+    }
+    println!("goals (passing seeds that reached each):");
+    for &(goal, meaning) in sim::cluster::GOALS {
+        let seeds = report.goal_seeds.get(goal).copied().unwrap_or(0);
+        println!("  {goal:<46} {seeds:>7}  {meaning}");
+    }
+    if let (true, Some(first)) = (args.shrink, report.failures.first()) {
+        println!("shrinking the first failure, seed {:#x}:", first.seed);
+        print_shrink(plan, first.seed);
     }
     if report.failures.is_empty() && determinism_failures == 0 {
         ExitCode::SUCCESS
@@ -357,26 +385,29 @@ fn mutants(args: &MutantsCommand) -> ExitCode {
 }
 
 fn shrink(args: &ShrinkCommand) -> ExitCode {
-    let plan = args.run.plan();
+    if print_shrink(&args.run.plan(), args.seed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Shrinks `seed` of `plan` and prints the minimal failure with its replay line; false if it cannot.
+fn print_shrink(plan: &RunPlan, seed: u64) -> bool {
+    // The candidates' failures are reported below; keep their panics quiet.
     std::panic::set_hook(Box::new(|_| {}));
-    let result = sim::shrink::shrink(&plan, args.seed);
+    let result = sim::shrink::shrink(plan, seed);
     let _ = std::panic::take_hook();
     match result {
         Ok(report) => {
             println!("original: {}", first_line(&report.original.to_string()));
-            println!(
-                "shrunk: {} generated faults -> {} kept (removed {}) in {} runs",
-                report.generated,
-                report.kept.len(),
-                report.generated.saturating_sub(report.kept.len() as u64),
-                report.runs
-            );
+            println!("{}", report.summary());
             println!("{}", report.failure);
-            ExitCode::SUCCESS
+            true
         }
         Err(error) => {
-            println!("{error}");
-            ExitCode::FAILURE
+            println!("shrink: {error}");
+            false
         }
     }
 }

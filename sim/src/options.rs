@@ -11,7 +11,9 @@ use std::fmt;
 pub type LinearizabilityCheck = fn(&[Operation]) -> Result<(), String>;
 
 /// The default linearizability check: [`crate::linearizability::check`]. An
-/// undecided search (budget exceeded) is reported on stderr, not failed.
+/// undecided search (budget exceeded) is reported on stderr, not failed. A
+/// violation names its first divergent step: the earliest operation of a
+/// minimal non-linearizable sub-history ([`crate::minimal_history`]).
 pub fn check_linearizability(history: &[Operation]) -> Result<(), String> {
     match crate::linearizability::check(history) {
         Ok(()) => Ok(()),
@@ -19,7 +21,18 @@ pub fn check_linearizability(history: &[Operation]) -> Result<(), String> {
             eprintln!("warning: {violation}");
             Ok(())
         }
-        Err(violation) => Err(violation.to_string()),
+        Err(violation) => {
+            let text = violation.to_string();
+            let divergence = violation
+                .is_not_linearizable()
+                .then(|| crate::minimal_history::first_divergent_operation(history, &violation.key))
+                .flatten();
+            Err(match (divergence, text.split_once('\n')) {
+                (Some(divergence), Some((first, rest))) => format!("{first}; {divergence}\n{rest}"),
+                (Some(divergence), None) => format!("{text}; {divergence}"),
+                (None, _) => text,
+            })
+        }
     }
 }
 

@@ -78,6 +78,11 @@ pub fn explore_parallel(
             report.seeds += 1;
             if let Ok(summary) = &result {
                 report.counters.merge(&summary.counters);
+                for &(goal, _) in crate::cluster::GOALS {
+                    if summary.counters.get(goal) > 0 {
+                        *report.goal_seeds.entry(goal).or_default() += 1;
+                    }
+                }
                 report.events += summary.events;
                 report.sim_ms += summary.sim_ms;
             }

@@ -7,7 +7,7 @@ use raft_sm::{
     TimerKind,
 };
 use sim::checker::progress::ProgressChecker;
-use sim::checker::{apply::ApplyChecker, durability, election::ElectionChecker, log::LogChecker};
+use sim::checker::{apply::ApplyChecker, durability, election::ElectionChecker, log::LogChecker, Step};
 use sim::explore::run_seed;
 use sim::node_host::NodeHost;
 use sim::{FailureKind, SimOptions};
@@ -72,11 +72,18 @@ fn two_votes_in_one_term_break_election_safety() {
 #[test]
 fn different_entries_at_one_index_and_term_break_log_matching() {
     let mut checker = LogChecker::default();
-    checker.observe_append(NodeId(1), &[entry(1, 1, "a"), entry(2, 1, "b")], Some(Term(0))).unwrap();
-    checker.observe_append(NodeId(2), &[entry(2, 1, "b")], Some(Term(1))).unwrap();
-    let violation = checker.observe_append(NodeId(3), &[entry(2, 1, "x")], Some(Term(1))).unwrap_err();
+    checker.observe_append(NodeId(1), &[entry(1, 1, "a"), entry(2, 1, "b")], Some(Term(0)), Step::default()).unwrap();
+    checker.observe_append(NodeId(2), &[entry(2, 1, "b")], Some(Term(1)), Step::default()).unwrap();
+    let at = |event| Step { at_ms: 10 * event, event };
+    let violation = checker.observe_append(NodeId(3), &[entry(2, 1, "x")], Some(Term(1)), at(7)).unwrap_err();
     assert_eq!(violation.invariant, "log matching");
-    let violation = checker.observe_append(NodeId(3), &[entry(2, 1, "b")], Some(Term(0))).unwrap_err();
+    assert!(
+        violation.detail.contains(
+            "first divergent step: i2, written by n3 as (i2, t1) at 70 ms (event #7) and by n1 as (i2, t1) at 0 ms (event #0)"
+        ),
+        "{violation}"
+    );
+    let violation = checker.observe_append(NodeId(3), &[entry(2, 1, "b")], Some(Term(0)), Step::default()).unwrap_err();
     assert!(violation.detail.contains("after an entry of t0"), "{violation}");
 }
 
@@ -101,10 +108,12 @@ fn a_leader_without_a_committed_entry_breaks_leader_completeness() {
 #[test]
 fn different_entries_applied_at_one_index_break_state_machine_safety() {
     let mut applied = ApplyChecker::default();
-    applied.observe(NodeId(1), &entry(1, 1, "a")).unwrap();
-    applied.observe(NodeId(2), &entry(1, 1, "a")).unwrap();
-    let violation = applied.observe(NodeId(3), &entry(1, 2, "b")).unwrap_err();
-    assert_eq!(violation.invariant, "state machine safety");
+    let at = |event| Step { at_ms: 10 * event, event };
+    applied.observe(NodeId(1), &entry(1, 1, "a"), at(1)).unwrap();
+    applied.observe(NodeId(2), &entry(1, 1, "a"), at(2)).unwrap();
+    let (violation, first) = applied.observe(NodeId(3), &entry(1, 2, "b"), at(3)).unwrap_err();
+    assert_eq!((violation.invariant, first), ("state machine safety", NodeId(1)));
+    assert!(violation.detail.contains("at 30 ms (event #3) but n1 applied"), "{violation}");
     let mut committed = LogChecker::default();
     committed.observe_committed_entry(LogIndex(3), Term(2), Term(2)).unwrap();
     assert!(committed.observe_committed_entry(LogIndex(3), Term(3), Term(3)).is_err());
@@ -186,14 +195,14 @@ fn a_failure_replays_identically() {
 fn entries_lost_everywhere_by_a_crash_are_forgotten_but_held_ones_are_not() {
     let empty = sim::disk::DurableImage::default();
     let mut checker = LogChecker::default();
-    checker.observe_append(NodeId(1), &[entry(1, 1, "a")], Some(Term(0))).unwrap();
-    checker.observe_append(NodeId(1), &[entry(2, 1, "b")], Some(Term(1))).unwrap();
-    checker.observe_append(NodeId(2), &[entry(1, 1, "a")], Some(Term(0))).unwrap();
+    checker.observe_append(NodeId(1), &[entry(1, 1, "a")], Some(Term(0)), Step::default()).unwrap();
+    checker.observe_append(NodeId(1), &[entry(2, 1, "b")], Some(Term(1)), Step::default()).unwrap();
+    checker.observe_append(NodeId(2), &[entry(1, 1, "a")], Some(Term(0)), Step::default()).unwrap();
     // n1 crashes before its fsync: (2, t1) existed only in its memory.
     checker.on_crash(NodeId(1), &empty);
-    checker.observe_append(NodeId(1), &[entry(2, 1, "c")], Some(Term(1))).unwrap();
+    checker.observe_append(NodeId(1), &[entry(2, 1, "c")], Some(Term(1)), Step::default()).unwrap();
     // (1, t1) is still held by n2: a different entry there is still a violation.
-    assert!(checker.observe_append(NodeId(1), &[entry(1, 1, "x")], Some(Term(0))).is_err());
+    assert!(checker.observe_append(NodeId(1), &[entry(1, 1, "x")], Some(Term(0)), Step::default()).is_err());
 }
 
 #[test]

@@ -23,7 +23,7 @@ fn quiet_panics() {
 /// The most seeds each mutant may take to be caught.
 fn budget(mutant: Mutant) -> u64 {
     match mutant {
-        Mutant::Figure8 => 150,
+        Mutant::Figure8 => 200,
         Mutant::VoteBeforeDurable => 10,
         Mutant::VotesAsNumber => 40,
         Mutant::StaleVoteReplies => 20,
@@ -31,12 +31,12 @@ fn budget(mutant: Mutant) -> u64 {
         Mutant::TimerResetOnRejectedVote => 80,
         Mutant::NoPreVoteNoCheckQuorum => 30,
         Mutant::ReadsWithoutQuorum => 60,
-        Mutant::ReadsBeforeTermCommit => 100,
+        Mutant::ReadsBeforeTermCommit => 180,
         Mutant::AckBeforeFsync => 10,
         Mutant::NoPrevTermCheck => 10,
         Mutant::TruncateEveryAppend => 10,
         Mutant::MatchIndexBackwards => 10,
-        Mutant::SnapshotRule7Ignored => 150,
+        Mutant::SnapshotRule7Ignored => 180,
         _ => 2000,
     }
 }
@@ -66,20 +66,44 @@ fn every_mutant_is_caught_within_its_budget_and_the_clean_build_is_clean() {
     assert!(clean.caught.is_none(), "the clean build fails: {:?}", clean.caught);
 }
 
-/// `sim shrink` on the first Figure 8 catch: it removes faults, still fails the
+/// `sim shrink` on a Figure 8 catch at 3 nodes (seed 0x1a0): it removes faults,
+/// clients' operations and time down to a handful of faults, still fails the
 /// same way, replays from its printed line, and shrinks the same way twice.
 #[test]
-fn a_figure8_failure_shrinks_deterministically() {
+fn a_figure8_failure_shrinks_to_a_handful_of_faults_deterministically() {
     quiet_panics();
+    const SEED: u64 = 0x1a0;
     let plan = RunPlan { mutant: Some(Mutant::Figure8), ..RunPlan::default() };
-    let first = sim::shrink::shrink(&plan, 0x42).expect("seed 0x42 catches figure8");
-    let again = sim::shrink::shrink(&plan, 0x42).expect("seed 0x42 catches figure8");
-    let replay_plan = RunPlan { keep_faults: Some(first.kept.clone()), ..plan.clone() };
-    let replayed = sim::explore::run_seed(replay_plan.options(0x42), plan.fault_ms, plan.liveness_ms);
-    println!("figure8 seed 0x42: {} generated faults -> {} kept", first.generated, first.kept.len());
-    assert!(first.kept.len() < first.generated as usize / 2 + 1, "{first:?}");
+    let first = sim::shrink::shrink(&plan, SEED).expect("seed 0x1a0 catches figure8");
+    let again = sim::shrink::shrink(&plan, SEED).expect("seed 0x1a0 catches figure8");
+    println!("figure8 seed {SEED:#x}: {}", first.summary());
+    assert!(first.kept.len() <= 5, "{}", first.summary());
+    assert!(first.ops.1 < first.ops.0 && first.fault_ms.1 < first.fault_ms.0, "{}", first.summary());
     assert_eq!(first.failure.kind, first.original.kind);
-    assert_eq!(first.kept, again.kept);
-    assert!(first.failure.replay.ends_with(&format!("--keep-faults {}", sim::cli::FaultList(first.kept.clone()))));
+    assert_eq!(sim::mutation::checker_of(&first.failure), sim::mutation::checker_of(&first.original));
+    assert_eq!((&first.plan, &first.failure.detail), (&again.plan, &again.failure.detail));
+    assert_eq!(first.failure.replay, first.plan.replay_line(SEED));
+    assert!(first.failure.replay.contains("--keep-ops") && first.failure.replay.contains("--keep-faults"));
+    let replayed = sim::explore::run_seed(first.plan.options(SEED), first.plan.fault_ms, first.plan.liveness_ms);
     assert_eq!(replayed.expect_err("the shrunk run fails").detail, first.failure.detail);
+}
+
+/// Failures name their first divergent step: where two logs parted (log
+/// matching, state-machine safety) and the earliest operation of a minimal
+/// non-linearizable sub-history (linearizability), on each mutant's first catch.
+#[test]
+fn failures_name_their_first_divergent_step() {
+    quiet_panics();
+    let cases = [
+        (Mutant::NoPrevTermCheck, "log matching", "first divergent step: i"),
+        (Mutant::SnapshotRule7Ignored, "state machine safety", "first divergent step: i"),
+        (Mutant::ReadsWithoutQuorum, "not linearizable", "first divergent step: #"),
+        (Mutant::ReadsBeforeTermCommit, "not linearizable", "first divergent step: #"),
+    ];
+    for (mutant, checker, step) in cases {
+        let result = explore_mutant(&RunPlan::default(), &SIZES, Some(mutant), 0..budget(mutant));
+        let failure = result.caught.unwrap_or_else(|| panic!("{mutant:?} is caught within its budget"));
+        let first_line = failure.detail.lines().next().unwrap_or("");
+        assert!(first_line.starts_with(checker) && first_line.contains(step), "{mutant:?}: {failure}");
+    }
 }

@@ -4,7 +4,7 @@
 //! applied (`node_host`).
 
 use super::log::payload_hash;
-use super::Violation;
+use super::{Step, Violation};
 use raft_sm::{Entry, LogIndex, NodeId, Term};
 use std::collections::BTreeMap;
 
@@ -12,25 +12,30 @@ use std::collections::BTreeMap;
 /// store's image at every index a snapshot was taken or installed at.
 #[derive(Default)]
 pub struct ApplyChecker {
-    applied: BTreeMap<LogIndex, (Term, u64, NodeId)>,
+    applied: BTreeMap<LogIndex, (Term, u64, NodeId, Step)>,
     images: BTreeMap<LogIndex, (u64, NodeId)>,
 }
 
 impl ApplyChecker {
-    /// Records that `node` applied `entry`.
-    pub fn observe(&mut self, node: NodeId, entry: &Entry) -> Result<(), Violation> {
+    /// Records that `node` applied `entry` at `step`; a violation comes with
+    /// the node that applied the other entry first.
+    pub fn observe(&mut self, node: NodeId, entry: &Entry, step: Step) -> Result<(), (Violation, NodeId)> {
         let hash = payload_hash(&entry.payload);
         match self.applied.get(&entry.index) {
             None => {
-                self.applied.insert(entry.index, (entry.term, hash, node));
+                self.applied.insert(entry.index, (entry.term, hash, node, step));
                 Ok(())
             }
-            Some(&(term, seen_hash, first)) if term != entry.term || seen_hash != hash => Err(Violation::new(
-                "state machine safety",
-                format!(
-                    "{node} applied ({}, {}) but {first} applied a different entry ({}, {term}) there",
-                    entry.index, entry.term, entry.index
+            Some(&(term, seen_hash, first, first_step)) if term != entry.term || seen_hash != hash => Err((
+                Violation::new(
+                    "state machine safety",
+                    format!(
+                        "{node} applied ({}, {}) at {step} but {first} applied a different entry ({}, {term}) \
+                         there at {first_step}",
+                        entry.index, entry.term, entry.index
+                    ),
                 ),
+                first,
             )),
             Some(_) => Ok(()),
         }

@@ -13,7 +13,7 @@
 //! a leader of at most its own term), so only leaders of later terms are held to
 //! it: no false alarms, and every alarm is a real violation.
 
-use super::Violation;
+use super::{Step, Violation};
 use crate::rng::{fnv1a, FNV_OFFSET};
 use raft_sm::{Entry, LogIndex, Node, NodeId, Payload, Term};
 use std::collections::BTreeMap;
@@ -41,13 +41,27 @@ fn bit(node: NodeId) -> u128 {
     1 << node.0
 }
 
+/// What one node wrote at one index of its log, and when.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Written {
+    /// `Term(0)`: nothing recorded there (below a snapshot it installed).
+    term: Term,
+    hash: u64,
+    step: Step,
+}
+
 #[derive(Default)]
 pub struct LogChecker {
+    /// By node id, by index - 1: what the node's log holds there and the step
+    /// that wrote it (a truncation forgets the rest), for the first divergent step.
+    writes: Vec<Vec<Written>>,
     /// (index, term) → what was appended there.
     appended: BTreeMap<(LogIndex, Term), Appended>,
     /// index → (term of the committed entry there, latest term it was committed in).
     committed: BTreeMap<LogIndex, (Term, Term)>,
     last_commit: BTreeMap<NodeId, LogIndex>,
+    /// index → the node that first showed it committed (for the first divergent step).
+    committed_by: BTreeMap<LogIndex, NodeId>,
 }
 
 impl LogChecker {
@@ -57,10 +71,12 @@ impl LogChecker {
         node: NodeId,
         entries: &[Entry],
         prev_term: Option<Term>,
+        step: Step,
     ) -> Result<(), Violation> {
         let mut prev = prev_term;
         for entry in entries {
             let hash = payload_hash(&entry.payload);
+            self.record_write(node, entry.index, entry.term, hash, step);
             let key = (entry.index, entry.term);
             match self.appended.get_mut(&key) {
                 None => {
@@ -69,24 +85,30 @@ impl LogChecker {
                 Some(Appended { hash: seen_hash, prev: seen_prev, holders }) => {
                     if *seen_hash != hash {
                         let others: Vec<u128> = (0..128).filter(|id| *holders & (1 << id) != 0).collect();
-                        return Err(Violation::new(
-                            "log matching",
-                            format!(
-                                "{node} appended a different entry at {} in {} than the one nodes {others:?} hold",
-                                entry.index, entry.term
-                            ),
-                        ));
+                        let mut detail = format!(
+                            "{node} appended a different entry at {} in {} than the one nodes {others:?} hold",
+                            entry.index, entry.term
+                        );
+                        let other = NodeId(others.first().copied().unwrap_or(0) as u64);
+                        if let Some(divergence) = self.first_divergence(node, other) {
+                            detail += &format!("; {divergence}");
+                        }
+                        return Err(Violation::new("log matching", detail));
                     }
                     *holders |= bit(node);
                     match (*seen_prev, prev) {
                         (Some(a), Some(b)) if a != b => {
-                            return Err(Violation::new(
-                                "log matching",
-                                format!(
-                                    "{node} holds ({}, {}) after an entry of {b}, another node after one of {a}",
-                                    entry.index, entry.term
-                                ),
-                            ))
+                            let mut detail = format!(
+                                "{node} holds ({}, {}) after an entry of {b}, another node after one of {a}",
+                                entry.index, entry.term
+                            );
+                            let mask = *holders;
+                            let others = (0..128u64).filter(|&id| id != node.0 && mask & (1 << id) != 0);
+                            let divergence = others.filter_map(|id| self.first_divergence(node, NodeId(id))).next();
+                            if let Some(divergence) = divergence {
+                                detail += &format!("; {divergence}");
+                            }
+                            return Err(Violation::new("log matching", detail));
                         }
                         (None, Some(b)) => *seen_prev = Some(b),
                         _ => {}
@@ -96,6 +118,37 @@ impl LogChecker {
             prev = Some(entry.term);
         }
         Ok(())
+    }
+
+    fn record_write(&mut self, node: NodeId, index: LogIndex, term: Term, hash: u64, step: Step) {
+        let at = node.0 as usize;
+        if self.writes.len() <= at {
+            self.writes.resize_with(at + 1, Vec::new);
+        }
+        let log = &mut self.writes[at];
+        let slot = (index.0 as usize).saturating_sub(1);
+        log.resize(slot, Written::default()); // Truncates a conflicting tail, or pads below a snapshot.
+        log.push(Written { term, hash, step });
+    }
+
+    /// The first index at which the logs of `a` and `b` (as their appends wrote
+    /// them) hold different entries, with the steps that wrote each: where the
+    /// two nodes' histories parted.
+    pub fn first_divergence(&self, a: NodeId, b: NodeId) -> Option<String> {
+        let empty = Vec::new();
+        let log_a = self.writes.get(a.0 as usize).unwrap_or(&empty);
+        let log_b = self.writes.get(b.0 as usize).unwrap_or(&empty);
+        let known = |w: &Written| w.term != Term(0);
+        let (slot, (x, y)) = log_a
+            .iter()
+            .zip(log_b)
+            .enumerate()
+            .find(|(_, (x, y))| known(x) && known(y) && (x.term != y.term || x.hash != y.hash))?;
+        let index = slot + 1;
+        Some(format!(
+            "first divergent step: i{index}, written by {a} as (i{index}, {}) at {} and by {b} as (i{index}, {}) at {}",
+            x.term, x.step, y.term, y.step
+        ))
     }
 
     /// `node` crashed with `durable` on disk: entries only it ever held, and
@@ -139,6 +192,30 @@ impl LogChecker {
         }
     }
 
+    /// [`LogChecker::observe_committed_entry`] as shown by `node`; a violation
+    /// names the first divergent step of its log and the first committer's.
+    pub fn observe_committed_by(
+        &mut self,
+        node: NodeId,
+        index: LogIndex,
+        term: Term,
+        observer_term: Term,
+    ) -> Result<(), Violation> {
+        if index.0 == 0 {
+            return Ok(());
+        }
+        if !self.committed.contains_key(&index) {
+            self.committed_by.insert(index, node);
+        }
+        self.observe_committed_entry(index, term, observer_term).map_err(|mut violation| {
+            let first = self.committed_by.get(&index).copied().unwrap_or(node);
+            if let Some(divergence) = self.first_divergence(node, first) {
+                violation.detail += &format!(" ({node} vs {first}); {divergence}");
+            }
+            violation
+        })
+    }
+
     /// Records `node`'s commit index (its entry there is committed).
     pub fn observe_commit(&mut self, node: &Node) -> Result<(), Violation> {
         let commit = node.commit_index();
@@ -147,7 +224,7 @@ impl LogChecker {
             return Ok(());
         }
         match node.term_at(commit) {
-            Some(term) => self.observe_committed_entry(commit, term, node.term()),
+            Some(term) => self.observe_committed_by(node.id(), commit, term, node.term()),
             None => Ok(()),
         }
     }

@@ -38,6 +38,21 @@ impl Violation {
     }
 }
 
+/// Where in a run something happened: virtual time and the event's number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Virtual milliseconds.
+    pub at_ms: u64,
+    /// The event's number in the run (1 is the first).
+    pub event: u64,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ms (event #{})", self.at_ms, self.event)
+    }
+}
+
 /// Every invariant family, fed by the cluster.
 #[derive(Default)]
 pub struct Checker {
@@ -49,6 +64,8 @@ pub struct Checker {
     pub apply: apply::ApplyChecker,
     /// Monotonic indexes.
     pub progress: progress::ProgressChecker,
+    /// The step being checked (set by the cluster before each node step's effects).
+    pub step: Step,
 }
 
 impl Checker {
@@ -68,13 +85,19 @@ impl Checker {
 
     /// `node` appended `entries` after an entry of `prev_term`.
     pub fn on_append(&mut self, node: NodeId, entries: &[Entry], prev_term: Option<Term>) -> Result<(), Violation> {
-        self.log.observe_append(node, entries, prev_term)
+        self.log.observe_append(node, entries, prev_term, self.step)
     }
 
-    /// `node`, in `current_term`, applied `entry`.
+    /// `node`, in `current_term`, applied `entry`. A state-machine-safety
+    /// violation names the first divergent step of the two nodes' logs.
     pub fn on_apply(&mut self, node: NodeId, current_term: Term, entry: &Entry) -> Result<(), Violation> {
-        self.apply.observe(node, entry)?;
-        self.log.observe_committed_entry(entry.index, entry.term, current_term)
+        if let Err((mut violation, first)) = self.apply.observe(node, entry, self.step) {
+            if let Some(divergence) = self.log.first_divergence(node, first) {
+                violation.detail += &format!("; {divergence}");
+            }
+            return Err(violation);
+        }
+        self.log.observe_committed_by(node, entry.index, entry.term, current_term)
     }
 
     /// `host` put `message` on the wire.

@@ -8,11 +8,15 @@ use std::collections::BTreeMap;
 
 #[derive(Default, Clone)]
 struct Seen {
+    /// Whether anything was seen yet.
+    known: bool,
     incarnation: u64,
     term: Term,
     commit: LogIndex,
-    /// (leader term, match index per follower).
-    matches: Option<(Term, Vec<(NodeId, LogIndex)>)>,
+    /// The leader term `matches` belongs to (`None`: not leader when last seen).
+    match_term: Option<Term>,
+    /// Match index per follower (a buffer reused from step to step).
+    matches: Vec<(NodeId, LogIndex)>,
 }
 
 /// The last values seen per node.
@@ -22,63 +26,60 @@ pub struct ProgressChecker {
 }
 
 impl ProgressChecker {
-    /// Checks `node` (of `incarnation`) against what was seen before.
+    /// Checks `node` (of `incarnation`) against what was seen before. Runs after
+    /// every step, so it updates its record in place instead of cloning it.
     pub fn observe(&mut self, incarnation: u64, node: &Node) -> Result<(), Violation> {
         let id = node.id();
-        let previous = self.seen.get(&id).filter(|s| s.incarnation == incarnation).cloned();
-        if node.role() == Role::Leader {
-            if let Some((peer, match_index, next_index)) =
-                node.replication_progress().into_iter().find(|&(_, match_index, next_index)| next_index <= match_index)
-            {
-                return Err(Violation::new(
-                    "progress",
-                    format!(
-                        "leader {id} in {}: next index {next_index} of {peer} is not above its match {match_index}",
-                        node.term()
-                    ),
-                ));
-            }
+        let leader = node.role() == Role::Leader;
+        let progress = if leader { node.replication_progress() } else { Vec::new() };
+        if let Some(&(peer, match_index, next_index)) =
+            progress.iter().find(|&&(_, match_index, next_index)| next_index <= match_index)
+        {
+            return Err(Violation::new(
+                "progress",
+                format!(
+                    "leader {id} in {}: next index {next_index} of {peer} is not above its match {match_index}",
+                    node.term()
+                ),
+            ));
         }
-        let matches = (node.role() == Role::Leader).then(|| {
-            let list = node
-                .replication_progress()
-                .into_iter()
-                .map(|(peer, match_index, _)| (peer, match_index))
-                .collect::<Vec<_>>();
-            (node.term(), list)
-        });
-        if let Some(previous) = &previous {
-            if node.term() < previous.term {
+        let seen = self.seen.entry(id).or_default();
+        if seen.known && seen.incarnation == incarnation {
+            if node.term() < seen.term {
                 return Err(Violation::new(
                     "monotonic term",
-                    format!("{id} went from {} back to {}", previous.term, node.term()),
+                    format!("{id} went from {} back to {}", seen.term, node.term()),
                 ));
             }
-            if node.commit_index() < previous.commit {
+            if node.commit_index() < seen.commit {
                 return Err(Violation::new(
                     "monotonic commit",
-                    format!("{id} commit went from {} back to {}", previous.commit, node.commit_index()),
+                    format!("{id} commit went from {} back to {}", seen.commit, node.commit_index()),
                 ));
             }
-            if let (Some((term_before, before)), Some((term_now, now))) = (&previous.matches, &matches) {
-                if term_before == term_now {
-                    // By peer: membership changes add and remove followers (a
-                    // follower added again starts over, as it was gone in between).
-                    for (peer, is) in now {
-                        let Some((_, was)) = before.iter().find(|(id, _)| id == peer) else {
-                            continue;
-                        };
-                        if is < was {
-                            return Err(Violation::new(
-                                "monotonic match",
-                                format!("leader {id} in {term_now}: match of {peer} went from {was} back to {is}"),
-                            ));
-                        }
+            if leader && seen.match_term == Some(node.term()) {
+                // By peer: membership changes add and remove followers (a
+                // follower added again starts over, as it was gone in between).
+                for &(peer, is, _) in &progress {
+                    let Some(&(_, was)) = seen.matches.iter().find(|(known, _)| *known == peer) else {
+                        continue;
+                    };
+                    if is < was {
+                        return Err(Violation::new(
+                            "monotonic match",
+                            format!("leader {id} in {}: match of {peer} went from {was} back to {is}", node.term()),
+                        ));
                     }
                 }
             }
         }
-        self.seen.insert(id, Seen { incarnation, term: node.term(), commit: node.commit_index(), matches });
+        seen.known = true;
+        seen.incarnation = incarnation;
+        seen.term = node.term();
+        seen.commit = node.commit_index();
+        seen.match_term = leader.then(|| node.term());
+        seen.matches.clear();
+        seen.matches.extend(progress.iter().map(|&(peer, match_index, _)| (peer, match_index)));
         Ok(())
     }
 }

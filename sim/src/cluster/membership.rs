@@ -254,7 +254,7 @@ impl Cluster {
                 None => self.apply_fault(FaultAction::Isolate(leader)),
             }
             let back_ms = self.now_ms + self.churn_rng.range(500, 3_000);
-            self.queue.push(back_ms, SimEvent::Fault(FaultAction::Connect(leader)));
+            self.queue.push(back_ms, SimEvent::Fault(Box::new(FaultAction::Connect(leader))));
         }
         let name = match outcome {
             ProposalOutcome::Accepted { .. } => "membership_changes_accepted",

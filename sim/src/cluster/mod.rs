@@ -23,11 +23,14 @@ use raft_sm::{Config, Event, LogIndex, Message, Node, NodeId, Note, PersistId, P
 
 mod api;
 mod episodes;
+mod goals;
 mod liveness;
 mod membership;
+mod timer_watch;
 mod view;
 
 pub use episodes::EpisodeOptions;
+pub use goals::GOALS;
 pub use membership::ChurnOptions;
 pub use view::{Consistency, NodeView, ReadAnswer, RunSummary, Who, WriteAnswer};
 
@@ -70,7 +73,8 @@ enum SimEvent {
         client: usize,
         token: u64,
     },
-    Fault(FaultAction),
+    /// Boxed: faults are rare, and the queue moves every event on each push and pop.
+    Fault(Box<FaultAction>),
     SwarmTick,
     /// A membership churn change (`membership.rs`); a `chained` tick schedules the next.
     MembershipTick {
@@ -153,6 +157,8 @@ pub struct Cluster {
     episode_rng: SimRng,
     figure8: episodes::Figure8,
     hold: episodes::Hold,
+    /// The election-timer rule, watched during hold episodes.
+    timer_watch: Option<timer_watch::TimerWatch>,
     /// Faults the swarm and the episodes generated so far.
     faults_generated: u64,
     /// Choices of the membership churn (a stream of its own).
@@ -258,6 +264,7 @@ impl Cluster {
             episode_rng: SimRng::derive(seed, "episodes"),
             figure8: episodes::Figure8::Idle,
             hold: episodes::Hold::Idle,
+            timer_watch: None,
             faults_generated: 0,
             churn_rng: SimRng::derive(seed, "membership-churn"),
             membership_watch: membership::MembershipWatch::default(),
@@ -345,7 +352,7 @@ impl Cluster {
     /// Schedules a fault (or repair) at absolute virtual time `at_ms`.
     pub fn schedule(&mut self, at_ms: u64, action: FaultAction) {
         let at_ms = at_ms.max(self.now_ms);
-        self.queue.push(at_ms, SimEvent::Fault(action));
+        self.queue.push(at_ms, SimEvent::Fault(Box::new(action)));
     }
 
     // ----- the event loop ---------------------------------------------------------------
@@ -398,6 +405,7 @@ impl Cluster {
                         .unwrap_or_else(|error| self.fail(FailureKind::Safety, format!("binary wire decode: {error}"))),
                     Wire::Plain(message) => *message,
                 };
+                self.goals_on_deliver(to, &message);
                 self.step_node(to, Event::Message(message));
             }
             SimEvent::Wake { node, incarnation, deadline_ms } => {
@@ -469,7 +477,7 @@ impl Cluster {
                 let actions = self.workload.as_mut().expect("clients exist").on_wake(now, client, token);
                 self.client_actions(actions);
             }
-            SimEvent::Fault(action) => self.apply_fault(action),
+            SimEvent::Fault(action) => self.apply_fault(*action),
             SimEvent::SwarmTick => self.swarm_tick(),
             SimEvent::MembershipTick { chained } => self.churn_tick(chained),
         }
@@ -488,6 +496,9 @@ impl Cluster {
         if self.options.keep_faults.as_ref().is_some_and(|keep| !keep.contains(&self.faults_generated)) {
             self.counters.add("faults_left_out", 1);
             return;
+        }
+        if let FaultAction::Crash(id) = action {
+            self.goals_on_crash(id);
         }
         self.apply_fault(action);
     }
@@ -515,6 +526,9 @@ impl Cluster {
 
     fn after_node_step(&mut self, id: NodeId, effects: Vec<Effect>) {
         let index = (id.0 - 1) as usize;
+        self.watch_timers(index, &effects);
+        self.goals_after_step(index, &effects);
+        self.checker.step = crate::checker::Step { at_ms: self.now_ms, event: self.events };
         let mut appended = Vec::new();
         for effect in effects {
             match effect {
