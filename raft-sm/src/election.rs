@@ -15,7 +15,7 @@ impl Node {
         if self.role == Role::Leader {
             return;
         }
-        if !self.is_voter() {
+        if !self.may_campaign() {
             // A learner, a node not yet added or one removed: never campaigns.
             self.reset_election_deadline();
             return;

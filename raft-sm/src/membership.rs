@@ -345,21 +345,44 @@ impl Node {
         self.membership().is_voter(self.config.id)
     }
 
+    /// Whether this node may start an election: it votes in its configuration,
+    /// or it voted in the one before and the latest, which left it out, is not
+    /// known committed yet. Then it may still be needed (thesis §4.2.2): a
+    /// leader that removed or demoted itself and lost its term before the change
+    /// committed holds the longest log, so the others cannot win without it,
+    /// and it must be able to win, finish the change and hand over. Learners,
+    /// nodes not yet added, and nodes whose removal they know committed never
+    /// campaign.
+    pub(crate) fn may_campaign(&self) -> bool {
+        if self.is_voter() {
+            return true;
+        }
+        let latest = self.configurations.current_index();
+        latest > self.commit_index
+            && latest > LogIndex(0)
+            && self.configurations.at(latest.prev()).is_voter(self.config.id)
+    }
+
     /// The voters to ask for votes, without us.
     pub(crate) fn voter_peers(&self) -> Vec<NodeId> {
         self.membership().all_voters().into_iter().filter(|&id| id != self.config.id).collect()
     }
 
     /// Whether a message from `from` is heard. Members are; so is the leader we
-    /// follow in this term (it may have removed itself); and any node's
-    /// AppendEntries or InstallSnapshot, which only a leader of that term sends
-    /// (a node being added learns its configuration from them). Everything else
-    /// from outside the configuration is dropped, so a removed or not yet added
-    /// node cannot raise anyone's term or win votes.
+    /// follow in this term (it may have removed itself); so are any node's
+    /// AppendEntries and InstallSnapshot, which only a leader of that term sends
+    /// (a node being added learns its configuration from them), and any node's
+    /// vote request (thesis §4.1: our configuration may lag the candidate's,
+    /// which counts our vote; refusing it can leave a new configuration without
+    /// the votes it needs). Everything else from outside the configuration is
+    /// dropped. A removed node cannot disrupt even so: its PreVote is refused
+    /// and its vote request dropped while we hear a leader (the CheckQuorum
+    /// lease, thesis §4.2.3), it never wins (its log lacks the committed entry
+    /// that removed it), and it never campaigns once that entry reached it.
     pub(crate) fn hears_from(&self, from: NodeId, body: &Body) -> bool {
         self.membership().contains(from)
             || self.leader == Some(from)
-            || matches!(body, Body::AppendEntries(_) | Body::InstallSnapshot(_))
+            || matches!(body, Body::AppendEntries(_) | Body::InstallSnapshot(_) | Body::RequestVote(_))
     }
 
     /// A configuration entry was appended, truncated away or replaced by a
@@ -375,10 +398,9 @@ impl Node {
         let peers = self.peers();
         self.progress.retain(|id, _| peers.contains(id));
         for peer in peers {
-            if !self.progress.contains_key(&peer) {
-                let mut progress = Progress::new(last_index);
-                progress.last_contact_ms = Some(self.now_ms);
-                self.progress.insert(peer, progress);
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.progress.entry(peer) {
+                // Never heard from yet: a learner is not promoted before it answers.
+                slot.insert(Progress::new(last_index));
                 self.mark_needs_append(peer);
             }
         }
@@ -386,6 +408,10 @@ impl Node {
         if self.transfer.is_some_and(|transfer| !self.membership().is_voter(transfer.to)) {
             self.transfer = None;
         }
+        // Who must agree changed: what the new quorum already holds is decided
+        // now (a leader left alone has no follower whose answer would ask again).
+        self.maybe_commit();
+        self.confirm_reads();
     }
 
     /// An operator asks for a change; answered like a proposal.

@@ -43,7 +43,7 @@ impl Node {
 
     /// The leader asks us to take over: skip PreVote and campaign now.
     pub(crate) fn on_timeout_now(&mut self, from: NodeId) {
-        if self.role == Role::Leader || self.leader != Some(from) || self.vote_held() || !self.is_voter() {
+        if self.role == Role::Leader || self.leader != Some(from) || self.vote_held() || !self.may_campaign() {
             return;
         }
         self.become_candidate(true);

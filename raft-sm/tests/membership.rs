@@ -370,3 +370,82 @@ fn a_demoted_voter_stops_counting_and_never_campaigns() {
     assert_ne!(pump.node(demoted).role(), Role::Leader);
     assert_ne!(pump.node(other).role(), Role::Leader, "one voter of two cannot win");
 }
+
+/// The single-server change bug of the dissertation (Ongaro, raft-dev, 2015),
+/// step by step: C0 = {1,2,3,4} with learner 5. Leader 1, cut off with 5,
+/// appends C1 = C0 + 5 (it reaches only 5). 2 is elected by 2, 3, 4 and, before
+/// an entry of its term commits (4 never gets its appends), appends
+/// C2 = C0 − 4, which 2 and 3 commit, then a write. Healed towards 4, node 1
+/// campaigns under C1 and wins with 1, 4 and 5: a leader without committed
+/// entries. The barrier refuses C2 (`NoCommitInTerm`); with it switched off
+/// (the `membership-barrier-off` mutant) the pump's leader-completeness check
+/// fires. Returns the change's answer and the safety panic, if any.
+fn ongaro_sequence(barrier_off: bool) -> (ProposalOutcome, Option<String>) {
+    let mut pump = Pump::with_config(5, move |config| {
+        config.voters = if config.id.0 <= 4 { ids(4) } else { Vec::new() };
+        // 1 times out first, then 2; the others wait long.
+        let (min_ms, max_ms) = match config.id.0 {
+            1 => (200, 400),
+            2 => (1_000, 1_500),
+            _ => (5_000, 6_000),
+        };
+        config.election_timeout_ms_min = min_ms;
+        config.election_timeout_ms_max = max_ms;
+        config.snapshot_threshold_entries = 0;
+        #[cfg(feature = "mutants")]
+        if barrier_off {
+            config.mutant = Some(raft_sm::Mutant::MembershipBarrierOff);
+        }
+        #[cfg(not(feature = "mutants"))]
+        let _ = barrier_off;
+    });
+    let (one, two, three, four, five) = (NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5));
+    assert_eq!(elect(&mut pump), one);
+    assert!(matches!(change(&mut pump, one, 1, MembershipChange::AddLearner(five)), ProposalOutcome::Accepted { .. }));
+    pump.run_for(500);
+    for (a, b) in [(one, two), (one, three), (one, four), (five, two), (five, three), (five, four)] {
+        pump.cut.insert((a, b));
+        pump.cut.insert((b, a));
+    }
+    assert!(matches!(change(&mut pump, one, 2, MembershipChange::Promote(five)), ProposalOutcome::Accepted { .. }));
+    pump.drop_if = Some(|message| message.to == NodeId(4) && matches!(message.body, Body::AppendEntries(_)));
+    for _ in 0..400 {
+        if pump.node(two).role() == Role::Leader {
+            break;
+        }
+        pump.run_for(50);
+    }
+    assert_eq!(pump.node(two).role(), Role::Leader, "2 was elected by 2, 3 and 4");
+    assert_ne!(pump.node(two).term_at(pump.node(two).commit_index()), Some(pump.node(two).term()));
+    let outcome = change(&mut pump, two, 3, MembershipChange::Remove(four));
+    let broke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        pump.run_for(300);
+        pump.propose(two, 4, &Command::set("committed", "in C2"));
+        pump.run_for(300);
+        for (a, b) in [(one, four), (five, four)] {
+            pump.cut.remove(&(a, b));
+            pump.cut.remove(&(b, a));
+        }
+        pump.run_for(20_000);
+    }));
+    let panic = broke
+        .err()
+        .map(|payload| payload.downcast_ref::<String>().cloned().unwrap_or_else(|| "a non-string panic".to_string()));
+    (outcome, panic)
+}
+
+#[test]
+fn the_barrier_stops_the_single_server_change_bug() {
+    let (outcome, panic) = ongaro_sequence(false);
+    assert_eq!(outcome, ProposalOutcome::Rejected(Rejection::NoCommitInTerm));
+    assert_eq!(panic, None, "safe with the barrier");
+}
+
+#[cfg(feature = "mutants")]
+#[test]
+fn without_the_barrier_the_single_server_change_bug_loses_a_committed_entry() {
+    let (outcome, panic) = ongaro_sequence(true);
+    assert!(matches!(outcome, ProposalOutcome::Accepted { .. }), "{outcome:?}");
+    let panic = panic.expect("the pump's safety checks fire");
+    assert!(panic.contains("leader completeness") || panic.contains("safety"), "{panic}");
+}

@@ -76,7 +76,13 @@ fn m1_add_a_learner_under_load_it_catches_up_by_snapshot_and_is_promoted() {
         cluster.wait_for("the leader compacted its log", compacted, LIMIT_MS);
         ok(cluster.add_learner(NodeId(4), LIMIT_MS));
         ok(cluster.promote(NodeId(4), LIMIT_MS));
-        assert!(cluster.saw_note(Some(NodeId(4)), |note| matches!(note, Note::SnapshotInstalled { .. })));
+        let base = cluster.node(NodeId(4)).core().expect("runs").log_base();
+        assert!(
+            cluster.saw_note(Some(NodeId(4)), |note| matches!(note, Note::SnapshotInstalled { .. })),
+            "n4 base {base:?}; leader base {:?}; notes {:?}",
+            cluster.node(leader).core().expect("runs").log_base(),
+            cluster.notes().iter().filter(|(_, id, _)| *id == NodeId(4)).take(12).collect::<Vec<_>>()
+        );
         assert_eq!(cluster.membership(), Some(Membership::new(ids(1..=4))));
         write_ok(&mut cluster, &Command::set("m1-after", "4"), 5_000);
         cluster.check();

@@ -171,6 +171,10 @@ impl RunPlan {
                 voters_max: self.nodes,
                 ..crate::cluster::ChurnOptions::default()
             });
+            // The stability and stale-candidates episodes bound how far terms rise
+            // and how soon all nodes follow; a removed leader's handover and nodes
+            // left out of the configuration break those bounds by design.
+            options.episodes.hold = 0.0;
         }
         if let Some(workload) = &mut options.workload {
             workload.keep_ops = self.keep_ops.clone();

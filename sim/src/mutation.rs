@@ -45,10 +45,19 @@ pub fn plan_for_seed(plan: &RunPlan, sizes: &[usize], seed: u64) -> RunPlan {
     }
 }
 
-/// Runs the seeds of `seeds` under `plan` (sizes alternating as [`plan_for_seed`])
-/// with `mutant` planted (`None`: the clean build), stopping at the first failure.
+/// The plan a mutant is explored under: `plan`, with membership churn for the
+/// bugs only membership changes reach (a fixed configuration never asks the
+/// barrier anything).
+pub fn plan_for_mutant(plan: &RunPlan, mutant: Option<Mutant>) -> RunPlan {
+    let churn = plan.membership_churn || mutant == Some(Mutant::MembershipBarrierOff);
+    RunPlan { mutant, membership_churn: churn, ..plan.clone() }
+}
+
+/// Runs the seeds of `seeds` under `plan` (sizes alternating as [`plan_for_seed`],
+/// churn as [`plan_for_mutant`]) with `mutant` planted (`None`: the clean
+/// build), stopping at the first failure.
 pub fn explore_mutant(plan: &RunPlan, sizes: &[usize], mutant: Option<Mutant>, seeds: Range<u64>) -> MutantResult {
-    let plan = RunPlan { mutant, ..plan.clone() };
+    let plan = plan_for_mutant(plan, mutant);
     let mut seeds_run = 0;
     for seed in seeds {
         seeds_run += 1;

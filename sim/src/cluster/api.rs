@@ -493,6 +493,9 @@ impl Cluster {
             return false;
         };
         let commit = self.host(leader).node().map_or(LogIndex(0), Node::commit_index);
+        if self.options.initial_voters.is_some() && !self.membership_settled() {
+            return false; // A change in flight (a removed leader hands over once it commits).
+        }
         let members = self.liveness_nodes();
         self.hosts.iter().filter(|host| members.contains(&host.id)).all(|host| match host.node() {
             Some(node) => {

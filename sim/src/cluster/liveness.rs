@@ -65,7 +65,7 @@ impl Cluster {
             match host.node() {
                 Some(node) => {
                     out += &format!(
-                        "\n  {} {} {} leader={:?} commit={} applied={} last={} paused={}",
+                        "\n  {} {} {} leader={:?} commit={} applied={} last={} paused={} config=({}) at {}",
                         host.id,
                         node.role(),
                         node.term(),
@@ -73,7 +73,9 @@ impl Cluster {
                         node.commit_index(),
                         host.kv().applied_index(),
                         node.last_log_index(),
-                        host.paused
+                        host.paused,
+                        node.membership(),
+                        node.membership_index()
                     )
                 }
                 None => out += &format!("\n  {} crashed", host.id),

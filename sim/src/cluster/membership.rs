@@ -183,6 +183,15 @@ impl Cluster {
         }
     }
 
+    /// With membership in play: the leader, if `node` is not a member of its
+    /// configuration (clients are sent there instead).
+    pub(super) fn outside_membership(&self, node: NodeId) -> Option<NodeId> {
+        self.options.initial_voters?;
+        let leader = self.leader()?;
+        let membership = self.host(leader).node()?.membership();
+        (!membership.contains(node)).then_some(leader)
+    }
+
     // ----- churn --------------------------------------------------------------------------
 
     pub(super) fn schedule_churn_tick(&mut self) {
@@ -190,16 +199,18 @@ impl Cluster {
             return;
         };
         let gap = self.churn_rng.range(churn.interval_ms_min, churn.interval_ms_max);
-        self.queue.push(self.now_ms + gap, SimEvent::MembershipTick);
+        self.queue.push(self.now_ms + gap, SimEvent::MembershipTick { chained: true });
     }
 
-    /// One random change, if the leader can take one; reschedules itself until
-    /// the fault phase ends.
-    pub(super) fn churn_tick(&mut self) {
+    /// One random change, if the leader can take one; a chained tick
+    /// reschedules itself until the fault phase ends.
+    pub(super) fn churn_tick(&mut self, chained: bool) {
         if !self.swarm_active {
             return; // The liveness phase: no more changes.
         }
-        self.schedule_churn_tick();
+        if chained {
+            self.schedule_churn_tick();
+        }
         let churn = self.options.membership_churn.clone().expect("churn on");
         let Some(leader) = self.leader() else {
             return;
@@ -233,6 +244,18 @@ impl Cluster {
         }
         self.counters.add("membership_changes_requested", 1);
         let (_, outcome) = self.change_membership_at(leader, change);
+        if matches!(outcome, ProposalOutcome::Accepted { .. }) && self.churn_rng.chance(0.3) {
+            // Cut the leader off with its uncommitted change for a while: the
+            // next leader may not have it (the single-server change bug's setup).
+            self.counters.add("membership_leader_cut_after_change", 1);
+            match change.promotes() {
+                // It still reaches the node it promotes, which then holds the change too.
+                Some(promoted) => self.apply_fault(FaultAction::Restrict(leader, vec![promoted])),
+                None => self.apply_fault(FaultAction::Isolate(leader)),
+            }
+            let back_ms = self.now_ms + self.churn_rng.range(500, 3_000);
+            self.queue.push(back_ms, SimEvent::Fault(Box::new(FaultAction::Connect(leader))));
+        }
         let name = match outcome {
             ProposalOutcome::Accepted { .. } => "membership_changes_accepted",
             ProposalOutcome::Rejected(Rejection::NoCommitInTerm) => "membership_refused_barrier",
@@ -271,9 +294,14 @@ impl Cluster {
         }
     }
 
-    /// Coverage from notes: a removed leader handed over; a learner installed a snapshot.
+    /// Coverage from notes: a removed leader handed over; a learner installed a
+    /// snapshot. With churn, a new leader is often asked for a change at once
+    /// (the barrier refuses it until an entry of its term commits).
     pub(super) fn membership_note(&mut self, id: NodeId, note: &Note) {
         match note {
+            Note::BecameLeader { .. } if self.options.membership_churn.is_some() && self.churn_rng.chance(0.5) => {
+                self.queue.push(self.now_ms, SimEvent::MembershipTick { chained: false });
+            }
             Note::SteppedDown { reason: raft_sm::StepDownReason::RemovedFromConfiguration, .. } => {
                 self.counters.add("membership_leader_removed", 1);
             }

@@ -76,8 +76,10 @@ enum SimEvent {
     /// Boxed: faults are rare, and the queue moves every event on each push and pop.
     Fault(Box<FaultAction>),
     SwarmTick,
-    /// The membership churn's next change (`membership.rs`).
-    MembershipTick,
+    /// A membership churn change (`membership.rs`); a `chained` tick schedules the next.
+    MembershipTick {
+        chained: bool,
+    },
     /// A watcher reads its next batch.
     WatchPoll {
         watcher: usize,
@@ -511,6 +513,14 @@ impl Cluster {
                 let Some(info) = self.requests.get(&request) else {
                     return;
                 };
+                if let Some(leader) = self.outside_membership(node) {
+                    // Clients know the member list, as a real client's would be
+                    // updated: a node removed from the cluster is not asked.
+                    let index = (node.0 - 1) as usize;
+                    let rejection = raft_sm::Rejection::NotLeader { leader: Some(leader) };
+                    self.route_answer(index, request, Answer::Rejected(rejection));
+                    return;
+                }
                 let event = match &info.request {
                     Request::Write(command) => Event::Propose { id: request, command: command.clone() },
                     Request::Read(_) | Request::Range(_) if self.options.driver_bug_local_reads => {
@@ -537,7 +547,7 @@ impl Cluster {
             }
             SimEvent::Fault(action) => self.apply_fault(*action),
             SimEvent::SwarmTick => self.swarm_tick(),
-            SimEvent::MembershipTick => self.churn_tick(),
+            SimEvent::MembershipTick { chained } => self.churn_tick(chained),
             SimEvent::WatchPoll { watcher } => {
                 let ids = self.ids();
                 let watchers = self.watchers.as_mut().expect("watchers exist");
