@@ -263,7 +263,9 @@ import sys, statistics
 from collections import defaultdict
 rows = defaultdict(list)
 for line in open(sys.argv[1]):
-    system, op, conns, rep, rps, p50, p99, errors, cpu_us = line.rstrip("\n").split("\t")
+    fields = line.rstrip("\n").split("\t")
+    system, op, conns, rep, rps, p50, p99, errors = fields[:8]
+    cpu_us = fields[8] if len(fields) > 8 else "nan"  # (the watch rows have no CPU column)
     rows[(op, int(conns), system)].append((float(rps), float(p50), float(p99), int(errors), float(cpu_us)))
 def summary(runs):
     return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),

@@ -14,9 +14,10 @@
 //! can legitimately repeat for many rounds (timeouts drawn close together, a
 //! stale candidate voting for itself first), so that time has no hard bound.
 //!
-//! The model is lenient where it cannot see the core's exact reset time: a vote
-//! grant counts when it is sent (after its fsync, later than the reset), and
-//! every leader contact the core reports counts.
+//! A vote grant counts when the core records it (its vote changes to another
+//! node in the current term: the moment it resets its timer; the reply itself
+//! leaves only after the fsync), and when it is sent. Every leader contact the
+//! core reports counts.
 
 use super::*;
 use crate::node_host::Effect;
@@ -28,6 +29,8 @@ struct Reset {
     at_ms: u64,
     /// Leader at the last check (stepping down arms a fresh timer).
     leader: bool,
+    /// (term, vote) at the last check: a new vote for another node is a grant.
+    vote: (Term, Option<NodeId>),
 }
 
 /// Per-node last legitimate election-timer reset, while watched.
@@ -40,7 +43,12 @@ pub(super) struct TimerWatch {
 impl TimerWatch {
     /// Starts watching every node from `now_ms`.
     pub(super) fn new(hosts: &[NodeHost], now_ms: u64) -> TimerWatch {
-        let reset = |host: &NodeHost| Reset { incarnation: host.incarnation, at_ms: now_ms, leader: false };
+        let reset = |host: &NodeHost| Reset {
+            incarnation: host.incarnation,
+            at_ms: now_ms,
+            leader: false,
+            vote: vote_of(host),
+        };
         TimerWatch { resets: hosts.iter().map(|host| Some(reset(host))).collect() }
     }
 
@@ -55,7 +63,8 @@ impl TimerWatch {
             _ => false,
         });
         if resets {
-            self.resets[index] = Some(Reset { incarnation, at_ms: now_ms, leader: false });
+            let vote = self.resets[index].map_or((Term(0), None), |reset| reset.vote);
+            self.resets[index] = Some(Reset { incarnation, at_ms: now_ms, leader: false, vote });
         }
     }
 
@@ -67,7 +76,8 @@ impl TimerWatch {
             };
             let slot = &mut self.resets[index];
             let leader = node.role() == Role::Leader;
-            let fresh = Reset { incarnation: host.incarnation, at_ms: now_ms, leader };
+            let vote = vote_of(host);
+            let fresh = Reset { incarnation: host.incarnation, at_ms: now_ms, leader, vote };
             let Some(reset) = *slot else {
                 *slot = Some(fresh);
                 continue;
@@ -83,14 +93,22 @@ impl TimerWatch {
                 *slot = Some(fresh);
                 continue;
             }
-            let last = reset.at_ms.max(node.leader_contact_ms().unwrap_or(0));
-            *slot = Some(Reset { at_ms: last, ..reset });
+            // A vote granted since the last check (checks follow every step).
+            let granted = vote != reset.vote && vote.1.is_some_and(|candidate| candidate != host.id);
+            let last = if granted { now_ms } else { reset.at_ms };
+            let last = last.max(node.leader_contact_ms().unwrap_or(0));
+            *slot = Some(Reset { at_ms: last, vote, ..reset });
             if now_ms >= last + timeout_ms_max {
                 return Some((host.id, last));
             }
         }
         None
     }
+}
+
+/// A node's (term, vote) now ((0, none) while crashed).
+fn vote_of(host: &NodeHost) -> (Term, Option<NodeId>) {
+    host.node().map_or((Term(0), None), |node| (node.term(), node.voted_for()))
 }
 
 impl Cluster {
