@@ -74,6 +74,7 @@ fn m1_add_a_learner_under_load_it_catches_up_by_snapshot_and_is_promoted() {
             leader.is_some_and(|l| c.node(l).core().is_some_and(|core| core.log_base().0 .0 > 0))
         };
         cluster.wait_for("the leader compacted its log", compacted, LIMIT_MS);
+        let leader = cluster.resolve(Who::Leader);
         ok(cluster.add_learner(NodeId(4), LIMIT_MS));
         ok(cluster.promote(NodeId(4), LIMIT_MS));
         let base = cluster.node(NodeId(4)).core().expect("runs").log_base();
