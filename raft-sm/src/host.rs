@@ -242,8 +242,6 @@ pub struct Host<S: StateMachine> {
     restore: Option<PendingRestore>,
     /// Actions that read or change the state machine, held while `restore` waits.
     held: VecDeque<Action>,
-    /// An `Output::TakeSnapshot` is out and not yet answered.
-    take_pending: bool,
 }
 
 /// A snapshot installed from the leader, not yet restored into the state machine.
@@ -298,7 +296,6 @@ impl<S: StateMachine> Host<S> {
             next_duty_id: HOST_PROPOSAL_ID_MIN,
             restore: None,
             held: VecDeque::new(),
-            take_pending: false,
         })
     }
 
@@ -382,7 +379,6 @@ impl<S: StateMachine> Host<S> {
     ) -> std::io::Result<Option<SnapshotMeta>> {
         // (With a restore pending, the image is of the older state: the core
         // ignores it, as it is below the installed snapshot.)
-        self.take_pending = false;
         let mut sink = CountingSink { inner: out, written_bytes: 0 };
         let written = self.state_machine.save_snapshot(&mut sink).and_then(|()| std::io::Write::flush(&mut sink));
         if let Err(error) = written {
@@ -509,12 +505,8 @@ impl<S: StateMachine> Host<S> {
             Action::SendSnapshotChunk(chunk) => self.outputs.push_back(Output::SendSnapshotChunk(chunk)),
             Action::Apply { entries, proposals } => self.apply(entries, proposals, observer),
             Action::RestoreSnapshot(meta) => self.await_restore(meta),
-            Action::TakeSnapshot => {
-                if !self.take_pending {
-                    self.take_pending = true;
-                    self.outputs.push_back(Output::TakeSnapshot);
-                }
-            }
+            // One per request: the core asks again only after `SnapshotTaken`.
+            Action::TakeSnapshot => self.outputs.push_back(Output::TakeSnapshot),
             // The host's own proposals need no answer: a duty not done is due again.
             Action::ProposalResult { id, .. } if id >= HOST_PROPOSAL_ID_MIN => {}
             Action::ProposalResult { id, outcome } => {

@@ -98,12 +98,7 @@ fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
         let _ = kv.apply_entry(&entry);
     }
     let image = kv.snapshot();
-    let snapshot = SnapshotMeta {
-        last_index: LogIndex(3),
-        last_term: Term(2),
-        membership: raft_sm::Membership::new(ids(3)),
-        size_bytes: image.len() as u64,
-    };
+    let snapshot = meta_at_3_of_term_2(&image);
     let follower_state = support::restored(1, &[1, 1, 1, 1], 1);
     let mut pump =
         Pump::from_restored(vec![RestoredState::default(), follower_state, RestoredState::default()], |_| {});
@@ -208,12 +203,7 @@ fn a_restart_reconciles_a_log_that_disagrees_with_the_snapshot() {
         kv.apply_entry(&Entry { term: Term(2), index: LogIndex(i), payload: Payload::Noop });
     }
     let image = kv.snapshot();
-    let snapshot = SnapshotMeta {
-        last_index: LogIndex(3),
-        last_term: Term(2),
-        membership: raft_sm::Membership::new(ids(3)),
-        size_bytes: image.len() as u64,
-    };
+    let snapshot = meta_at_3_of_term_2(&image);
     // Case 1: the compaction was lost: entries 1..=5 agree with the snapshot at 3.
     let mut agreeing = support::restored(2, &[1, 2, 2, 2, 2], 3);
     agreeing.snapshot = Some(snapshot.clone());
@@ -230,4 +220,14 @@ fn a_restart_reconciles_a_log_that_disagrees_with_the_snapshot() {
     let indexes = |id: u64| pump.hosts[&NodeId(id)].disk.entries.iter().map(|e| e.index.0).collect::<Vec<_>>();
     assert_eq!(indexes(1), vec![4, 5], "the disk was compacted");
     assert!(indexes(2).is_empty(), "the disk was reset");
+}
+
+/// The metadata of a three-voter snapshot at index 3, term 2, holding `image`.
+fn meta_at_3_of_term_2(image: &[u8]) -> SnapshotMeta {
+    SnapshotMeta {
+        last_index: LogIndex(3),
+        last_term: Term(2),
+        membership: raft_sm::Membership::new(ids(3)),
+        size_bytes: image.len() as u64,
+    }
 }
