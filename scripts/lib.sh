@@ -70,7 +70,8 @@ start_node() { # start_node PORT  (refuses a node that is running; fails if it d
   # bind its port or refuses its data directory exits at once.
   for _ in $(seq 1 60); do
     kill -0 "$pid" 2>/dev/null || break
-    health "$port" >/dev/null && break
+    # Only this node's own answer counts: another process on the port is not it.
+    [[ "$(health "$port")" == *"\"id\":\"node-$port\""* ]] && break
     sleep 0.05
   done
   if ! kill -0 "$pid" 2>/dev/null; then

@@ -323,11 +323,16 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Each call's first candidate, so tests running at once in this process never
+/// pick the same base (the ports are free when picked, not reserved).
+static NEXT_CANDIDATE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
 /// A base port whose three client ports and three Raft ports (+1000) are free.
 fn free_base_port() -> u16 {
     let seed = std::process::id() as u16;
-    for attempt in 0..200u16 {
-        let base = 20_000 + (seed.wrapping_mul(7).wrapping_add(attempt * 13)) % 30_000;
+    let first = NEXT_CANDIDATE.fetch_add(50, std::sync::atomic::Ordering::SeqCst);
+    for attempt in first..first + 200 {
+        let base = 20_000 + (seed.wrapping_mul(7).wrapping_add(attempt.wrapping_mul(13))) % 30_000;
         let ports = [base, base + 1, base + 2, base + 1000, base + 1001, base + 1002];
         let bound: Vec<_> = ports.iter().filter_map(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).ok()).collect();
         if bound.len() == ports.len() {
