@@ -622,21 +622,6 @@ impl Drop for ClusterCommand {
     }
 }
 
-/// A base port with base..base+n and their Raft ports (+1000) free.
-fn free_port_block(n: u16) -> u16 {
-    let seed = std::process::id() as u16;
-    for attempt in 0..200u16 {
-        let base = 20_000 + (seed.wrapping_mul(31).wrapping_add(attempt * 97)) % 20_000;
-        let all_free = (0..n)
-            .flat_map(|i| [base + i, base + i + 1000])
-            .all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free block of ports");
-}
-
 fn cli(args: &[&str]) -> std::process::Output {
     std::process::Command::new(common::binary()).args(args).output().unwrap()
 }
@@ -644,7 +629,7 @@ fn cli(args: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_command_and_the_client_commands_work_together() {
     let dir = tempfile::tempdir().unwrap();
-    let base = free_port_block(3);
+    let base = common::free_base_port(3);
     let child = std::process::Command::new(common::binary())
         .args(["cluster", "--nodes", "3", "--base-port", &base.to_string(), "--data-dir"])
         .arg(dir.path().join("data"))
@@ -710,7 +695,7 @@ async fn the_cluster_command_and_the_client_commands_work_together() {
 #[test]
 fn a_cluster_child_stops_when_its_parent_goes_away() {
     let dir = tempfile::tempdir().unwrap();
-    let base = free_port_block(1);
+    let base = common::free_base_port(1);
     let mut child = std::process::Command::new(common::binary())
         .env("KVSTORE_PORT", base.to_string())
         .env("RAFT_DATA_DIR", dir.path())

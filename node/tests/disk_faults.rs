@@ -263,7 +263,7 @@ async fn corruption_is_refused_at_start_and_repair_holds_the_vote_until_caught_u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_command_stops_in_under_a_second_with_a_handover() {
     let cluster = Cluster::start(Options { nodes: 0, ..Options::default() });
-    let base = free_base_port();
+    let base = common::free_base_port(3);
     let log = cluster.dir.path().join("cluster.log");
     let file = std::fs::File::create(&log).unwrap();
     let mut child = std::process::Command::new(common::binary())
@@ -323,30 +323,11 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Each call's first candidate, so tests running at once in this process never
-/// pick the same base (the ports are free when picked, not reserved).
-static NEXT_CANDIDATE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-
-/// A base port whose three client ports and three Raft ports (+1000) are free.
-fn free_base_port() -> u16 {
-    let seed = std::process::id() as u16;
-    let first = NEXT_CANDIDATE.fetch_add(50, std::sync::atomic::Ordering::SeqCst);
-    for attempt in first..first + 200 {
-        let base = 20_000 + (seed.wrapping_mul(7).wrapping_add(attempt.wrapping_mul(13))) % 30_000;
-        let ports = [base, base + 1, base + 2, base + 1000, base + 1001, base + 1002];
-        let bound: Vec<_> = ports.iter().filter_map(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).ok()).collect();
-        if bound.len() == ports.len() {
-            return base;
-        }
-    }
-    panic!("no free ports");
-}
-
 /// `scripts/run-cluster.sh start` refuses a cluster that is running and leaves
 /// its pid files alone.
 #[test]
 fn the_script_refuses_to_start_a_running_cluster() {
-    let base = free_base_port();
+    let base = common::free_base_port(3);
     let dir = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/run-cluster.sh");
     let run = |command: &str| {

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -149,6 +149,29 @@ fn free_ports(count: usize) -> Vec<u16> {
     let listeners: Vec<std::net::TcpListener> =
         (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind an OS-picked port")).collect();
     listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Each call's first candidate, so tests running at once in one test binary
+/// never pick the same base (the ports are free when picked, not reserved).
+static NEXT_BASE_CANDIDATE: AtomicU16 = AtomicU16::new(0);
+
+/// A base port with `base..base + n` and their Raft ports (+1000) free, for
+/// commands that take a base port (`raftkv cluster`, scripts/run-cluster.sh).
+pub fn free_base_port(n: u16) -> u16 {
+    let seed = std::process::id() as u16;
+    let first = NEXT_BASE_CANDIDATE.fetch_add(50, Ordering::SeqCst);
+    for attempt in first..first + 200 {
+        // Below the ephemeral range (32768 up), where OS-picked ports of other
+        // tests land.
+        let base = 20_000 + seed.wrapping_mul(31).wrapping_add(attempt.wrapping_mul(97)) % 11_000;
+        let all_free = (0..n)
+            .flat_map(|i| [base + i, base + i + 1000])
+            .all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free block of ports");
 }
 
 pub fn binary() -> &'static str {
