@@ -46,18 +46,56 @@ impl Node {
 
     /// A higher term is adopted unless the message is a PreVote (which changes
     /// nothing), a PreVote grant (which carries the proposed term), or a vote
-    /// request arriving while we still hear a leader (CheckQuorum lease).
+    /// request arriving while we still hear a leader (the CheckQuorum lease,
+    /// or for a candidate outside our configuration [`Node::non_member_lease`]).
     pub(crate) fn higher_term_policy(&self, message: &Message) -> HigherTerm {
         match message.body {
             Body::RequestVote(RequestVote { pre_vote: true, .. }) => HigherTerm::KeepTerm,
             Body::RequestVoteResponse(RequestVoteResponse { pre_vote: true, granted: true }) => HigherTerm::KeepTerm,
             Body::RequestVote(RequestVote { pre_vote: false, transfer, .. })
-                if self.config.check_quorum && !transfer && self.in_leader_lease() =>
+                if !transfer && (self.config.check_quorum && self.in_leader_lease()) =>
+            {
+                HigherTerm::Drop
+            }
+            Body::RequestVote(RequestVote { pre_vote: false, transfer: false, .. })
+                if self.non_member_lease(message.from) =>
             {
                 HigherTerm::Drop
             }
             _ => HigherTerm::Adopt,
         }
+    }
+
+    /// Whether a vote request from `candidate` is refused because it is not in
+    /// our configuration and a leader is alive (thesis §4.2.3: "if a server
+    /// receives a RequestVote request within the minimum election timeout of
+    /// hearing from a current leader, it does not update its term or grant its
+    /// vote"), whatever `check_quorum` says. Without it a removed node that
+    /// never learned its removal (nobody replicates to a non-member) campaigns
+    /// forever with PreVote and CheckQuorum off, and each higher term deposes
+    /// the leader: the churn swarm's 7-node liveness failures (seeds 0x198,
+    /// 0x45e, 0x58b, 0x12bf). Members keep today's rule (the lease only with
+    /// CheckQuorum), and a lagging voter still hears a non-member once no
+    /// leader is heard (thesis §4.1: the candidate's newer configuration may
+    /// need its vote). A leader counts as hearing a leader while a quorum of
+    /// its configuration answered within the minimum election timeout (with
+    /// CheckQuorum off nothing else tells a stale leader it is one).
+    pub(crate) fn non_member_lease(&self, candidate: NodeId) -> bool {
+        if self.membership().contains(candidate) {
+            return false;
+        }
+        if self.role != Role::Leader {
+            return self.in_leader_lease();
+        }
+        let since_ms = self.now_ms.saturating_sub(self.config.election_timeout_ms_min);
+        let mut recent: BTreeMap<NodeId, bool> = self
+            .progress
+            .iter()
+            .filter(|(_, progress)| progress.last_contact_ms.is_some_and(|at_ms| at_ms >= since_ms))
+            .map(|(&id, _)| (id, true))
+            .collect();
+        recent.insert(self.config.id, true);
+        self.quorum.vote_result(&recent) == VoteResult::Won
     }
 
     /// Whether [`crate::Config::vote_after_index`] still holds this node back
@@ -138,7 +176,8 @@ impl Node {
     pub(crate) fn on_request_vote(&mut self, candidate: NodeId, term: Term, request: RequestVote) {
         let RequestVote { pre_vote, transfer, last_log_index, last_log_term } = request;
         let up_to_date = self.log_is_up_to_date(last_log_index, last_log_term);
-        let lease = self.config.check_quorum && !transfer && self.in_leader_lease();
+        let lease =
+            !transfer && (self.config.check_quorum && self.in_leader_lease() || self.non_member_lease(candidate));
         if pre_vote {
             // A PreVote changes nothing here; grant only what a real vote would get.
             let held = self.vote_held();

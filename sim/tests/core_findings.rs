@@ -113,3 +113,42 @@ fn a_lost_probe_does_not_make_a_new_leader_resend_the_whole_log() {
     // re-sending the log would add one per entry (61 here).
     assert!(sent < 40, "{sent} appends: a {log_len}-entry log the follower already held was re-sent");
 }
+
+/// Found by `sim explore --nodes 7 --faults all --membership-churn` (seeds
+/// 0x198, 0x45e, 0x58b, 0x12bf of 5,000, "converged" not within 30 s; all four
+/// drew PreVote and CheckQuorum off): a voter removed while cut off never
+/// learns its removal (nobody replicates to a non-member), so it keeps
+/// campaigning with its old configuration. Its vote requests are heard from
+/// outside the configuration (a lagging voter must vote, thesis §4.1), and each
+/// carries a higher term, so the leader steps down every election timeout and
+/// a slow learner's snapshot restarts from offset 0 in every new term (seed
+/// 0x198: one 5 KiB snapshot in 64-byte chunks, restarted 15 times in 30 s).
+/// Fixed in raft-sm (`Node::non_member_lease`): a vote request from a node
+/// outside the configuration is dropped while a leader is heard (thesis
+/// §4.2.3), whatever `check_quorum` says.
+#[test]
+fn a_removed_node_cannot_depose_the_leader_with_prevote_and_checkquorum_off() {
+    use sim::{Cluster, SimOptions, Who};
+    let mut options = SimOptions::new(33, 3);
+    options.verbose = false;
+    options.initial_voters = Some(3);
+    options.pre_vote = false;
+    options.check_quorum = false;
+    let mut cluster = Cluster::new(options);
+    cluster.run_until("a leader", |c| c.leader().is_some(), 10_000).unwrap();
+    cluster.run_for(1_000);
+    let removed = cluster.resolve(Who::Follower(0));
+    cluster.isolate(removed);
+    cluster.remove(removed, 10_000).unwrap();
+    let leader = cluster.resolve(Who::Leader);
+    let members_term = cluster.node(leader).term();
+    // Alone with its old configuration it campaigns, term after term.
+    cluster.run_for(5_000);
+    assert!(cluster.node(removed).term() > members_term, "the removed node campaigned");
+    assert!(cluster.node(removed).core().expect("runs").membership().is_voter(removed));
+    cluster.connect(removed);
+    cluster.run_for(10_000);
+    assert_eq!(cluster.leader(), Some(leader), "the leader was deposed");
+    assert_eq!(cluster.node(leader).term(), members_term, "the removed node raised the members' term");
+    cluster.check();
+}
