@@ -22,11 +22,14 @@ pub struct ChurnOptions {
     pub voters_min: usize,
     /// Never more voters than this.
     pub voters_max: usize,
+    /// Steer the changes toward the single-server change bug's setup
+    /// (`barrier_episode.rs`): toward four voters, and single-voter changes there.
+    pub aim_barrier: bool,
 }
 
 impl Default for ChurnOptions {
     fn default() -> Self {
-        ChurnOptions { interval_ms_min: 100, interval_ms_max: 1_500, voters_min: 1, voters_max: 7 }
+        ChurnOptions { interval_ms_min: 100, interval_ms_max: 1_500, voters_min: 1, voters_max: 7, aim_barrier: false }
     }
 }
 
@@ -41,6 +44,8 @@ pub(super) struct MembershipWatch {
     leaves_counted: std::collections::BTreeSet<LogIndex>,
     /// The configuration applied last (by any node, in index order of first application).
     applied_through: LogIndex,
+    /// The single-server change bug's setup, armed (`barrier_episode.rs`).
+    pub(super) barrier: Option<super::barrier_episode::BarrierEpisode>,
 }
 
 impl Cluster {
@@ -235,6 +240,12 @@ impl Cluster {
                 choices.push(MembershipChange::Demote(voter));
             }
         }
+        if churn.aim_barrier {
+            let aimed = super::barrier_episode::aimed_changes(&membership, leader, &choices);
+            if !aimed.is_empty() {
+                choices = aimed;
+            }
+        }
         if choices.is_empty() {
             return;
         }
@@ -243,8 +254,22 @@ impl Cluster {
             return;
         }
         self.counters.add("membership_changes_requested", 1);
+        let cut_first = self.barrier_episode_cut(leader, &membership, change);
         let (_, outcome) = self.change_membership_at(leader, change);
-        if matches!(outcome, ProposalOutcome::Accepted { .. }) && self.churn_rng.chance(0.3) {
+        let episode = match outcome {
+            ProposalOutcome::Accepted { index, term } if cut_first => {
+                Some(self.barrier_episode_arm(leader, &membership, change, (index, term)))
+            }
+            _ if cut_first => {
+                self.apply_fault(FaultAction::Connect(leader));
+                None
+            }
+            _ => None,
+        };
+        if let Some(back_ms) = episode {
+            self.counters.add("membership_leader_cut_after_change", 1);
+            self.queue.push(back_ms, SimEvent::Fault(Box::new(FaultAction::Connect(leader))));
+        } else if matches!(outcome, ProposalOutcome::Accepted { .. }) && self.churn_rng.chance(0.3) {
             // Cut the leader off with its uncommitted change for a while: the
             // next leader may not have it (the single-server change bug's setup).
             self.counters.add("membership_leader_cut_after_change", 1);
@@ -299,7 +324,12 @@ impl Cluster {
     /// (the barrier refuses it until an entry of its term commits).
     pub(super) fn membership_note(&mut self, id: NodeId, note: &Note) {
         match note {
-            Note::BecameLeader { .. } if self.options.membership_churn.is_some() && self.churn_rng.chance(0.5) => {
+            // The episode takes the new leader, or half the time a random change.
+            Note::BecameLeader { .. }
+                if self.options.membership_churn.is_some()
+                    && !self.barrier_episode_on_leader(id)
+                    && self.churn_rng.chance(0.5) =>
+            {
                 self.queue.push(self.now_ms, SimEvent::MembershipTick { chained: false });
             }
             Note::SteppedDown { reason: raft_sm::StepDownReason::RemovedFromConfiguration, .. } => {

@@ -22,6 +22,7 @@ use raft_sm::kv::{Command, KeyRange, RangeRequest};
 use raft_sm::{Config, Event, LogIndex, Message, Node, NodeId, Note, PersistId, ProposalOutcome, Role, Term};
 
 mod api;
+mod barrier_episode;
 mod episodes;
 mod goals;
 mod liveness;
@@ -79,6 +80,11 @@ enum SimEvent {
     /// A membership churn change (`membership.rs`); a `chained` tick schedules the next.
     MembershipTick {
         chained: bool,
+    },
+    /// A given change asked of a given node (`barrier_episode.rs`).
+    MembershipChange {
+        at: NodeId,
+        change: raft_sm::MembershipChange,
     },
     /// A watcher reads its next batch.
     WatchPoll {
@@ -548,6 +554,7 @@ impl Cluster {
             SimEvent::Fault(action) => self.apply_fault(*action),
             SimEvent::SwarmTick => self.swarm_tick(),
             SimEvent::MembershipTick { chained } => self.churn_tick(chained),
+            SimEvent::MembershipChange { at, change } => self.barrier_episode_change(at, change),
             SimEvent::WatchPoll { watcher } => {
                 let ids = self.ids();
                 let watchers = self.watchers.as_mut().expect("watchers exist");
