@@ -725,6 +725,9 @@ impl KvStore {
             Op::LeaseRevoke { id } => {
                 if self.leases.table.contains_key(id) {
                     output.lease_id = *id;
+                    if self.mutant_is(crate::Mutant::LeaseRevokeLeavesKey) {
+                        self.leave_first_key(*id);
+                    }
                     output.deleted = self.drop_lease(*id, next);
                     changed = output.deleted > 0;
                     Ok(())
@@ -894,6 +897,17 @@ impl KvStore {
     }
 
     /// Deletes lease `id` and its keys; returns how many keys.
+    /// The `LeaseRevokeLeavesKey` mutant: detach the lease's first key, so
+    /// that dropping the lease leaves it in the store.
+    fn leave_first_key(&mut self, id: u64) {
+        let lease = self.leases.table.get_mut(&id).expect("the caller checked");
+        if let Some(key) = lease.keys.pop_first() {
+            if let Some(record) = self.data.get_mut(&key) {
+                record.lease = 0;
+            }
+        }
+    }
+
     fn drop_lease(&mut self, id: u64, revision: u64) -> u64 {
         let lease = self.leases.table.remove(&id).expect("the caller checked");
         self.leases.removed(id);

@@ -59,11 +59,14 @@ pub enum Mutant {
     /// Lease keep-alives do not move the leader's expiry deadline: a lease kept
     /// alive expires one TTL after its grant (or after its leader's term began).
     LeaseKeepAliveIgnored,
+    /// A lease revoke deletes the lease but leaves its first key behind
+    /// (expiries still delete them all).
+    LeaseRevokeLeavesKey,
 }
 
 impl Mutant {
     /// Every mutant, in report order.
-    pub const ALL: [Mutant; 18] = [
+    pub const ALL: [Mutant; 19] = [
         Mutant::Figure8,
         Mutant::VoteBeforeDurable,
         Mutant::VotesAsNumber,
@@ -82,6 +85,7 @@ impl Mutant {
         Mutant::CasAppliedTwice,
         Mutant::WatchSkipsAfterLeaderChange,
         Mutant::LeaseKeepAliveIgnored,
+        Mutant::LeaseRevokeLeavesKey,
     ];
 
     /// The command-line name, e.g. `figure8`.
@@ -105,6 +109,7 @@ impl Mutant {
             Mutant::CasAppliedTwice => "cas-applied-twice",
             Mutant::WatchSkipsAfterLeaderChange => "watch-skips-after-leader-change",
             Mutant::LeaseKeepAliveIgnored => "lease-keepalive-ignored",
+            Mutant::LeaseRevokeLeavesKey => "lease-revoke-leaves-key",
         }
     }
 
@@ -121,7 +126,13 @@ impl Mutant {
     /// Whether the bug is in the key-value state machine (the driver builds
     /// its store with [`crate::kv::KvStore::with_mutant`]).
     pub fn is_state_machine_bug(self) -> bool {
-        matches!(self, Mutant::CasAppliedTwice | Mutant::WatchSkipsAfterLeaderChange | Mutant::LeaseKeepAliveIgnored)
+        matches!(
+            self,
+            Mutant::CasAppliedTwice
+                | Mutant::WatchSkipsAfterLeaderChange
+                | Mutant::LeaseKeepAliveIgnored
+                | Mutant::LeaseRevokeLeavesKey
+        )
     }
 
     /// Whether the `mutants` feature is compiled in, so that a mutant can take effect.

@@ -21,6 +21,13 @@
 //!   (timed out or dropped: the operation may or may not have taken effect, at any
 //!   time after `invoke_ms`); `compare_failed` (a `cas` whose comparison did not
 //!   hold: nothing changed); `range` (a `range`; the pairs are in `result`).
+//! - Leases (lease holders, `SimOptions::lease_holders`): `put` (a `set`
+//!   attached to the lease in `lease`), `lease_grant`, `lease_keepalive`,
+//!   `lease_revoke` and `lease_expire` (not a client's: the leader's expiry
+//!   entry, from `invoke_ms` = the leader's decision to `complete_ms` = its first
+//!   apply), each with `lease`; outcome `lease_not_found` when the lease is not
+//!   held. A lease operation's `key` is the lease's own register in the model
+//!   (`"\u0000lease/<id>"`).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -59,16 +66,79 @@ pub enum KvOp {
         /// The prefix.
         prefix: String,
     },
+    /// Write `value` under `key`, attached to `lease` (fails with
+    /// [`KvOutcome::LeaseNotFound`] when the lease is not held).
+    Put {
+        /// The key written.
+        key: String,
+        /// The value written.
+        value: String,
+        /// The lease the key is attached to.
+        lease: u64,
+    },
+    /// A lease operation (see [`LeaseOp`]); build it with [`KvOp::lease`].
+    Lease {
+        /// Which one.
+        op: LeaseOp,
+        /// The lease.
+        lease: u64,
+        /// The lease's own register in the model, `"\0lease/<id>"` (outside every client prefix).
+        register: String,
+    },
+}
+
+/// The lease operations of [`KvOp::Lease`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LeaseOp {
+    /// Grant the lease (its id is the client's).
+    Grant,
+    /// Renew it.
+    KeepAlive,
+    /// Revoke it: delete it and its keys.
+    Revoke,
+    /// The leader's expiry entry took effect: the lease and its keys are gone.
+    Expire,
+}
+
+impl LeaseOp {
+    /// Whether it deletes the lease's keys when it takes effect.
+    pub fn drops_keys(self) -> bool {
+        matches!(self, LeaseOp::Revoke | LeaseOp::Expire)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            LeaseOp::Grant => "lease_grant",
+            LeaseOp::KeepAlive => "lease_keepalive",
+            LeaseOp::Revoke => "lease_revoke",
+            LeaseOp::Expire => "lease_expire",
+        }
+    }
 }
 
 impl KvOp {
     /// The key this operation touches.
     pub fn key(&self) -> &str {
         match self {
-            KvOp::Set { key, .. } | KvOp::Delete { key } | KvOp::Get { key } | KvOp::Cas { key, .. } => key,
+            KvOp::Set { key, .. }
+            | KvOp::Delete { key }
+            | KvOp::Get { key }
+            | KvOp::Cas { key, .. }
+            | KvOp::Put { key, .. } => key,
             KvOp::Range { prefix } => prefix,
+            KvOp::Lease { register, .. } => register,
         }
     }
+
+    /// The lease operation `op` on lease `lease`.
+    pub fn lease(op: LeaseOp, lease: u64) -> KvOp {
+        KvOp::Lease { op, lease, register: lease_register(lease) }
+    }
+}
+
+/// The model's register of lease `lease`: present while the lease is held.
+pub fn lease_register(lease: u64) -> String {
+    format!("\0lease/{lease}")
 }
 
 impl fmt::Display for KvOp {
@@ -80,6 +150,8 @@ impl fmt::Display for KvOp {
             KvOp::Cas { key, expected: Some(expected), value } => write!(f, "cas({key:?}, {expected:?} -> {value:?})"),
             KvOp::Cas { key, expected: None, value } => write!(f, "cas({key:?}, absent -> {value:?})"),
             KvOp::Range { prefix } => write!(f, "range({prefix:?}*)"),
+            KvOp::Put { key, value, lease } => write!(f, "put({key:?}, {value:?}, lease {lease})"),
+            KvOp::Lease { op, lease, .. } => write!(f, "{}({lease})", op.name()),
         }
     }
 }
@@ -102,6 +174,8 @@ pub enum KvOutcome {
     CompareFailed,
     /// A `Range` read these pairs, in key order.
     Range(Vec<(String, String)>),
+    /// A `Put` with a lease or a lease operation found the lease not held.
+    LeaseNotFound,
     /// No answer: the operation may or may not have taken effect.
     Unknown,
 }
@@ -114,6 +188,7 @@ impl fmt::Display for KvOutcome {
             KvOutcome::Value(v) => write!(f, "Value({v:?})"),
             KvOutcome::CompareFailed => f.write_str("CompareFailed"),
             KvOutcome::Range(pairs) => write!(f, "Range({pairs:?})"),
+            KvOutcome::LeaseNotFound => f.write_str("LeaseNotFound"),
             KvOutcome::Unknown => f.write_str("Unknown"),
         }
     }
@@ -215,6 +290,8 @@ fn operation_json(operation: &Operation) -> serde_json::Value {
         KvOp::Get { .. } => ("get", None),
         KvOp::Cas { value, .. } => ("cas", Some(value.clone())),
         KvOp::Range { .. } => ("range", None),
+        KvOp::Put { value, .. } => ("put", Some(value.clone())),
+        KvOp::Lease { op, .. } => (op.name(), None),
     };
     let mut object = serde_json::json!({
         "client": operation.client,
@@ -227,6 +304,9 @@ fn operation_json(operation: &Operation) -> serde_json::Value {
     if let KvOp::Cas { expected, .. } = &operation.op {
         object["expected"] = serde_json::json!(expected);
     }
+    if let KvOp::Put { lease, .. } | KvOp::Lease { lease, .. } = &operation.op {
+        object["lease"] = serde_json::json!(lease);
+    }
     let outcome = match &operation.outcome {
         KvOutcome::Ok => "ok",
         KvOutcome::CompareFailed => "compare_failed",
@@ -235,6 +315,7 @@ fn operation_json(operation: &Operation) -> serde_json::Value {
             "range"
         }
         KvOutcome::NotFound => "not_found",
+        KvOutcome::LeaseNotFound => "lease_not_found",
         KvOutcome::Unknown => "unknown",
         KvOutcome::Value(read) => {
             object["result"] = serde_json::Value::String(read.clone());
@@ -270,6 +351,21 @@ mod tests {
         assert_eq!(lines[2]["complete_ms"], serde_json::Value::Null);
         assert_eq!(lines[2]["outcome"], "unknown");
         assert_eq!(history.completed(), 2);
+    }
+
+    #[test]
+    fn lease_operations_carry_their_lease() {
+        let mut history = History::default();
+        let put = history.invoke(1, KvOp::Put { key: "lease/0".into(), value: "7".into(), lease: 7 }, 1);
+        let revoke = history.invoke(1, KvOp::lease(LeaseOp::Revoke, 7), 2);
+        history.complete(put, Some(3), KvOutcome::Ok);
+        history.complete(revoke, Some(4), KvOutcome::LeaseNotFound);
+        let lines: Vec<serde_json::Value> =
+            history.to_json_lines().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        assert_eq!((&lines[0]["op"], &lines[0]["lease"], &lines[0]["value"]), (&"put".into(), &7.into(), &"7".into()));
+        assert_eq!((&lines[1]["op"], &lines[1]["key"]), (&"lease_revoke".into(), &"\u{0}lease/7".into()));
+        assert_eq!(lines[1]["outcome"], "lease_not_found");
+        assert_eq!(history.operations()[1].to_string(), "client 1 [2ms..4ms] lease_revoke(7) -> LeaseNotFound");
     }
 
     #[test]

@@ -17,10 +17,19 @@
 //! expiry while its lease was kept alive within its TTL. (Keep-alives with an
 //! unknown outcome are not counted; the check runs again when a late `Ok`
 //! arrives.)
+//!
+//! **The history.** Holders record their operations in a history of their own
+//! ([`LeaseHolders::history`], merged with the clients' for the
+//! linearizability check): grants, the attaching put, keep-alives and
+//! revokes, and each expiry that takes effect (from the leader's decision to
+//! its first apply). Half the time a holder revokes its lease instead of
+//! letting it expire, and then creates its key if absent (a compare-and-swap
+//! from absent): the model knows the revoke deleted it, so the swap must hold.
 
 use super::Violation;
+use crate::history::{History, KvOp, KvOutcome, LeaseOp, OpId};
 use crate::rng::SimRng;
-use raft_sm::kv::{ApplyResult, Command, KvError, Op};
+use raft_sm::kv::{ApplyResult, Command, KvError, Op, Txn};
 use raft_sm::{Entry, NodeId, Payload, Rejection};
 use std::collections::BTreeMap;
 
@@ -35,6 +44,10 @@ enum Phase {
     Attaching,
     /// Keeping alive until `alive_until_ms`.
     Alive,
+    /// Revoking the lease (instead of letting it expire).
+    Revoking,
+    /// Creating its key if absent, after the revoke.
+    Checking,
     /// Stopped keep-alives; starts over at the next wake after the pause.
     Dead,
 }
@@ -50,6 +63,8 @@ struct Holder {
     alive_until_ms: u64,
     /// The command in flight, when it was invoked, and its attempts' request ids.
     in_flight: Option<(Command, u64, Vec<u64>)>,
+    /// The in-flight command's operation in the history.
+    recorded: Option<OpId>,
     leader_hint: Option<NodeId>,
     wake_token: u64,
 }
@@ -89,6 +104,8 @@ pub struct LeaseStats {
     pub expired: u64,
     /// Expiries applied after a keep-alive made them void.
     pub expiries_void: u64,
+    /// Revokes acknowledged.
+    pub revoked: u64,
 }
 
 /// The holders and the expiry check.
@@ -100,8 +117,18 @@ pub struct LeaseHolders {
     acked: BTreeMap<u64, (u64, Vec<u64>)>,
     /// Lease id → when the leader decided its (effective) expiry.
     expired: BTreeMap<u64, u64>,
+    /// The holders' operations and the expiries, for the linearizability check.
+    history: History,
     /// Counters.
     pub stats: LeaseStats,
+}
+
+/// The history's client id of expiries (the leader's clock, not a holder).
+pub const EXPIRY_CLIENT: u64 = u64::MAX;
+
+/// Holder `n`'s key.
+fn key_of(n: usize) -> String {
+    format!("lease/{n}")
 }
 
 impl LeaseHolders {
@@ -117,6 +144,7 @@ impl LeaseHolders {
                 ttl_ms: 0,
                 alive_until_ms: 0,
                 in_flight: None,
+                recorded: None,
                 leader_hint: None,
                 wake_token: 0,
             })
@@ -127,6 +155,7 @@ impl LeaseHolders {
             rng,
             acked: BTreeMap::new(),
             expired: BTreeMap::new(),
+            history: History::default(),
             stats: LeaseStats::default(),
         }
     }
@@ -154,12 +183,44 @@ impl LeaseHolders {
         }
     }
 
+    /// The holders' operations and the expiries that took effect.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
     fn invoke(&mut self, now_ms: u64, n: usize, op: Op) -> Vec<LeaseAction> {
         let holder = &mut self.holders[n];
         holder.seq += 1;
+        let kind = match &op {
+            Op::LeaseGrant { id, .. } => KvOp::lease(LeaseOp::Grant, *id),
+            Op::LeaseKeepAlive { id } => KvOp::lease(LeaseOp::KeepAlive, *id),
+            Op::LeaseRevoke { id } => KvOp::lease(LeaseOp::Revoke, *id),
+            Op::Put { key, value, lease } => KvOp::Put { key: key.clone(), value: value.clone(), lease: *lease },
+            Op::Txn(_) => {
+                KvOp::Cas { key: key_of(n), expected: None, value: format!("{}.{}r", holder.client_id, holder.seq) }
+            }
+            other => unreachable!("holders do not send {other:?}"),
+        };
         let command = Command::of(op).with_session(holder.client_id, holder.seq);
+        holder.recorded = Some(self.history.invoke(holder.client_id, kind, now_ms));
         holder.in_flight = Some((command, now_ms, Vec::new()));
         self.attempt(now_ms, n)
+    }
+
+    /// After a revoke: holder `n` creates its key if absent (a compare-and-swap
+    /// from absent, which the revoke's deletion makes hold).
+    fn invoke_check(&mut self, now_ms: u64, n: usize) -> Vec<LeaseAction> {
+        let holder = &self.holders[n];
+        let value = format!("{}.{}r", holder.client_id, holder.seq + 1);
+        self.invoke(now_ms, n, Op::Txn(Txn::cas(key_of(n), None, value)))
+    }
+
+    /// Records the outcome of holder `n`'s operation in flight.
+    fn record(&mut self, now_ms: u64, n: usize, outcome: KvOutcome) {
+        if let Some(id) = self.holders[n].recorded.take() {
+            let at = (outcome != KvOutcome::Unknown).then_some(now_ms);
+            self.history.complete(id, at, outcome);
+        }
     }
 
     fn attempt(&mut self, now_ms: u64, n: usize) -> Vec<LeaseAction> {
@@ -196,12 +257,18 @@ impl LeaseHolders {
                 let op = Op::LeaseKeepAlive { id: holder.lease };
                 self.invoke(now_ms, n, op)
             }
+            Phase::Alive if self.rng.chance(0.5) => {
+                holder.phase = Phase::Revoking;
+                let op = Op::LeaseRevoke { id: holder.lease };
+                self.invoke(now_ms, n, op)
+            }
             Phase::Alive => {
                 holder.phase = Phase::Dead;
                 let pause = 2 * holder.ttl_ms + self.rng.range(0, 2_000);
                 vec![self.wake(n, now_ms + pause)]
             }
-            Phase::Granting | Phase::Attaching => Vec::new(),
+            Phase::Checking => self.invoke_check(now_ms, n),
+            Phase::Granting | Phase::Attaching | Phase::Revoking => Vec::new(),
         }
     }
 
@@ -232,13 +299,22 @@ impl LeaseHolders {
             }
         };
         self.holders[n].in_flight = None;
+        let outcome = match result {
+            Ok(()) => KvOutcome::Ok,
+            Err(KvError::LeaseNotFound) => KvOutcome::LeaseNotFound,
+            Err(KvError::CompareFailed) => KvOutcome::CompareFailed,
+            // Not an answer the model knows (e.g. a grant refused as a
+            // duplicate): whether it took effect is left open.
+            Err(_) => KvOutcome::Unknown,
+        };
+        self.record(now_ms, n, outcome);
         let holder = &mut self.holders[n];
         let next = match (&command.op, result) {
             (Op::LeaseGrant { id, .. }, Ok(())) => {
                 self.stats.granted += 1;
                 self.acked.entry(*id).or_insert((holder.ttl_ms, Vec::new())).1.push(invoked_ms);
                 holder.phase = Phase::Attaching;
-                let op = Op::Put { key: format!("lease/{n}"), value: holder.lease.to_string(), lease: holder.lease };
+                let op = Op::Put { key: key_of(n), value: holder.lease.to_string(), lease: holder.lease };
                 return self.check(*id).map(|()| self.invoke(now_ms, n, op));
             }
             (Op::Put { .. }, Ok(())) => {
@@ -254,6 +330,18 @@ impl LeaseHolders {
                 let holder = &self.holders[n];
                 now_ms + holder.ttl_ms / 3
             }
+            (Op::LeaseRevoke { .. }, Ok(())) => {
+                self.stats.revoked += 1;
+                // Checked a little later: an operation invoked in the
+                // millisecond the revoke's answer arrived counts as
+                // concurrent with it (the checker's clock is in ms).
+                holder.phase = Phase::Checking;
+                now_ms + self.rng.range(1, 50)
+            }
+            (Op::Txn(_), _) => {
+                holder.phase = Phase::Dead;
+                now_ms + holder.ttl_ms + self.rng.range(0, 2_000)
+            }
             // The lease is gone (it expired early, or under faults the keep-alives
             // came too late): start over.
             _ => {
@@ -264,8 +352,9 @@ impl LeaseHolders {
         Ok(vec![self.wake(n, next)])
     }
 
-    /// An entry was applied with `result`: note an expiry that took effect.
-    pub fn on_apply(&mut self, entry: &Entry, result: &Option<ApplyResult>) -> Result<(), Violation> {
+    /// An entry was applied at `now_ms` with `result`: note an expiry that
+    /// took effect (and record it, on its first apply).
+    pub fn on_apply(&mut self, now_ms: u64, entry: &Entry, result: &Option<ApplyResult>) -> Result<(), Violation> {
         let (Payload::Command(bytes), Some(result)) = (&entry.payload, result) else {
             return Ok(());
         };
@@ -281,6 +370,8 @@ impl LeaseHolders {
         }
         if self.expired.insert(id, decided_at_ms).is_none() {
             self.stats.expired += 1;
+            let op = self.history.invoke(EXPIRY_CLIENT, KvOp::lease(LeaseOp::Expire, id), decided_at_ms);
+            self.history.complete(op, Some(now_ms.max(decided_at_ms)), KvOutcome::Ok);
         }
         self.check(id)
     }

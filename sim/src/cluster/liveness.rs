@@ -115,8 +115,17 @@ impl Cluster {
         let Some(check) = self.options.linearizability else {
             return Ok(());
         };
-        let history = self.history();
-        check(history.operations()).map_err(|detail| self.failure(FailureKind::Linearizability, detail))
+        check(&self.checked_history()).map_err(|detail| self.failure(FailureKind::Linearizability, detail))
+    }
+
+    /// What the linearizability check takes: the clients' operations, then
+    /// the lease holders' and the expiries (`checker/lease.rs`).
+    pub fn checked_history(&self) -> Vec<crate::history::Operation> {
+        let mut operations = self.history().operations().to_vec();
+        if let Some(leases) = &self.leases {
+            operations.extend_from_slice(leases.history().operations());
+        }
+        operations
     }
 
     /// The end of a run without panicking: liveness within `liveness_ms`, then
@@ -157,7 +166,11 @@ impl Cluster {
 
     /// Writes the history as JSON lines to `path`.
     pub fn write_history(&self, path: &str) -> std::io::Result<()> {
-        std::fs::write(path, self.history().to_json_lines())
+        let mut lines = self.history().to_json_lines();
+        if let Some(leases) = &self.leases {
+            lines += &leases.history().to_json_lines();
+        }
+        std::fs::write(path, lines)
     }
 
     pub(super) fn failure(&self, kind: FailureKind, detail: String) -> Failure {

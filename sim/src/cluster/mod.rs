@@ -657,7 +657,7 @@ impl Cluster {
                         self.check_safety(checked);
                     }
                     if let Some(leases) = &mut self.leases {
-                        let checked = leases.on_apply(&entry, &result);
+                        let checked = leases.on_apply(self.now_ms, &entry, &result);
                         self.check_safety(checked);
                     }
                 }

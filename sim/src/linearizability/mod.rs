@@ -12,6 +12,11 @@
 //! complete: that all of one range's keys were read at the *same* instant is
 //! not checked.
 //!
+//! Leases (see `model`): a `Put` attaches its value to a lease; a revoke or
+//! an expiry that took effect deletes, at its point in the history, every key
+//! whose value is attached to that lease; grants, keep-alives, revokes and
+//! attaching puts are checked against the lease's own register (held or not).
+//!
 //! Keys are independent, so the history is partitioned by key
 //! (P-compositionality) and each key's sub-history is checked on its own, in
 //! key order. For each key:
@@ -182,7 +187,7 @@ fn check_key(
     precheck: bool,
 ) -> Result<(), Violation> {
     let at = report::KeyHistory { history, key, indices };
-    let sub = partition::sub_history(history, indices, precheck)
+    let sub = partition::sub_history(history, key, indices, precheck)
         .map_err(|(read, value)| report::unwritten_read(at, read, value))?;
     if precheck {
         if let Some((read, evidence)) = refute::stale_read(&sub.ops) {

@@ -5,8 +5,17 @@
 //! (`CompareFailed`). (A `Range` never reaches the model: the checker splits it
 //! into one `Get` per key first.) Which outcomes an operation can have, and what
 //! each [`Step`] does to the register.
+//!
+//! Leases: a `Put` writes its value attached to its lease, and a revoke or
+//! expiry that takes effect deletes the key if the value it holds is attached
+//! to that lease ([`Step::DropLease`]; a later plain `Set`, `Cas` or `Delete`
+//! detaches it, as the store does). Every written value is unique, so the
+//! value determines its lease: the values attached to one lease get
+//! consecutive states. Each lease also has a register of its own (present
+//! while held): a grant makes it present, a revoke or expiry absent, and a
+//! keep-alive or attaching `Put` reads it (`Ok`: held; `LeaseNotFound`: not).
 
-use crate::history::{KvOp, KvOutcome, Operation};
+use crate::history::{KvOp, KvOutcome, LeaseOp, Operation};
 
 /// The register value: `ABSENT` or an interned value id.
 pub(super) type State = u32;
@@ -50,6 +59,14 @@ pub(super) enum Step {
         /// The state written if it held.
         new: State,
     },
+    /// A lease revoked or expired: the key is deleted if its state is one of
+    /// the lease's values, `from..to`; otherwise nothing changes.
+    DropLease {
+        /// The lease's first value state.
+        from: State,
+        /// One past its last.
+        to: State,
+    },
 }
 
 impl Step {
@@ -70,12 +87,15 @@ impl Step {
             Step::CasOk { expect, new } => (s == expect).then_some(new),
             Step::CasFailed { expect } => (s != expect).then_some(s),
             Step::CasAny { expect, new } => Some(if s == expect { new } else { s }),
+            Step::DropLease { from, to } => Some(if (from..to).contains(&s) { ABSENT } else { s }),
         }
     }
 
-    /// Whether this is a compare-and-swap step.
+    /// Whether the step's effect depends on the register (a compare-and-swap,
+    /// or a lease drop): the search's reductions that assume unconditional
+    /// writes are off then, and so are the cheap refutations.
     pub(super) fn is_cas(self) -> bool {
-        matches!(self, Step::CasOk { .. } | Step::CasFailed { .. } | Step::CasAny { .. })
+        matches!(self, Step::CasOk { .. } | Step::CasFailed { .. } | Step::CasAny { .. } | Step::DropLease { .. })
     }
 }
 
@@ -101,6 +121,9 @@ pub(super) fn malformed(op: &Operation) -> Option<&'static str> {
             | (KvOp::Get { .. }, KvOutcome::Value(_) | KvOutcome::NotFound)
             | (KvOp::Cas { .. }, KvOutcome::Ok | KvOutcome::CompareFailed)
             | (KvOp::Range { .. }, KvOutcome::Range(_))
+            | (KvOp::Put { .. }, KvOutcome::Ok | KvOutcome::LeaseNotFound)
+            | (KvOp::Lease { op: LeaseOp::Grant | LeaseOp::Expire, .. }, KvOutcome::Ok)
+            | (KvOp::Lease { op: LeaseOp::KeepAlive | LeaseOp::Revoke, .. }, KvOutcome::Ok | KvOutcome::LeaseNotFound)
     );
     if !consistent {
         return Some("has an outcome this kind of operation cannot produce");

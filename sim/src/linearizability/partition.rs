@@ -4,15 +4,52 @@
 //! interning the values written.
 
 use super::model::{KeyOp, State, Step, ABSENT, UNOBSERVED};
-use crate::history::{KvOp, KvOutcome, Operation};
+use crate::history::{KvOp, KvOutcome, LeaseOp, Operation};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The history indices of the operations on each key, in key order (so the
-/// checker's verdict never depends on hash-map order).
+/// checker's verdict never depends on hash-map order). Lease operations touch
+/// more than one register: a `Put` its key and its lease's register, a revoke
+/// or expiry its lease's register and every key some `Put` attached to it.
+/// Each projection is checked on its own, which is sound (a linearizable
+/// history has linearizable projections) but does not check that one
+/// operation took effect at the same instant in all of them.
 pub(super) fn by_key(history: &[Operation]) -> BTreeMap<&str, Vec<usize>> {
+    let mut attached: BTreeMap<u64, BTreeSet<&str>> = BTreeMap::new();
+    for op in history {
+        if let KvOp::Put { key, lease, .. } = &op.op {
+            attached.entry(*lease).or_default().insert(key);
+        }
+    }
     let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, op) in history.iter().enumerate() {
         by_key.entry(op.op.key()).or_default().push(i);
+        if let KvOp::Lease { op: lease_op, lease, .. } = &op.op {
+            if lease_op.drops_keys() {
+                for &key in attached.get(lease).into_iter().flatten() {
+                    by_key.entry(key).or_default().push(i);
+                }
+            }
+        }
+    }
+    // A put reads its lease's register: add it to that register's operations
+    // (a put whose lease no lease operation names constrains nothing there).
+    let registers: BTreeMap<u64, &str> = history
+        .iter()
+        .filter_map(|op| match &op.op {
+            KvOp::Lease { lease, register, .. } => Some((*lease, register.as_str())),
+            _ => None,
+        })
+        .collect();
+    for (i, op) in history.iter().enumerate() {
+        if let KvOp::Put { lease, .. } = &op.op {
+            if let Some(&register) = registers.get(lease) {
+                by_key.entry(register).or_default().push(i);
+            }
+        }
+    }
+    for indices in by_key.values_mut() {
+        indices.sort_unstable();
     }
     by_key
 }
@@ -33,9 +70,13 @@ pub(super) struct SubHistory<'a> {
 /// the search refutes it.
 pub(super) fn sub_history<'a>(
     history: &'a [Operation],
+    key: &str,
     indices: &[usize],
     precheck: bool,
 ) -> Result<SubHistory<'a>, (usize, &'a str)> {
+    if is_lease_register(key) {
+        return Ok(lease_register_history(history, indices));
+    }
     // Intern written values first so that a read of a value nobody wrote can
     // be reported directly. Values that no read observes are all equivalent
     // to the model (only their presence matters), so they share one state.
@@ -63,12 +104,45 @@ pub(super) fn sub_history<'a>(
             }
         }
     }
+    // The values attached to each lease, consecutive from the lease's own
+    // "unobserved" state: lease → its states `from..to`.
+    let mut leased: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+    for &i in indices {
+        if let KvOp::Put { value, lease, .. } = &history[i].op {
+            leased.entry(*lease).or_default().push(value);
+        }
+    }
+    let mut lease_states: BTreeMap<u64, (State, State)> = BTreeMap::new();
+    for (lease, written) in leased {
+        let from = values.len() as State;
+        values.push("(a value nobody read, attached to a lease)");
+        for value in written {
+            if ids.contains_key(value) {
+                continue;
+            }
+            let id = if observed.contains(value) {
+                values.push(value);
+                (values.len() - 1) as State
+            } else {
+                from
+            };
+            ids.insert(value, id);
+        }
+        lease_states.insert(lease, (from, values.len() as State));
+    }
     let mut ops = Vec::with_capacity(indices.len());
     for &i in indices {
         let o = &history[i];
         let known = o.outcome != KvOutcome::Unknown;
         let step = match (&o.op, &o.outcome) {
             (KvOp::Get { .. }, KvOutcome::Unknown) => continue,
+            (KvOp::Put { .. }, KvOutcome::LeaseNotFound) => continue, // Nothing written.
+            (KvOp::Put { value, .. }, _) => Step::Set(ids[value.as_str()]),
+            (KvOp::Lease { .. }, KvOutcome::LeaseNotFound) => continue, // Nothing deleted.
+            (KvOp::Lease { lease, .. }, _) => {
+                let (from, to) = lease_states[lease];
+                Step::DropLease { from, to }
+            }
             (KvOp::Set { value, .. }, _) => Step::Set(ids[value.as_str()]),
             (KvOp::Delete { .. }, KvOutcome::Ok) => Step::DeleteOk,
             (KvOp::Delete { .. }, KvOutcome::NotFound) => Step::DeleteNotFound,
@@ -111,4 +185,33 @@ pub(super) fn sub_history<'a>(
         ops.push(KeyOp { hist: i, step, invoke: o.invoke_ms, complete: if known { o.complete_ms } else { None } });
     }
     Ok(SubHistory { ops, values })
+}
+
+/// Whether `key` is a lease's register ([`crate::history::lease_register`]).
+pub(super) fn is_lease_register(key: &str) -> bool {
+    key.starts_with("\0lease/")
+}
+
+/// The state of a held lease in its register.
+const HELD: State = 2;
+
+/// The sub-history of a lease's register: present while the lease is held.
+fn lease_register_history<'a>(history: &'a [Operation], indices: &[usize]) -> SubHistory<'a> {
+    let mut ops = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let o = &history[i];
+        let known = o.outcome != KvOutcome::Unknown;
+        let step = match (&o.op, &o.outcome) {
+            (KvOp::Lease { op: LeaseOp::Grant, .. }, KvOutcome::Ok) => Step::CasOk { expect: ABSENT, new: HELD },
+            (KvOp::Lease { op: LeaseOp::Grant, .. }, KvOutcome::Unknown) => Step::CasAny { expect: ABSENT, new: HELD },
+            (KvOp::Lease { op: LeaseOp::Revoke | LeaseOp::Expire, .. }, KvOutcome::Ok) => Step::DeleteOk,
+            (KvOp::Lease { op: LeaseOp::Revoke, .. }, KvOutcome::Unknown) => Step::DeleteAny,
+            (KvOp::Lease { op: LeaseOp::KeepAlive, .. } | KvOp::Put { .. }, KvOutcome::Ok) => Step::GetValue(HELD),
+            (KvOp::Lease { .. } | KvOp::Put { .. }, KvOutcome::LeaseNotFound) => Step::GetNotFound,
+            // An unknown keep-alive or put reads nothing anyone saw.
+            _ => continue,
+        };
+        ops.push(KeyOp { hist: i, step, invoke: o.invoke_ms, complete: if known { o.complete_ms } else { None } });
+    }
+    SubHistory { ops, values: vec!["", "", "held"] }
 }

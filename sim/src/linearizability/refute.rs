@@ -27,7 +27,9 @@ pub(super) fn stale_read(ops: &[KeyOp]) -> Option<(usize, usize)> {
         Step::Set(v) | Step::GetValue(v) => v,
         Step::DeleteOk | Step::DeleteNotFound | Step::GetNotFound => ABSENT,
         Step::DeleteAny => unreachable!("unknown outcomes have no completion"),
-        Step::CasOk { .. } | Step::CasFailed { .. } | Step::CasAny { .. } => unreachable!("left to the search"),
+        Step::CasOk { .. } | Step::CasFailed { .. } | Step::CasAny { .. } | Step::DropLease { .. } => {
+            unreachable!("left to the search")
+        }
     };
     let mut known: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].complete.is_some()).collect();
     known.sort_by_key(|&i| (ops[i].invoke, i));

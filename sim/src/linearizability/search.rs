@@ -84,6 +84,7 @@ impl Remaining {
                 Step::Set(v) | Step::GetValue(v) => v as usize + 1,
                 Step::CasOk { expect, new } | Step::CasAny { expect, new } => expect.max(new) as usize + 1,
                 Step::CasFailed { expect } => expect as usize + 1,
+                Step::DropLease { to, .. } => to as usize,
                 _ => 0,
             })
             .max()
@@ -130,6 +131,8 @@ impl Remaining {
                 add(&mut self.sets);
             }
             Step::CasFailed { .. } => {}
+            // It may delete the key: a `NotFound` stays possible while it remains.
+            Step::DropLease { .. } => add(&mut self.deletes),
         }
     }
 

@@ -6,6 +6,7 @@ use super::*;
 use std::collections::BTreeMap;
 
 mod generated;
+mod leases;
 
 // ---- history-building helpers --------------------------------------
 
@@ -515,6 +516,7 @@ fn apply(model: &mut BTreeMap<String, String>, op: &KvOp) -> KvOutcome {
         KvOp::Range { prefix } => KvOutcome::Range(
             model.iter().filter(|(k, _)| k.starts_with(prefix.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
         ),
+        KvOp::Put { .. } | KvOp::Lease { .. } => unreachable!("generated histories have no leases"),
     }
 }
 

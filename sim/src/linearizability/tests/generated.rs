@@ -140,6 +140,7 @@ fn brute_force(history: &[Operation]) -> bool {
                     }
                 }
                 KvOp::Range { .. } => unreachable!("single-key histories have no ranges"),
+                KvOp::Put { .. } | KvOp::Lease { .. } => unreachable!("generated histories have no leases"),
             };
             if let Some(next) = next {
                 placed[i] = true;
