@@ -24,7 +24,7 @@ use axum::extract::Query;
 use axum::extract::State;
 use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
-use raft_sm::kv::{EventKind, KeyRange, Query as KvQuery, QueryOutput, WatchEvent, WatchRequest};
+use raft_sm::kv::{EventKind, KeyRange, Query as KvQuery, QueryOutput, SharedEvent, WatchEvent, WatchRequest};
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -39,7 +39,7 @@ pub const WATCH_PROGRESS_MS_DEFAULT: u64 = 5_000;
 /// What the stream task hands the renderer.
 pub(super) enum Item {
     /// Changes, and the revision everything up to is sent.
-    Events(Vec<WatchEvent>, u64),
+    Events(Vec<SharedEvent>, u64),
     /// Nothing changed up to this revision.
     Progress(u64),
     /// The stream ends: an error, the revision sent up to, and the compact revision if compacted.
@@ -131,21 +131,21 @@ async fn send(tx: &mpsc::Sender<Bytes>, line: Bytes, render: &impl Fn(Item) -> B
     tx.send(line).await.is_ok()
 }
 
-fn event_body(event: WatchEvent) -> WatchEventBody {
+fn event_body(event: &WatchEvent) -> WatchEventBody {
     WatchEventBody {
         kind: match event.kind {
             EventKind::Put => "put".into(),
             EventKind::Delete => "delete".into(),
         },
-        kv: kv_body(event.kv, false),
-        prev_kv: event.prev.map(|kv| kv_body(kv, false)),
+        kv: kv_body(event.kv.clone(), false),
+        prev_kv: event.prev.as_ref().map(|kv| kv_body(kv.clone(), false)),
     }
 }
 
 fn render_line(item: Item) -> Bytes {
     let line = match item {
         Item::Events(events, revision) => WatchLine {
-            events: events.into_iter().map(event_body).collect(),
+            events: events.iter().map(|event| event_body(event)).collect(),
             revision,
             progress: false,
             error: None,
