@@ -211,3 +211,62 @@ async fn a_lease_whose_holder_dies_expires_its_keys() {
     .await;
     assert!(died.elapsed() >= Duration::from_millis(1_500), "expired {:?} after the last keep-alive", died.elapsed());
 }
+
+/// A lease's time to live and the lease list, over HTTP, etcd's gateway and
+/// the CLI: the granted TTL, the time left on the leader's clock (which a
+/// keep-alive restores), its keys, and a clear answer for an unknown lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leases_time_to_live_and_the_lease_list_are_readable() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    cluster.wait_leader(LEADER_WITHIN).await;
+    let url = cluster.url(0);
+    let (_, grant) = post(&cluster, 0, "/lease/grant", json!({"ttl": 30, "id": 42})).await;
+    assert_eq!(grant["id"], 42, "{grant}");
+    let put = cluster.http.put(format!("{url}/set")).json(&json!({"key": "held", "value": "1", "lease": 42}));
+    assert_eq!(put.send().await.unwrap().status().as_u16(), 200);
+
+    let ttl = |query: &'static str| {
+        let request = cluster.http.get(format!("{url}/lease/timetolive?{query}"));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = ttl("id=42&keys=true").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["ttl"].clone(), body["keys"].clone()), (json!(30), json!(["held"])), "{body}");
+    let left_ms = body["remainingMs"].as_u64().expect("the leader knows the time left");
+    assert!(left_ms > 0 && left_ms <= 30_000, "{body}");
+    let (status, body) = ttl("id=42&consistency=stale").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("keys").is_none(), "keys only when asked: {body}");
+    let (status, body) = ttl("id=7").await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("lease_not_found")), "{body}");
+    let (status, body) = ttl("id=x").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_query")), "{body}");
+
+    let list: Value = cluster.http.get(format!("{url}/lease/list")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["leases"], json!([42]), "{list}");
+
+    // etcd's gateway: TTL is the seconds left, an unknown lease is TTL -1.
+    let (status, body) = post(&cluster, 0, "/v3/lease/timetolive", json!({"ID": "42", "keys": true})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["grantedTTL"].clone(), body["keys"].clone()), (json!("30"), json!(["aGVsZA=="])), "{body}");
+    let left_s: u64 = body["TTL"].as_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&left_s), "{body}");
+    let (_, body) = post(&cluster, 0, "/v3/lease/timetolive", json!({"ID": 7})).await;
+    assert_eq!(body["TTL"], "-1", "{body}");
+    let (status, body) = post(&cluster, 0, "/v3/lease/leases", json!({})).await;
+    assert_eq!((status, body["leases"].clone()), (200, json!([{"ID": "42"}])), "{body}");
+
+    // The CLI.
+    let out = cli(&url).args(["lease", "ttl", "42", "--keys"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((shown["id"].clone(), shown["keys"].clone()), (json!(42), json!(["held"])), "{shown}");
+    let out = cli(&url).args(["lease", "list"]).output().unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["leases"], json!([42]), "{shown}");
+    let out = cli(&url).args(["lease", "ttl", "7"]).output().unwrap();
+    assert!(!out.status.success(), "an unknown lease is an error");
+}

@@ -248,6 +248,8 @@ pub enum Query {
     Watch(WatchRequest),
     /// A lease's TTL and keys.
     Lease(u64),
+    /// Every lease's id, in order.
+    Leases,
 }
 
 /// A [`Query`]'s answer.
@@ -261,6 +263,13 @@ pub enum QueryOutput {
     Watch(WatchBatch),
     /// The lease, or [`KvError::LeaseNotFound`].
     Lease(Result<LeaseInfo, KvError>),
+    /// The lease ids, in order, and the store's revision when read.
+    Leases {
+        /// The ids.
+        ids: Vec<u64>,
+        /// The revision.
+        revision: u64,
+    },
 }
 
 /// Which changes a watcher wants, from where.
@@ -302,6 +311,8 @@ pub struct LeaseInfo {
     pub remaining_ms: Option<u64>,
     /// Its keys, in order.
     pub keys: Vec<String>,
+    /// The store's revision when read.
+    pub revision: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -479,6 +490,9 @@ impl KvStore {
             Query::Range(request) => QueryOutput::Range(self.range(request)),
             Query::Watch(request) => QueryOutput::Watch(self.watch(request)),
             Query::Lease(id) => QueryOutput::Lease(self.lease_info(*id)),
+            Query::Leases => {
+                QueryOutput::Leases { ids: self.leases.table.keys().copied().collect(), revision: self.revision }
+            }
         }
     }
 
@@ -514,6 +528,7 @@ impl KvStore {
             ttl_s: lease.ttl_s,
             remaining_ms: self.leases.deadline_ms(id).map(|deadline| deadline.saturating_sub(self.leases_now_ms())),
             keys: lease.keys.iter().cloned().collect(),
+            revision: self.revision,
         })
     }
 
@@ -1592,6 +1607,21 @@ mod tests {
         assert_eq!(kv.lease_info(1), Err(KvError::LeaseNotFound));
         let revoke = kv.apply_entry(&entry(11, &Command::of(Op::LeaseRevoke { id: 1 }))).unwrap();
         assert_eq!(revoke.result, Err(KvError::LeaseNotFound));
+    }
+
+    #[test]
+    fn lease_queries_list_every_lease_and_tell_a_leases_ttl_and_keys() {
+        let mut kv = KvStore::default();
+        for (index, id) in [(1, 7), (2, 3)] {
+            kv.apply_entry(&entry(index, &Command::of(Op::LeaseGrant { id, ttl_s: 10 })));
+        }
+        kv.apply_entry(&entry(3, &Command::put("k", "v", 3)));
+        assert_eq!(kv.query(&Query::Leases), QueryOutput::Leases { ids: vec![3, 7], revision: 1 });
+        let QueryOutput::Lease(Ok(info)) = kv.query(&Query::Lease(3)) else { panic!("lease 3 exists") };
+        assert_eq!((info.id, info.ttl_s, info.keys, info.revision), (3, 10, vec!["k".to_owned()], 1));
+        // A follower has no lease clock: no time left to report.
+        assert_eq!(info.remaining_ms, None);
+        assert_eq!(kv.query(&Query::Lease(4)), QueryOutput::Lease(Err(KvError::LeaseNotFound)));
     }
 
     #[test]

@@ -84,6 +84,54 @@ pub async fn revoke(State(state): State<AppState>, body: Body) -> Result<Json<Va
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
+struct TimeToLiveBody {
+    #[serde(rename = "ID", alias = "id")]
+    id: Option<Int>,
+    #[serde(default)]
+    keys: bool,
+}
+
+/// `POST /v3/lease/timetolive` (and `/v3/kv/lease/timetolive`): `{"ID", "keys"}`
+/// → `{"header", "ID", "TTL" (seconds left, rounded up), "grantedTTL",
+/// "keys"}`; an unknown lease answers `"TTL": "-1"`, as etcd does.
+pub async fn time_to_live(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body).await?;
+    let request: TimeToLiveBody = parse_json(&bytes, r#"{"ID": "<lease id>", "keys": <bool>}"#)?;
+    let id = non_negative("ID", request.id)?;
+    let mut fields = Map::new();
+    fields.insert("ID".into(), json!(id.to_string()));
+    let revision = match super::lease::lease_info(&state, id, false).await {
+        Ok(info) => {
+            let left_s = info.remaining_ms.map_or(info.ttl_s, |ms| ms.div_ceil(1000));
+            fields.insert("TTL".into(), json!(left_s.to_string()));
+            fields.insert("grantedTTL".into(), json!(info.ttl_s.to_string()));
+            if request.keys {
+                let keys: Vec<Value> = info.keys.iter().map(|key| json!(super::v3::b64(key.as_bytes()))).collect();
+                fields.insert("keys".into(), Value::Array(keys));
+            }
+            info.revision
+        }
+        Err(error) if error.code() == ErrorCode::LeaseNotFound => {
+            fields.insert("TTL".into(), json!("-1"));
+            0
+        }
+        Err(error) => return Err(error),
+    };
+    Ok(Json(with_header(header(&state, revision).await?, fields)))
+}
+
+/// `POST /v3/lease/leases` (and `/v3/kv/lease/leases`): `{}` →
+/// `{"header", "leases": [{"ID"}]}`.
+pub async fn leases(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let (ids, revision) = super::lease::lease_ids(&state, false).await?;
+    let mut fields = Map::new();
+    let leases: Vec<Value> = ids.iter().map(|id| json!({ "ID": id.to_string() })).collect();
+    fields.insert("leases".into(), Value::Array(leases));
+    Ok(Json(with_header(header(&state, revision).await?, fields)))
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
 struct CreateRequest {
     #[serde(default)]
     key: String,
