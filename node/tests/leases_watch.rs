@@ -270,3 +270,23 @@ async fn a_leases_time_to_live_and_the_lease_list_are_readable() {
     let out = cli(&url).args(["lease", "ttl", "7"]).output().unwrap();
     assert!(!out.status.success(), "an unknown lease is an error");
 }
+
+/// A watch without `rev` starts after the node's revision and says so in its
+/// first line, at once (not after `progressMs`): a client that loses the
+/// stream before any change resumes from there without a gap. `raftkv watch`
+/// without `--rev` relies on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_now_first_says_which_revision_now_is() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    cluster.wait_leader(LEADER_WITHIN).await;
+    let url = cluster.url(0);
+    for n in 0..3 {
+        let put = cluster.http.put(format!("{url}/set")).json(&json!({"key": format!("w{n}"), "value": "1"}));
+        assert_eq!(put.send().await.unwrap().status().as_u16(), 200);
+    }
+    // Progress lines every 60 s: a line within 10 s is the announcement.
+    let mut stream = cluster.http.get(format!("{url}/watch?prefix=w&progressMs=60000")).send().await.unwrap();
+    let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await.unwrap().unwrap().unwrap();
+    let first: Value = serde_json::from_slice(chunk.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert_eq!((first["progress"].clone(), first["revision"].clone()), (json!(true), json!(3)), "{first}");
+}

@@ -184,11 +184,17 @@ pub async fn watch(State(state): State<AppState>, uri: Uri) -> Result<Response, 
     if progress_ms == 0 {
         return Err(bad_request(ErrorCode::BadQuery, "progressMs must be at least 1"));
     }
-    let start = match query.rev.unwrap_or(0) {
-        // From now on: the revision after the one this node has applied.
-        0 => *state.directory.revision.borrow() + 1,
-        rev => rev,
+    let (start, first_line) = match query.rev.unwrap_or(0) {
+        // From now on: the revision after the one this node has applied. The
+        // stream says at once which revision that is, so a client that loses
+        // it before the first change resumes from there, not from a later
+        // "now" that would skip the changes in between.
+        0 => {
+            let now = *state.directory.revision.borrow();
+            (now + 1, Some(render_line(Item::Progress(now))))
+        }
+        rev => (rev, None),
     };
-    let body = stream(state, range, start, Duration::from_millis(progress_ms), None, render_line);
+    let body = stream(state, range, start, Duration::from_millis(progress_ms), first_line, render_line);
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
