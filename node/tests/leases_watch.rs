@@ -290,3 +290,63 @@ async fn a_watch_from_now_first_says_which_revision_now_is() {
     let first: Value = serde_json::from_slice(chunk.split(|&b| b == b'\n').next().unwrap()).unwrap();
     assert_eq!((first["progress"].clone(), first["revision"].clone()), (json!(true), json!(3)), "{first}");
 }
+
+/// Reads `{"result": ...}` lines from a `/v3/watch` stream until `until` holds.
+async fn v3_lines(response: &mut reqwest::Response, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut text = String::new();
+    loop {
+        let lines: Vec<Value> =
+            text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+        if text.ends_with('\n') && until(&lines) {
+            return lines;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk()).await.unwrap().unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// etcd's gateway watch: `created` first, then events with base64 keys,
+/// `prev_kv` when asked, etcd's `filters` (`NODELETE` leaves deletes out), and
+/// an unknown filter refused with a clear 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_v3_watch_streams_created_then_events_and_applies_filters() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    cluster.wait_leader(LEADER_WITHIN).await;
+    let url = cluster.url(0);
+    let set =
+        |key: &str, value: &str| cluster.http.put(format!("{url}/set")).json(&json!({"key": key, "value": value}));
+    assert_eq!(set("foo", "1").send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(set("foo", "2").send().await.unwrap().status().as_u16(), 200);
+    let del = cluster.http.delete(format!("{url}/delete?key=foo")).send().await.unwrap();
+    assert_eq!(del.status().as_u16(), 200);
+    assert_eq!(set("foo", "3").send().await.unwrap().status().as_u16(), 200);
+
+    // "Zm9v" is "foo"; from revision 1: put 1, put 2 (prev 1), delete, put 3.
+    let body = json!({"create_request": {"key": "Zm9v", "start_revision": "1", "prev_kv": true}});
+    let mut all = cluster.http.post(format!("{url}/v3/watch")).json(&body).send().await.unwrap();
+    assert_eq!(all.status().as_u16(), 200);
+    let events_in = |lines: &[Value]| -> Vec<Value> {
+        lines.iter().flat_map(|l| l["result"]["events"].as_array().cloned().unwrap_or_default()).collect()
+    };
+    let lines = v3_lines(&mut all, |lines| events_in(lines).len() >= 4).await;
+    assert_eq!(lines[0]["result"]["created"], true, "{}", lines[0]);
+    let events = events_in(&lines);
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap_or("PUT")).collect();
+    assert_eq!(kinds, ["PUT", "PUT", "DELETE", "PUT"]);
+    assert_eq!((events[0]["kv"]["key"].clone(), events[0]["kv"]["value"].clone()), (json!("Zm9v"), json!("MQ==")));
+    assert_eq!(events[1]["prev_kv"]["value"], "MQ==", "prev_kv as asked: {}", events[1]);
+
+    let body = json!({"create_request": {"key": "Zm9v", "start_revision": "1", "filters": ["NODELETE"]}});
+    let mut no_deletes = cluster.http.post(format!("{url}/v3/watch")).json(&body).send().await.unwrap();
+    let lines = v3_lines(&mut no_deletes, |lines| events_in(lines).len() >= 3).await;
+    let events = events_in(&lines);
+    assert!(events.iter().all(|e| e.get("type").is_none()), "only puts: {events:?}");
+    assert!(events.iter().all(|e| e.get("prev_kv").is_none()), "no prev_kv unless asked");
+    assert_eq!(events.len(), 3);
+
+    let body = json!({"create_request": {"key": "Zm9v", "filters": ["NOPE"]}});
+    let refused = cluster.http.post(format!("{url}/v3/watch")).json(&body).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    let error: Value = refused.json().await.unwrap();
+    assert!(error["message"].as_str().unwrap().contains("NODELETE"), "{error}");
+}

@@ -7,8 +7,9 @@
 //! `{"result": ...}` messages: first `created`, then `events` (`type` left out
 //! for a put, `"DELETE"` for a delete; keys and values base64), progress
 //! notifications as a bare header, and `compact_revision` with `canceled` when
-//! the start is below the history window). The watch is the same stream as
-//! `GET /watch` ([`super::watch`]).
+//! the start is below the history window; `filters` `NOPUT`/`NODELETE` leave
+//! puts or deletes out). The watch is the same stream as `GET /watch`
+//! ([`super::watch`]).
 
 use super::client::{kv_error, parse_json, propose_applied, read_body};
 use super::types::ErrorCode;
@@ -147,8 +148,10 @@ struct CreateRequest {
     watch_id: Option<Int>,
     #[serde(default)]
     filters: Vec<Value>,
-    #[serde(default)]
-    fragment: bool,
+    /// Lets the server split a large revision over several responses; it never
+    /// does, which the flag allows (accepted so etcd clients that set it work).
+    #[serde(default, rename = "fragment")]
+    _fragment: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -158,6 +161,27 @@ struct WatchBody {
     create_request: Option<CreateRequest>,
 }
 
+/// A create request's `filters` (etcd's `FilterType`, by name or number):
+/// whether to leave out puts (`NOPUT`, 0) and deletes (`NODELETE`, 1).
+fn watch_filters(filters: &[Value]) -> Result<(bool, bool), ApiError> {
+    let (mut no_put, mut no_delete) = (false, false);
+    for filter in filters {
+        match filter {
+            Value::String(name) if name == "NOPUT" => no_put = true,
+            Value::String(name) if name == "NODELETE" => no_delete = true,
+            Value::Number(n) if n.as_u64() == Some(0) => no_put = true,
+            Value::Number(n) if n.as_u64() == Some(1) => no_delete = true,
+            other => {
+                return Err(super::client::bad_request(
+                    ErrorCode::BadJson,
+                    format!("unknown watch filter {other}; etcd's filters are \"NOPUT\" (0) and \"NODELETE\" (1)"),
+                ))
+            }
+        }
+    }
+    Ok((no_put, no_delete))
+}
+
 /// `POST /v3/watch`.
 pub async fn watch(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body).await?;
@@ -165,9 +189,7 @@ pub async fn watch(State(state): State<AppState>, body: Body) -> Result<Response
     let Some(create) = request.create_request else {
         return Err(super::client::bad_request(ErrorCode::BadJson, "only `create_request` is supported"));
     };
-    if !create.filters.is_empty() || create.fragment {
-        return Err(super::client::bad_request(ErrorCode::BadJson, "`filters` and `fragment` are not supported"));
-    }
+    let (no_put, no_delete) = watch_filters(&create.filters)?;
     let range = key_range(&create.key, &create.range_end)?;
     let watch_id = non_negative("watch_id", create.watch_id)?;
     let start = match non_negative("start_revision", create.start_revision)? {
@@ -188,7 +210,11 @@ pub async fn watch(State(state): State<AppState>, body: Body) -> Result<Response
         let message = match item {
             Item::Events(events, revision) => {
                 let events: Vec<Value> = events
-                    .into_iter()
+                    .iter()
+                    .filter(|event| match event.kind {
+                        EventKind::Put => !no_put,
+                        EventKind::Delete => !no_delete,
+                    })
                     .map(|event| {
                         let mut object = Map::new();
                         if event.kind == EventKind::Delete {
@@ -201,6 +227,10 @@ pub async fn watch(State(state): State<AppState>, body: Body) -> Result<Response
                         Value::Object(object)
                     })
                     .collect();
+                if events.is_empty() {
+                    // All filtered out: etcd sends nothing; a blank line keeps the connection checked.
+                    return Bytes::from_static(b"\n");
+                }
                 result.insert("events".into(), Value::Array(events));
                 with_header(with_revision(revision), result)
             }
