@@ -2,7 +2,8 @@
 //! (`{"TTL", "ID"}` → `{"header", "ID", "TTL"}`), `/v3/lease/keepalive`
 //! (`{"ID"}` → `{"result": {"header", "ID", "TTL"}}`, as the gateway wraps a
 //! stream's message), `/v3/lease/revoke` and `/v3/kv/lease/revoke` (`{"ID"}` →
-//! `{"header"}`), and `/v3/watch` (`{"create_request": {"key", "range_end",
+//! `{"header"}`), `/v3/lease/timetolive` (`{"ID", "keys"}` → `{"header", "ID",
+//! "TTL", "grantedTTL", "keys"}`), `/v3/lease/leases`, and `/v3/watch` (`{"create_request": {"key", "range_end",
 //! "start_revision", "prev_kv", "progress_notify"}}` → newline-separated
 //! `{"result": ...}` messages: first `created`, then `events` (`type` left out
 //! for a put, `"DELETE"` for a delete; keys and values base64), progress
