@@ -807,10 +807,16 @@ impl KvStore {
         let holds = txn.compare.iter().all(|compare| self.compare(compare));
         output.succeeded = holds;
         let branch = if holds { &txn.success } else { &txn.failure };
+        // Like a put outside a transaction, one to a lease not held fails;
+        // checked before anything runs, so the branch changes nothing then.
+        let unknown_lease = |op: &TxnOp| matches!(op, TxnOp::Put { lease, .. } if *lease != 0 && !self.leases.table.contains_key(lease));
+        if branch.iter().any(unknown_lease) {
+            return Err(KvError::LeaseNotFound);
+        }
         for op in branch {
             let response = match op {
-                TxnOp::Put { key, value } => {
-                    self.put(key, value, 0, next);
+                TxnOp::Put { key, value, lease } => {
+                    self.put(key, value, *lease, next);
                     *changed = true;
                     OpResponse::Put
                 }
@@ -1543,12 +1549,12 @@ mod tests {
         let txn = Txn {
             compare: vec![Compare { key: "x".into(), target: CompareTarget::ModRevision(1), op: CompareOp::Equal }],
             success: vec![
-                TxnOp::Put { key: "y".into(), value: "2".into() },
-                TxnOp::Put { key: "z".into(), value: "3".into() },
+                TxnOp::put("y", "2"),
+                TxnOp::put("z", "3"),
                 TxnOp::Range(RangeRequest { range: KeyRange::prefix(""), ..RangeRequest::default() }),
                 TxnOp::Delete(KeyRange::single("x")),
             ],
-            failure: vec![TxnOp::Put { key: "failed".into(), value: "1".into() }],
+            failure: vec![TxnOp::put("failed", "1")],
         };
         let applied = kv.apply_entry(&entry(2, &Command::txn(txn.clone()))).unwrap();
         assert_eq!((applied.result, applied.output.revision, applied.output.deleted), (Ok(()), 2, 1));
@@ -1563,7 +1569,7 @@ mod tests {
         // An empty key anywhere refuses the whole transaction, before anything applies.
         let mut bad = txn;
         bad.compare.clear();
-        bad.success.push(TxnOp::Put { key: String::new(), value: "v".into() });
+        bad.success.push(TxnOp::put("", "v"));
         let applied = kv.apply_entry(&entry(4, &Command::txn(bad))).unwrap();
         assert_eq!((applied.result, kv.revision()), (Err(KvError::KeyEmpty), 3));
         assert_eq!(kv.get_kv("y").unwrap().mod_revision, 2);
@@ -1621,6 +1627,70 @@ mod tests {
         assert_eq!(kv.lease_info(1), Err(KvError::LeaseNotFound));
         let revoke = kv.apply_entry(&entry(11, &Command::of(Op::LeaseRevoke { id: 1 }))).unwrap();
         assert_eq!(revoke.result, Err(KvError::LeaseNotFound));
+    }
+
+    #[test]
+    fn a_transaction_put_attaches_to_a_lease_and_an_unknown_lease_fails_the_whole_branch() {
+        let mut kv = KvStore::default();
+        kv.apply_entry(&entry(1, &Command::of(Op::LeaseGrant { id: 1, ttl_s: 5 })));
+        let attach = Txn {
+            compare: Vec::new(),
+            success: vec![TxnOp::Put { key: "a".into(), value: "1".into(), lease: 1 }, TxnOp::put("b", "2")],
+            failure: Vec::new(),
+        };
+        let applied = kv.apply_entry(&entry(2, &Command::txn(attach))).unwrap();
+        assert_eq!((applied.result, kv.get_kv("a").unwrap().lease, kv.get_kv("b").unwrap().lease), (Ok(()), 1, 0));
+        assert_eq!(kv.lease_info(1).unwrap().keys, vec!["a".to_owned()]);
+        // A put to a lease not held refuses the branch before anything in it runs.
+        let unknown = Txn {
+            compare: Vec::new(),
+            success: vec![TxnOp::put("c", "3"), TxnOp::Put { key: "d".into(), value: "4".into(), lease: 9 }],
+            failure: Vec::new(),
+        };
+        let revision = kv.revision();
+        let applied = kv.apply_entry(&entry(3, &Command::txn(unknown))).unwrap();
+        assert_eq!((applied.result, applied.output.succeeded), (Err(KvError::LeaseNotFound), false));
+        assert_eq!(
+            (kv.revision(), kv.get("c"), kv.get("d")),
+            (revision, Err(KvError::KeyNotFound), Err(KvError::KeyNotFound))
+        );
+        // The branch not taken is not checked.
+        let other_branch = Txn {
+            compare: vec![Compare { key: "b".into(), target: CompareTarget::Value("2".into()), op: CompareOp::Equal }],
+            success: vec![TxnOp::put("e", "5")],
+            failure: vec![TxnOp::Put { key: "f".into(), value: "6".into(), lease: 9 }],
+        };
+        assert_eq!(kv.apply_entry(&entry(4, &Command::txn(other_branch))).unwrap().result, Ok(()));
+        // Revoking the lease deletes the key the transaction attached, not the other.
+        let revoke = kv.apply_entry(&entry(5, &Command::of(Op::LeaseRevoke { id: 1 }))).unwrap();
+        assert_eq!((revoke.output.deleted, kv.get("a"), kv.get("b")), (1, Err(KvError::KeyNotFound), Ok("2")));
+    }
+
+    #[test]
+    fn transaction_puts_with_a_lease_round_trip_and_without_keep_their_old_encoding() {
+        let with = Command::txn(Txn {
+            compare: Vec::new(),
+            success: vec![TxnOp::Put { key: "k".into(), value: "v".into(), lease: 7 }],
+            failure: vec![TxnOp::put("k", "w")],
+        });
+        assert_eq!(Command::decode(&with.encode()), Ok(with.clone()));
+        // Without a lease: tag 1, key, value, nothing more (logs written before leases in transactions).
+        let plain = Command::txn(Txn { compare: Vec::new(), success: vec![TxnOp::put("k", "v")], failure: Vec::new() });
+        let bytes = plain.encode();
+        let mut tail = vec![1];
+        put_bytes_u32_len(&mut tail, b"k");
+        put_bytes_u32_len(&mut tail, b"v");
+        put_u64(&mut tail, 0); // The empty failure branch.
+        assert!(bytes.ends_with(&tail), "{bytes:?}");
+        // A lease of 0 written with the lease tag is refused.
+        let lease_tag = bytes.len() - tail.len();
+        let mut odd = bytes[..lease_tag].to_vec();
+        odd.push(4);
+        put_bytes_u32_len(&mut odd, b"k");
+        put_bytes_u32_len(&mut odd, b"v");
+        put_u64(&mut odd, 0);
+        put_u64(&mut odd, 0);
+        assert!(Command::decode(&odd).is_err());
     }
 
     #[test]

@@ -405,7 +405,7 @@ async fn cas(State(state): State<AppState>, headers: HeaderMap, body: Body) -> R
     let op = match (&request.value, request.delete) {
         (Some(value), false) => {
             check_value(value)?;
-            TxnOp::Put { key: key.clone(), value: value.clone() }
+            TxnOp::put(key.clone(), value.clone())
         }
         (None, true) => TxnOp::Delete(KeyRange::single(key.clone())),
         _ => return Err(bad_request(ErrorCode::BadJson, r#"give either "value" or "delete": true"#)),
@@ -459,7 +459,7 @@ fn txn_op_from(body: &TxnOpBody) -> Result<TxnOp, ApiError> {
         TxnOpBody::Put(put) => {
             check_key(&put.key)?;
             check_value(&put.value)?;
-            TxnOp::Put { key: put.key.clone(), value: put.value.clone() }
+            TxnOp::Put { key: put.key.clone(), value: put.value.clone(), lease: put.lease }
         }
         TxnOpBody::Delete(spec) => {
             if spec.limit.is_some() || spec.keys_only.is_some() || spec.count_only.is_some() || spec.revision.is_some()

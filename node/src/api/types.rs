@@ -589,6 +589,14 @@ pub struct PutBody {
     pub key: String,
     /// The value.
     pub value: String,
+    /// The lease to attach the key to (0 or absent: none); a lease not held
+    /// fails the transaction with `lease_not_found`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lease: u64,
+}
+
+fn is_zero(lease: &u64) -> bool {
+    *lease == 0
 }
 
 /// One operation of a transaction branch: `{"put": {...}}`, `{"delete": {...}}` or `{"range": {...}}`.

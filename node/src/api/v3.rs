@@ -336,7 +336,7 @@ fn put_op(body: &PutRequest) -> Result<TxnOp, ApiError> {
     check_key(&key)?;
     let value = text("value", &body.value)?;
     check_value(&value)?;
-    Ok(TxnOp::Put { key, value })
+    Ok(TxnOp::put(key, value))
 }
 
 /// `POST /v3/kv/put`: `{"key", "value", "prev_kv"}` → `{"header", "prev_kv"?}`.
@@ -344,7 +344,7 @@ pub(super) async fn put(State(state): State<AppState>, body: Body) -> Result<Jso
     let bytes = read_body(body).await?;
     let request: PutRequest = parse_json(&bytes, r#"{"key": "<base64>", "value": "<base64>"}"#)?;
     let op = put_op(&request)?;
-    let TxnOp::Put { key, value } = &op else { unreachable!("put_op makes puts") };
+    let TxnOp::Put { key, value, .. } = &op else { unreachable!("put_op makes puts") };
     let lease = non_negative("lease", request.lease)?;
     if lease != 0 {
         if request.prev_kv {

@@ -146,12 +146,16 @@ pub struct Compare {
 /// One operation in a transaction branch.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TxnOp {
-    /// Set `key` to `value`.
+    /// Set `key` to `value`, attached to lease `lease` (0: none; a put
+    /// without a lease detaches the key, as [`super::Op::Put`]).
     Put {
         /// The key.
         key: String,
         /// The value.
         value: String,
+        /// The lease (0: none). A branch that puts to a lease not held fails
+        /// as a whole with [`super::KvError::LeaseNotFound`], changing nothing.
+        lease: u64,
     },
     /// Delete the keys of a range (none found is not an error).
     Delete(KeyRange),
@@ -182,6 +186,13 @@ pub struct Txn {
     pub failure: Vec<TxnOp>,
 }
 
+impl TxnOp {
+    /// A put of `value` under `key` without a lease.
+    pub fn put(key: impl Into<String>, value: impl Into<String>) -> TxnOp {
+        TxnOp::Put { key: key.into(), value: value.into(), lease: 0 }
+    }
+}
+
 impl Txn {
     /// Compare-and-swap: set `key` to `value` if its value is `expected`
     /// (`None`: if it does not exist).
@@ -193,7 +204,7 @@ impl Txn {
             }
             None => Compare { key: key.clone(), target: CompareTarget::Version(0), op: CompareOp::Equal },
         };
-        Txn { compare: vec![compare], success: vec![TxnOp::Put { key, value: value.into() }], failure: Vec::new() }
+        Txn { compare: vec![compare], success: vec![TxnOp::put(key, value)], failure: Vec::new() }
     }
 
     /// Delete `key` if its value is `expected`.
@@ -252,10 +263,18 @@ fn encode_ops(out: &mut Vec<u8>, ops: &[TxnOp]) {
     put_u64(out, ops.len() as u64);
     for op in ops {
         match op {
-            TxnOp::Put { key, value } => {
+            // Tag 1 is a put without a lease (as before leases in
+            // transactions, so old logs read the same); tag 4 one with.
+            TxnOp::Put { key, value, lease: 0 } => {
                 out.push(1);
                 put_bytes_u32_len(out, key.as_bytes());
                 put_bytes_u32_len(out, value.as_bytes());
+            }
+            TxnOp::Put { key, value, lease } => {
+                out.push(4);
+                put_bytes_u32_len(out, key.as_bytes());
+                put_bytes_u32_len(out, value.as_bytes());
+                put_u64(out, *lease);
             }
             TxnOp::Delete(range) => {
                 out.push(2);
@@ -277,7 +296,14 @@ fn decode_ops(reader: &mut Reader<'_>) -> Result<Vec<TxnOp>, &'static str> {
     let mut ops = Vec::new();
     for _ in 0..count {
         ops.push(match reader.u8()? {
-            1 => TxnOp::Put { key: reader.string_u32_len()?, value: reader.string_u32_len()? },
+            1 => TxnOp::Put { key: reader.string_u32_len()?, value: reader.string_u32_len()?, lease: 0 },
+            4 => {
+                let (key, value) = (reader.string_u32_len()?, reader.string_u32_len()?);
+                match reader.u64()? {
+                    0 => return Err("a transaction put with lease 0 is encoded without one"),
+                    lease => TxnOp::Put { key, value, lease },
+                }
+            }
             2 => TxnOp::Delete(decode_range(reader)?),
             3 => TxnOp::Range(decode_range_request(reader)?),
             _ => return Err("unknown transaction operation"),
