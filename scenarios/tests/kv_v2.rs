@@ -4,7 +4,7 @@
 
 use scenarios::soak::SuitePlan;
 use sim::explore::run_seed;
-use sim::history::{KvOp, KvOutcome};
+use sim::history::{KvOp, KvOutcome, LeaseOp};
 use sim::{Cluster, Failure, FailureKind, SimOptions};
 
 fn with_cas_and_ranges(options: &mut SimOptions) {
@@ -122,5 +122,12 @@ fn leases_expire_and_watchers_follow_every_change() {
     println!("{watch:?} {lease:?}");
     assert!(watch.events > 100 && watch.reconnects > 5, "{watch:?}");
     assert!(lease.granted >= 3 && lease.kept_alive > 10 && lease.expired >= 2, "{lease:?}");
+    assert!(lease.revoked >= 1, "{lease:?}");
+    // The linearizability model sees the leases: revokes, expiries and attaching puts.
+    let history = cluster.checked_history();
+    let count = |wanted: fn(&KvOp) -> bool| history.iter().filter(|op| wanted(&op.op)).count();
+    assert!(count(|op| matches!(op, KvOp::Lease { op: LeaseOp::Revoke, .. })) >= 1);
+    assert!(count(|op| matches!(op, KvOp::Lease { op: LeaseOp::Expire, .. })) >= 2);
+    assert!(count(|op| matches!(op, KvOp::Put { .. })) >= 3);
     cluster.finish(plan.run.liveness_ms).unwrap();
 }
