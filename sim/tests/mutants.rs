@@ -119,3 +119,30 @@ fn failures_name_their_first_divergent_step() {
         assert!(first_line.starts_with(checker) && first_line.contains(step), "{mutant:?}: {failure}");
     }
 }
+
+/// The barrier episode alone tells the single-server change bug's story: the
+/// mutant suite's first catch (seed 0x3, 5 nodes) shrinks to no swarm fault
+/// and no client (`sim shrink`), and that plan still fails without the
+/// barrier (a removed leader wins the configuration it changed alone and
+/// lacks the new leader's committed change) and passes with it. The trace:
+/// C0 = {n1, n2, n3, n5}; n5 demotes n1 while cut off; n2 wins with n3's
+/// vote; n3 moves to n5's side; n2 removes n5 and commits on {n1, n2}; n5
+/// wins {n2, n3, n5} with n3.
+#[test]
+fn the_barrier_episode_alone_loses_a_committed_entry_without_the_barrier() {
+    quiet_panics();
+    let plan = RunPlan {
+        nodes: 5,
+        clients: 0,
+        fault_ms: 9_185,
+        wire: Some(sim::options::WireFormat::Binary),
+        keep_faults: Some(Vec::new()),
+        membership_churn: true,
+        mutant: Some(Mutant::MembershipBarrierOff),
+        ..RunPlan::default()
+    };
+    let run = |plan: &RunPlan| sim::explore::run_seed(plan.options(0x3), plan.fault_ms, plan.liveness_ms);
+    let failure = run(&plan).expect_err("the barrier is off");
+    assert!(failure.detail.starts_with("leader completeness"), "{failure}");
+    run(&RunPlan { mutant: None, ..plan }).expect("the barrier refuses the second change");
+}
