@@ -326,7 +326,7 @@ async fn the_admin_api_authenticates_answers_on_the_leader_and_types_its_refusal
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replace_a_dead_node_grow_to_five_and_shrink_to_three_removing_the_leader_under_load() {
     let cluster =
-        Arc::new(Cluster::start(Options { nodes: 6, joiners: 3, snapshot_threshold: Some(200), ..Options::default() }));
+        Arc::new(Cluster::start(Options { nodes: 6, joiners: 3, snapshot_threshold: Some(40), ..Options::default() }));
     let first_leader = cluster.wait_leader(Duration::from_secs(20)).await;
     let load = Load::start(&cluster, 2);
     load.wait_more(20).await;
@@ -337,7 +337,10 @@ async fn replace_a_dead_node_grow_to_five_and_shrink_to_three_removing_the_leade
     let mut members: Vec<usize> = (0..3).filter(|&i| i != dead).collect();
     load.wait_more(load.count()).await;
 
-    // A fresh node joins, is promoted, and the dead one is removed.
+    // A fresh node joins, is promoted, and the dead one is removed. Enough
+    // writes first that the leader's log is compacted past what n3 could get
+    // by appends alone.
+    load.wait_more(120).await;
     cluster.spawn_joining(3, members[0]);
     add_learner(&cluster, &members, 3).await;
     promote(&cluster, &members, 3).await;
@@ -347,6 +350,24 @@ async fn replace_a_dead_node_grow_to_five_and_shrink_to_three_removing_the_leade
     expected.sort();
     assert_eq!(voter_names(&cluster, &members).await, expected);
     load.wait_more(load.count()).await;
+
+    // The new node caught up by snapshot (the log was compacted before it was
+    // added), and the configuration it got that way holds every member's
+    // address: restarted without RAFT_JOIN (no seeds at all), it still
+    // reaches the leader and keeps up.
+    assert!(cluster.log_text(3).contains("SNAPSHOT installed"), "n3 was expected to catch up by snapshot");
+    cluster.kill(3);
+    cluster.spawn(3);
+    load.wait_more(load.count()).await;
+    let leader = leader_among(&cluster, &members).await;
+    let commit = health_field(&cluster, leader, "commitIndex").await.and_then(|v| v.as_u64()).unwrap();
+    common::eventually("the restarted joined node keeps up", Duration::from_secs(30), || async {
+        health_field(&cluster, 3, "appliedIndex")
+            .await
+            .and_then(|v| v.as_u64())
+            .is_some_and(|applied| applied >= commit)
+    })
+    .await;
 
     // Grow to five.
     for i in [4, 5] {
