@@ -180,6 +180,21 @@ pub enum LeaseAction {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// A lease's granted TTL, the milliseconds left on the leader's clock, and its keys.
+    Ttl {
+        /// The lease id.
+        id: u64,
+        /// Also list its keys.
+        #[arg(long)]
+        keys: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Every lease's id.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Where client commands send requests.

@@ -6,8 +6,8 @@
 //! the server's own types ([`crate::api::types`]).
 
 use crate::api::types::{
-    CasOk, CasRequest, ErrorBody, ErrorCode, Health, KeyQuery, LeaseGrantRequest, LeaseIdRequest, LeaseOk, RangeOk,
-    RangeSpec, ReadOk, SetRequest, TxnOk, TxnRequest, WatchLine, WriteOk,
+    CasOk, CasRequest, ErrorBody, ErrorCode, Health, KeyQuery, LeaseGrantRequest, LeaseIdRequest, LeaseListOk, LeaseOk,
+    LeaseTtlOk, LeaseTtlQuery, RangeOk, RangeSpec, ReadOk, SetRequest, TxnOk, TxnRequest, WatchLine, WriteOk,
 };
 use crate::cli::{ClientArgs, LeaseAction};
 use crate::config::split_list;
@@ -462,9 +462,25 @@ pub async fn txn(args: &ClientArgs, json: &str) -> i32 {
     .await
 }
 
-/// `raftkv lease grant|keepalive|revoke`: prints the answer.
+/// `raftkv lease grant|keepalive|revoke|ttl|list`: prints the answer.
 pub async fn lease(action: LeaseAction) -> i32 {
     let (args, path, body, every_ms) = match &action {
+        LeaseAction::Ttl { id, keys, client } => {
+            let query = to_json(&LeaseTtlQuery { id: *id, keys: *keys, consistency: None });
+            return with_calls(client, |calls| async move {
+                report(
+                    calls.request::<LeaseTtlOk>(Method::GET, "/lease/timetolive", Some(&query), None).await,
+                    print_json,
+                )
+            })
+            .await;
+        }
+        LeaseAction::List { client } => {
+            return with_calls(client, |calls| async move {
+                report(calls.request::<LeaseListOk>(Method::GET, "/lease/list", None, None).await, print_json)
+            })
+            .await;
+        }
         LeaseAction::Grant { ttl, id, client } => {
             let body = LeaseGrantRequest { ttl: *ttl, id: *id, client_id: Some(client_id()), seq: Some(1) };
             (client, "/lease/grant", to_json(&body), None)

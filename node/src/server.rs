@@ -433,9 +433,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
 }
 
 /// A request body that must arrive whole before a deadline (slow-body clients).
+/// The timer is armed only when the body is not there at the first poll: most
+/// bodies arrive with their headers, and a timer per request costs an
+/// allocation and two timer-wheel updates.
 struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    started: tokio::time::Instant,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
 }
 
@@ -450,7 +454,9 @@ impl HttpBody for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
-        if std::future::Future::poll(self.deadline.as_mut(), cx).is_ready() {
+        let deadline = self.started + self.timeout;
+        let sleep = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if std::future::Future::poll(sleep.as_mut(), cx).is_ready() {
             let timeout = self.timeout;
             return Poll::Ready(Some(Err(format!("request body not received within {timeout:?}").into())));
         }
@@ -513,10 +519,9 @@ async fn drive_connection<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         if let Some(peer) = &peer {
             request.extensions_mut().insert(peer.clone());
         }
-        let request = request.map(|inner| {
-            let deadline = Box::pin(tokio::time::sleep(body_timeout));
-            axum::body::Body::new(DeadlineBody { inner, deadline, timeout: body_timeout })
-        });
+        let started = tokio::time::Instant::now();
+        let request = request
+            .map(|inner| axum::body::Body::new(DeadlineBody { inner, started, deadline: None, timeout: body_timeout }));
         app.oneshot(request)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -211,3 +211,142 @@ async fn a_lease_whose_holder_dies_expires_its_keys() {
     .await;
     assert!(died.elapsed() >= Duration::from_millis(1_500), "expired {:?} after the last keep-alive", died.elapsed());
 }
+
+/// A lease's time to live and the lease list, over HTTP, etcd's gateway and
+/// the CLI: the granted TTL, the time left on the leader's clock (which a
+/// keep-alive restores), its keys, and a clear answer for an unknown lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leases_time_to_live_and_the_lease_list_are_readable() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    cluster.wait_leader(LEADER_WITHIN).await;
+    let url = cluster.url(0);
+    let (_, grant) = post(&cluster, 0, "/lease/grant", json!({"ttl": 30, "id": 42})).await;
+    assert_eq!(grant["id"], 42, "{grant}");
+    let put = cluster.http.put(format!("{url}/set")).json(&json!({"key": "held", "value": "1", "lease": 42}));
+    assert_eq!(put.send().await.unwrap().status().as_u16(), 200);
+
+    let ttl = |query: &'static str| {
+        let request = cluster.http.get(format!("{url}/lease/timetolive?{query}"));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = ttl("id=42&keys=true").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["ttl"].clone(), body["keys"].clone()), (json!(30), json!(["held"])), "{body}");
+    let left_ms = body["remainingMs"].as_u64().expect("the leader knows the time left");
+    assert!(left_ms > 0 && left_ms <= 30_000, "{body}");
+    let (status, body) = ttl("id=42&consistency=stale").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("keys").is_none(), "keys only when asked: {body}");
+    let (status, body) = ttl("id=7").await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("lease_not_found")), "{body}");
+    let (status, body) = ttl("id=x").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_query")), "{body}");
+
+    let list: Value = cluster.http.get(format!("{url}/lease/list")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["leases"], json!([42]), "{list}");
+
+    // etcd's gateway: TTL is the seconds left, an unknown lease is TTL -1.
+    let (status, body) = post(&cluster, 0, "/v3/lease/timetolive", json!({"ID": "42", "keys": true})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["grantedTTL"].clone(), body["keys"].clone()), (json!("30"), json!(["aGVsZA=="])), "{body}");
+    let left_s: u64 = body["TTL"].as_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&left_s), "{body}");
+    let (_, body) = post(&cluster, 0, "/v3/lease/timetolive", json!({"ID": 7})).await;
+    assert_eq!(body["TTL"], "-1", "{body}");
+    let (status, body) = post(&cluster, 0, "/v3/lease/leases", json!({})).await;
+    assert_eq!((status, body["leases"].clone()), (200, json!([{"ID": "42"}])), "{body}");
+
+    // The CLI.
+    let out = cli(&url).args(["lease", "ttl", "42", "--keys"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((shown["id"].clone(), shown["keys"].clone()), (json!(42), json!(["held"])), "{shown}");
+    let out = cli(&url).args(["lease", "list"]).output().unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["leases"], json!([42]), "{shown}");
+    let out = cli(&url).args(["lease", "ttl", "7"]).output().unwrap();
+    assert!(!out.status.success(), "an unknown lease is an error");
+}
+
+/// A watch without `rev` starts after the node's revision and says so in its
+/// first line, at once (not after `progressMs`): a client that loses the
+/// stream before any change resumes from there without a gap. `raftkv watch`
+/// without `--rev` relies on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_now_first_says_which_revision_now_is() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    cluster.wait_leader(LEADER_WITHIN).await;
+    let url = cluster.url(0);
+    for n in 0..3 {
+        let put = cluster.http.put(format!("{url}/set")).json(&json!({"key": format!("w{n}"), "value": "1"}));
+        assert_eq!(put.send().await.unwrap().status().as_u16(), 200);
+    }
+    // Progress lines every 60 s: a line within 10 s is the announcement.
+    let mut stream = cluster.http.get(format!("{url}/watch?prefix=w&progressMs=60000")).send().await.unwrap();
+    let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await.unwrap().unwrap().unwrap();
+    let first: Value = serde_json::from_slice(chunk.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert_eq!((first["progress"].clone(), first["revision"].clone()), (json!(true), json!(3)), "{first}");
+}
+
+/// Reads `{"result": ...}` lines from a `/v3/watch` stream until `until` holds.
+async fn v3_lines(response: &mut reqwest::Response, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut text = String::new();
+    loop {
+        let lines: Vec<Value> =
+            text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+        if text.ends_with('\n') && until(&lines) {
+            return lines;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk()).await.unwrap().unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// etcd's gateway watch: `created` first, then events with base64 keys,
+/// `prev_kv` when asked, etcd's `filters` (`NODELETE` leaves deletes out), and
+/// an unknown filter refused with a clear 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_v3_watch_streams_created_then_events_and_applies_filters() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() });
+    cluster.wait_leader(LEADER_WITHIN).await;
+    let url = cluster.url(0);
+    let set =
+        |key: &str, value: &str| cluster.http.put(format!("{url}/set")).json(&json!({"key": key, "value": value}));
+    assert_eq!(set("foo", "1").send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(set("foo", "2").send().await.unwrap().status().as_u16(), 200);
+    let del = cluster.http.delete(format!("{url}/delete?key=foo")).send().await.unwrap();
+    assert_eq!(del.status().as_u16(), 200);
+    assert_eq!(set("foo", "3").send().await.unwrap().status().as_u16(), 200);
+
+    // "Zm9v" is "foo"; from revision 1: put 1, put 2 (prev 1), delete, put 3.
+    let body = json!({"create_request": {"key": "Zm9v", "start_revision": "1", "prev_kv": true}});
+    let mut all = cluster.http.post(format!("{url}/v3/watch")).json(&body).send().await.unwrap();
+    assert_eq!(all.status().as_u16(), 200);
+    let events_in = |lines: &[Value]| -> Vec<Value> {
+        lines.iter().flat_map(|l| l["result"]["events"].as_array().cloned().unwrap_or_default()).collect()
+    };
+    let lines = v3_lines(&mut all, |lines| events_in(lines).len() >= 4).await;
+    assert_eq!(lines[0]["result"]["created"], true, "{}", lines[0]);
+    let events = events_in(&lines);
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap_or("PUT")).collect();
+    assert_eq!(kinds, ["PUT", "PUT", "DELETE", "PUT"]);
+    assert_eq!((events[0]["kv"]["key"].clone(), events[0]["kv"]["value"].clone()), (json!("Zm9v"), json!("MQ==")));
+    assert_eq!(events[1]["prev_kv"]["value"], "MQ==", "prev_kv as asked: {}", events[1]);
+
+    let body = json!({"create_request": {"key": "Zm9v", "start_revision": "1", "filters": ["NODELETE"]}});
+    let mut no_deletes = cluster.http.post(format!("{url}/v3/watch")).json(&body).send().await.unwrap();
+    let lines = v3_lines(&mut no_deletes, |lines| events_in(lines).len() >= 3).await;
+    let events = events_in(&lines);
+    assert!(events.iter().all(|e| e.get("type").is_none()), "only puts: {events:?}");
+    assert!(events.iter().all(|e| e.get("prev_kv").is_none()), "no prev_kv unless asked");
+    assert_eq!(events.len(), 3);
+
+    let body = json!({"create_request": {"key": "Zm9v", "filters": ["NOPE"]}});
+    let refused = cluster.http.post(format!("{url}/v3/watch")).json(&body).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    let error: Value = refused.json().await.unwrap();
+    assert!(error["message"].as_str().unwrap().contains("NODELETE"), "{error}");
+}

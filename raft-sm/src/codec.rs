@@ -19,6 +19,45 @@ pub(crate) fn put_bytes_u64_len(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// Streams an image to a sink in chunks of about [`ImageWriter::CHUNK_BYTES`]:
+/// records are encoded into a small buffer that is written out whenever it
+/// fills, so an image is never held whole in memory (nor regrown, copied and
+/// zeroed page by page as one large `Vec` would be).
+pub(crate) struct ImageWriter<'a> {
+    buf: Vec<u8>,
+    sink: &'a mut dyn std::io::Write,
+}
+
+impl<'a> ImageWriter<'a> {
+    /// The buffer size at which records are written out.
+    pub(crate) const CHUNK_BYTES: usize = 64 << 10;
+
+    pub(crate) fn new(sink: &'a mut dyn std::io::Write) -> ImageWriter<'a> {
+        ImageWriter { buf: Vec::with_capacity(Self::CHUNK_BYTES + 4096), sink }
+    }
+
+    /// Where the next record is encoded.
+    pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Ends a record: writes the buffer out once it is full.
+    pub(crate) fn record_done(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= Self::CHUNK_BYTES {
+            self.sink.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes what is left.
+    pub(crate) fn finish(mut self) -> std::io::Result<()> {
+        self.sink.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
 /// Reads what the `put_*` helpers wrote; errors say what was wrong.
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],

@@ -40,7 +40,7 @@ pub mod history;
 pub mod lease;
 mod txn;
 
-pub use history::{EventKind, WatchEvent, HISTORY_BYTES_MAX_DEFAULT, HISTORY_EVENTS_MAX_DEFAULT};
+pub use history::{EventKind, SharedEvent, WatchEvent, HISTORY_BYTES_MAX_DEFAULT, HISTORY_EVENTS_MAX_DEFAULT};
 pub use lease::{Lease, LEASE_EXPIRE_RETRY_MS, LEASE_TTL_S_MAX};
 
 pub use txn::{
@@ -48,7 +48,7 @@ pub use txn::{
     TxnOp, TXN_OPS_MAX,
 };
 
-use crate::codec::{put_bytes_u32_len, put_u64, Reader};
+use crate::codec::{put_bytes_u32_len, put_u64, ImageWriter, Reader};
 use crate::types::{Entry, LogIndex, Payload, Term};
 use hashbrown::HashMap;
 use history::History;
@@ -56,6 +56,7 @@ use lease::Leases;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// A client's session stamp on a write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -203,7 +204,7 @@ pub struct Applied {
     /// For a lease grant or keep-alive: its TTL in seconds.
     pub ttl_s: u64,
     /// The changes this command made, one per key, in order (empty for a retry).
-    pub events: Vec<WatchEvent>,
+    pub events: Vec<SharedEvent>,
 }
 
 /// The result of applying one command.
@@ -247,6 +248,8 @@ pub enum Query {
     Watch(WatchRequest),
     /// A lease's TTL and keys.
     Lease(u64),
+    /// Every lease's id, in order.
+    Leases,
 }
 
 /// A [`Query`]'s answer.
@@ -260,6 +263,13 @@ pub enum QueryOutput {
     Watch(WatchBatch),
     /// The lease, or [`KvError::LeaseNotFound`].
     Lease(Result<LeaseInfo, KvError>),
+    /// The lease ids, in order, and the store's revision when read.
+    Leases {
+        /// The ids.
+        ids: Vec<u64>,
+        /// The revision.
+        revision: u64,
+    },
 }
 
 /// Which changes a watcher wants, from where.
@@ -282,7 +292,7 @@ pub struct WatchBatch {
     /// The newest revision whose events were dropped from the window.
     pub compact_revision: u64,
     /// The matching events, in revision order.
-    pub events: Vec<WatchEvent>,
+    pub events: Vec<SharedEvent>,
     /// Where the watcher continues: every matching change before it is in
     /// `events` (or in earlier batches).
     pub next_revision: u64,
@@ -301,6 +311,8 @@ pub struct LeaseInfo {
     pub remaining_ms: Option<u64>,
     /// Its keys, in order.
     pub keys: Vec<String>,
+    /// The store's revision when read.
+    pub revision: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -337,7 +349,7 @@ pub struct KvStore {
     leases: Leases,
     history: History,
     /// Events of the command being applied (moved into its [`Applied`]).
-    pending_events: Vec<WatchEvent>,
+    pending_events: Vec<SharedEvent>,
     /// The term of the last entry applied (volatile; only the
     /// `WatchSkipsAfterLeaderChange` mutant reads it).
     last_term: Term,
@@ -478,6 +490,9 @@ impl KvStore {
             Query::Range(request) => QueryOutput::Range(self.range(request)),
             Query::Watch(request) => QueryOutput::Watch(self.watch(request)),
             Query::Lease(id) => QueryOutput::Lease(self.lease_info(*id)),
+            Query::Leases => {
+                QueryOutput::Leases { ids: self.leases.table.keys().copied().collect(), revision: self.revision }
+            }
         }
     }
 
@@ -513,6 +528,7 @@ impl KvStore {
             ttl_s: lease.ttl_s,
             remaining_ms: self.leases.deadline_ms(id).map(|deadline| deadline.saturating_sub(self.leases_now_ms())),
             keys: lease.keys.iter().cloned().collect(),
+            revision: self.revision,
         })
     }
 
@@ -848,14 +864,22 @@ impl KvStore {
     /// Every change to a key goes through `put` or `remove`: they keep the
     /// lease key sets and record the change's event.
     fn put(&mut self, key: &str, value: &str, lease: u64, revision: u64) {
-        let prev = self.data.get(key).map(|record| key_value(key, record, false));
-        let old_lease = prev.as_ref().map_or(0, |kv| kv.lease);
-        match self.data.get_mut(key) {
+        // One lookup of the key: the previous state is taken out of its record
+        // (the old value moves into the event, it is not copied).
+        let (prev, kv) = match self.data.get_mut(key) {
             Some(record) => {
-                record.value = value.to_owned();
+                let prev = KeyValue {
+                    key: key.to_owned(),
+                    value: std::mem::replace(&mut record.value, value.to_owned()),
+                    create_revision: record.create_revision,
+                    mod_revision: record.mod_revision,
+                    version: record.version,
+                    lease: record.lease,
+                };
                 record.mod_revision = revision;
                 record.version += 1;
                 record.lease = lease;
+                (Some(prev), key_value(key, record, false))
             }
             None => {
                 let record = Record {
@@ -865,19 +889,23 @@ impl KvStore {
                     version: 1,
                     lease,
                 };
+                let kv = key_value(key, &record, false);
                 self.data.insert(key.to_owned(), record);
+                (None, kv)
             }
-        }
+        };
+        let old_lease = prev.as_ref().map_or(0, |kv| kv.lease);
         if old_lease != lease {
             if let Some(old) = self.leases.table.get_mut(&old_lease) {
                 old.keys.remove(key);
             }
         }
-        if let Some(new) = self.leases.table.get_mut(&lease) {
-            new.keys.insert(key.to_owned());
+        if lease != 0 {
+            if let Some(new) = self.leases.table.get_mut(&lease) {
+                new.keys.insert(key.to_owned());
+            }
         }
-        let kv = key_value(key, &self.data[key], false);
-        self.pending_events.push(WatchEvent { kind: EventKind::Put, kv, prev });
+        self.pending_events.push(Arc::new(WatchEvent { kind: EventKind::Put, kv, prev }));
     }
 
     fn remove(&mut self, key: &str, revision: u64) -> bool {
@@ -889,7 +917,7 @@ impl KvStore {
         }
         let prev = key_value(key, &record, false);
         let kv = KeyValue { key: key.to_owned(), mod_revision: revision, ..KeyValue::default() };
-        self.pending_events.push(WatchEvent { kind: EventKind::Delete, kv, prev: Some(prev) });
+        self.pending_events.push(Arc::new(WatchEvent { kind: EventKind::Delete, kv, prev: Some(prev) }));
         true
     }
 
@@ -904,12 +932,12 @@ impl KvStore {
         lease.keys.len() as u64
     }
 
-    fn record_history(&mut self, events: &[WatchEvent], term_changed: bool) {
+    fn record_history(&mut self, events: &[SharedEvent], term_changed: bool) {
         for (n, event) in events.iter().enumerate() {
             if n == 0 && term_changed && self.mutant_is(crate::Mutant::WatchSkipsAfterLeaderChange) {
                 continue;
             }
-            self.history.push(event.clone());
+            self.history.push(Arc::clone(event));
         }
     }
 
@@ -961,36 +989,49 @@ impl KvStore {
     /// (`RKVSNAP3`); [`KvStore::restore`] also reads the earlier ones
     /// (`RKVSNAP2`: no leases, no history; `RKVSNAP1`: no revisions either).
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.data.len() * 56);
+        let mut out = Vec::new();
+        self.write_snapshot(&mut out).expect("a Vec takes every byte");
+        out
+    }
+
+    /// Writes [`KvStore::snapshot`]'s bytes to `sink` in chunks (see
+    /// [`crate::codec::ImageWriter`]), without building the image in memory.
+    pub fn write_snapshot(&self, sink: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut image = ImageWriter::new(sink);
+        let out = image.buf();
         out.extend_from_slice(SNAPSHOT_MAGIC);
-        put_u64(&mut out, self.applied_index.0);
-        put_u64(&mut out, self.sessions_max as u64);
-        put_u64(&mut out, self.revision);
-        put_u64(&mut out, self.data.len() as u64);
+        put_u64(out, self.applied_index.0);
+        put_u64(out, self.sessions_max as u64);
+        put_u64(out, self.revision);
+        put_u64(out, self.data.len() as u64);
         for (key, record) in &self.data {
-            put_bytes_u32_len(&mut out, key.as_bytes());
-            put_bytes_u32_len(&mut out, record.value.as_bytes());
-            put_u64(&mut out, record.create_revision);
-            put_u64(&mut out, record.mod_revision);
-            put_u64(&mut out, record.version);
-            put_u64(&mut out, record.lease);
+            let out = image.buf();
+            put_bytes_u32_len(out, key.as_bytes());
+            put_bytes_u32_len(out, record.value.as_bytes());
+            put_u64(out, record.create_revision);
+            put_u64(out, record.mod_revision);
+            put_u64(out, record.version);
+            put_u64(out, record.lease);
+            image.record_done()?;
         }
-        put_u64(&mut out, self.sessions.len() as u64);
+        put_u64(image.buf(), self.sessions.len() as u64);
         for &(last_index, client_id) in &self.session_age {
             let record = &self.sessions[&client_id];
-            put_u64(&mut out, client_id);
-            put_u64(&mut out, record.seq);
-            put_u64(&mut out, last_index.0);
+            let out = image.buf();
+            put_u64(out, client_id);
+            put_u64(out, record.seq);
+            put_u64(out, last_index.0);
             out.push(encode_result(record.result));
-            put_u64(&mut out, record.revision);
+            put_u64(out, record.revision);
             out.push(u8::from(record.succeeded));
-            put_u64(&mut out, record.deleted);
-            put_u64(&mut out, record.lease_id);
-            put_u64(&mut out, record.ttl_s);
+            put_u64(out, record.deleted);
+            put_u64(out, record.lease_id);
+            put_u64(out, record.ttl_s);
+            image.record_done()?;
         }
-        self.leases.encode(&mut out);
-        self.history.encode(&mut out);
-        out
+        self.leases.encode(&mut image)?;
+        self.history.encode(&mut image)?;
+        image.finish()
     }
 
     /// Rebuilds a store from [`KvStore::snapshot`] bytes. A first-format image
@@ -1088,8 +1129,9 @@ fn key_value(key: &str, record: &Record, keys_only: bool) -> KeyValue {
 }
 
 /// The store as the host's state machine. Its snapshot image is
-/// [`KvStore::snapshot`]'s bytes; the store is held in memory, so it builds the
-/// image in memory and writes it in one go.
+/// [`KvStore::snapshot`]'s bytes, streamed to the driver's sink in 64 KiB
+/// chunks ([`KvStore::write_snapshot`]); a restore reads the image whole (the
+/// store itself is held in memory).
 impl crate::host::StateMachine for KvStore {
     type Output = Option<ApplyResult>;
     type RestoreError = DecodeError;
@@ -1103,7 +1145,7 @@ impl crate::host::StateMachine for KvStore {
     }
 
     fn save_snapshot(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        out.write_all(&self.snapshot())
+        self.write_snapshot(out)
     }
 
     fn restore_snapshot(&mut self, image: &mut dyn std::io::Read) -> Result<(), DecodeError> {
@@ -1329,6 +1371,49 @@ mod tests {
         assert_eq!(kv.applied_index(), LogIndex(4));
     }
 
+    /// Records the size of every write it takes.
+    struct WriteSizes(Vec<usize>, Vec<u8>);
+
+    impl std::io::Write for WriteSizes {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.push(bytes.len());
+            self.1.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_snapshot_streams_in_chunks_and_equals_the_whole_image() {
+        let mut kv = KvStore::default();
+        let value = "v".repeat(1000);
+        for index in 1..=600u64 {
+            kv.apply_entry(&entry(index, &Command::set(format!("k{}", index % 300), value.as_str())));
+        }
+        let mut sink = WriteSizes(Vec::new(), Vec::new());
+        kv.write_snapshot(&mut sink).unwrap();
+        // 300 keys and ~600 history events of ~1 KB each: well over one chunk.
+        assert!(sink.0.len() > 5, "{} writes", sink.0.len());
+        let largest = *sink.0.iter().max().unwrap();
+        assert!(largest < ImageWriter::CHUNK_BYTES + 4096, "one write of {largest} bytes");
+        assert_eq!(sink.1, kv.snapshot());
+        assert_eq!(KvStore::restore(&sink.1).unwrap().snapshot(), sink.1);
+    }
+
+    #[test]
+    fn a_put_reports_the_previous_state_it_replaced() {
+        let mut kv = KvStore::default();
+        kv.apply_entry(&entry(1, &Command::set("k", "v1")));
+        let applied = kv.apply_entry(&entry(2, &Command::set("k", "v2"))).unwrap();
+        let event = &applied.output.events[0];
+        let prev = event.prev.as_ref().expect("k existed");
+        assert_eq!((prev.value.as_str(), prev.mod_revision, prev.version), ("v1", 1, 1));
+        assert_eq!((event.kv.value.as_str(), event.kv.mod_revision, event.kv.version), ("v2", 2, 2));
+        assert_eq!(event.kv.create_revision, 1);
+    }
+
     #[test]
     fn a_retried_write_is_applied_once_and_returns_the_first_result() {
         let mut kv = KvStore::default();
@@ -1522,6 +1607,21 @@ mod tests {
         assert_eq!(kv.lease_info(1), Err(KvError::LeaseNotFound));
         let revoke = kv.apply_entry(&entry(11, &Command::of(Op::LeaseRevoke { id: 1 }))).unwrap();
         assert_eq!(revoke.result, Err(KvError::LeaseNotFound));
+    }
+
+    #[test]
+    fn lease_queries_list_every_lease_and_tell_a_leases_ttl_and_keys() {
+        let mut kv = KvStore::default();
+        for (index, id) in [(1, 7), (2, 3)] {
+            kv.apply_entry(&entry(index, &Command::of(Op::LeaseGrant { id, ttl_s: 10 })));
+        }
+        kv.apply_entry(&entry(3, &Command::put("k", "v", 3)));
+        assert_eq!(kv.query(&Query::Leases), QueryOutput::Leases { ids: vec![3, 7], revision: 1 });
+        let QueryOutput::Lease(Ok(info)) = kv.query(&Query::Lease(3)) else { panic!("lease 3 exists") };
+        assert_eq!((info.id, info.ttl_s, info.keys, info.revision), (3, 10, vec!["k".to_owned()], 1));
+        // A follower has no lease clock: no time left to report.
+        assert_eq!(info.remaining_ms, None);
+        assert_eq!(kv.query(&Query::Lease(4)), QueryOutput::Lease(Err(KvError::LeaseNotFound)));
     }
 
     #[test]

@@ -41,11 +41,17 @@ pub fn router(state: AppState) -> Router {
         .route("/lease/grant", post(super::lease::grant))
         .route("/lease/keepalive", post(super::lease::keepalive))
         .route("/lease/revoke", post(super::lease::revoke))
+        .route("/lease/timetolive", get(super::lease::time_to_live))
+        .route("/lease/list", get(super::lease::list))
         .route("/watch", get(super::watch::watch))
         .route("/v3/lease/grant", post(super::v3_lease::grant))
         .route("/v3/lease/keepalive", post(super::v3_lease::keepalive))
         .route("/v3/lease/revoke", post(super::v3_lease::revoke))
         .route("/v3/kv/lease/revoke", post(super::v3_lease::revoke))
+        .route("/v3/lease/timetolive", post(super::v3_lease::time_to_live))
+        .route("/v3/kv/lease/timetolive", post(super::v3_lease::time_to_live))
+        .route("/v3/lease/leases", post(super::v3_lease::leases))
+        .route("/v3/kv/lease/leases", post(super::v3_lease::leases))
         .route("/v3/watch", post(super::v3_lease::watch))
         .route("/v3/kv/put", post(super::v3::put))
         .route("/v3/kv/range", post(super::v3::range))
@@ -175,6 +181,16 @@ fn parse_query(uri: &Uri) -> Result<(KeyQuery, String), ApiError> {
     };
     check_key(&key)?;
     Ok((query, key))
+}
+
+/// The query string as `T` (UTF-8 checked as [`parse_query`] does); `shape`
+/// is what the error message shows as expected.
+pub(super) fn parse_query_string<T: serde::de::DeserializeOwned>(uri: &Uri, shape: &str) -> Result<T, ApiError> {
+    check_query_encoding(uri)?;
+    let Query(query) = Query::<T>::try_from_uri(uri).map_err(|rejection| {
+        bad_request(ErrorCode::BadQuery, format!("bad query string: {}; expected {shape}", rejection.body_text()))
+    })?;
+    Ok(query)
 }
 
 fn check_query_encoding(uri: &Uri) -> Result<(), ApiError> {

@@ -341,6 +341,52 @@ pub struct LeaseOk {
     pub ttl: Option<u64>,
 }
 
+/// The query of `GET /lease/timetolive`.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseTtlQuery {
+    /// The lease.
+    pub id: u64,
+    /// Also list the lease's keys.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keys: bool,
+    /// `linearizable` (default: on the leader, with the time left) or `stale`
+    /// (any node, from its own state: no time left, the leader's clock decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<String>,
+}
+
+/// `200` to `GET /lease/timetolive`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LeaseTtlOk {
+    /// The lease.
+    pub id: u64,
+    /// The keys attached to it (with `keys=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<String>>,
+    /// Always `true`.
+    pub ok: bool,
+    /// Milliseconds until the leader expires it unless kept alive (absent on a
+    /// stale read: only the leader's clock decides).
+    #[serde(default, rename = "remainingMs", skip_serializing_if = "Option::is_none")]
+    pub remaining_ms: Option<u64>,
+    /// The store's revision when read.
+    pub revision: u64,
+    /// The TTL it was granted (and is renewed to), in seconds.
+    pub ttl: u64,
+}
+
+/// `200` to `GET /lease/list`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LeaseListOk {
+    /// Every lease's id, in order.
+    pub leases: Vec<u64>,
+    /// Always `true`.
+    pub ok: bool,
+    /// The store's revision when read.
+    pub revision: u64,
+}
+
 /// The query of `GET /watch`.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

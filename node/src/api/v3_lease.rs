@@ -2,13 +2,15 @@
 //! (`{"TTL", "ID"}` → `{"header", "ID", "TTL"}`), `/v3/lease/keepalive`
 //! (`{"ID"}` → `{"result": {"header", "ID", "TTL"}}`, as the gateway wraps a
 //! stream's message), `/v3/lease/revoke` and `/v3/kv/lease/revoke` (`{"ID"}` →
-//! `{"header"}`), and `/v3/watch` (`{"create_request": {"key", "range_end",
+//! `{"header"}`), `/v3/lease/timetolive` (`{"ID", "keys"}` → `{"header", "ID",
+//! "TTL", "grantedTTL", "keys"}`), `/v3/lease/leases`, and `/v3/watch` (`{"create_request": {"key", "range_end",
 //! "start_revision", "prev_kv", "progress_notify"}}` → newline-separated
 //! `{"result": ...}` messages: first `created`, then `events` (`type` left out
 //! for a put, `"DELETE"` for a delete; keys and values base64), progress
 //! notifications as a bare header, and `compact_revision` with `canceled` when
-//! the start is below the history window). The watch is the same stream as
-//! `GET /watch` ([`super::watch`]).
+//! the start is below the history window; `filters` `NOPUT`/`NODELETE` leave
+//! puts or deletes out). The watch is the same stream as `GET /watch`
+//! ([`super::watch`]).
 
 use super::client::{kv_error, parse_json, propose_applied, read_body};
 use super::types::ErrorCode;
@@ -84,6 +86,54 @@ pub async fn revoke(State(state): State<AppState>, body: Body) -> Result<Json<Va
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
+struct TimeToLiveBody {
+    #[serde(rename = "ID", alias = "id")]
+    id: Option<Int>,
+    #[serde(default)]
+    keys: bool,
+}
+
+/// `POST /v3/lease/timetolive` (and `/v3/kv/lease/timetolive`): `{"ID", "keys"}`
+/// → `{"header", "ID", "TTL" (seconds left, rounded up), "grantedTTL",
+/// "keys"}`; an unknown lease answers `"TTL": "-1"`, as etcd does.
+pub async fn time_to_live(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body).await?;
+    let request: TimeToLiveBody = parse_json(&bytes, r#"{"ID": "<lease id>", "keys": <bool>}"#)?;
+    let id = non_negative("ID", request.id)?;
+    let mut fields = Map::new();
+    fields.insert("ID".into(), json!(id.to_string()));
+    let revision = match super::lease::lease_info(&state, id, false).await {
+        Ok(info) => {
+            let left_s = info.remaining_ms.map_or(info.ttl_s, |ms| ms.div_ceil(1000));
+            fields.insert("TTL".into(), json!(left_s.to_string()));
+            fields.insert("grantedTTL".into(), json!(info.ttl_s.to_string()));
+            if request.keys {
+                let keys: Vec<Value> = info.keys.iter().map(|key| json!(super::v3::b64(key.as_bytes()))).collect();
+                fields.insert("keys".into(), Value::Array(keys));
+            }
+            info.revision
+        }
+        Err(error) if error.code() == ErrorCode::LeaseNotFound => {
+            fields.insert("TTL".into(), json!("-1"));
+            0
+        }
+        Err(error) => return Err(error),
+    };
+    Ok(Json(with_header(header(&state, revision).await?, fields)))
+}
+
+/// `POST /v3/lease/leases` (and `/v3/kv/lease/leases`): `{}` →
+/// `{"header", "leases": [{"ID"}]}`.
+pub async fn leases(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let (ids, revision) = super::lease::lease_ids(&state, false).await?;
+    let mut fields = Map::new();
+    let leases: Vec<Value> = ids.iter().map(|id| json!({ "ID": id.to_string() })).collect();
+    fields.insert("leases".into(), Value::Array(leases));
+    Ok(Json(with_header(header(&state, revision).await?, fields)))
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
 struct CreateRequest {
     #[serde(default)]
     key: String,
@@ -99,8 +149,10 @@ struct CreateRequest {
     watch_id: Option<Int>,
     #[serde(default)]
     filters: Vec<Value>,
-    #[serde(default)]
-    fragment: bool,
+    /// Lets the server split a large revision over several responses; it never
+    /// does, which the flag allows (accepted so etcd clients that set it work).
+    #[serde(default, rename = "fragment")]
+    _fragment: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -110,6 +162,27 @@ struct WatchBody {
     create_request: Option<CreateRequest>,
 }
 
+/// A create request's `filters` (etcd's `FilterType`, by name or number):
+/// whether to leave out puts (`NOPUT`, 0) and deletes (`NODELETE`, 1).
+fn watch_filters(filters: &[Value]) -> Result<(bool, bool), ApiError> {
+    let (mut no_put, mut no_delete) = (false, false);
+    for filter in filters {
+        match filter {
+            Value::String(name) if name == "NOPUT" => no_put = true,
+            Value::String(name) if name == "NODELETE" => no_delete = true,
+            Value::Number(n) if n.as_u64() == Some(0) => no_put = true,
+            Value::Number(n) if n.as_u64() == Some(1) => no_delete = true,
+            other => {
+                return Err(super::client::bad_request(
+                    ErrorCode::BadJson,
+                    format!("unknown watch filter {other}; etcd's filters are \"NOPUT\" (0) and \"NODELETE\" (1)"),
+                ))
+            }
+        }
+    }
+    Ok((no_put, no_delete))
+}
+
 /// `POST /v3/watch`.
 pub async fn watch(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body).await?;
@@ -117,9 +190,7 @@ pub async fn watch(State(state): State<AppState>, body: Body) -> Result<Response
     let Some(create) = request.create_request else {
         return Err(super::client::bad_request(ErrorCode::BadJson, "only `create_request` is supported"));
     };
-    if !create.filters.is_empty() || create.fragment {
-        return Err(super::client::bad_request(ErrorCode::BadJson, "`filters` and `fragment` are not supported"));
-    }
+    let (no_put, no_delete) = watch_filters(&create.filters)?;
     let range = key_range(&create.key, &create.range_end)?;
     let watch_id = non_negative("watch_id", create.watch_id)?;
     let start = match non_negative("start_revision", create.start_revision)? {
@@ -140,7 +211,11 @@ pub async fn watch(State(state): State<AppState>, body: Body) -> Result<Response
         let message = match item {
             Item::Events(events, revision) => {
                 let events: Vec<Value> = events
-                    .into_iter()
+                    .iter()
+                    .filter(|event| match event.kind {
+                        EventKind::Put => !no_put,
+                        EventKind::Delete => !no_delete,
+                    })
                     .map(|event| {
                         let mut object = Map::new();
                         if event.kind == EventKind::Delete {
@@ -153,6 +228,10 @@ pub async fn watch(State(state): State<AppState>, body: Body) -> Result<Response
                         Value::Object(object)
                     })
                     .collect();
+                if events.is_empty() {
+                    // All filtered out: etcd sends nothing; a blank line keeps the connection checked.
+                    return Bytes::from_static(b"\n");
+                }
                 result.insert("events".into(), Value::Array(events));
                 with_header(with_revision(revision), result)
             }

@@ -24,7 +24,7 @@ use axum::extract::Query;
 use axum::extract::State;
 use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
-use raft_sm::kv::{EventKind, KeyRange, Query as KvQuery, QueryOutput, WatchEvent, WatchRequest};
+use raft_sm::kv::{EventKind, KeyRange, Query as KvQuery, QueryOutput, SharedEvent, WatchEvent, WatchRequest};
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -39,7 +39,7 @@ pub const WATCH_PROGRESS_MS_DEFAULT: u64 = 5_000;
 /// What the stream task hands the renderer.
 pub(super) enum Item {
     /// Changes, and the revision everything up to is sent.
-    Events(Vec<WatchEvent>, u64),
+    Events(Vec<SharedEvent>, u64),
     /// Nothing changed up to this revision.
     Progress(u64),
     /// The stream ends: an error, the revision sent up to, and the compact revision if compacted.
@@ -131,21 +131,21 @@ async fn send(tx: &mpsc::Sender<Bytes>, line: Bytes, render: &impl Fn(Item) -> B
     tx.send(line).await.is_ok()
 }
 
-fn event_body(event: WatchEvent) -> WatchEventBody {
+fn event_body(event: &WatchEvent) -> WatchEventBody {
     WatchEventBody {
         kind: match event.kind {
             EventKind::Put => "put".into(),
             EventKind::Delete => "delete".into(),
         },
-        kv: kv_body(event.kv, false),
-        prev_kv: event.prev.map(|kv| kv_body(kv, false)),
+        kv: kv_body(event.kv.clone(), false),
+        prev_kv: event.prev.as_ref().map(|kv| kv_body(kv.clone(), false)),
     }
 }
 
 fn render_line(item: Item) -> Bytes {
     let line = match item {
         Item::Events(events, revision) => WatchLine {
-            events: events.into_iter().map(event_body).collect(),
+            events: events.iter().map(|event| event_body(event)).collect(),
             revision,
             progress: false,
             error: None,
@@ -184,11 +184,17 @@ pub async fn watch(State(state): State<AppState>, uri: Uri) -> Result<Response, 
     if progress_ms == 0 {
         return Err(bad_request(ErrorCode::BadQuery, "progressMs must be at least 1"));
     }
-    let start = match query.rev.unwrap_or(0) {
-        // From now on: the revision after the one this node has applied.
-        0 => *state.directory.revision.borrow() + 1,
-        rev => rev,
+    let (start, first_line) = match query.rev.unwrap_or(0) {
+        // From now on: the revision after the one this node has applied. The
+        // stream says at once which revision that is, so a client that loses
+        // it before the first change resumes from there, not from a later
+        // "now" that would skip the changes in between.
+        0 => {
+            let now = *state.directory.revision.borrow();
+            (now + 1, Some(render_line(Item::Progress(now))))
+        }
+        rev => (rev, None),
     };
-    let body = stream(state, range, start, Duration::from_millis(progress_ms), None, render_line);
+    let body = stream(state, range, start, Duration::from_millis(progress_ms), first_line, render_line);
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }

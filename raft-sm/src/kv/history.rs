@@ -10,8 +10,9 @@
 //! the snapshot, so every replica serves the same window.
 
 use super::txn::KeyValue;
-use crate::codec::{put_bytes_u32_len, put_u64, Reader};
+use crate::codec::{put_bytes_u32_len, put_u64, ImageWriter, Reader};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Default bound on events in the history window.
 pub const HISTORY_EVENTS_MAX_DEFAULT: usize = 10_000;
@@ -27,6 +28,11 @@ pub enum EventKind {
     /// The key was deleted.
     Delete,
 }
+
+/// One change to one key, shared: the history window, the command's
+/// [`super::Applied`] and every watcher's batch hold the same allocation, so a
+/// change is copied once however many read it.
+pub type SharedEvent = Arc<WatchEvent>;
 
 /// One change to one key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -55,7 +61,7 @@ impl WatchEvent {
 /// The window of recent changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct History {
-    events: VecDeque<WatchEvent>,
+    events: VecDeque<SharedEvent>,
     bytes: usize,
     /// Events of this revision and older are gone.
     compacted_revision: u64,
@@ -85,7 +91,7 @@ impl History {
         History { compacted_revision: revision, ..History::default() }
     }
 
-    pub(crate) fn push(&mut self, event: WatchEvent) {
+    pub(crate) fn push(&mut self, event: SharedEvent) {
         debug_assert!(self.events.back().is_none_or(|last| last.revision() <= event.revision()));
         self.bytes += event.bytes();
         self.events.push_back(event);
@@ -108,9 +114,9 @@ impl History {
         from: u64,
         mut matches: impl FnMut(&str) -> bool,
         limit: usize,
-    ) -> (Vec<WatchEvent>, Option<u64>) {
+    ) -> (Vec<SharedEvent>, Option<u64>) {
         let start = self.events.partition_point(|event| event.revision() < from);
-        let mut out: Vec<WatchEvent> = Vec::new();
+        let mut out: Vec<SharedEvent> = Vec::new();
         for event in self.events.range(start..) {
             if out.len() >= limit && out.last().is_some_and(|last| last.revision() != event.revision()) {
                 return (out, Some(event.revision()));
@@ -125,15 +131,17 @@ impl History {
     /// Events newer than `revision`, newest first (for rebuilding a past state).
     pub(crate) fn newer_than(&self, revision: u64) -> impl Iterator<Item = &WatchEvent> {
         let start = self.events.partition_point(|event| event.revision() <= revision);
-        self.events.range(start..).rev()
+        self.events.range(start..).rev().map(|event| &**event)
     }
 
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, image: &mut ImageWriter<'_>) -> std::io::Result<()> {
+        let out = image.buf();
         put_u64(out, self.events_max as u64);
         put_u64(out, self.bytes_max as u64);
         put_u64(out, self.compacted_revision);
         put_u64(out, self.events.len() as u64);
         for event in &self.events {
+            let out = image.buf();
             out.push(match event.kind {
                 EventKind::Put => 0,
                 EventKind::Delete => 1,
@@ -146,7 +154,9 @@ impl History {
                     encode_kv(out, prev);
                 }
             }
+            image.record_done()?;
         }
+        Ok(())
     }
 
     pub(crate) fn decode(reader: &mut Reader<'_>) -> Result<History, &'static str> {
@@ -173,7 +183,7 @@ impl History {
                 return Err("history events out of order");
             }
             history.bytes += event.bytes();
-            history.events.push_back(event);
+            history.events.push_back(Arc::new(event));
         }
         Ok(history)
     }
@@ -203,7 +213,7 @@ fn decode_kv(reader: &mut Reader<'_>) -> Result<KeyValue, &'static str> {
 mod tests {
     use super::*;
 
-    fn put(key: &str, revision: u64) -> WatchEvent {
+    fn put(key: &str, revision: u64) -> SharedEvent {
         let kv = KeyValue {
             key: key.into(),
             value: "v".into(),
@@ -212,7 +222,7 @@ mod tests {
             version: 1,
             lease: 0,
         };
-        WatchEvent { kind: EventKind::Put, kv, prev: None }
+        Arc::new(WatchEvent { kind: EventKind::Put, kv, prev: None })
     }
 
     #[test]
@@ -226,7 +236,7 @@ mod tests {
         history.push(put("e", 4));
         // Revision 2's two events go together.
         assert_eq!(history.compacted_revision(), 2);
-        let keys: Vec<_> = history.since(0, |_| true, 10).0.into_iter().map(|e| e.kv.key).collect();
+        let keys: Vec<_> = history.since(0, |_| true, 10).0.iter().map(|e| e.kv.key.clone()).collect();
         assert_eq!(keys, vec!["d", "e"]);
     }
 

@@ -19,7 +19,7 @@
 //! applied since (the count still matches), so a decision raced by a keep-alive
 //! is void. Followers keep no deadlines at all.
 
-use crate::codec::{put_u64, Reader};
+use crate::codec::{put_u64, ImageWriter, Reader};
 use crate::types::Term;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -172,14 +172,17 @@ impl Leases {
         self.clock.deadlines_ms.get(&id).copied()
     }
 
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        put_u64(out, self.last_id);
-        put_u64(out, self.table.len() as u64);
+    pub(crate) fn encode(&self, image: &mut ImageWriter<'_>) -> std::io::Result<()> {
+        put_u64(image.buf(), self.last_id);
+        put_u64(image.buf(), self.table.len() as u64);
         for (&id, lease) in &self.table {
+            let out = image.buf();
             put_u64(out, id);
             put_u64(out, lease.ttl_s);
             put_u64(out, lease.renewals);
+            image.record_done()?;
         }
+        Ok(())
     }
 
     /// Reads the table (keys are re-attached from the records by the caller).

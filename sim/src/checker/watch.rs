@@ -22,7 +22,7 @@
 use super::Violation;
 use crate::node_host::NodeHost;
 use crate::rng::SimRng;
-use raft_sm::kv::{ApplyResult, KeyRange, WatchEvent, WatchRequest};
+use raft_sm::kv::{ApplyResult, KeyRange, SharedEvent, WatchEvent, WatchRequest};
 use raft_sm::{LogIndex, NodeId};
 use std::collections::BTreeMap;
 
@@ -56,7 +56,7 @@ pub struct Watchers {
     rng: SimRng,
     /// Revision → the committed events of that revision, and the index of the
     /// entry that made it.
-    committed: BTreeMap<u64, (LogIndex, Vec<WatchEvent>)>,
+    committed: BTreeMap<u64, (LogIndex, Vec<SharedEvent>)>,
     /// Counters.
     pub stats: WatchStats,
 }
@@ -179,7 +179,7 @@ impl Watchers {
                 ));
             }
             last = revision;
-            got.entry(revision).or_default().push(event);
+            got.entry(revision).or_default().push(&**event);
         }
         for revision in watcher.next..batch.next_revision {
             let Some((index, committed)) = self.committed.get(&revision) else {
@@ -192,8 +192,11 @@ impl Watchers {
                     ),
                 ));
             };
-            let expected: Vec<&WatchEvent> =
-                committed.iter().filter(|event| event.kv.key.starts_with(watcher.prefix.as_str())).collect();
+            let expected: Vec<&WatchEvent> = committed
+                .iter()
+                .map(|event| &**event)
+                .filter(|event| event.kv.key.starts_with(watcher.prefix.as_str()))
+                .collect();
             let received = got.remove(&revision).unwrap_or_default();
             if received != expected {
                 let keys = |events: &[&WatchEvent]| events.iter().map(|e| e.kv.key.clone()).collect::<Vec<_>>();
