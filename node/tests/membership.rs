@@ -417,3 +417,43 @@ async fn replace_a_dead_node_grow_to_five_and_shrink_to_three_removing_the_leade
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_mutual_tls_a_certificate_of_the_cluster_ca_opens_the_admin_api_and_a_node_joins() {
+    let cluster = Cluster::start(Options { nodes: 4, joiners: 1, tls: true, token: None, ..Options::default() });
+    let leader = cluster.wait_leader(Duration::from_secs(20)).await;
+    let ca = cluster.ca.as_ref().unwrap();
+    let members_url = format!("{}/cluster/members", cluster.url(leader));
+    let response = ca.client(None).get(&members_url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 401, "no client certificate");
+    ca.issue("operator", &["operator"]);
+    let operator = ca.client(Some("operator"));
+    let response = operator.get(&members_url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let list: Value = response.json().await.unwrap();
+    assert!(list["voters"][0]["raftUrl"].as_str().unwrap().starts_with("https://"), "{list}");
+
+    cluster.spawn_joining(3, leader);
+    let response = operator.post(&members_url).json(&member_body(&cluster, 3)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{:?}", response.text().await);
+    let promote_url = format!("{}/cluster/members/n3/promote", cluster.url(leader));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = operator.post(&promote_url).send().await.unwrap();
+        if response.status().as_u16() == 200 {
+            break;
+        }
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "not_caught_up", "{body}");
+        assert!(Instant::now() < deadline, "n3 never caught up over TLS: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.put("tls-joined", "yes", Duration::from_secs(10)).await.unwrap();
+    common::eventually("n3 applied the write", Duration::from_secs(10), || async {
+        let health = cluster.health(3).await;
+        health.is_some_and(|h| {
+            h["voters"].as_array().is_some_and(|voters| voters.len() == 4) && h["appliedIndex"].as_u64() > Some(3)
+        })
+    })
+    .await;
+}
