@@ -173,7 +173,8 @@ pub struct NodeConfig {
     pub bind: String,
     /// This node's client URL (for leader hints and `addr`).
     pub client_url: String,
-    /// This node's Raft URL, as the other members dial it.
+    /// This node's Raft URL, as the other members dial it: its own entry in
+    /// `PEERS` if it has one, else `RAFT_ADVERTISE_HOST` and the Raft port.
     pub raft_url: String,
     /// `--join`: a member's client URL; this node joins that cluster instead of
     /// bootstrapping one from `peers` (then empty).
@@ -310,6 +311,7 @@ impl ServeArgs {
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut peers = Vec::new();
+        let mut self_raft_url = None;
         for (i, raw) in urls.iter().enumerate() {
             let (raft_url, host, peer_raft_port) = parse_url(raw, tls.is_some())?;
             let client_port = peer_raft_port.checked_sub(RAFT_PORT_OFFSET);
@@ -326,6 +328,8 @@ impl ServeArgs {
             };
             let is_self = peer_name == name || (peer_raft_port == raft_port && is_local_host(&host, &advertise_host));
             if is_self {
+                // How the others dial us: kept in the configuration as our address.
+                self_raft_url = Some(raft_url);
                 continue;
             }
             let client_url = match client_port {
@@ -357,7 +361,7 @@ impl ServeArgs {
             raft_port,
             bind,
             client_url: format!("{scheme}://{advertise_host}:{port}"),
-            raft_url: format!("{scheme}://{advertise_host}:{raft_port}"),
+            raft_url: self_raft_url.unwrap_or_else(|| format!("{scheme}://{advertise_host}:{raft_port}")),
             join: None,
             cluster_id_given: self.cluster_id.is_some(),
             peers,
@@ -547,6 +551,22 @@ mod tests {
         let names: Vec<&str> = config.peers.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "c"]);
         assert_eq!(config.name_of(node_id_of("c")), Some("c"));
+        assert_eq!(config.raft_url, "http://h2:2", "our own PEERS entry is how the others dial us");
+        let bootstrap: Vec<String> = config.bootstrap_members().into_iter().map(|m| m.name).collect();
+        assert_eq!(bootstrap, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_joining_node_bootstraps_nothing_and_needs_authentication() {
+        let join =
+            ServeArgs { join: Some("10.0.0.1:8080".into()), cluster_token: Some("t".into()), ..ServeArgs::default() };
+        let config = join.resolve(no_env).unwrap();
+        assert_eq!(config.join.as_deref(), Some("http://10.0.0.1:8080"));
+        assert!(config.bootstrap_members().is_empty() && config.raft_config().voters.is_empty());
+        let both = ServeArgs { peers: Some("h:9081".into()), ..join.clone() };
+        assert!(both.resolve(no_env).unwrap_err().contains("RAFT_JOIN and PEERS both given"));
+        let open = ServeArgs { cluster_token: None, ..join };
+        assert!(open.resolve(no_env).unwrap_err().contains("not authenticated"));
     }
 
     #[test]

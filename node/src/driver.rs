@@ -551,7 +551,14 @@ impl Driver {
                     // In effect when appended (the core's rule): dial new members, drop removed ones.
                     self.directory.book.update(&membership);
                     self.transport.retain(&self.directory.book.members());
-                    tracing::info!("MEMBERSHIP index={} {membership}", index.0);
+                    let names =
+                        |ids: &[NodeId]| ids.iter().map(|&id| self.directory.name(id)).collect::<Vec<_>>().join(",");
+                    let (voters, learners) = (names(&membership.voters), names(&membership.learners));
+                    let outgoing = names(&membership.outgoing);
+                    tracing::info!(
+                        "MEMBERSHIP index={} voters=({voters}) learners=({learners}) outgoing=({outgoing})",
+                        index.0
+                    );
                 }
                 Output::Note(note) => self.log_note(note),
                 other => tracing::warn!(?other, "an output this driver does not know"),
