@@ -75,9 +75,12 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
     let mut config = config;
     let recorded = crate::identity::load(&config.data_dir).map_err(StartError::Config)?;
     // Joining: a node with no configuration yet asks a member for the member list.
+    // (A member that bootstrapped its cluster never fetches: the identity check
+    // below refuses RAFT_JOIN on its directory.)
     let join_url = match &recorded {
-        Some(recorded) if !pristine => recorded.joined.clone(),
-        _ => config.join.clone(),
+        Some(recorded) if !pristine && recorded.joined.is_none() => None,
+        Some(recorded) => config.join.clone().or_else(|| recorded.joined.clone()),
+        None => config.join.clone(),
     };
     let mut seeds = Vec::new();
     if let Some(url) = &join_url {

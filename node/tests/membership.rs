@@ -311,8 +311,23 @@ async fn the_admin_api_authenticates_answers_on_the_leader_and_types_its_refusal
     let identity: Value =
         serde_json::from_slice(&std::fs::read(cluster.data_dir(3).join("identity.json")).unwrap()).unwrap();
     assert_eq!(identity["joined"], cluster.url(follower).as_str(), "{identity}");
-    let metrics =
-        cluster.http.get(format!("{}/metrics", cluster.url(leader))).send().await.unwrap().text().await.unwrap();
+    // After the change, a restart with a PEERS that names neither the first
+    // voters nor the stored ones is refused, saying what differs; the first
+    // PEERS is still accepted (the stored configuration wins over it).
+    let other = (0..3).find(|&i| i != leader).unwrap();
+    cluster.kill(other);
+    let mut wrong = cluster.command(other);
+    wrong.env("PEERS", format!("{},http://127.0.0.1:1", cluster.raft_url(other)));
+    wrong.env("PEER_IDS", format!("{},zz", cluster.nodes[other].name));
+    let output = wrong.output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "a contradicting PEERS is refused");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("stored configuration [n0,n1,n2,n3]"), "{stderr}");
+    cluster.spawn(other);
+    common::eventually("the member restarted with its first PEERS answers", Duration::from_secs(20), || async {
+        cluster.health(other).await.is_some_and(|health| health["voters"].as_array().is_some_and(|v| v.len() == 4))
+    })
+    .await;
     common::eventually("per-follower metrics on the leader", Duration::from_secs(5), || async {
         let text =
             cluster.http.get(format!("{}/metrics", cluster.url(leader))).send().await.unwrap().text().await.unwrap();
@@ -320,7 +335,6 @@ async fn the_admin_api_authenticates_answers_on_the_leader_and_types_its_refusal
             && text.contains("raftkv_follower_last_contact_ms{peer=\"n3\"}")
     })
     .await;
-    drop(metrics);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
