@@ -289,6 +289,32 @@ async fn the_admin_api_authenticates_answers_on_the_leader_and_types_its_refusal
 
     // n3 is not running yet: it is added, but it cannot be promoted.
     add_learner(&cluster, &[leader], 3).await;
+    // The same through the CLI, asked of a follower (it follows the hint).
+    let member_cli = |args: &[&str]| {
+        std::process::Command::new(common::binary())
+            .arg("member")
+            .args(args)
+            .env_clear()
+            .env("RAFT_CLUSTER_TOKEN", TEST_TOKEN)
+            .env("RAFTKV_ENDPOINTS", cluster.url(follower))
+            .output()
+            .unwrap()
+    };
+    let listed = member_cli(&["list"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{text} {}", String::from_utf8_lossy(&listed.stderr));
+    assert!(text.contains("n3               learner"), "{text}");
+    assert!(text.contains(&format!("{:<16} voter*", cluster.nodes[leader].name)), "{text}");
+    let refused = member_cli(&["promote", "n3", "--timeout-ms", "3000"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("not_caught_up (409)"), "{stderr}");
+    let anonymous = std::process::Command::new(common::binary())
+        .args(["member", "list", "--endpoints", &cluster.url(leader)])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("unauthorized (401)"));
     let (status, body) = admin_at(&cluster, leader, reqwest::Method::POST, "/cluster/members/n3/promote", None).await;
     assert_eq!((status, body["error"].as_str()), (409, Some("not_caught_up")), "{body}");
     assert!(body["message"].as_str().unwrap().contains("learner n3 is not caught up"), "{body}");
