@@ -334,6 +334,10 @@ async fn the_admin_api_authenticates_answers_on_the_leader_and_types_its_refusal
     promote(&cluster, &[leader], 3).await;
     assert_eq!(voter_names(&cluster, &[leader]).await, ["n0", "n1", "n2", "n3"]);
     cluster.put("after-join", "yes", Duration::from_secs(10)).await.unwrap();
+    let raft_status: Value =
+        cluster.http.get(format!("{}/raft/status", cluster.raft_url(3))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(raft_status["voters"], json!(["n0", "n1", "n2", "n3"]), "{raft_status}");
+    assert_eq!(raft_status["changeInProgress"], false, "{raft_status}");
     let identity: Value =
         serde_json::from_slice(&std::fs::read(cluster.data_dir(3).join("identity.json")).unwrap()).unwrap();
     assert_eq!(identity["joined"], cluster.url(follower).as_str(), "{identity}");

@@ -641,7 +641,12 @@ async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError>
     let members = state.directory.book.members();
     let peers: Vec<String> =
         members.iter().filter(|(&id, _)| id != config.id).map(|(_, address)| address.raft_url.clone()).collect();
-    let names = |ids: &[raft_sm::NodeId]| ids.iter().map(|&id| state.directory.name(id)).collect::<Vec<_>>();
+    // By name (ids are hashes of the names: their order means nothing to a reader).
+    let names = |ids: &[raft_sm::NodeId]| {
+        let mut names: Vec<String> = ids.iter().map(|&id| state.directory.name(id)).collect();
+        names.sort();
+        names
+    };
     let membership = &status.membership;
     Ok(Json(Health {
         addr: config.client_url.clone(),

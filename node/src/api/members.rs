@@ -185,7 +185,12 @@ fn member_body(state: &AppState, status: &StatusView, id: NodeId) -> MemberBody 
 
 fn members_body(state: &AppState, status: &StatusView, index: Option<u64>) -> MembersBody {
     let membership = &status.membership;
-    let of = |ids: &[NodeId]| ids.iter().map(|&id| member_body(state, status, id)).collect();
+    // By name: ids are hashes of the names, their order means nothing to a reader.
+    let of = |ids: &[NodeId]| {
+        let mut members: Vec<MemberBody> = ids.iter().map(|&id| member_body(state, status, id)).collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        members
+    };
     MembersBody {
         ok: true,
         cluster_id: state.directory.config.cluster_id.clone(),

@@ -258,7 +258,12 @@ async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         .filter(|(&id, _)| id != config.id)
         .map(|(_, address)| (address.name.as_str(), address.raft_url.as_str()))
         .collect();
-    let names = |ids: &[NodeId]| ids.iter().map(|&id| state.directory.name(id)).collect::<Vec<_>>();
+    // By name (ids are hashes of the names: their order means nothing to a reader).
+    let names = |ids: &[NodeId]| {
+        let mut names: Vec<String> = ids.iter().map(|&id| state.directory.name(id)).collect();
+        names.sort();
+        names
+    };
     let mut body = json!({
         "node_id": config.name,
         "state": role_name(status.role),
