@@ -138,10 +138,15 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Show every endpoint's health (role, term, leader).
+    /// Show every endpoint's health (role, term, leader, voters, learners).
     Status {
         #[command(flatten)]
         client: ClientArgs,
+    },
+    /// Change the cluster's membership: list, add (a learner), promote, demote, remove.
+    Member {
+        #[command(subcommand)]
+        action: crate::member_cmd::MemberAction,
     },
 }
 
@@ -289,6 +294,7 @@ pub fn main() -> i32 {
         }
         Some(Command::Txn { json, client }) => runtime().block_on(crate::client_cmd::txn(&client, &json)),
         Some(Command::Status { client }) => runtime().block_on(crate::client_cmd::status(&client)),
+        Some(Command::Member { action }) => runtime().block_on(crate::member_cmd::run(action)),
     }
 }
 

@@ -138,6 +138,8 @@ pub struct Calls {
     started: Instant,
     deadline: Instant,
     timeout_ms: u64,
+    /// Sent as `Authorization: Bearer` (the membership API wants the cluster token).
+    token: Option<String>,
 }
 
 impl Calls {
@@ -154,7 +156,14 @@ impl Calls {
             started,
             deadline: started + Duration::from_millis(args.timeout_ms),
             timeout_ms: args.timeout_ms,
+            token: None,
         })
+    }
+
+    /// Sends `token` as a bearer token with every request.
+    pub fn with_token(mut self, token: Option<String>) -> Calls {
+        self.token = token.filter(|token| !token.is_empty());
+        self
     }
 
     fn remaining(&self) -> Duration {
@@ -181,6 +190,9 @@ impl Calls {
         }
         if let Some(body) = body {
             builder = builder.json(body);
+        }
+        if let Some(token) = &self.token {
+            builder = builder.bearer_auth(token);
         }
         let exchange = async {
             let response = builder.send().await?;
@@ -331,7 +343,7 @@ fn no_answer(unreachable: &[(String, String)]) -> String {
     format!("no node answered at {}: {causes} — {START_HINT}", urls.join(","))
 }
 
-fn report<T>(result: Result<T, CallError>, print: impl FnOnce(T)) -> i32 {
+pub(crate) fn report<T>(result: Result<T, CallError>, print: impl FnOnce(T)) -> i32 {
     match result {
         Ok(answer) => {
             print(answer);
@@ -349,7 +361,10 @@ fn print_json<T: serde::Serialize>(answer: T) {
 }
 
 /// Runs `command` with a [`Calls`] made from `args`; a bad flag is exit 2.
-async fn with_calls<F: std::future::Future<Output = i32>>(args: &ClientArgs, command: impl FnOnce(Calls) -> F) -> i32 {
+pub(crate) async fn with_calls<F: std::future::Future<Output = i32>>(
+    args: &ClientArgs,
+    command: impl FnOnce(Calls) -> F,
+) -> i32 {
     match Calls::new(args) {
         Ok(calls) => command(calls).await,
         Err(problem) => {
@@ -597,9 +612,13 @@ pub async fn status(args: &ClientArgs) -> i32 {
         );
         let mut unreachable = Vec::new();
         let mut leaders = Vec::new();
+        let mut membership = None;
         for (endpoint, answer) in calls.endpoints.iter().zip(answers) {
             match answer {
                 Attempt::Done(h) => {
+                    if h.state == "Leader" || (membership.is_none() && !h.voters.is_empty()) {
+                        membership = Some(membership_line(&h));
+                    }
                     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
                     if let Some(leader) = &h.leader_id {
                         leaders.push(leader.clone());
@@ -626,6 +645,9 @@ pub async fn status(args: &ClientArgs) -> i32 {
                 Attempt::Redirect(_) => println!("{endpoint:<28} error: unexpected redirect"),
             }
         }
+        if let Some(line) = membership {
+            println!("{line}");
+        }
         if unreachable.len() == calls.endpoints.len() {
             eprintln!("error: {}", no_answer(&unreachable));
             return 1;
@@ -646,6 +668,21 @@ pub async fn status(args: &ClientArgs) -> i32 {
         0
     })
     .await
+}
+
+/// `membership (as <node> sees it): voters=a,b,c learners=d [change in progress]`.
+fn membership_line(health: &Health) -> String {
+    let mut line = format!("membership (as {} sees it): voters={}", health.id, health.voters.join(","));
+    if !health.learners.is_empty() {
+        line.push_str(&format!(" learners={}", health.learners.join(",")));
+    }
+    if !health.outgoing.is_empty() {
+        line.push_str(&format!(" outgoing={}", health.outgoing.join(",")));
+    }
+    if health.change_in_progress {
+        line.push_str(" [change in progress]");
+    }
+    line
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //! `https://` (a URL without a scheme is taken as https) and so is this node's
 //! client URL.
 
+use crate::address_book::MemberAddress;
 use clap::Args;
 use raft_sm::NodeId;
 use std::collections::BTreeMap;
@@ -84,6 +85,11 @@ pub struct ServeArgs {
     /// The cluster's id (default: derived from the initial voters' ids; see identity.json).
     #[arg(long, env = "RAFT_CLUSTER_ID")]
     pub cluster_id: Option<String>,
+    /// Join an existing cluster: any member's client URL. The node starts with no
+    /// configuration of its own and waits, never campaigning, until the leader
+    /// adds it (`raftkv member add`). Only read when the data directory is new.
+    #[arg(long, env = "RAFT_JOIN")]
+    pub join: Option<String>,
     /// Run a multi-node cluster without peer authentication (no token, no mutual TLS).
     #[arg(long, env = "RAFT_INSECURE_PEERS", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub insecure_peers: bool,
@@ -167,6 +173,14 @@ pub struct NodeConfig {
     pub bind: String,
     /// This node's client URL (for leader hints and `addr`).
     pub client_url: String,
+    /// This node's Raft URL, as the other members dial it: its own entry in
+    /// `PEERS` if it has one, else `RAFT_ADVERTISE_HOST` and the Raft port.
+    pub raft_url: String,
+    /// `--join`: a member's client URL; this node joins that cluster instead of
+    /// bootstrapping one from `peers` (then empty).
+    pub join: Option<String>,
+    /// Whether `cluster_id` was given (`RAFT_CLUSTER_ID`) rather than derived.
+    pub cluster_id_given: bool,
     /// Every other voter.
     pub peers: Vec<PeerConfig>,
     /// This node's own data directory (`<base>/<name>`).
@@ -297,6 +311,7 @@ impl ServeArgs {
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut peers = Vec::new();
+        let mut self_raft_url = None;
         for (i, raw) in urls.iter().enumerate() {
             let (raft_url, host, peer_raft_port) = parse_url(raw, tls.is_some())?;
             let client_port = peer_raft_port.checked_sub(RAFT_PORT_OFFSET);
@@ -313,6 +328,8 @@ impl ServeArgs {
             };
             let is_self = peer_name == name || (peer_raft_port == raft_port && is_local_host(&host, &advertise_host));
             if is_self {
+                // How the others dial us: kept in the configuration as our address.
+                self_raft_url = Some(raft_url);
                 continue;
             }
             let client_url = match client_port {
@@ -344,6 +361,9 @@ impl ServeArgs {
             raft_port,
             bind,
             client_url: format!("{scheme}://{advertise_host}:{port}"),
+            raft_url: self_raft_url.unwrap_or_else(|| format!("{scheme}://{advertise_host}:{raft_port}")),
+            join: None,
+            cluster_id_given: self.cluster_id.is_some(),
             peers,
             snapshot_threshold: self.snapshot_threshold.unwrap_or(10_000),
             election_timeout_ms_min,
@@ -376,6 +396,14 @@ impl ServeArgs {
             }
             None => crate::identity::derived_cluster_id(&config.voter_names()),
         };
+        if let Some(join) = &self.join {
+            if !config.peers.is_empty() {
+                return Err("RAFT_JOIN and PEERS both given: a node either joins an existing cluster (RAFT_JOIN, then `raftkv member add`) or bootstraps a new one (PEERS)".into());
+            }
+            let (url, _, _) =
+                parse_url(join.trim(), config.tls.is_some()).map_err(|problem| format!("RAFT_JOIN: {problem}"))?;
+            config.join = Some(url);
+        }
         let limits = config.limits;
         if limits.client_connections == 0 || limits.peer_connections == 0 {
             return Err("RAFT_MAX_CONNECTIONS and RAFT_MAX_PEER_CONNECTIONS must be at least 1".into());
@@ -383,7 +411,7 @@ impl ServeArgs {
         if limits.header_timeout_ms == 0 || limits.body_timeout_ms == 0 || limits.idle_timeout_ms == 0 {
             return Err("header, body and idle timeouts must be at least 1 ms".into());
         }
-        if !config.peers.is_empty() {
+        if !config.peers.is_empty() || config.join.is_some() {
             let mutual_tls = config.tls.as_ref().is_some_and(|tls| tls.ca.is_some());
             if config.tls.is_some() && !mutual_tls {
                 return Err("TLS with peers needs RAFT_TLS_CA: the CA that signs the peers' certificates".into());
@@ -405,11 +433,15 @@ impl ServeArgs {
 
 impl NodeConfig {
     /// The core's configuration.
+    /// The core's configuration. Its bootstrap voters are this node and its
+    /// `PEERS` with their addresses (none when joining); `serve` replaces them
+    /// with the recorded ones after the first start ([`crate::identity`]).
     pub fn raft_config(&self) -> raft_sm::Config {
-        let mut voters: Vec<NodeId> = self.peers.iter().map(|peer| peer.id).collect();
-        voters.push(self.id);
+        let bootstrap = self.bootstrap_members();
+        let mut voters: Vec<NodeId> = bootstrap.iter().map(MemberAddress::id).collect();
         voters.sort();
         let mut config = raft_sm::Config::new(self.id, voters);
+        config.voter_contexts = crate::address_book::AddressBook::contexts_of(&bootstrap);
         config.election_timeout_ms_min = self.election_timeout_ms_min;
         config.election_timeout_ms_max = self.election_timeout_ms_max;
         config.heartbeat_interval_ms = self.heartbeat_interval_ms;
@@ -418,7 +450,27 @@ impl NodeConfig {
     }
 
     /// The names of every voter (this node and its peers), sorted.
+    /// This node's addresses, as the configuration carries them.
+    pub fn self_address(&self) -> MemberAddress {
+        MemberAddress { name: self.name.clone(), raft_url: self.raft_url.clone(), client_url: self.client_url.clone() }
+    }
+
+    /// The members a new cluster starts with: this node and its peers, sorted
+    /// by name (none when joining).
+    pub fn bootstrap_members(&self) -> Vec<MemberAddress> {
+        if self.join.is_some() {
+            return Vec::new();
+        }
+        let mut members: Vec<MemberAddress> = self.peers.iter().map(MemberAddress::of_peer).collect();
+        members.push(self.self_address());
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        members
+    }
+
     pub fn voter_names(&self) -> Vec<String> {
+        if self.join.is_some() {
+            return Vec::new();
+        }
         let mut names: Vec<String> = self.peers.iter().map(|peer| peer.name.clone()).collect();
         names.push(self.name.clone());
         names.sort();
@@ -499,6 +551,22 @@ mod tests {
         let names: Vec<&str> = config.peers.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "c"]);
         assert_eq!(config.name_of(node_id_of("c")), Some("c"));
+        assert_eq!(config.raft_url, "http://h2:2", "our own PEERS entry is how the others dial us");
+        let bootstrap: Vec<String> = config.bootstrap_members().into_iter().map(|m| m.name).collect();
+        assert_eq!(bootstrap, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_joining_node_bootstraps_nothing_and_needs_authentication() {
+        let join =
+            ServeArgs { join: Some("10.0.0.1:8080".into()), cluster_token: Some("t".into()), ..ServeArgs::default() };
+        let config = join.resolve(no_env).unwrap();
+        assert_eq!(config.join.as_deref(), Some("http://10.0.0.1:8080"));
+        assert!(config.bootstrap_members().is_empty() && config.raft_config().voters.is_empty());
+        let both = ServeArgs { peers: Some("h:9081".into()), ..join.clone() };
+        assert!(both.resolve(no_env).unwrap_err().contains("RAFT_JOIN and PEERS both given"));
+        let open = ServeArgs { cluster_token: None, ..join };
+        assert!(open.resolve(no_env).unwrap_err().contains("not authenticated"));
     }
 
     #[test]

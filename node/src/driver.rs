@@ -12,6 +12,7 @@
 //! as one batch at the end of the turn; the WAL thread covers every batch queued
 //! meanwhile with one fsync and reports the last sync id back (group commit).
 
+use crate::address_book::{AddressBook, MemberAddress};
 use crate::config::NodeConfig;
 use crate::metrics::Metrics;
 use crate::storage::{StorageEvent, WriteBatch};
@@ -32,6 +33,8 @@ use tokio::sync::{mpsc, oneshot};
 pub struct Directory {
     /// The node's configuration.
     pub config: NodeConfig,
+    /// Every member's name and URLs, following the configuration in effect.
+    pub book: Arc<AddressBook>,
     learned: Mutex<HashMap<NodeId, String>>,
     /// The state machine's revision after each turn of the driver: watch
     /// streams wait on it instead of polling.
@@ -41,12 +44,18 @@ pub struct Directory {
 impl Directory {
     /// A directory for `config`.
     pub fn new(config: NodeConfig) -> Directory {
-        Directory { config, learned: Mutex::new(HashMap::new()), revision: tokio::sync::watch::Sender::new(0) }
+        let mut seeds: Vec<MemberAddress> = config.peers.iter().map(MemberAddress::of_peer).collect();
+        seeds.push(config.self_address());
+        let book = Arc::new(AddressBook::new(seeds));
+        Directory { config, book, learned: Mutex::new(HashMap::new()), revision: tokio::sync::watch::Sender::new(0) }
     }
 
     /// The name of `id` (or its number if it is not a member).
     pub fn name(&self, id: NodeId) -> String {
-        self.config.name_of(id).map(str::to_owned).unwrap_or_else(|| id.to_string())
+        match self.book.get(id) {
+            Some(address) => address.name,
+            None => self.config.name_of(id).map(str::to_owned).unwrap_or_else(|| id.to_string()),
+        }
     }
 
     /// The client URL of `id`, if known.
@@ -56,6 +65,9 @@ impl Directory {
         }
         if let Some(url) = self.learned.lock().expect("not poisoned").get(&id) {
             return Some(url.clone());
+        }
+        if let Some(address) = self.book.get(id).filter(|address| !address.client_url.is_empty()) {
+            return Some(address.client_url);
         }
         self.config
             .peers
@@ -134,6 +146,12 @@ pub struct StatusView {
     pub progress: Vec<PeerProgress>,
     /// Keys in the state machine.
     pub keys: usize,
+    /// The configuration in effect.
+    pub membership: raft_sm::Membership,
+    /// Whether a membership change is in flight (uncommitted or joint).
+    pub change_in_progress: bool,
+    /// On the leader, per follower: match index and ms since it last answered.
+    pub contacts: Vec<(NodeId, LogIndex, Option<u64>)>,
 }
 
 /// Requests to the driver.
@@ -165,6 +183,15 @@ pub enum Input {
     Status {
         /// Where the answer goes.
         reply: oneshot::Sender<StatusView>,
+    },
+    /// A membership change (`context`: the added member's addresses).
+    ChangeMembership {
+        /// The change.
+        change: raft_sm::MembershipChange,
+        /// For `AddLearner`: the new member's context.
+        context: Option<Vec<u8>>,
+        /// Where the answer goes (applied once the configuration commits).
+        reply: oneshot::Sender<WriteReply>,
     },
     /// Hand leadership to the most up-to-date follower (before shutting down).
     TransferLeadership,
@@ -216,6 +243,7 @@ impl Driver {
         storage: std::sync::mpsc::Sender<WriteBatch>,
         data_dir: std::path::PathBuf,
     ) -> Driver {
+        directory.book.update(host.node().membership());
         Driver {
             data_dir,
             host,
@@ -356,6 +384,8 @@ impl Driver {
 
     fn sweep_abandoned(&mut self) {
         self.reads.retain(|_, (_, reply)| !reply.is_closed());
+        self.metrics
+            .set_followers(&self.status().contacts, self.host.node().last_log_index(), |id| self.directory.name(id));
         if self.disk_full {
             self.step_pending();
             self.transfer_leadership("the disk is full");
@@ -405,6 +435,18 @@ impl Driver {
             Input::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Input::ChangeMembership { change, context, reply } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.proposals.insert(id, reply);
+                let event = match (change, context) {
+                    (raft_sm::MembershipChange::AddLearner(member), Some(context)) => {
+                        Event::AddMember { id, member, context }
+                    }
+                    (change, _) => Event::ChangeMembership { id, change },
+                };
+                self.step(event);
+            }
             Input::TransferLeadership => self.transfer_leadership("shutting down"),
             Input::Stop => unreachable!("handled by the loop"),
         }
@@ -438,6 +480,16 @@ impl Driver {
                 })
                 .collect(),
             keys: self.host.state_machine().len(),
+            membership: node.membership().clone(),
+            change_in_progress: node.membership_change_in_progress(),
+            contacts: {
+                let matched: HashMap<NodeId, LogIndex> =
+                    node.replication_progress().into_iter().map(|(id, match_index, _)| (id, match_index)).collect();
+                node.follower_contact_ms()
+                    .into_iter()
+                    .map(|(id, at)| (id, matched[&id], at.map(|at| now.saturating_sub(at))))
+                    .collect()
+            },
         }
     }
 
@@ -494,6 +546,19 @@ impl Driver {
                         ReadOutcome::Dropped => ReadReply::Dropped,
                     };
                     let _ = sender.send(reply);
+                }
+                Output::Note(Note::MembershipChanged { index, membership }) => {
+                    // In effect when appended (the core's rule): dial new members, drop removed ones.
+                    self.directory.book.update(&membership);
+                    self.transport.retain(&self.directory.book.members());
+                    let names =
+                        |ids: &[NodeId]| ids.iter().map(|&id| self.directory.name(id)).collect::<Vec<_>>().join(",");
+                    let (voters, learners) = (names(&membership.voters), names(&membership.learners));
+                    let outgoing = names(&membership.outgoing);
+                    tracing::info!(
+                        "MEMBERSHIP index={} voters=({voters}) learners=({learners}) outgoing=({outgoing})",
+                        index.0
+                    );
                 }
                 Output::Note(note) => self.log_note(note),
                 other => tracing::warn!(?other, "an output this driver does not know"),

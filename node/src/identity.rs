@@ -1,11 +1,24 @@
 //! Cluster identity in the data directory: `<data dir>/<node>/identity.json`.
 //!
 //! The first start records which cluster this directory belongs to (its id),
-//! this node's name and the initial voters. Every later start compares: another
+//! this node's name and the initial voters with their addresses, or, for a
+//! node started with `--join`, the member it joined through (and no voters:
+//! it bootstraps nothing). Every later start compares: another
 //! node name, another cluster id or a peer list that contradicts the recorded
 //! voters is refused (exit 2, saying what differs), because running on would
 //! let a member elect itself in a cluster of its own and diverge from the rest
-//! (a split brain). A directory with data but no identity file (from before
+//! (a split brain).
+//!
+//! **After the first start the stored configuration wins.** `PEERS` only
+//! bootstraps a new cluster: a restarted node takes its voters from its log
+//! and snapshot, and where they hold no configuration yet, from the voters
+//! and addresses recorded here, never from `PEERS` again. So membership
+//! changes never make a restart refuse: `PEERS` may stay what it was at the
+//! first start, or name the current voters (the stored configuration's); any
+//! other list is refused with both lists in the message. A joined node may be
+//! restarted with `--join` again or with neither `--join` nor `PEERS`.
+//!
+//! A directory with data but no identity file (from before
 //! this file existed) adopts the configuration it is started with, and so does
 //! a node that has never stored a term, an entry or a snapshot (it cannot
 //! have voted or acknowledged anything, so a corrected first configuration is
@@ -23,6 +36,7 @@
 //! The file is written atomically: a temporary file, fsync, rename, fsync of
 //! the directory.
 
+use crate::address_book::MemberAddress;
 use crate::config::NodeConfig;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -38,14 +52,31 @@ pub struct Identity {
     pub cluster_id: String,
     /// This node's name.
     pub node: String,
-    /// The initial voters' names, sorted.
+    /// The initial voters' names, sorted (empty for a node that joined).
     pub voters: Vec<String>,
+    /// The initial voters' addresses, by name (absent in files from before
+    /// membership changes: then `PEERS`, which must name the same voters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberAddress>,
+    /// The member URL this node joined through, if it joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined: Option<String>,
+    /// Not recorded: whether the configured cluster id was given rather than derived.
+    #[serde(skip)]
+    pub cluster_id_given: bool,
 }
 
 impl Identity {
     /// The identity a configuration describes.
     pub fn of(config: &NodeConfig) -> Identity {
-        Identity { cluster_id: config.cluster_id.clone(), node: config.name.clone(), voters: config.voter_names() }
+        Identity {
+            cluster_id: config.cluster_id.clone(),
+            node: config.name.clone(),
+            voters: config.voter_names(),
+            members: config.bootstrap_members(),
+            joined: config.join.clone(),
+            cluster_id_given: config.cluster_id_given,
+        }
     }
 }
 
@@ -73,9 +104,15 @@ pub fn load(dir: &Path) -> Result<Option<Identity>, String> {
     }
 }
 
-/// Compares the recorded identity with the configuration; `Err` says what
-/// differs, in one line.
-pub fn compare(recorded: &Identity, configured: &Identity, dir: &Path) -> Result<(), String> {
+/// Compares the recorded identity with the configuration, given the voters
+/// of the stored configuration (`stored`, names sorted; `None` when the log
+/// and snapshot hold none); `Err` says what differs, in one line.
+pub fn compare(
+    recorded: &Identity,
+    configured: &Identity,
+    stored: Option<&[String]>,
+    dir: &Path,
+) -> Result<(), String> {
     let place = path(dir);
     if recorded.node != configured.node {
         return Err(format!(
@@ -86,13 +123,37 @@ pub fn compare(recorded: &Identity, configured: &Identity, dir: &Path) -> Result
             recorded.node
         ));
     }
-    if recorded.voters != configured.voters {
+    let joined_restart = recorded.joined.is_some()
+        && (configured.joined.is_some() || configured.voters == std::slice::from_ref(&configured.node));
+    let names_stored = stored.is_some_and(|stored| stored == configured.voters.as_slice());
+    let peers_agree = recorded.voters == configured.voters || joined_restart || names_stored;
+    if !peers_agree && recorded.joined.is_some() {
+        return Err(format!(
+            "{} belongs to a node that joined its cluster through {}, but PEERS names the voters [{}] and the stored configuration's are [{}]; start it with RAFT_JOIN (or without PEERS), or give it a fresh data directory",
+            path(dir).display(),
+            recorded.joined.as_deref().unwrap_or_default(),
+            configured.voters.join(","),
+            stored.unwrap_or_default().join(","),
+        ));
+    }
+    if !peers_agree && configured.joined.is_some() {
+        return Err(format!(
+            "{} belongs to a member of an existing cluster (initial voters [{}]); RAFT_JOIN only starts a new data directory: start it without RAFT_JOIN, or give it a fresh data directory",
+            path(dir).display(),
+            recorded.voters.join(","),
+        ));
+    }
+    if !peers_agree {
+        let stored_note = match stored {
+            Some(stored) => format!(", stored configuration [{}]", stored.join(",")),
+            None => String::new(),
+        };
         let missing: Vec<&str> =
             recorded.voters.iter().filter(|v| !configured.voters.contains(v)).map(String::as_str).collect();
         let extra: Vec<&str> =
             configured.voters.iter().filter(|v| !recorded.voters.contains(v)).map(String::as_str).collect();
         return Err(format!(
-            "the configured peers contradict the voters recorded in {}: recorded [{}], configured [{}] (missing [{}], not recorded [{}]); start with the recorded peers or give this node a fresh data directory",
+            "the configured peers contradict the voters recorded in {}: recorded [{}]{stored_note}, configured [{}] (missing [{}], not recorded [{}]); start with the recorded peers (or the stored configuration's voters) or give this node a fresh data directory",
             place.display(),
             recorded.voters.join(","),
             configured.voters.join(","),
@@ -100,7 +161,11 @@ pub fn compare(recorded: &Identity, configured: &Identity, dir: &Path) -> Result
             extra.join(",")
         ));
     }
-    if recorded.cluster_id != configured.cluster_id {
+    // A derived id follows the configured voters, which may now be the stored
+    // ones: only a given id (RAFT_CLUSTER_ID) or the same voters must agree.
+    let same_source =
+        configured.cluster_id_given || (recorded.voters == configured.voters && configured.joined.is_none());
+    if same_source && recorded.cluster_id != configured.cluster_id {
         return Err(format!(
             "{} belongs to cluster {}, but this node is configured for cluster {} (RAFT_CLUSTER_ID); use the recorded id or a fresh data directory",
             place.display(),
@@ -130,11 +195,12 @@ pub fn record(dir: &Path, identity: &Identity) -> Result<(), String> {
 /// Start-up check: refuses a directory of another node, cluster or voter set;
 /// records the identity on the first start. `pristine`: the directory holds no
 /// durable Raft state yet (term 0, no entries, no snapshot), so a different
-/// recorded identity is replaced rather than refused. Returns the identity in force.
-pub fn check_or_record(config: &NodeConfig, pristine: bool) -> Result<Identity, String> {
+/// recorded identity is replaced rather than refused. `stored`: the voters of
+/// the stored configuration, if any (see [`compare`]). Returns the identity in force.
+pub fn check_or_record(config: &NodeConfig, pristine: bool, stored: Option<&[String]>) -> Result<Identity, String> {
     let configured = Identity::of(config);
     match load(&config.data_dir)? {
-        Some(recorded) => match compare(&recorded, &configured, &config.data_dir) {
+        Some(recorded) => match compare(&recorded, &configured, stored, &config.data_dir) {
             Ok(()) => Ok(recorded),
             Err(problem) if pristine => {
                 tracing::warn!("{problem}; the node has no Raft state yet, so the new configuration replaces it");
@@ -160,6 +226,9 @@ mod tests {
             cluster_id: cluster.into(),
             node: node.into(),
             voters: voters.iter().map(|v| v.to_string()).collect(),
+            members: Vec::new(),
+            joined: None,
+            cluster_id_given: false,
         }
     }
 
@@ -189,16 +258,46 @@ mod tests {
     fn differences_are_named() {
         let dir = Path::new("/d");
         let recorded = identity("n0", &["n0", "n1", "n2"], "c1");
-        assert!(compare(&recorded, &recorded.clone(), dir).is_ok());
-        let other_node = compare(&recorded, &identity("n9", &["n0", "n1", "n2"], "c1"), dir).unwrap_err();
+        assert!(compare(&recorded, &recorded.clone(), None, dir).is_ok());
+        let other_node = compare(&recorded, &identity("n9", &["n0", "n1", "n2"], "c1"), None, dir).unwrap_err();
         assert!(other_node.contains("belongs to node \"n0\""), "{other_node}");
-        let fewer = compare(&recorded, &identity("n0", &["n0"], "c1"), dir).unwrap_err();
+        let fewer = compare(&recorded, &identity("n0", &["n0"], "c1"), None, dir).unwrap_err();
         assert!(fewer.contains("missing [n1,n2]"), "{fewer}");
-        let other_cluster = compare(&recorded, &identity("n0", &["n0", "n1", "n2"], "c2"), dir).unwrap_err();
+        let other_cluster = compare(&recorded, &identity("n0", &["n0", "n1", "n2"], "c2"), None, dir).unwrap_err();
         assert!(other_cluster.contains("belongs to cluster c1"), "{other_cluster}");
         for problem in [other_node, fewer, other_cluster] {
             assert!(!problem.contains('\n'));
         }
+    }
+
+    #[test]
+    fn after_a_membership_change_the_first_or_the_stored_voters_are_accepted_and_nothing_else() {
+        let dir = Path::new("/d");
+        let recorded = identity("a", &["a", "b", "c"], "c1");
+        let stored: Vec<String> = ["a", "b", "d"].map(String::from).to_vec();
+        let first = identity("a", &["a", "b", "c"], "c1");
+        assert!(compare(&recorded, &first, Some(&stored), dir).is_ok(), "PEERS as at the first start");
+        let current = identity("a", &["a", "b", "d"], "derived-from-abd");
+        assert!(compare(&recorded, &current, Some(&stored), dir).is_ok(), "PEERS updated to the stored voters");
+        let other = identity("a", &["a", "e"], "c1");
+        let problem = compare(&recorded, &other, Some(&stored), dir).unwrap_err();
+        assert!(problem.contains("recorded [a,b,c], stored configuration [a,b,d], configured [a,e]"), "{problem}");
+        let given = Identity { cluster_id_given: true, ..identity("a", &["a", "b", "d"], "c2") };
+        assert!(compare(&recorded, &given, Some(&stored), dir).unwrap_err().contains("belongs to cluster c1"));
+    }
+
+    #[test]
+    fn a_joined_node_restarts_with_join_or_without_peers_only() {
+        let dir = Path::new("/d");
+        let joined = Identity { joined: Some("http://h:1".into()), ..identity("d", &[], "c1") };
+        let again = Identity { joined: Some("http://other:2".into()), ..identity("d", &[], "derived") };
+        assert!(compare(&joined, &again, None, dir).is_ok());
+        assert!(compare(&joined, &identity("d", &["d"], "derived"), Some(&["a".into(), "d".into()]), dir).is_ok());
+        let peers = compare(&joined, &identity("d", &["d", "x"], "c1"), None, dir).unwrap_err();
+        assert!(peers.contains("joined its cluster through http://h:1"), "{peers}");
+        let bootstrapped = identity("a", &["a", "b"], "c1");
+        let join = Identity { joined: Some("http://h:1".into()), ..identity("a", &[], "c1") };
+        assert!(compare(&bootstrapped, &join, None, dir).unwrap_err().contains("RAFT_JOIN only starts"));
     }
 
     #[test]
@@ -218,9 +317,9 @@ mod tests {
         }
         .resolve(|_| None)
         .unwrap();
-        check_or_record(&single, true).unwrap();
-        assert!(check_or_record(&pair, false).unwrap_err().contains("contradict"));
-        assert_eq!(check_or_record(&pair, true).unwrap().voters, ["a", "b"]);
+        check_or_record(&single, true, None).unwrap();
+        assert!(check_or_record(&pair, false, None).unwrap_err().contains("contradict"));
+        assert_eq!(check_or_record(&pair, true, None).unwrap().voters, ["a", "b"]);
         assert_eq!(load(&pair.data_dir).unwrap().unwrap().voters, ["a", "b"]);
     }
 }

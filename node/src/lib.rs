@@ -8,9 +8,11 @@
 //! One file per concern: [`config`] (flags and environment), [`wal`] (segments,
 //! framing), [`storage`] (snapshot files, recovery, the WAL thread), [`driver`]
 //! (the loop), [`transport`] (peer senders), [`frames`] (message framing on peer streams), [`api`] (client API and Raft RPC),
-//! [`identity`] (which cluster a data directory belongs to), [`tls`] (rustls set-up),
-//! [`metrics`], [`server`] (wiring), [`cli`], [`client_cmd`], [`cluster_cmd`].
+//! [`identity`] (which cluster a data directory belongs to), [`address_book`] (members'
+//! URLs, from the configuration), [`join`] (a new node joining a cluster), [`tls`] (rustls set-up),
+//! [`metrics`], [`server`] (wiring), [`cli`], [`client_cmd`], [`member_cmd`], [`cluster_cmd`].
 
+pub mod address_book;
 pub mod api;
 pub mod cli;
 pub mod client_cmd;
@@ -19,6 +21,8 @@ pub mod config;
 pub mod driver;
 pub mod frames;
 pub mod identity;
+pub mod join;
+pub mod member_cmd;
 pub mod metrics;
 pub mod server;
 pub mod snapshot_file;

@@ -8,6 +8,7 @@
 
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter as PromCounter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge as PromGauge;
 use prometheus_client::metrics::histogram::Histogram as PromHistogram;
 use prometheus_client::registry::Registry;
@@ -109,6 +110,10 @@ pub struct Metrics {
     pub sync_roundtrip_seconds: Histogram,
     /// Client request latency.
     pub request_seconds: Histogram,
+    /// On the leader, per follower (label `peer`): entries behind the leader's last index.
+    pub follower_lag_entries: Family<Vec<(String, String)>, PromGauge<u64, AtomicU64>>,
+    /// On the leader, per follower: ms since it last answered (absent before its first answer).
+    pub follower_last_contact_ms: Family<Vec<(String, String)>, PromGauge<u64, AtomicU64>>,
     /// Every metric above, by its exposed name (the registry holds handles to
     /// the same values).
     registry: Registry,
@@ -134,6 +139,8 @@ impl Default for Metrics {
             fsync_seconds: Histogram::default(),
             sync_roundtrip_seconds: Histogram::default(),
             request_seconds: Histogram::default(),
+            follower_lag_entries: Family::default(),
+            follower_last_contact_ms: Family::default(),
             registry: Registry::default(),
         };
         metrics.registered()
@@ -187,7 +194,36 @@ impl Metrics {
         for (name, help, histogram) in histograms {
             registry.register(name, help, histogram.0.clone());
         }
+        registry.register(
+            "raftkv_follower_lag_entries",
+            "Leader only: entries a follower is behind the leader's last log index",
+            self.follower_lag_entries.clone(),
+        );
+        registry.register(
+            "raftkv_follower_last_contact_ms",
+            "Leader only: milliseconds since a follower last answered",
+            self.follower_last_contact_ms.clone(),
+        );
         self
+    }
+
+    /// Replaces the per-follower gauges with `contacts` (id, match index, ms
+    /// since its last answer), as the leader sees them; empty elsewhere.
+    pub fn set_followers(
+        &self,
+        contacts: &[(raft_sm::NodeId, raft_sm::LogIndex, Option<u64>)],
+        last_index: raft_sm::LogIndex,
+        name: impl Fn(raft_sm::NodeId) -> String,
+    ) {
+        self.follower_lag_entries.clear();
+        self.follower_last_contact_ms.clear();
+        for &(id, match_index, ago_ms) in contacts {
+            let labels = vec![("peer".to_owned(), name(id))];
+            self.follower_lag_entries.get_or_create(&labels).set(last_index.0.saturating_sub(match_index.0));
+            if let Some(ago_ms) = ago_ms {
+                self.follower_last_contact_ms.get_or_create(&labels).set(ago_ms);
+            }
+        }
     }
 
     /// The Prometheus text exposition (version 0.0.4, [`CONTENT_TYPE`]).

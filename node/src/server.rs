@@ -9,6 +9,7 @@
 //! descriptors (EMFILE, ENFILE) or memory is logged and retried after a pause:
 //! it never stops the node.
 
+use crate::address_book::{AddressBook, MemberAddress};
 use crate::api::{self, AppState};
 use crate::config::{Limits, NodeConfig};
 use crate::driver::{Directory, Driver, Input};
@@ -59,7 +60,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::default());
     let tls = match &config.tls {
         Some(files) => Some((
-            tokio_rustls::TlsAcceptor::from(crate::tls::server_config(files, false).map_err(StartError::Config)?),
+            tokio_rustls::TlsAcceptor::from(crate::tls::client_port_config(files).map_err(StartError::Config)?),
             tokio_rustls::TlsAcceptor::from(
                 crate::tls::server_config(files, config.mutual_tls()).map_err(StartError::Config)?,
             ),
@@ -70,11 +71,42 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
         .map_err(|error| format!("cannot recover from {}: {error}", config.data_dir.display()))?;
     // Before the node acts on what it recovered: is the directory this node's, of this cluster?
     let pristine = restored.hard_state.term.0 == 0 && restored.entries.is_empty() && restored.snapshot.is_none();
+    let stored = stored_membership(&restored);
+    let mut config = config;
+    let recorded = crate::identity::load(&config.data_dir).map_err(StartError::Config)?;
+    // Joining: a node with no configuration yet asks a member for the member list.
+    // (A member that bootstrapped its cluster never fetches: the identity check
+    // below refuses RAFT_JOIN on its directory.)
+    let join_url = match &recorded {
+        Some(recorded) if !pristine && recorded.joined.is_none() => None,
+        Some(recorded) => config.join.clone().or_else(|| recorded.joined.clone()),
+        None => config.join.clone(),
+    };
+    let mut seeds = Vec::new();
+    if let Some(url) = &join_url {
+        if stored.is_none() {
+            tracing::info!(join = %url, "joining: asking for the member list");
+            let members = crate::join::fetch_members(&config, url).await.map_err(StartError::Config)?;
+            if config.cluster_id_given && members.cluster_id != config.cluster_id {
+                return Err(StartError::Config(format!(
+                    "RAFT_CLUSTER_ID is {} but {url} belongs to cluster {}",
+                    config.cluster_id, members.cluster_id
+                )));
+            }
+            config.cluster_id = members.cluster_id.clone();
+            seeds = members.addresses();
+            let names: Vec<&str> = seeds.iter().map(|member| member.name.as_str()).collect();
+            tracing::info!(cluster_id = %config.cluster_id, members = %names.join(","), "joining: waiting to be added (raftkv member add)");
+        } else if let Some(recorded) = &recorded {
+            config.cluster_id = recorded.cluster_id.clone();
+        }
+    }
+    let stored_names = stored.as_ref().map(|membership| voter_names(membership, &config));
     // A node started on a full disk comes up instead of crash-looping: recording
     // its identity waits for space like every other write.
     let mut pause = Duration::from_millis(50);
     let identity = loop {
-        match crate::identity::check_or_record(&config, pristine) {
+        match crate::identity::check_or_record(&config, pristine, stored_names.as_deref()) {
             Ok(identity) => break identity,
             Err(problem) if crate::wal::free_bytes(&config.data_dir).is_some_and(|free| free < 1 << 20) => {
                 tracing::error!("DISK FULL: {problem}; retrying until there is space");
@@ -85,6 +117,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
         }
     };
     tracing::info!(cluster_id = %identity.cluster_id, "cluster identity checked");
+    config.cluster_id = identity.cluster_id.clone();
     tracing::info!(
         term = restored.hard_state.term.0,
         commit = restored.hard_state.commit.0,
@@ -93,6 +126,16 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
         "recovered durable state"
     );
     let mut raft_config = config.raft_config();
+    // After the first start the recorded bootstrap wins over PEERS (and the
+    // stored configuration, when there is one, over both: the core's rule).
+    if identity.joined.is_some() {
+        raft_config.voters = Vec::new();
+        raft_config.voter_contexts = Default::default();
+    } else if !identity.members.is_empty() {
+        raft_config.voters = identity.members.iter().map(MemberAddress::id).collect();
+        raft_config.voters.sort();
+        raft_config.voter_contexts = AddressBook::contexts_of(&identity.members);
+    }
     raft_config.vote_after_index = storage::vote_hold(&config.data_dir).map_err(|error| error.to_string())?;
     if let Some(index) = raft_config.vote_after_index {
         let last = restored.entries.last().map_or(0, |e| e.index.0);
@@ -121,8 +164,9 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
 
     let (persisted_tx, persisted_rx) = mpsc::unbounded_channel();
     let storage_tx = storage::spawn_writer(config.data_dir.clone(), wal, lock, persisted_tx, metrics.clone());
-    let transport = Transport::start(&config, metrics.clone()).map_err(StartError::Config)?;
     let directory = Arc::new(Directory::new(config.clone()));
+    directory.book.seed(identity.members.iter().cloned().chain(seeds));
+    let transport = Transport::start(&config, metrics.clone(), directory.book.clone()).map_err(StartError::Config)?;
     let (inputs_tx, inputs_rx) = mpsc::channel(8192);
     let driver = Driver::new(host, directory.clone(), metrics.clone(), transport, storage_tx, config.data_dir.clone());
     let panic_after = std::env::var(TEST_PANIC_AFTER_MS).ok().and_then(|ms| ms.parse::<u64>().ok());
@@ -198,6 +242,39 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The configuration the recovered log and snapshot hold (the latest
+/// configuration entry, else the snapshot's), if any.
+fn stored_membership(restored: &raft_sm::RestoredState) -> Option<raft_sm::Membership> {
+    let in_log = restored.entries.iter().rev().find_map(|entry| match &entry.payload {
+        raft_sm::Payload::Membership(membership) => Some(membership.clone()),
+        _ => None,
+    });
+    in_log.or_else(|| {
+        restored
+            .snapshot
+            .as_ref()
+            .map(|meta| meta.membership.clone())
+            .filter(|membership| !membership.voters.is_empty())
+    })
+}
+
+/// The names of a configuration's voters (both halves), sorted.
+fn voter_names(membership: &raft_sm::Membership, config: &NodeConfig) -> Vec<String> {
+    let mut names: Vec<String> = membership
+        .all_voters()
+        .into_iter()
+        .map(|id| {
+            let from_context = membership.context(id).and_then(|context| MemberAddress::from_context(id, context));
+            from_context
+                .map(|address| address.name)
+                .or_else(|| config.name_of(id).map(str::to_owned))
+                .unwrap_or_else(|| id.to_string())
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 async fn bind(host: &str, port: u16, what: &str) -> Result<tokio::net::TcpListener, String> {
@@ -494,7 +571,7 @@ async fn hand_over_leadership(state: &AppState) {
     let Ok(status) = state.status().await else {
         return;
     };
-    if status.role != Role::Leader || state.directory.config.peers.is_empty() {
+    if status.role != Role::Leader || status.membership.all_voters().len() <= 1 {
         return;
     }
     let _ = state.inputs.send(Input::TransferLeadership).await;

@@ -9,12 +9,14 @@
 //! ```
 //!
 //! The trailer is `header · crc32(image ‖ header) u32 · header length u32 ·
-//! image length u64 · "RKVSNAP3"`, with header = last index, last term, then the
+//! image length u64 · "RKVSNAP4"`, with header = last index, last term, then the
 //! configuration's voters, learners and outgoing voters, each a count and the
-//! ids (u64 little-endian each). It goes last so that an image can be
-//! streamed into the file before its metadata is known, and the file made the
-//! snapshot by appending it, an fsync and a rename. Files of the first format
-//! (`RKVSNAPF`, header first) are still read.
+//! ids (u64 little-endian each), then the member contexts (the address book:
+//! a count, then per member its id, a u64 length and the bytes). It goes last
+//! so that an image can be streamed into the file before its metadata is
+//! known, and the file made the snapshot by appending it, an fsync and a
+//! rename. Files of the earlier formats are still read: `RKVSNAP3` (the same
+//! without contexts) and the first one (`RKVSNAPF`, header first, voters only).
 
 use crate::wal::sync_dir;
 use raft_sm::{LogIndex, Membership, NodeId, SnapshotMeta, Term};
@@ -25,7 +27,9 @@ use std::path::{Path, PathBuf};
 /// The durable snapshot's file name.
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 const INCOMING_FILE: &str = "snapshot.incoming";
-const TRAILER_MAGIC: &[u8; 8] = b"RKVSNAP3";
+const TRAILER_MAGIC: &[u8; 8] = b"RKVSNAP4";
+/// The trailer format before member contexts.
+const NO_CONTEXTS_MAGIC: &[u8; 8] = b"RKVSNAP3";
 const FIRST_FORMAT_MAGIC: &[u8; 8] = b"RKVSNAPF";
 /// crc, header length, image length, magic.
 const TRAILER_FIXED_BYTES: u64 = 4 + 4 + 8 + 8;
@@ -46,11 +50,18 @@ fn header_bytes(meta: &SnapshotMeta) -> Vec<u8> {
             header.extend_from_slice(&id.0.to_le_bytes());
         }
     }
+    header.extend_from_slice(&(membership.contexts.len() as u64).to_le_bytes());
+    for (id, context) in &membership.contexts {
+        header.extend_from_slice(&id.0.to_le_bytes());
+        header.extend_from_slice(&(context.len() as u64).to_le_bytes());
+        header.extend_from_slice(context);
+    }
     header
 }
 
-/// Parses a header with `lists` member lists (1 in the first format: voters only).
-fn parse_header(header: &[u8], lists: usize) -> Result<(LogIndex, Term, Membership), String> {
+/// Parses a header with `lists` member lists (1 in the first format: voters
+/// only), followed by the member contexts if `contexts`.
+fn parse_header(header: &[u8], lists: usize, contexts: bool) -> Result<(LogIndex, Term, Membership), String> {
     let u64_at = |at: usize| -> Result<u64, String> {
         header
             .get(at..at + 8)
@@ -70,11 +81,30 @@ fn parse_header(header: &[u8], lists: usize) -> Result<(LogIndex, Term, Membersh
             at += 8;
         }
     }
+    let [voters, learners, outgoing] = members;
+    let mut membership = Membership { voters, learners, outgoing, ..Membership::default() };
+    if contexts {
+        let count = u64_at(at)? as usize;
+        at += 8;
+        if count > header.len() / 16 {
+            return Err("truncated member contexts".into());
+        }
+        for _ in 0..count {
+            let id = NodeId(u64_at(at)?);
+            let len = u64_at(at + 8)? as usize;
+            at += 16;
+            let context = header.get(at..at.saturating_add(len)).ok_or("truncated member context")?;
+            at += len;
+            if !membership.contains(id) {
+                return Err(format!("a member context for {id}, which is not a member"));
+            }
+            membership.contexts.insert(id, context.to_vec());
+        }
+    }
     if at != header.len() {
         return Err("the member lists do not fit the header".into());
     }
-    let [voters, learners, outgoing] = members;
-    Ok((LogIndex(u64_at(0)?), Term(u64_at(8)?), Membership { voters, learners, outgoing }))
+    Ok((LogIndex(u64_at(0)?), Term(u64_at(8)?), membership))
 }
 
 /// A stream into a new file that ends as a snapshot: the image is written
@@ -279,7 +309,7 @@ pub fn load_meta(dir: &Path) -> Result<Option<SnapshotOnDisk>, String> {
         let mut header = start.to_vec();
         header.resize(header_len as usize, 0);
         file.read_exact(&mut header[24..]).map_err(io)?;
-        let (last_index, last_term, membership) = parse_header(&header, 1)?;
+        let (last_index, last_term, membership) = parse_header(&header, 1, false)?;
         let size_bytes = body_len - header_len;
         let meta = SnapshotMeta { last_index, last_term, membership, size_bytes };
         return Ok(Some(SnapshotOnDisk { meta, image_offset: 20 + header_len, crc, header: Vec::new() }));
@@ -290,7 +320,8 @@ pub fn load_meta(dir: &Path) -> Result<Option<SnapshotOnDisk>, String> {
     let mut fixed = [0u8; TRAILER_FIXED_BYTES as usize];
     file.seek(SeekFrom::Start(file_len - TRAILER_FIXED_BYTES)).map_err(io)?;
     file.read_exact(&mut fixed).map_err(io)?;
-    if &fixed[16..] != TRAILER_MAGIC {
+    let with_contexts = &fixed[16..] == TRAILER_MAGIC;
+    if !with_contexts && &fixed[16..] != NO_CONTEXTS_MAGIC {
         return Err("not a raftkv snapshot file (or its end is damaged)".into());
     }
     let crc = u32::from_le_bytes(fixed[..4].try_into().expect("4 bytes"));
@@ -302,7 +333,7 @@ pub fn load_meta(dir: &Path) -> Result<Option<SnapshotOnDisk>, String> {
     let mut header = vec![0u8; header_len as usize];
     file.seek(SeekFrom::Start(size_bytes)).map_err(io)?;
     file.read_exact(&mut header).map_err(io)?;
-    let (last_index, last_term, membership) = parse_header(&header, 3)?;
+    let (last_index, last_term, membership) = parse_header(&header, 3, with_contexts)?;
     let meta = SnapshotMeta { last_index, last_term, membership, size_bytes };
     Ok(Some(SnapshotOnDisk { meta, image_offset: 0, crc, header }))
 }
@@ -368,7 +399,8 @@ mod tests {
     use super::*;
 
     fn meta(index: u64, size_bytes: u64) -> SnapshotMeta {
-        let membership = Membership { voters: vec![NodeId(1), NodeId(3)], learners: vec![NodeId(4)], outgoing: vec![] };
+        let contexts = [(NodeId(1), br#"{"name":"a"}"#.to_vec()), (NodeId(4), Vec::new())];
+        let membership = Membership::with_learners([NodeId(1), NodeId(3)], [NodeId(4)]).with_contexts(contexts.into());
         SnapshotMeta { last_index: LogIndex(index), last_term: Term(2), membership, size_bytes }
     }
 
@@ -413,9 +445,9 @@ mod tests {
     fn a_file_of_the_first_format_still_reads() {
         let dir = tempfile::tempdir().unwrap();
         let mut meta = meta(9, 5);
-        meta.membership.learners.clear(); // The first format knew voters only.
+        meta.membership = Membership::new(meta.membership.voters); // The first format knew voters only.
         let mut header = header_bytes(&meta);
-        header.truncate(header.len() - 16); // Without the (empty) learner and outgoing lists.
+        header.truncate(header.len() - 24); // Without the (empty) learner and outgoing lists and contexts.
         let mut crc = crc32fast::Hasher::new();
         crc.update(&header);
         crc.update(b"abcde");
@@ -429,6 +461,28 @@ mod tests {
         assert_eq!(on_disk.meta, meta);
         on_disk.verify(dir.path()).unwrap();
         assert_eq!(read_chunk(dir.path(), LogIndex(9), 1, 3).unwrap(), Some(b"bcd".to_vec()));
+    }
+
+    #[test]
+    fn a_file_of_the_format_before_contexts_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut meta = meta(5, 3);
+        meta.membership.contexts.clear();
+        let mut header = header_bytes(&meta);
+        header.truncate(header.len() - 8); // Without the (empty) contexts.
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(b"xyz");
+        crc.update(&header);
+        let mut bytes = b"xyz".to_vec();
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(&crc.finalize().to_le_bytes());
+        bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&3u64.to_le_bytes());
+        bytes.extend_from_slice(NO_CONTEXTS_MAGIC);
+        std::fs::write(dir.path().join(SNAPSHOT_FILE), bytes).unwrap();
+        let on_disk = load_meta(dir.path()).unwrap().expect("a snapshot");
+        assert_eq!(on_disk.meta, meta);
+        on_disk.verify(dir.path()).unwrap();
     }
 
     #[test]

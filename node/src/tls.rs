@@ -55,14 +55,32 @@ fn roots(path: &Path) -> Result<Arc<rustls::RootCertStore>, String> {
 /// The server side of one port: this node's certificate, and with
 /// `require_client_cert` (the Raft port) mutual TLS against the CA.
 pub fn server_config(files: &TlsFiles, require_client_cert: bool) -> Result<Arc<rustls::ServerConfig>, String> {
+    server_config_with(files, require_client_cert, false)
+}
+
+/// The client port's configuration with mutual TLS: a client certificate is
+/// optional, but one that is presented must be signed by the CA (the admin
+/// API, [`crate::api::members`], accepts it instead of the cluster token).
+pub fn client_port_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, String> {
+    server_config_with(files, files.ca.is_some(), true)
+}
+
+fn server_config_with(
+    files: &TlsFiles,
+    verify_client_cert: bool,
+    client_cert_optional: bool,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|error| format!("TLS set-up: {error}"))?;
-    let builder = match (&files.ca, require_client_cert) {
+    let builder = match (&files.ca, verify_client_cert) {
         (Some(ca), true) => {
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider())
-                .build()
-                .map_err(|error| format!("TLS client verification with {}: {error}", ca.display()))?;
+            let mut verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider());
+            if client_cert_optional {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier =
+                verifier.build().map_err(|error| format!("TLS client verification with {}: {error}", ca.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
         _ => builder.with_no_client_auth(),

@@ -13,7 +13,14 @@
 //! that stalls past the RPC timeout, or the peer closing the stream drops the
 //! connection; the next message reconnects. `POST /raft/message` still accepts
 //! batches ([`encode`]) for tools and debugging.
+//!
+//! **Who the peers are** follows the configuration ([`crate::address_book`]):
+//! a sender task starts on the first message to a node the address book can
+//! dial (a member added at runtime included), and stops when the node leaves
+//! the configuration ([`Transport::retain`]), as the core decides: when the
+//! configuration entry is appended, not when it commits.
 
+use crate::address_book::AddressBook;
 use crate::config::{NodeConfig, PeerConfig};
 use crate::frames::{decode_frames, encode_frames};
 use crate::metrics::Metrics;
@@ -92,13 +99,29 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The senders of all peers.
 pub struct Transport {
-    queues: HashMap<NodeId, mpsc::Sender<Message>>,
+    /// Per peer: the Raft URL its sender dials, and its queue.
+    queues: HashMap<NodeId, (String, mpsc::Sender<Message>)>,
     metrics: Arc<Metrics>,
+    book: Arc<AddressBook>,
+    /// What every sender task shares.
+    template: SenderTemplate,
+}
+
+/// The parts of a [`PeerSender`] that are the same for every peer.
+#[derive(Clone)]
+struct SenderTemplate {
+    client: reqwest::Client,
+    token: Option<String>,
+    from: String,
+    cluster_id: String,
+    client_url: String,
+    rpc_timeout: Duration,
 }
 
 impl Transport {
-    /// Starts one sender task per peer. Fails only on unusable TLS files.
-    pub fn start(config: &NodeConfig, metrics: Arc<Metrics>) -> Result<Transport, String> {
+    /// Builds the peer HTTP client; senders start on demand. Fails only on
+    /// unusable TLS files.
+    pub fn start(config: &NodeConfig, metrics: Arc<Metrics>, book: Arc<AddressBook>) -> Result<Transport, String> {
         // No overall request timeout: it would also bound the upgraded stream's life.
         // The handshake and every write are bounded by `rpc_timeout` instead.
         let mut builder = reqwest::Client::builder()
@@ -109,35 +132,61 @@ impl Transport {
             builder = crate::tls::peer_client(builder, files)?;
         }
         let client = builder.build().map_err(|error| format!("cannot build the peer HTTP client: {error}"))?;
-        let mut queues = HashMap::new();
-        for peer in &config.peers {
-            let (tx, rx) = mpsc::channel(QUEUE_MESSAGES_MAX);
-            queues.insert(peer.id, tx);
-            let sender = PeerSender {
-                peer: peer.clone(),
-                url: format!("{}/raft/stream", peer.raft_url),
-                client: client.clone(),
-                token: config.cluster_token.clone(),
-                from: config.name.clone(),
-                cluster_id: config.cluster_id.clone(),
-                client_url: config.client_url.clone(),
-                rpc_timeout: Duration::from_millis(config.rpc_timeout_ms),
-                metrics: metrics.clone(),
-            };
-            tokio::spawn(sender.run(rx));
-        }
-        Ok(Transport { queues, metrics })
+        let template = SenderTemplate {
+            client,
+            token: config.cluster_token.clone(),
+            from: config.name.clone(),
+            cluster_id: config.cluster_id.clone(),
+            client_url: config.client_url.clone(),
+            rpc_timeout: Duration::from_millis(config.rpc_timeout_ms),
+        };
+        Ok(Transport { queues: HashMap::new(), metrics, book, template })
     }
 
-    /// Queues a message for its peer; drops it if the queue is full.
-    pub fn send(&self, message: Message) {
-        let Some(queue) = self.queues.get(&message.to) else {
-            tracing::warn!(to = %message.to, "message to an unknown node dropped");
-            return;
+    /// Queues a message for its peer (starting its sender on the first one);
+    /// drops it if the queue is full or the peer cannot be dialed.
+    pub fn send(&mut self, message: Message) {
+        let (_, queue) = match self.queues.get(&message.to) {
+            Some(entry) => entry,
+            None => {
+                let Some(address) = self.book.get(message.to) else {
+                    tracing::warn!(to = %message.to, "message to a node without a known address dropped");
+                    self.metrics.messages_dropped.inc();
+                    return;
+                };
+                let queue = self.spawn_sender(address.to_peer());
+                self.queues.entry(message.to).or_insert((address.raft_url, queue))
+            }
         };
         if queue.try_send(message).is_err() {
             self.metrics.messages_dropped.inc();
         }
+    }
+
+    /// Stops the senders of nodes outside `members` (and of members whose
+    /// address changed, so the next message dials the new one).
+    pub fn retain(&mut self, members: &std::collections::BTreeMap<NodeId, crate::address_book::MemberAddress>) {
+        // A sender task ends when its queue's sender is dropped.
+        self.queues.retain(|id, (url, _)| members.get(id).is_some_and(|address| &address.raft_url == url));
+    }
+
+    fn spawn_sender(&self, peer: PeerConfig) -> mpsc::Sender<Message> {
+        let (tx, rx) = mpsc::channel(QUEUE_MESSAGES_MAX);
+        let template = self.template.clone();
+        tracing::info!(peer = %peer.name, url = %peer.raft_url, "peer sender started");
+        let sender = PeerSender {
+            url: format!("{}/raft/stream", peer.raft_url),
+            peer,
+            client: template.client,
+            token: template.token,
+            from: template.from,
+            cluster_id: template.cluster_id,
+            client_url: template.client_url,
+            rpc_timeout: template.rpc_timeout,
+            metrics: self.metrics.clone(),
+        };
+        tokio::spawn(sender.run(rx));
+        tx
     }
 }
 

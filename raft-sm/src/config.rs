@@ -17,6 +17,9 @@ pub struct Config {
     /// for a node that joins an existing cluster: it waits, never campaigning,
     /// until a leader adds it and sends it the log.
     pub voters: Vec<NodeId>,
+    /// Opaque contexts of the bootstrap voters, carried into their configuration
+    /// ([`crate::Membership::contexts`]); read only when `voters` is.
+    pub voter_contexts: std::collections::BTreeMap<NodeId, Vec<u8>>,
     /// Lower bound of the randomized election timeout.
     pub election_timeout_ms_min: u64,
     /// Upper bound (exclusive) of the randomized election timeout.
@@ -67,6 +70,7 @@ impl Config {
         Config {
             id,
             voters,
+            voter_contexts: std::collections::BTreeMap::new(),
             election_timeout_ms_min: 600,
             election_timeout_ms_max: 1200,
             heartbeat_interval_ms: 100,

@@ -97,6 +97,17 @@ pub enum Event {
         /// The change.
         change: crate::membership::MembershipChange,
     },
+    /// [`Event::ChangeMembership`] with `AddLearner(member)`, carrying the new
+    /// member's opaque context ([`crate::Membership::contexts`]; the node driver
+    /// puts its name and URLs there so every member can dial it).
+    AddMember {
+        /// The driver's id for the request.
+        id: u64,
+        /// The node to add as a learner.
+        member: NodeId,
+        /// Its context, kept in the configuration while it is a member.
+        context: Vec<u8>,
+    },
 }
 
 /// What the driver must do, in the order given.

@@ -32,6 +32,7 @@ use crate::progress::Progress;
 use crate::quorum::JointConfig;
 use crate::types::{LogIndex, NodeId, Payload, Role};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A cluster configuration: who votes, who only receives the log, and while a
@@ -39,7 +40,7 @@ use std::fmt;
 ///
 /// Takes effect when appended (see the module documentation). Every list is
 /// sorted and free of duplicates; `learners` share no node with `voters` or
-/// `outgoing`.
+/// `outgoing`; `contexts` names members only.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Membership {
     /// The voters (during a joint change: the incoming voters).
@@ -49,6 +50,12 @@ pub struct Membership {
     /// Empty, except while a joint change is under way: the outgoing voters,
     /// whose majority must agree too.
     pub outgoing: Vec<NodeId>,
+    /// An opaque context per member (the node driver keeps each member's name
+    /// and URLs here, so that every node can dial a member added at runtime).
+    /// The core never reads it: it only carries it through changes, the log,
+    /// snapshots and InstallSnapshot, and drops a member's once it leaves.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contexts: BTreeMap<NodeId, Vec<u8>>,
 }
 
 fn sorted(ids: impl IntoIterator<Item = NodeId>) -> Vec<NodeId> {
@@ -61,7 +68,7 @@ fn sorted(ids: impl IntoIterator<Item = NodeId>) -> Vec<NodeId> {
 impl Membership {
     /// A plain configuration of `voters` and no learners.
     pub fn new(voters: impl IntoIterator<Item = NodeId>) -> Membership {
-        Membership { voters: sorted(voters), learners: Vec::new(), outgoing: Vec::new() }
+        Membership { voters: sorted(voters), learners: Vec::new(), outgoing: Vec::new(), contexts: BTreeMap::new() }
     }
 
     /// A configuration with learners.
@@ -69,7 +76,30 @@ impl Membership {
         voters: impl IntoIterator<Item = NodeId>,
         learners: impl IntoIterator<Item = NodeId>,
     ) -> Membership {
-        Membership { voters: sorted(voters), learners: sorted(learners), outgoing: Vec::new() }
+        Membership {
+            voters: sorted(voters),
+            learners: sorted(learners),
+            outgoing: Vec::new(),
+            contexts: BTreeMap::new(),
+        }
+    }
+
+    /// The same configuration with `contexts`, keeping only those of members.
+    pub fn with_contexts(mut self, contexts: BTreeMap<NodeId, Vec<u8>>) -> Membership {
+        self.contexts = contexts;
+        self.retain_member_contexts();
+        self
+    }
+
+    /// The context of member `id`, if it has one.
+    pub fn context(&self, id: NodeId) -> Option<&[u8]> {
+        self.contexts.get(&id).map(Vec::as_slice)
+    }
+
+    /// Drops the contexts of nodes that are no longer members.
+    fn retain_member_contexts(&mut self) {
+        let members = self.members();
+        self.contexts.retain(|id, _| members.contains(id));
     }
 
     /// Whether a joint change is under way.
@@ -113,7 +143,14 @@ impl Membership {
 
     /// The configuration after the joint phase: the incoming voters alone.
     pub fn leave_joint(&self) -> Membership {
-        Membership { voters: self.voters.clone(), learners: self.learners.clone(), outgoing: Vec::new() }
+        let mut left = Membership {
+            voters: self.voters.clone(),
+            learners: self.learners.clone(),
+            outgoing: Vec::new(),
+            contexts: self.contexts.clone(),
+        };
+        left.retain_member_contexts();
+        left
     }
 
     /// The configuration `change` leads to from this (non-joint) one: the
@@ -175,7 +212,9 @@ impl Membership {
         let moved = voters.iter().filter(|id| !self.voters.contains(id)).count()
             + self.voters.iter().filter(|id| !voters.contains(id)).count();
         let outgoing = if moved > 1 { self.voters.clone() } else { Vec::new() };
-        Ok(Membership { voters, learners: sorted(learners), outgoing })
+        let mut next = Membership { voters, learners: sorted(learners), outgoing, contexts: self.contexts.clone() };
+        next.retain_member_contexts();
+        Ok(next)
     }
 }
 
@@ -340,6 +379,12 @@ impl Node {
         self.configurations.current_index() > self.commit_index || self.membership().is_joint()
     }
 
+    /// On a leader: when each follower last answered (the driver's clock, in
+    /// ms; `None` before its first answer). Empty on other roles.
+    pub fn follower_contact_ms(&self) -> Vec<(NodeId, Option<u64>)> {
+        self.progress.iter().map(|(&id, progress)| (id, progress.last_contact_ms)).collect()
+    }
+
     /// Whether this node votes in its current configuration.
     pub(crate) fn is_voter(&self) -> bool {
         self.membership().is_voter(self.config.id)
@@ -416,8 +461,16 @@ impl Node {
 
     /// An operator asks for a change; answered like a proposal.
     pub(crate) fn on_change_membership(&mut self, id: u64, change: MembershipChange) {
+        self.on_change_membership_with(id, change, None);
+    }
+
+    /// A change that may carry the added member's context ([`crate::Event::AddMember`]).
+    pub(crate) fn on_change_membership_with(&mut self, id: u64, change: MembershipChange, context: Option<Vec<u8>>) {
         let outcome = match self.check_change(&change) {
-            Ok(membership) => {
+            Ok(mut membership) => {
+                if let (MembershipChange::AddLearner(added), Some(context)) = (change, context) {
+                    membership.contexts.insert(added, context);
+                }
                 let index = self.append_as_leader(Payload::Membership(membership));
                 self.pending_proposals.push_back((index, id));
                 ProposalOutcome::Accepted { index, term: self.term }
@@ -514,6 +567,20 @@ mod tests {
         assert_eq!(replaced.to_string(), "voters=(n1,n3,n4) outgoing=(n1,n2,n3)");
         assert_eq!(replaced.leave_joint(), Membership::new(ids(&[1, 3, 4])));
         assert_eq!(replaced.after(&MembershipChange::Remove(NodeId(1))), Err(ChangeError::Joint));
+    }
+
+    #[test]
+    fn contexts_follow_their_members_through_changes() {
+        let contexts = [(NodeId(1), b"one".to_vec()), (NodeId(2), b"two".to_vec()), (NodeId(4), b"four".to_vec())];
+        let three = Membership::with_learners(ids(&[1, 2, 3]), ids(&[4])).with_contexts(contexts.into());
+        let promoted = three.after(&MembershipChange::Promote(NodeId(4))).unwrap();
+        assert_eq!(promoted.context(NodeId(4)), Some(&b"four"[..]));
+        let removed = promoted.after(&MembershipChange::Remove(NodeId(2))).unwrap();
+        assert_eq!(removed.context(NodeId(2)), None, "a removed member's context goes with it");
+        let joint = three.after(&MembershipChange::Replace { add: NodeId(4), remove: NodeId(2) }).unwrap();
+        assert_eq!(joint.context(NodeId(2)), Some(&b"two"[..]), "still an outgoing voter");
+        assert_eq!(joint.leave_joint().context(NodeId(2)), None);
+        assert_eq!(joint.leave_joint().context(NodeId(1)), Some(&b"one"[..]));
     }
 
     #[test]

@@ -264,6 +264,11 @@ impl Node {
             Event::SnapshotNow => self.on_snapshot_requested(),
             Event::TransferLeadership { to } => self.on_transfer_leadership(to),
             Event::ChangeMembership { id, change } => self.on_change_membership(id, change),
+            Event::AddMember { id, member, context } => self.on_change_membership_with(
+                id,
+                crate::membership::MembershipChange::AddLearner(member),
+                Some(context),
+            ),
         }
     }
 

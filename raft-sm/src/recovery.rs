@@ -75,8 +75,8 @@ pub(crate) fn restore_configurations(
         Some(snapshot) if !snapshot.membership.voters.is_empty() => {
             Configurations::new(snapshot.last_index, snapshot.membership.clone())
         }
-        Some(snapshot) => Configurations::new(snapshot.last_index, Membership::new(config.voters.iter().copied())),
-        None => Configurations::new(LogIndex(0), Membership::new(config.voters.iter().copied())),
+        Some(snapshot) => Configurations::new(snapshot.last_index, bootstrap_membership(config)),
+        None => Configurations::new(LogIndex(0), bootstrap_membership(config)),
     };
     for entry in entries {
         if let Payload::Membership(membership) = &entry.payload {
@@ -84,6 +84,11 @@ pub(crate) fn restore_configurations(
         }
     }
     configurations
+}
+
+/// The configuration [`Config::voters`] bootstraps, with their contexts.
+fn bootstrap_membership(config: &Config) -> Membership {
+    Membership::new(config.voters.iter().copied()).with_contexts(config.voter_contexts.clone())
 }
 
 /// Restored entries must continue the snapshot: entries it covers are dropped

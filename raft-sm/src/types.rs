@@ -77,7 +77,10 @@ impl Entry {
         let payload_bytes = match &self.payload {
             Payload::Noop => 0,
             Payload::Command(bytes) => bytes.len(),
-            Payload::Membership(membership) => 8 * membership.members().len() + 24,
+            Payload::Membership(membership) => {
+                let contexts: usize = membership.contexts.values().map(|context| 16 + context.len()).sum();
+                8 * membership.members().len() + 24 + contexts
+            }
         };
         24 + payload_bytes
     }

@@ -4,7 +4,10 @@
 //! framing gives the length, carries it self-delimited, [`encode_entry_record`];
 //! both share the payload encoding, so a payload kind is added in one place).
 //! A [`Membership`] is three id lists (voters, learners, outgoing), each a
-//! count and the ids. A message is a
+//! count and the ids; with member contexts (payload kind 3, or trailing an
+//! InstallSnapshot) a count and (id, length-prefixed bytes) pairs follow, in id
+//! order. Without contexts the layout is the one from before they existed
+//! (payload kind 2), so old logs read and old traces stay bit for bit. A message is a
 //! version byte, sender, receiver and term, then one kind byte per [`Body`]
 //! variant and that struct's fields (little-endian integers, flags packed in a
 //! byte, length-prefixed byte strings; the layout is [`encode_message`]'s).
@@ -97,7 +100,12 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
             put_membership(&mut out, membership);
             put_u64(&mut out, *offset);
             put_bytes_u64_len(&mut out, data);
-            out.push(u8::from(*done));
+            // Bit 0: done; bit 1: member contexts follow (so a cut-off message never decodes).
+            let has_contexts = !membership.contexts.is_empty();
+            out.push(u8::from(*done) | (u8::from(has_contexts) << 1));
+            if has_contexts {
+                put_contexts(&mut out, membership);
+            }
         }
         Body::InstallSnapshotResponse(InstallSnapshotResponse { last_index, next_offset, done }) => {
             out.push(6);
@@ -179,10 +187,17 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
         5 => {
             let last_index = LogIndex(reader.u64()?);
             let last_term = Term(reader.u64()?);
-            let membership = read_membership(&mut reader, bytes.len())?;
+            let mut membership = read_membership(&mut reader, bytes.len())?;
             let offset = reader.u64()?;
             let data = reader.bytes_u64_len()?.to_vec();
-            let done = reader.bool()?;
+            let flags = reader.u8()?;
+            if flags > 3 {
+                return Err(WireError("unknown InstallSnapshot flags"));
+            }
+            let done = flags & 1 == 1;
+            if flags & 2 != 0 {
+                read_contexts(&mut reader, bytes.len(), &mut membership)?;
+            }
             Body::InstallSnapshot(InstallSnapshot { last_index, last_term, membership, offset, data, done })
         }
         6 => Body::InstallSnapshotResponse(InstallSnapshotResponse {
@@ -266,9 +281,14 @@ fn put_entry(out: &mut Vec<u8>, entry: &Entry, framing: Framing) {
                 Framing::ToEnd => out.extend_from_slice(bytes),
             }
         }
-        Payload::Membership(membership) => {
+        Payload::Membership(membership) if membership.contexts.is_empty() => {
             out.push(2);
             put_membership(out, membership);
+        }
+        Payload::Membership(membership) => {
+            out.push(3);
+            put_membership(out, membership);
+            put_contexts(out, membership);
         }
     }
 }
@@ -277,7 +297,10 @@ fn payload_len(payload: &Payload) -> usize {
     match payload {
         Payload::Noop => 0,
         Payload::Command(bytes) => bytes.len(),
-        Payload::Membership(membership) => 24 + 8 * membership.members().len(),
+        Payload::Membership(membership) => {
+            let contexts: usize = membership.contexts.values().map(|context| 16 + context.len()).sum();
+            24 + 8 * membership.members().len() + 8 + contexts
+        }
     }
 }
 
@@ -295,6 +318,11 @@ fn take_entry(reader: &mut Reader<'_>, framing: Framing, input_len: usize) -> Re
             Framing::ToEnd => Payload::Command(reader.rest().to_vec()),
         },
         2 => Payload::Membership(read_membership(reader, input_len)?),
+        3 => {
+            let mut membership = read_membership(reader, input_len)?;
+            read_contexts(reader, input_len, &mut membership)?;
+            Payload::Membership(membership)
+        }
         _ => return Err(WireError("unknown payload kind")),
     };
     Ok(Entry { term, index, payload })
@@ -307,6 +335,36 @@ fn put_membership(out: &mut Vec<u8>, membership: &Membership) {
             put_u64(out, id.0);
         }
     }
+}
+
+fn put_contexts(out: &mut Vec<u8>, membership: &Membership) {
+    put_u64(out, membership.contexts.len() as u64);
+    for (id, context) in &membership.contexts {
+        put_u64(out, id.0);
+        put_bytes_u64_len(out, context);
+    }
+}
+
+/// Reads [`put_contexts`]' pairs into `membership`: in id order, each of a member.
+fn read_contexts(reader: &mut Reader<'_>, input_len: usize, membership: &mut Membership) -> Result<(), WireError> {
+    let count = reader.u64()?;
+    if count > (input_len / 16) as u64 {
+        return Err(WireError("context count exceeds the message"));
+    }
+    let mut last: Option<NodeId> = None;
+    for _ in 0..count {
+        let id = NodeId(reader.u64()?);
+        let context = reader.bytes_u64_len()?.to_vec();
+        if last.is_some_and(|last| last >= id) {
+            return Err(WireError("member contexts not sorted and distinct"));
+        }
+        if !membership.contains(id) {
+            return Err(WireError("a context of a node that is not a member"));
+        }
+        last = Some(id);
+        membership.contexts.insert(id, context);
+    }
+    Ok(())
 }
 
 /// Reads [`put_membership`]'s lists; `input_len` bounds the counts, so a
@@ -328,7 +386,7 @@ fn read_membership(reader: &mut Reader<'_>, input_len: usize) -> Result<Membersh
     if learners.iter().any(|id| voters.contains(id) || outgoing.contains(id)) {
         return Err(WireError("a learner is also a voter"));
     }
-    Ok(Membership { voters, learners, outgoing })
+    Ok(Membership { voters, learners, outgoing, contexts: Default::default() })
 }
 
 #[cfg(test)]
@@ -337,9 +395,10 @@ mod tests {
     use proptest::prelude::*;
 
     /// A valid membership: each of 0..8 nodes is a voter, learner, outgoing
-    /// voter, both kinds of voter, or absent.
+    /// voter, both kinds of voter, or absent; with `contexts`, the even ones
+    /// carry a context (of their id's length: empty for node 0).
     fn arb_membership() -> impl Strategy<Value = Membership> {
-        proptest::collection::vec(0u8..5, 8).prop_map(|roles| {
+        (proptest::collection::vec(0u8..5, 8), any::<bool>()).prop_map(|(roles, contexts)| {
             let mut membership = Membership::default();
             for (id, role) in roles.into_iter().enumerate() {
                 let id = NodeId(id as u64);
@@ -352,6 +411,11 @@ mod tests {
                         membership.outgoing.push(id);
                     }
                     _ => {}
+                }
+            }
+            if contexts {
+                for id in membership.members().into_iter().filter(|id| id.0 % 2 == 0) {
+                    membership.contexts.insert(id, vec![id.0 as u8; id.0 as usize]);
                 }
             }
             membership
@@ -509,12 +573,32 @@ mod tests {
             &mut bytes,
         );
         assert_eq!(decode_entry_record(&bytes), Err(WireError("member list not sorted and distinct")));
-        let both = Membership { voters: vec![NodeId(1)], learners: vec![NodeId(1)], outgoing: vec![] };
+        let both = Membership { voters: vec![NodeId(1)], learners: vec![NodeId(1)], ..Membership::default() };
         let mut bytes = Vec::new();
         encode_entry_record(
             &Entry { term: Term(1), index: LogIndex(1), payload: Payload::Membership(both) },
             &mut bytes,
         );
         assert_eq!(decode_entry_record(&bytes), Err(WireError("a learner is also a voter")));
+    }
+
+    #[test]
+    fn a_membership_without_contexts_keeps_the_old_layout_and_one_with_them_reads_back() {
+        let plain = Membership::with_learners([NodeId(1), NodeId(2)], [NodeId(3)]);
+        let entry = |membership: Membership| Entry {
+            term: Term(1),
+            index: LogIndex(1),
+            payload: Payload::Membership(membership),
+        };
+        let mut old = Vec::new();
+        encode_entry_record(&entry(plain.clone()), &mut old);
+        assert_eq!(old[16], 2, "payload kind 2, as before contexts existed");
+        assert_eq!(old.len(), 16 + 1 + 3 * 8 + 3 * 8);
+        let named = plain.with_contexts([(NodeId(3), b"n3".to_vec()), (NodeId(9), b"gone".to_vec())].into());
+        assert_eq!(named.contexts.len(), 1, "a non-member's context is dropped");
+        let mut new = Vec::new();
+        encode_entry_record(&entry(named.clone()), &mut new);
+        assert_eq!(new[16], 3);
+        assert_eq!(decode_entry_record(&new), Ok(entry(named)));
     }
 }

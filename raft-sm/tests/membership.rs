@@ -449,3 +449,35 @@ fn without_the_barrier_the_single_server_change_bug_loses_a_committed_entry() {
     let panic = panic.expect("the pump's safety checks fire");
     assert!(panic.contains("leader completeness") || panic.contains("safety"), "{panic}");
 }
+
+#[test]
+fn member_contexts_ride_along_to_a_learner_added_late_and_leave_with_their_member() {
+    let mut pump = Pump::with_config(4, |config| {
+        config.voters = if config.id.0 <= 3 { ids(3) } else { Vec::new() };
+        if config.id.0 <= 3 {
+            config.voter_contexts = ids(3).into_iter().map(|id| (id, format!("addr-{}", id.0).into_bytes())).collect();
+        }
+        config.snapshot_threshold_entries = 20;
+    });
+    let leader = elect(&mut pump);
+    for id in 0..60 {
+        write(&mut pump, leader, id);
+    }
+    pump.run_for(1_000);
+    assert!(pump.node(leader).log_base().0 > LogIndex(0), "the leader compacted its log");
+    pump.step(leader, Event::AddMember { id: 100, member: NodeId(4), context: b"addr-4".to_vec() });
+    pump.run_for(2_000);
+    assert!(pump.applied_answers.contains_key(&100), "the learner entry applied");
+    let by_snapshot = pump.notes_of(NodeId(4)).into_iter().any(|note| matches!(note, Note::SnapshotInstalled { .. }));
+    assert!(by_snapshot, "n4 caught up by snapshot");
+    let learned = pump.node(NodeId(4)).membership().clone();
+    assert!(learned.is_learner(NodeId(4)));
+    for id in 1..=4u64 {
+        let expected = format!("addr-{id}").into_bytes();
+        assert_eq!(learned.context(NodeId(id)), Some(&expected[..]), "n4 knows n{id}'s context");
+    }
+    let gone = *ids(3).iter().find(|&&id| id != leader).unwrap();
+    assert!(matches!(change(&mut pump, leader, 101, MembershipChange::Remove(gone)), ProposalOutcome::Accepted { .. }));
+    pump.run_for(1_000);
+    assert_eq!(pump.node(NodeId(4)).membership().context(gone), None, "a removed member's context goes");
+}

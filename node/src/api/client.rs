@@ -59,7 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/kv/txn", post(super::v3::txn))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(super::members::router(state))
 }
 
 pub(super) fn bad_request(error: ErrorCode, message: impl Into<String>) -> ApiError {
@@ -637,7 +638,16 @@ async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError>
     let status = state.status().await?;
     let config = &state.directory.config;
     let (leader_id, leader) = state.leader_hint(status.leader);
-    let peers: Vec<String> = config.peers.iter().map(|p| p.raft_url.clone()).collect();
+    let members = state.directory.book.members();
+    let peers: Vec<String> =
+        members.iter().filter(|(&id, _)| id != config.id).map(|(_, address)| address.raft_url.clone()).collect();
+    // By name (ids are hashes of the names: their order means nothing to a reader).
+    let names = |ids: &[raft_sm::NodeId]| {
+        let mut names: Vec<String> = ids.iter().map(|&id| state.directory.name(id)).collect();
+        names.sort();
+        names
+    };
+    let membership = &status.membership;
     Ok(Json(Health {
         addr: config.client_url.clone(),
         applied_index: status.applied_index.0,
@@ -652,6 +662,10 @@ async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError>
         raft_addr: format!("{}:{}", config.bind, config.raft_port),
         state: role_name(status.role).to_owned(),
         term: status.term.0,
+        voters: names(&membership.voters),
+        learners: names(&membership.learners),
+        outgoing: names(&membership.outgoing),
+        change_in_progress: status.change_in_progress,
     }))
 }
 

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod lease;
+pub mod members;
 pub mod raft;
 pub mod types;
 pub mod v3;

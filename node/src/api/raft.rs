@@ -8,7 +8,8 @@
 //!
 //! With a cluster token configured, every request must carry it in
 //! `X-Raft-Token` (compared in constant time) or gets `401`. Messages from ids
-//! outside the configuration, or for another node, get `403`. A request naming
+//! the address book does not know (outside the configuration, and not a seed
+//! from `PEERS` or the join member's list), or for another node, get `403`. A request naming
 //! another cluster id (`X-Raftkv-Cluster`, see [`crate::identity`]) gets `403`.
 //! With mutual TLS, the client certificate must be valid for the peer the
 //! request claims to come from (`X-Raftkv-From`: its id or its configured
@@ -98,7 +99,7 @@ fn certificate_fits(state: &AppState, id: NodeId, cert: Option<&PeerCertificate>
     if !config.mutual_tls() {
         return true;
     }
-    let (Some(peer), Some(cert)) = (config.peers.iter().find(|peer| peer.id == id), cert) else {
+    let (Some(peer), Some(cert)) = (state.directory.book.get(id).filter(|_| id != config.id), cert) else {
         return false;
     };
     cert_names_peer(&cert.0, &[&peer.name, url_host(&peer.raft_url)])
@@ -116,10 +117,11 @@ fn wrong_certificate(state: &AppState, claimed: &str) -> ApiError {
     )
 }
 
-/// Refuses a message that is not from a configured peer or not for this node.
+/// Refuses a message that is not from a known peer (a member, or a node the
+/// address book was seeded with) or not for this node.
 fn check_message(state: &AppState, message: &Message) -> Result<(), String> {
     let config = &state.directory.config;
-    let known = config.peers.iter().any(|peer| peer.id == message.from);
+    let known = message.from != config.id && state.directory.book.knows(message.from);
     if known && message.to == config.id {
         return Ok(());
     }
@@ -134,7 +136,7 @@ fn check_message(state: &AppState, message: &Message) -> Result<(), String> {
 fn sending_peer(state: &AppState, headers: &HeaderMap) -> Option<NodeId> {
     let config = &state.directory.config;
     let id = node_id_of(headers.get(FROM_HEADER)?.to_str().ok()?);
-    if !config.peers.iter().any(|peer| peer.id == id) {
+    if id == config.id || !state.directory.book.knows(id) {
         return None;
     }
     if let Some(url) = headers.get(CLIENT_URL_HEADER).and_then(|v| v.to_str().ok()) {
@@ -250,7 +252,18 @@ async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     let status = state.status().await?;
     let config = &state.directory.config;
     let (leader_id, leader_addr) = state.leader_hint(status.leader);
-    let peers: BTreeMap<&str, &str> = config.peers.iter().map(|p| (p.name.as_str(), p.raft_url.as_str())).collect();
+    let members = state.directory.book.members();
+    let peers: BTreeMap<&str, &str> = members
+        .iter()
+        .filter(|(&id, _)| id != config.id)
+        .map(|(_, address)| (address.name.as_str(), address.raft_url.as_str()))
+        .collect();
+    // By name (ids are hashes of the names: their order means nothing to a reader).
+    let names = |ids: &[NodeId]| {
+        let mut names: Vec<String> = ids.iter().map(|&id| state.directory.name(id)).collect();
+        names.sort();
+        names
+    };
     let mut body = json!({
         "node_id": config.name,
         "state": role_name(status.role),
@@ -266,6 +279,10 @@ async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         "leaderAddr": leader_addr,
         "peers": peers,
         "keys": status.keys,
+        "voters": names(&status.membership.voters),
+        "learners": names(&status.membership.learners),
+        "outgoing": names(&status.membership.outgoing),
+        "changeInProgress": status.change_in_progress,
     });
     if status.role == raft_sm::Role::Leader {
         let next: BTreeMap<&str, u64> = status.progress.iter().map(|p| (p.id.as_str(), p.next_index)).collect();

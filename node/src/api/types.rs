@@ -92,6 +92,19 @@ pub enum ErrorCode {
     /// In a watch stream: the watcher did not read fast enough and was cut off;
     /// resume from the last revision seen + 1.
     SlowWatcher,
+    /// 409, `/cluster/members`: the learner to promote is behind (or silent);
+    /// retry once it has caught up.
+    NotCaughtUp,
+    /// 409, `/cluster/members`: another membership change has not finished.
+    ChangeInProgress,
+    /// 503, `/cluster/members`: a new leader has not committed an entry of its
+    /// term yet (the barrier before any change); retry shortly.
+    NoCommitInTerm,
+    /// 404, `/cluster/members`: no member of that name.
+    UnknownMember,
+    /// 409, `/cluster/members`: the change does not apply (already a member,
+    /// not a learner, the last voter, ...).
+    InvalidChange,
     /// A code this build does not know (sent by a newer node).
     #[serde(other)]
     Unknown,
@@ -140,6 +153,11 @@ impl ErrorCode {
             ErrorCode::LeaseExists => "lease_exists",
             ErrorCode::BadTtl => "bad_ttl",
             ErrorCode::SlowWatcher => "slow_watcher",
+            ErrorCode::NotCaughtUp => "not_caught_up",
+            ErrorCode::ChangeInProgress => "change_in_progress",
+            ErrorCode::NoCommitInTerm => "no_commit_in_term",
+            ErrorCode::UnknownMember => "unknown_member",
+            ErrorCode::InvalidChange => "invalid_change",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -240,6 +258,18 @@ pub struct Health {
     pub state: String,
     /// Current term.
     pub term: u64,
+    /// The voters of the configuration in effect, by name (during a joint change: the incoming ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voters: Vec<String>,
+    /// Its learners, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learners: Vec<String>,
+    /// During a joint change: the outgoing voters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outgoing: Vec<String>,
+    /// Whether a membership change is in progress (uncommitted, or joint).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub change_in_progress: bool,
 }
 
 /// The body of `PUT /set`.
@@ -780,8 +810,12 @@ mod tests {
             raft_addr: "127.0.0.1:9080".into(),
             state: "Leader".into(),
             term: 1,
+            voters: Vec::new(),
+            learners: Vec::new(),
+            outgoing: Vec::new(),
+            change_in_progress: false,
         };
-        // As README shows it.
+        // As README shows it (a node without a configuration to show leaves those fields out).
         assert_eq!(
             serde_json::to_string(&health).unwrap(),
             concat!(

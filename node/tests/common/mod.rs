@@ -49,6 +49,9 @@ pub struct Options {
     /// Node data directories on a tmpfs of this many MiB of their own (a disk
     /// that tests can fill); unmounted when the cluster is dropped.
     pub tmpfs_mib: Vec<(usize, u64)>,
+    /// The last this many nodes are not in `PEERS` and not started: a test
+    /// starts them with [`Cluster::spawn_joining`] (`RAFT_JOIN`) and adds them.
+    pub joiners: usize,
 }
 
 /// The token test clusters use unless told otherwise.
@@ -66,6 +69,7 @@ impl Default for Options {
             env: Vec::new(),
             node_env: Vec::new(),
             tmpfs_mib: Vec::new(),
+            joiners: 0,
         }
     }
 }
@@ -221,7 +225,7 @@ impl Cluster {
                 .expect("run mount");
             assert!(status.success(), "mount a {mib} MiB tmpfs on {} (tests run as root)", at.display());
         }
-        for i in 0..cluster.nodes.len() {
+        for i in 0..cluster.nodes.len() - cluster.options.joiners {
             cluster.spawn(i);
         }
         cluster
@@ -235,8 +239,9 @@ impl Cluster {
     /// The command running `raftkv <subcommand>` with node `i`'s configuration.
     pub fn command_for(&self, i: usize, subcommand: &str) -> Command {
         let scheme = self.scheme();
-        let peers: Vec<String> = self.nodes.iter().map(|n| format!("{scheme}://127.0.0.1:{}", n.raft_port)).collect();
-        let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+        let bootstrap = &self.nodes[..self.nodes.len() - self.options.joiners];
+        let peers: Vec<String> = bootstrap.iter().map(|n| format!("{scheme}://127.0.0.1:{}", n.raft_port)).collect();
+        let names: Vec<&str> = bootstrap.iter().map(|n| n.name.as_str()).collect();
         let node = &self.nodes[i];
         let mut command = Command::new(binary());
         command
@@ -245,8 +250,6 @@ impl Cluster {
             .env("KVSTORE_PORT", node.port.to_string())
             .env("RAFT_PORT", node.raft_port.to_string())
             .env("NODE_ID", &node.name)
-            .env("PEERS", peers.join(","))
-            .env("PEER_IDS", names.join(","))
             .env("RAFT_DATA_DIR", self.dir.path().join("data"))
             .env("RAFT_BIND", "127.0.0.1")
             .env("RAFT_ELECTION_TIMEOUT_MIN_MS", "300")
@@ -255,6 +258,9 @@ impl Cluster {
             .env("RAFT_REQUEST_TIMEOUT_MS", "3000")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null());
+        if i < bootstrap.len() {
+            command.env("PEERS", peers.join(",")).env("PEER_IDS", names.join(","));
+        }
         if let Some(token) = &self.options.token {
             command.env("RAFT_CLUSTER_TOKEN", token);
         }
@@ -283,12 +289,22 @@ impl Cluster {
     }
 
     pub fn spawn(&self, i: usize) {
+        self.spawn_with(i, &[]);
+    }
+
+    /// Starts node `i` with `RAFT_JOIN` naming node `via`'s client URL.
+    pub fn spawn_joining(&self, i: usize, via: usize) {
+        self.spawn_with(i, &[("RAFT_JOIN", self.url(via))]);
+    }
+
+    fn spawn_with(&self, i: usize, extra_env: &[(&str, String)]) {
         let mut process = self.nodes[i].process.lock().unwrap();
         assert!(process.child.is_none(), "node {i} is running");
         let node = &self.nodes[i];
         let log = self.dir.path().join(format!("{}-{}.log", node.name, process.starts));
         let file = std::fs::File::create(&log).unwrap();
         let mut command = self.command(i);
+        command.envs(extra_env.iter().map(|(name, value)| (name, value)));
         command.stdout(file.try_clone().unwrap()).stderr(file);
         let child = command.spawn().expect("start raftkv");
         process.child = Some(child);
