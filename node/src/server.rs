@@ -21,7 +21,7 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use raft_sm::kv::KvStore;
 use raft_sm::{Host, Role};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -533,32 +533,83 @@ async fn drive_connection<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         .header_read_timeout(Duration::from_millis(limits.header_timeout_ms));
     let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service).with_upgrades();
     tokio::pin!(connection);
-    let idle_ms = limits.idle_timeout_ms;
+    // The stop signal and the idle check live in a watcher task of their own
+    // that wakes at most every `idle / 4` ms: the connection's hot path only
+    // reads two flags, instead of polling a timer and a watch channel on every
+    // wake (every request).
+    let signal = Arc::new(CloseSignal::default());
+    let (_connection_alive, connection_gone) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(watch_connection(
+        signal.clone(),
+        limits.idle_timeout_ms,
+        last_activity,
+        stop.clone(),
+        connection_gone,
+    ));
+    let mut closing = false;
+    let result = std::future::poll_fn(|cx| {
+        signal.waker.register(cx.waker());
+        if signal.drop_now.load(Ordering::Acquire) {
+            return Poll::Ready(Ok(())); // Dropped: it did not finish within the grace period.
+        }
+        if !closing && signal.close.load(Ordering::Acquire) {
+            connection.as_mut().graceful_shutdown();
+            closing = true;
+        }
+        std::future::Future::poll(connection.as_mut(), cx)
+    })
+    .await;
+    if let Err(error) = result {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// What a connection's watcher asks of it.
+#[derive(Default)]
+struct CloseSignal {
+    /// Finish the request in flight, then close (idle, or the node stops).
+    close: AtomicBool,
+    /// Close now: it did not finish within the grace period after `close`.
+    drop_now: AtomicBool,
+    waker: futures_util::task::AtomicWaker,
+}
+
+/// Once asked to close, a connection gets this long to finish its request.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Watches one connection until it is gone: asks it to close when the node
+/// stops or when it has been idle for `idle_ms`, and to drop when it has not
+/// closed within [`CLOSE_GRACE`].
+async fn watch_connection(
+    signal: Arc<CloseSignal>,
+    idle_ms: u64,
+    last_activity: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+    mut connection_gone: tokio::sync::oneshot::Receiver<()>,
+) {
     let mut check = tokio::time::interval(Duration::from_millis((idle_ms / 4).clamp(10, 1_000)));
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Once asked to close, a connection gets this long to finish its request.
     let mut closing: Option<Instant> = None;
     loop {
         tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "connection ended with an error");
-                }
-                return;
-            }
+            _ = &mut connection_gone => return,
             _ = stop.wait_for(|&stopped| stopped), if closing.is_none() => {
-                connection.as_mut().graceful_shutdown();
                 closing = Some(Instant::now());
+                signal.close.store(true, Ordering::Release);
+                signal.waker.wake();
             }
             _ = check.tick() => {
                 if let Some(since) = closing {
-                    if since.elapsed() > Duration::from_secs(5) {
-                        return; // Drop it.
+                    if since.elapsed() > CLOSE_GRACE {
+                        signal.drop_now.store(true, Ordering::Release);
+                        signal.waker.wake();
+                        return;
                     }
                 } else if now_ms().saturating_sub(last_activity.load(Ordering::Relaxed)) >= idle_ms {
                     tracing::debug!("closing an idle connection");
-                    connection.as_mut().graceful_shutdown();
                     closing = Some(Instant::now());
+                    signal.close.store(true, Ordering::Release);
+                    signal.waker.wake();
                 }
             }
         }

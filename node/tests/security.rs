@@ -472,3 +472,52 @@ async fn running_out_of_file_descriptors_on_accept_does_not_kill_the_node() {
     }
     assert!(node.0.try_wait().unwrap().is_none(), "the node is still running");
 }
+
+/// Reads one HTTP/1.1 response (headers and a `content-length` body) off a stream.
+async fn read_response(tcp: &mut tokio::net::TcpStream) -> String {
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed before the response ended");
+        text.extend_from_slice(&buf[..n]);
+        let shown = String::from_utf8_lossy(&text).to_string();
+        if let Some(end) = shown.find("\r\n\r\n") {
+            let length: usize = shown[..end]
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if text.len() >= end + 4 + length {
+                return shown;
+            }
+        }
+    }
+}
+
+/// A keep-alive connection that sends nothing for the idle timeout is closed;
+/// one that keeps asking stays open past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_closed_and_a_busy_one_is_kept() {
+    let env = vec![("RAFT_IDLE_TIMEOUT_MS".to_owned(), "400".to_owned())];
+    let cluster = Cluster::start(Options { nodes: 1, env, ..Options::default() });
+    cluster.wait_leader(LEADER_WITHIN).await;
+    let address = format!("127.0.0.1:{}", cluster.nodes[0].port);
+    let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    let mut busy = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(request).await.unwrap();
+    assert!(read_response(&mut idle).await.starts_with("HTTP/1.1 200"));
+    let idle_since = Instant::now();
+    // Busy for three idle timeouts: a request every 100 ms.
+    while idle_since.elapsed() < Duration::from_millis(1_200) {
+        busy.write_all(request).await.unwrap();
+        assert!(read_response(&mut busy).await.starts_with("HTTP/1.1 200"), "the busy connection stays open");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the idle connection was closed: {read:?}");
+}
