@@ -172,17 +172,11 @@ impl Transport {
 
     fn spawn_sender(&self, peer: PeerConfig) -> mpsc::Sender<Message> {
         let (tx, rx) = mpsc::channel(QUEUE_MESSAGES_MAX);
-        let template = self.template.clone();
         tracing::info!(peer = %peer.name, url = %peer.raft_url, "peer sender started");
         let sender = PeerSender {
             url: format!("{}/raft/stream", peer.raft_url),
             peer,
-            client: template.client,
-            token: template.token,
-            from: template.from,
-            cluster_id: template.cluster_id,
-            client_url: template.client_url,
-            rpc_timeout: template.rpc_timeout,
+            shared: self.template.clone(),
             metrics: self.metrics.clone(),
         };
         tokio::spawn(sender.run(rx));
@@ -203,12 +197,7 @@ fn payload_bytes(message: &Message) -> usize {
 struct PeerSender {
     peer: PeerConfig,
     url: String,
-    client: reqwest::Client,
-    token: Option<String>,
-    from: String,
-    cluster_id: String,
-    client_url: String,
-    rpc_timeout: Duration,
+    shared: SenderTemplate,
     metrics: Arc<Metrics>,
 }
 
@@ -261,7 +250,7 @@ impl PeerSender {
             bytes.clear();
             encode_frames(&batch, &mut bytes);
             let connection = stream.as_mut().expect("connected above");
-            let written = tokio::time::timeout(self.rpc_timeout, async {
+            let written = tokio::time::timeout(self.shared.rpc_timeout, async {
                 connection.write_all(&bytes).await?;
                 connection.flush().await
             })
@@ -311,14 +300,15 @@ impl PeerSender {
     /// Opens the stream: `POST /raft/stream` with `Upgrade`, expecting `101`.
     async fn connect(&self) -> Result<PeerStream, String> {
         let mut request = self
+            .shared
             .client
             .post(&self.url)
             .header(CONNECTION, "upgrade")
             .header(UPGRADE, STREAM_PROTOCOL)
-            .header(FROM_HEADER, &self.from)
-            .header(CLUSTER_HEADER, &self.cluster_id)
-            .header(CLIENT_URL_HEADER, &self.client_url);
-        if let Some(token) = &self.token {
+            .header(FROM_HEADER, &self.shared.from)
+            .header(CLUSTER_HEADER, &self.shared.cluster_id)
+            .header(CLIENT_URL_HEADER, &self.shared.client_url);
+        if let Some(token) = &self.shared.token {
             request = request.header(TOKEN_HEADER, token);
         }
         let handshake = async {
@@ -330,7 +320,7 @@ impl PeerSender {
             }
             response.upgrade().await.map_err(|error| error.to_string())
         };
-        tokio::time::timeout(self.rpc_timeout, handshake).await.map_err(|_| "handshake timed out".to_owned())?
+        tokio::time::timeout(self.shared.rpc_timeout, handshake).await.map_err(|_| "handshake timed out".to_owned())?
     }
 }
 

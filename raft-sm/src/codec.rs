@@ -51,10 +51,8 @@ impl<'a> ImageWriter<'a> {
     }
 
     /// Writes what is left.
-    pub(crate) fn finish(mut self) -> std::io::Result<()> {
-        self.sink.write_all(&self.buf)?;
-        self.buf.clear();
-        Ok(())
+    pub(crate) fn finish(self) -> std::io::Result<()> {
+        self.sink.write_all(&self.buf)
     }
 }
 
