@@ -50,6 +50,7 @@ pub use txn::{
 
 use crate::codec::{put_bytes_u32_len, put_u64, ImageWriter, Reader};
 use crate::types::{Entry, LogIndex, Payload, Term};
+use compact_str::CompactString;
 use hashbrown::HashMap;
 use history::History;
 use lease::Leases;
@@ -339,7 +340,9 @@ struct Record {
 /// The replicated key-value map.
 #[derive(Clone, Debug)]
 pub struct KvStore {
-    data: BTreeMap<String, Record>,
+    /// Keys inline up to 24 bytes (`CompactString`): a lookup compares keys
+    /// inside the B-tree's nodes instead of following a pointer per key.
+    data: BTreeMap<CompactString, Record>,
     revision: u64,
     sessions: HashMap<u64, SessionRecord>,
     /// (last_index, client_id) of every session: the eviction order.
@@ -565,7 +568,7 @@ impl KvStore {
             result.kvs.push(key_value(key, record, request.keys_only));
         };
         if range.is_single() {
-            if let Some(record) = self.data.get(&range.key) {
+            if let Some(record) = self.data.get(range.key.as_str()) {
                 take(&range.key, record);
             }
         } else {
@@ -624,7 +627,7 @@ impl KvStore {
 
     /// All pairs, sorted by key (for tests and checkers).
     pub fn sorted_pairs(&self) -> Vec<(String, String)> {
-        self.data.iter().map(|(k, r)| (k.clone(), r.value.clone())).collect()
+        self.data.iter().map(|(k, r)| (k.to_string(), r.value.clone())).collect()
     }
 
     /// Applies one committed log entry. Must be called for every entry, in index
@@ -854,7 +857,7 @@ impl KvStore {
     }
 
     fn compare(&self, compare: &Compare) -> bool {
-        let record = self.data.get(&compare.key);
+        let record = self.data.get(compare.key.as_str());
         let ordering = match (&compare.target, record) {
             (CompareTarget::Value(_), None) => return false,
             (CompareTarget::Value(value), Some(record)) => record.value.as_bytes().cmp(value.as_bytes()),
@@ -899,7 +902,7 @@ impl KvStore {
                     lease,
                 };
                 let kv = key_value(key, &record, false);
-                self.data.insert(key.to_owned(), record);
+                self.data.insert(CompactString::from(key), record);
                 (None, kv)
             }
         };
@@ -936,7 +939,7 @@ impl KvStore {
     fn leave_first_key(&mut self, id: u64) {
         let lease = self.leases.table.get_mut(&id).expect("the caller checked");
         if let Some(key) = lease.keys.pop_first() {
-            if let Some(record) = self.data.get_mut(&key) {
+            if let Some(record) = self.data.get_mut(key.as_str()) {
                 record.lease = 0;
             }
         }
@@ -965,7 +968,7 @@ impl KvStore {
         if range.is_single() {
             return u64::from(self.remove(&range.key.clone(), revision));
         }
-        let doomed: Vec<String> = self
+        let doomed: Vec<CompactString> = self
             .data
             .range::<str, _>((Bound::Included(range.key.as_str()), Bound::Unbounded))
             .map(|(key, _)| key)
@@ -1095,7 +1098,7 @@ impl KvStore {
                 return Err(DecodeError("keys out of order"));
             }
             last = Some(key.clone());
-            store.data.insert(key, record);
+            store.data.insert(CompactString::from(key), record);
         }
         store.revision = revision.unwrap_or(pairs);
         let sessions = reader.u64()?;
@@ -1118,7 +1121,7 @@ impl KvStore {
                     continue;
                 }
                 let lease = store.leases.table.get_mut(&record.lease).ok_or("a key's lease is not held")?;
-                lease.keys.insert(key.clone());
+                lease.keys.insert(key.to_string());
             }
             store.history = History::decode(&mut reader)?;
             if store.history.compacted_revision() > store.revision {
