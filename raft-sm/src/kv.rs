@@ -639,7 +639,7 @@ impl KvStore {
                 Ok(command) => {
                     let term_changed = entry.term != self.last_term;
                     self.last_term = entry.term;
-                    let applied = self.apply_command(entry.index, &command);
+                    let applied = self.apply_command(entry.index, command);
                     self.record_history(&applied.output.events, term_changed);
                     applied
                 }
@@ -652,7 +652,7 @@ impl KvStore {
         }
     }
 
-    fn apply_command(&mut self, index: LogIndex, command: &Command) -> ApplyResult {
+    fn apply_command(&mut self, index: LogIndex, mut command: Command) -> ApplyResult {
         if let Some(session) = command.session {
             if let Some(record) = self.sessions.get(&session.client_id) {
                 let cas_twice = self.mutant_is(crate::Mutant::CasAppliedTwice) && matches!(command.op, Op::Txn(_));
@@ -673,14 +673,16 @@ impl KvStore {
                 }
             }
         }
-        let (result, output) = self.apply_op(&command.op);
+        let (result, output) = self.apply_op(&mut command.op);
         if let Some(session) = command.session {
             self.remember(session, result, &output, index);
         }
         ApplyResult { result, duplicate: false, output }
     }
 
-    fn apply_op(&mut self, op: &Op) -> (Result<(), KvError>, Applied) {
+    /// Takes `op` mutably only to move its values into the store (the decoded
+    /// command is dropped after it).
+    fn apply_op(&mut self, op: &mut Op) -> (Result<(), KvError>, Applied) {
         let next = self.revision + 1;
         let mut changed = false;
         let mut output = Applied { succeeded: true, ..Applied::default() };
@@ -689,7 +691,7 @@ impl KvStore {
                 if key.is_empty() {
                     Err(KvError::KeyEmpty)
                 } else {
-                    self.put(key, value, 0, next);
+                    self.put(key, std::mem::take(value), 0, next);
                     changed = true;
                     Ok(())
                 }
@@ -700,7 +702,7 @@ impl KvStore {
                 } else if *lease != 0 && !self.leases.table.contains_key(lease) {
                     Err(KvError::LeaseNotFound)
                 } else {
-                    self.put(key, value, *lease, next);
+                    self.put(key, std::mem::take(value), *lease, next);
                     changed = true;
                     Ok(())
                 }
@@ -817,7 +819,7 @@ impl KvStore {
         for op in branch {
             let response = match op {
                 TxnOp::Put { key, value, lease } => {
-                    self.put(key, value, *lease, next);
+                    self.put(key, value.clone(), *lease, next);
                     *changed = true;
                     OpResponse::Put
                 }
@@ -873,14 +875,14 @@ impl KvStore {
 
     /// Every change to a key goes through `put` or `remove`: they keep the
     /// lease key sets and record the change's event.
-    fn put(&mut self, key: &str, value: &str, lease: u64, revision: u64) {
+    fn put(&mut self, key: &str, value: String, lease: u64, revision: u64) {
         // One lookup of the key: the previous state is taken out of its record
         // (the old value moves into the event, it is not copied).
         let (prev, kv) = match self.data.get_mut(key) {
             Some(record) => {
                 let prev = KeyValue {
                     key: key.to_owned(),
-                    value: std::mem::replace(&mut record.value, value.to_owned()),
+                    value: std::mem::replace(&mut record.value, value),
                     create_revision: record.create_revision,
                     mod_revision: record.mod_revision,
                     version: record.version,
@@ -892,13 +894,7 @@ impl KvStore {
                 (Some(prev), key_value(key, record, false))
             }
             None => {
-                let record = Record {
-                    value: value.to_owned(),
-                    create_revision: revision,
-                    mod_revision: revision,
-                    version: 1,
-                    lease,
-                };
+                let record = Record { value, create_revision: revision, mod_revision: revision, version: 1, lease };
                 let kv = key_value(key, &record, false);
                 self.data.insert_new(key, record);
                 (None, kv)
