@@ -37,7 +37,6 @@
 //! `sessions_max` should exceed the number of concurrently active clients.
 
 pub mod history;
-mod key_map;
 pub mod lease;
 mod txn;
 
@@ -51,12 +50,13 @@ pub use txn::{
 
 use crate::codec::{put_bytes_u32_len, put_u64, ImageWriter, Reader};
 use crate::types::{Entry, LogIndex, Payload, Term};
+use compact_str::CompactString;
 use hashbrown::HashMap;
 use history::History;
-use key_map::KeyMap;
 use lease::Leases;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::Bound;
 use std::sync::Arc;
 
 /// A client's session stamp on a write.
@@ -340,7 +340,9 @@ struct Record {
 /// The replicated key-value map.
 #[derive(Clone, Debug)]
 pub struct KvStore {
-    data: KeyMap<Record>,
+    /// Keys inline up to 24 bytes (`CompactString`): a lookup compares keys
+    /// inside the B-tree's nodes instead of following a pointer per key.
+    data: BTreeMap<CompactString, Record>,
     revision: u64,
     sessions: HashMap<u64, SessionRecord>,
     /// (last_index, client_id) of every session: the eviction order.
@@ -373,7 +375,7 @@ impl KvStore {
     pub fn new(sessions_max: usize) -> KvStore {
         assert!(sessions_max > 0, "sessions_max must be at least 1");
         KvStore {
-            data: KeyMap::default(),
+            data: BTreeMap::new(),
             revision: 0,
             sessions: HashMap::new(),
             session_age: BTreeSet::new(),
@@ -570,7 +572,7 @@ impl KvStore {
                 take(&range.key, record);
             }
         } else {
-            for (key, record) in self.data.range_from(&range.key) {
+            for (key, record) in self.data.range::<str, _>((Bound::Included(range.key.as_str()), Bound::Unbounded)) {
                 if !range.before_end(key) {
                     break;
                 }
@@ -625,7 +627,7 @@ impl KvStore {
 
     /// All pairs, sorted by key (for tests and checkers).
     pub fn sorted_pairs(&self) -> Vec<(String, String)> {
-        self.data.iter().map(|(k, r)| (k.to_owned(), r.value.clone())).collect()
+        self.data.iter().map(|(k, r)| (k.to_string(), r.value.clone())).collect()
     }
 
     /// Applies one committed log entry. Must be called for every entry, in index
@@ -896,7 +898,7 @@ impl KvStore {
             None => {
                 let record = Record { value, create_revision: revision, mod_revision: revision, version: 1, lease };
                 let kv = key_value(key, &record, false);
-                self.data.insert_new(key, record);
+                self.data.insert(CompactString::from(key), record);
                 (None, kv)
             }
         };
@@ -962,12 +964,12 @@ impl KvStore {
         if range.is_single() {
             return u64::from(self.remove(&range.key.clone(), revision));
         }
-        let doomed: Vec<String> = self
+        let doomed: Vec<CompactString> = self
             .data
-            .range_from(&range.key)
+            .range::<str, _>((Bound::Included(range.key.as_str()), Bound::Unbounded))
             .map(|(key, _)| key)
             .take_while(|key| range.before_end(key))
-            .map(str::to_owned)
+            .cloned()
             .collect();
         for key in &doomed {
             self.remove(key, revision);
@@ -1021,7 +1023,7 @@ impl KvStore {
         put_u64(out, self.sessions_max as u64);
         put_u64(out, self.revision);
         put_u64(out, self.data.len() as u64);
-        for (key, record) in self.data.iter() {
+        for (key, record) in &self.data {
             let out = image.buf();
             put_bytes_u32_len(out, key.as_bytes());
             put_bytes_u32_len(out, record.value.as_bytes());
@@ -1092,7 +1094,7 @@ impl KvStore {
                 return Err(DecodeError("keys out of order"));
             }
             last = Some(key.clone());
-            store.data.insert_new(&key, record);
+            store.data.insert(CompactString::from(key), record);
         }
         store.revision = revision.unwrap_or(pairs);
         let sessions = reader.u64()?;
@@ -1110,12 +1112,12 @@ impl KvStore {
         }
         if v3 {
             store.leases = Leases::decode(&mut reader)?;
-            for (key, record) in store.data.iter() {
+            for (key, record) in &store.data {
                 if record.lease == 0 {
                     continue;
                 }
                 let lease = store.leases.table.get_mut(&record.lease).ok_or("a key's lease is not held")?;
-                lease.keys.insert(key.to_owned());
+                lease.keys.insert(key.to_string());
             }
             store.history = History::decode(&mut reader)?;
             if store.history.compacted_revision() > store.revision {
