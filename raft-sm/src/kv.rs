@@ -37,6 +37,7 @@
 //! `sessions_max` should exceed the number of concurrently active clients.
 
 pub mod history;
+mod key_map;
 pub mod lease;
 mod txn;
 
@@ -50,13 +51,12 @@ pub use txn::{
 
 use crate::codec::{put_bytes_u32_len, put_u64, ImageWriter, Reader};
 use crate::types::{Entry, LogIndex, Payload, Term};
-use compact_str::CompactString;
 use hashbrown::HashMap;
 use history::History;
+use key_map::KeyMap;
 use lease::Leases;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::Bound;
 use std::sync::Arc;
 
 /// A client's session stamp on a write.
@@ -340,9 +340,7 @@ struct Record {
 /// The replicated key-value map.
 #[derive(Clone, Debug)]
 pub struct KvStore {
-    /// Keys inline up to 24 bytes (`CompactString`): a lookup compares keys
-    /// inside the B-tree's nodes instead of following a pointer per key.
-    data: BTreeMap<CompactString, Record>,
+    data: KeyMap<Record>,
     revision: u64,
     sessions: HashMap<u64, SessionRecord>,
     /// (last_index, client_id) of every session: the eviction order.
@@ -375,7 +373,7 @@ impl KvStore {
     pub fn new(sessions_max: usize) -> KvStore {
         assert!(sessions_max > 0, "sessions_max must be at least 1");
         KvStore {
-            data: BTreeMap::new(),
+            data: KeyMap::default(),
             revision: 0,
             sessions: HashMap::new(),
             session_age: BTreeSet::new(),
@@ -572,7 +570,7 @@ impl KvStore {
                 take(&range.key, record);
             }
         } else {
-            for (key, record) in self.data.range::<str, _>((Bound::Included(range.key.as_str()), Bound::Unbounded)) {
+            for (key, record) in self.data.range_from(&range.key) {
                 if !range.before_end(key) {
                     break;
                 }
@@ -627,7 +625,7 @@ impl KvStore {
 
     /// All pairs, sorted by key (for tests and checkers).
     pub fn sorted_pairs(&self) -> Vec<(String, String)> {
-        self.data.iter().map(|(k, r)| (k.to_string(), r.value.clone())).collect()
+        self.data.iter().map(|(k, r)| (k.to_owned(), r.value.clone())).collect()
     }
 
     /// Applies one committed log entry. Must be called for every entry, in index
@@ -898,7 +896,7 @@ impl KvStore {
             None => {
                 let record = Record { value, create_revision: revision, mod_revision: revision, version: 1, lease };
                 let kv = key_value(key, &record, false);
-                self.data.insert(CompactString::from(key), record);
+                self.data.insert_new(key, record);
                 (None, kv)
             }
         };
@@ -964,12 +962,12 @@ impl KvStore {
         if range.is_single() {
             return u64::from(self.remove(&range.key.clone(), revision));
         }
-        let doomed: Vec<CompactString> = self
+        let doomed: Vec<String> = self
             .data
-            .range::<str, _>((Bound::Included(range.key.as_str()), Bound::Unbounded))
+            .range_from(&range.key)
             .map(|(key, _)| key)
             .take_while(|key| range.before_end(key))
-            .cloned()
+            .map(str::to_owned)
             .collect();
         for key in &doomed {
             self.remove(key, revision);
@@ -1023,7 +1021,7 @@ impl KvStore {
         put_u64(out, self.sessions_max as u64);
         put_u64(out, self.revision);
         put_u64(out, self.data.len() as u64);
-        for (key, record) in &self.data {
+        for (key, record) in self.data.iter() {
             let out = image.buf();
             put_bytes_u32_len(out, key.as_bytes());
             put_bytes_u32_len(out, record.value.as_bytes());
@@ -1094,7 +1092,7 @@ impl KvStore {
                 return Err(DecodeError("keys out of order"));
             }
             last = Some(key.clone());
-            store.data.insert(CompactString::from(key), record);
+            store.data.insert_new(&key, record);
         }
         store.revision = revision.unwrap_or(pairs);
         let sessions = reader.u64()?;
@@ -1112,12 +1110,12 @@ impl KvStore {
         }
         if v3 {
             store.leases = Leases::decode(&mut reader)?;
-            for (key, record) in &store.data {
+            for (key, record) in store.data.iter() {
                 if record.lease == 0 {
                     continue;
                 }
                 let lease = store.leases.table.get_mut(&record.lease).ok_or("a key's lease is not held")?;
-                lease.keys.insert(key.to_string());
+                lease.keys.insert(key.to_owned());
             }
             store.history = History::decode(&mut reader)?;
             if store.history.compacted_revision() > store.revision {
