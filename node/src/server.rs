@@ -248,7 +248,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), StartError> {
 /// configuration entry, else the snapshot's), if any.
 fn stored_membership(restored: &raft_sm::RestoredState) -> Option<raft_sm::Membership> {
     let in_log = restored.entries.iter().rev().find_map(|entry| match &entry.payload {
-        raft_sm::Payload::Membership(membership) => Some(membership.clone()),
+        raft_sm::Payload::Membership(membership) => Some((**membership).clone()),
         _ => None,
     });
     in_log.or_else(|| {

@@ -189,7 +189,7 @@ fn payload_bytes(message: &Message) -> usize {
         raft_sm::Body::AppendEntries(raft_sm::AppendEntries { entries, .. }) => {
             entries.iter().map(raft_sm::Entry::size_bytes).sum()
         }
-        raft_sm::Body::InstallSnapshot(raft_sm::InstallSnapshot { data, .. }) => data.len(),
+        raft_sm::Body::InstallSnapshot(chunk) => chunk.data.len(),
         _ => 64,
     }
 }

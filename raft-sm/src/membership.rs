@@ -471,7 +471,7 @@ impl Node {
                 if let (MembershipChange::AddLearner(added), Some(context)) = (change, context) {
                     membership.contexts.insert(added, context);
                 }
-                let index = self.append_as_leader(Payload::Membership(membership));
+                let index = self.append_as_leader(Payload::Membership(Box::new(membership)));
                 self.pending_proposals.push_back((index, id));
                 ProposalOutcome::Accepted { index, term: self.term }
             }
@@ -523,7 +523,7 @@ impl Node {
         }
         if self.membership().is_joint() {
             let leave = self.membership().leave_joint();
-            self.append_as_leader(Payload::Membership(leave));
+            self.append_as_leader(Payload::Membership(Box::new(leave)));
             return;
         }
         if self.is_voter() {

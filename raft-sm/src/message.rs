@@ -43,7 +43,9 @@ pub enum Body {
     /// Answers an AppendEntries.
     AppendEntriesResponse(AppendEntriesResponse),
     /// One chunk of a snapshot for a follower behind the leader's log base (Raft §7).
-    InstallSnapshot(InstallSnapshot),
+    /// Boxed: the configuration it carries makes it the largest body by far,
+    /// and every message is moved through the queues.
+    InstallSnapshot(Box<InstallSnapshot>),
     /// Answers an InstallSnapshot chunk.
     InstallSnapshotResponse(InstallSnapshotResponse),
     /// Tells the transfer target to start an election at once (thesis §3.10).
@@ -380,7 +382,8 @@ macro_rules! into_body {
         $(
             impl From<$name> for Body {
                 fn from(message: $name) -> Body {
-                    Body::$name(message)
+                    // `into` boxes the bodies that are boxed.
+                    Body::$name(message.into())
                 }
             }
         )*

@@ -8,8 +8,7 @@ use crate::event::{
 use crate::log::Log;
 use crate::membership::Configurations;
 use crate::message::{
-    AppendEntries, AppendEntriesResponse, Body, InstallSnapshot, InstallSnapshotResponse, Message, RequestVote,
-    RequestVoteResponse,
+    AppendEntries, AppendEntriesResponse, Body, InstallSnapshotResponse, Message, RequestVote, RequestVoteResponse,
 };
 use crate::mutants::Mutant;
 use crate::progress::Progress;
@@ -321,7 +320,7 @@ impl Node {
             Body::RequestVoteResponse(response) => self.on_vote_response(from, term, response),
             Body::AppendEntries(append) => self.on_append_entries(from, append),
             Body::AppendEntriesResponse(response) => self.on_append_response(from, response),
-            Body::InstallSnapshot(chunk) => self.on_install_snapshot(from, chunk),
+            Body::InstallSnapshot(chunk) => self.on_install_snapshot(from, *chunk),
             Body::InstallSnapshotResponse(response) => self.on_install_snapshot_response(from, response),
             Body::TimeoutNow => self.on_timeout_now(from),
             Body::ReadIndexRequest(request) => self.on_read_index_request(from, request),
@@ -345,8 +344,11 @@ impl Node {
                     AppendEntriesResponse { success: false, match_index: LogIndex(0), reject_hint: None, read_round };
                 self.send(from, response.into());
             }
-            Body::InstallSnapshot(InstallSnapshot { last_index, .. }) => {
-                self.send(from, InstallSnapshotResponse { last_index, next_offset: 0, done: false }.into());
+            Body::InstallSnapshot(chunk) => {
+                self.send(
+                    from,
+                    InstallSnapshotResponse { last_index: chunk.last_index, next_offset: 0, done: false }.into(),
+                );
             }
             Body::RequestVote(RequestVote { pre_vote, .. }) => {
                 self.send(from, RequestVoteResponse { pre_vote, granted: false }.into());
@@ -436,7 +438,7 @@ impl Node {
         for entry in &entries {
             self.log.append(entry.clone());
             if let Payload::Membership(membership) = &entry.payload {
-                self.configurations.append(entry.index, membership.clone());
+                self.configurations.append(entry.index, (**membership).clone());
                 membership_changed = true;
             }
         }

@@ -80,7 +80,7 @@ pub(crate) fn restore_configurations(
     };
     for entry in entries {
         if let Payload::Membership(membership) = &entry.payload {
-            configurations.append(entry.index, membership.clone());
+            configurations.append(entry.index, (**membership).clone());
         }
     }
     configurations

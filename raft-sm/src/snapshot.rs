@@ -132,7 +132,7 @@ impl Node {
             data: Vec::new(),
             done: end == snapshot.size_bytes,
         };
-        let message = self.message(peer, Body::InstallSnapshot(chunk));
+        let message = self.message(peer, Body::InstallSnapshot(Box::new(chunk)));
         debug_assert!(!crate::node::reveals_durable_state(&message.body), "chunks are never held");
         self.actions.push(Action::SendSnapshotChunk(SnapshotChunkToSend::new(message, end - start)));
     }

@@ -57,7 +57,9 @@ pub enum Payload {
     Command(Vec<u8>),
     /// A new cluster configuration. It takes effect when appended, not when
     /// committed (see [`crate::Membership`]); the state machine skips it.
-    Membership(crate::membership::Membership),
+    /// Boxed: it is rare and four times the size of the other variants, and
+    /// entries are moved and cloned on every hot path.
+    Membership(Box<crate::membership::Membership>),
 }
 
 /// One entry of the replicated log.

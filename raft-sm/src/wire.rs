@@ -93,7 +93,8 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
                 }
             }
         }
-        Body::InstallSnapshot(InstallSnapshot { last_index, last_term, membership, offset, data, done }) => {
+        Body::InstallSnapshot(chunk) => {
+            let InstallSnapshot { last_index, last_term, membership, offset, data, done } = &**chunk;
             out.push(5);
             put_u64(&mut out, last_index.0);
             put_u64(&mut out, last_term.0);
@@ -198,7 +199,7 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
             if flags & 2 != 0 {
                 read_contexts(&mut reader, bytes.len(), &mut membership)?;
             }
-            Body::InstallSnapshot(InstallSnapshot { last_index, last_term, membership, offset, data, done })
+            Body::InstallSnapshot(Box::new(InstallSnapshot { last_index, last_term, membership, offset, data, done }))
         }
         6 => Body::InstallSnapshotResponse(InstallSnapshotResponse {
             last_index: LogIndex(reader.u64()?),
@@ -317,11 +318,11 @@ fn take_entry(reader: &mut Reader<'_>, framing: Framing, input_len: usize) -> Re
             Framing::Prefixed => Payload::Command(reader.bytes_u64_len()?.to_vec()),
             Framing::ToEnd => Payload::Command(reader.rest().to_vec()),
         },
-        2 => Payload::Membership(read_membership(reader, input_len)?),
+        2 => Payload::Membership(Box::new(read_membership(reader, input_len)?)),
         3 => {
             let mut membership = read_membership(reader, input_len)?;
             read_contexts(reader, input_len, &mut membership)?;
-            Payload::Membership(membership)
+            Payload::Membership(Box::new(membership))
         }
         _ => return Err(WireError("unknown payload kind")),
     };
@@ -426,7 +427,7 @@ mod tests {
         let payload = prop_oneof![
             Just(Payload::Noop),
             proptest::collection::vec(any::<u8>(), 0..40).prop_map(Payload::Command),
-            arb_membership().prop_map(Payload::Membership),
+            arb_membership().prop_map(|membership| Payload::Membership(Box::new(membership))),
         ];
         (0u64..9, 1u64..1000, payload).prop_map(|(term, index, payload)| Entry {
             term: Term(term),
@@ -481,14 +482,14 @@ mod tests {
                 any::<bool>()
             )
                 .prop_map(|(i, t, membership, offset, data, done)| {
-                    Body::InstallSnapshot(InstallSnapshot {
+                    Body::InstallSnapshot(Box::new(InstallSnapshot {
                         last_index: LogIndex(i),
                         last_term: Term(t),
                         membership,
                         offset,
                         data,
                         done,
-                    })
+                    }))
                 }),
             (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(i, o, done)| {
                 Body::InstallSnapshotResponse(InstallSnapshotResponse { last_index: LogIndex(i), next_offset: o, done })
@@ -569,14 +570,14 @@ mod tests {
         let bad = Membership { voters: vec![NodeId(2), NodeId(1)], ..Membership::default() };
         let mut bytes = Vec::new();
         encode_entry_record(
-            &Entry { term: Term(1), index: LogIndex(1), payload: Payload::Membership(bad) },
+            &Entry { term: Term(1), index: LogIndex(1), payload: Payload::Membership(Box::new(bad)) },
             &mut bytes,
         );
         assert_eq!(decode_entry_record(&bytes), Err(WireError("member list not sorted and distinct")));
         let both = Membership { voters: vec![NodeId(1)], learners: vec![NodeId(1)], ..Membership::default() };
         let mut bytes = Vec::new();
         encode_entry_record(
-            &Entry { term: Term(1), index: LogIndex(1), payload: Payload::Membership(both) },
+            &Entry { term: Term(1), index: LogIndex(1), payload: Payload::Membership(Box::new(both)) },
             &mut bytes,
         );
         assert_eq!(decode_entry_record(&bytes), Err(WireError("a learner is also a voter")));
@@ -588,7 +589,7 @@ mod tests {
         let entry = |membership: Membership| Entry {
             term: Term(1),
             index: LogIndex(1),
-            payload: Payload::Membership(membership),
+            payload: Payload::Membership(Box::new(membership)),
         };
         let mut old = Vec::new();
         encode_entry_record(&entry(plain.clone()), &mut old);

@@ -69,7 +69,7 @@ fn a_stale_install_snapshot_is_ignored() {
         from: leader,
         to: follower,
         term: pump.node(leader).term(),
-        body: Body::InstallSnapshot(raft_sm::InstallSnapshot {
+        body: Body::from(raft_sm::InstallSnapshot {
             last_index: snapshot.last_index,
             last_term: snapshot.last_term,
             membership: snapshot.membership.clone(),
@@ -106,7 +106,7 @@ fn a_snapshot_covering_a_conflicting_entry_replaces_the_whole_log() {
         from: NodeId(1),
         to: NodeId(2),
         term: Term(2),
-        body: Body::InstallSnapshot(raft_sm::InstallSnapshot {
+        body: Body::from(raft_sm::InstallSnapshot {
             last_index: LogIndex(3),
             last_term: Term(2),
             membership: raft_sm::Membership::new(ids(3)),

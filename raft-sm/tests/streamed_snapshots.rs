@@ -105,7 +105,7 @@ fn the_host_holds_applies_until_the_installed_image_is_restored() {
         data: image.clone(),
         done: true,
     };
-    host.step(10, Event::Message(from_leader(Body::InstallSnapshot(install))));
+    host.step(10, Event::Message(from_leader(install.into())));
     let append = AppendEntries {
         prev_log_index: LogIndex(3),
         prev_log_term: Term(1),

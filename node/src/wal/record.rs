@@ -155,7 +155,7 @@ mod tests {
             Record::Entry(Entry {
                 term: Term(4),
                 index: LogIndex(9),
-                payload: Payload::Membership(Membership::with_learners([NodeId(1), NodeId(2)], [NodeId(3)])),
+                payload: Payload::Membership(Box::new(Membership::with_learners([NodeId(1), NodeId(2)], [NodeId(3)]))),
             }),
             Record::Entry(Entry { term: Term(3), index: LogIndex(7), payload: Payload::Command(b"hello".to_vec()) }),
             Record::Entry(Entry { term: Term(3), index: LogIndex(8), payload: Payload::Noop }),

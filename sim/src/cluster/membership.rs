@@ -303,7 +303,9 @@ impl Cluster {
         };
         let at = node.membership_index();
         let holds = match node.entry(at) {
-            Some(entry) => entry.payload == Payload::Membership(node.membership().clone()),
+            Some(entry) => {
+                matches!(&entry.payload, Payload::Membership(membership) if **membership == *node.membership())
+            }
             None => at <= node.log_base().0,
         };
         let later = appended.iter().rev().find(|entry| matches!(entry.payload, Payload::Membership(_)));
