@@ -763,7 +763,7 @@ impl Node {
     }
     /// [`Node::replication_progress`] without collecting it (for checkers that
     /// look at it after every step).
-    pub fn replication_progress_iter(&self) -> impl Iterator<Item = (NodeId, LogIndex, LogIndex)> + '_ {
+    pub fn replication_progress_iter(&self) -> impl Iterator<Item = (NodeId, LogIndex, LogIndex)> + Clone + '_ {
         self.progress.iter().map(|(&id, p)| (id, p.match_index, p.next_index))
     }
     /// Number of proposals accepted and not yet applied (leader only).

@@ -3,7 +3,7 @@
 //! In-order, exactly-once application per store is enforced where entries are
 //! applied (`node_host`).
 
-use super::log::payload_hash;
+use super::log::EntryDigest;
 use super::{Step, Violation};
 use raft_sm::{Entry, LogIndex, NodeId, Term};
 use std::collections::BTreeMap;
@@ -20,7 +20,12 @@ impl ApplyChecker {
     /// Records that `node` applied `entry` at `step`; a violation comes with
     /// the node that applied the other entry first.
     pub fn observe(&mut self, node: NodeId, entry: &Entry, step: Step) -> Result<(), (Violation, NodeId)> {
-        let hash = payload_hash(&entry.payload);
+        self.observe_digest(node, EntryDigest::of(entry), step)
+    }
+
+    /// [`ApplyChecker::observe`] of the entry's digest.
+    pub fn observe_digest(&mut self, node: NodeId, entry: EntryDigest, step: Step) -> Result<(), (Violation, NodeId)> {
+        let hash = entry.hash;
         match self.applied.get(&entry.index) {
             None => {
                 self.applied.insert(entry.index, (entry.term, hash, node, step));

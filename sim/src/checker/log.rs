@@ -27,6 +27,25 @@ pub fn payload_hash(payload: &Payload) -> u64 {
     }
 }
 
+/// An entry as the checkers see it: where, in which term, and its payload's
+/// hash. The simulator hands these on instead of copies of the entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryDigest {
+    /// The entry's index.
+    pub index: LogIndex,
+    /// The entry's term.
+    pub term: Term,
+    /// [`payload_hash`] of its payload.
+    pub hash: u64,
+}
+
+impl EntryDigest {
+    /// The digest of `entry`.
+    pub fn of(entry: &Entry) -> EntryDigest {
+        EntryDigest { index: entry.index, term: entry.term, hash: payload_hash(&entry.payload) }
+    }
+}
+
 /// What appends and commits have shown so far.
 struct Appended {
     hash: u64,
@@ -73,9 +92,20 @@ impl LogChecker {
         prev_term: Option<Term>,
         step: Step,
     ) -> Result<(), Violation> {
+        self.observe_append_digests(node, entries.iter().map(EntryDigest::of), prev_term, step)
+    }
+
+    /// [`LogChecker::observe_append`] of the entries' digests.
+    pub fn observe_append_digests(
+        &mut self,
+        node: NodeId,
+        entries: impl IntoIterator<Item = EntryDigest>,
+        prev_term: Option<Term>,
+        step: Step,
+    ) -> Result<(), Violation> {
         let mut prev = prev_term;
         for entry in entries {
-            let hash = payload_hash(&entry.payload);
+            let hash = entry.hash;
             self.record_write(node, entry.index, entry.term, hash, step);
             let key = (entry.index, entry.term);
             match self.appended.get_mut(&key) {
