@@ -317,13 +317,31 @@ impl<S: StateMachine> Host<S> {
     /// ([`Event::SnapshotPersisted`]) or an operator request. Timers go through
     /// [`Host::handle_timeout`]; applies and snapshots are the host's own.
     pub fn step(&mut self, now_ms: u64, event: Event) {
-        self.step_batch_with(now_ms, std::iter::once(event), &mut ());
+        self.step_with(now_ms, event, &mut ());
     }
 
     /// Steps several events that happened at `now_ms` as one batch: their
     /// writes share one sync, their entries one append per follower.
     pub fn step_batch(&mut self, now_ms: u64, events: impl IntoIterator<Item = Event>) {
         self.step_batch_with(now_ms, events, &mut ());
+    }
+
+    /// [`Host::step`] with an observer: [`Host::step_batch_with`] of one event,
+    /// without the batch's iterator (a driver that steps one event at a time,
+    /// like the simulator, moves each event once).
+    pub fn step_with(&mut self, now_ms: u64, event: Event, observer: &mut impl Observer<S::Output>) {
+        assert!(
+            !matches!(event, Event::Applied { .. } | Event::SnapshotTaken { .. }),
+            "the host applies and takes snapshots itself; drivers never step {event:?}"
+        );
+        observer.on_event(&event);
+        let persisted = match event {
+            Event::Persisted { id } => Some(id),
+            _ => None,
+        };
+        let actions = self.node.step(now_ms, event);
+        self.run(now_ms, actions, observer);
+        self.after_persisted(persisted);
     }
 
     /// [`Host::step_batch`] with an observer.
@@ -348,6 +366,12 @@ impl<S: StateMachine> Host<S> {
         });
         let actions = self.node.step_batch(now_ms, events);
         self.run(now_ms, actions, observer);
+        self.after_persisted(persisted);
+    }
+
+    /// After a step that completed sync `persisted` (the highest, if several):
+    /// an installed snapshot it made durable is ready to restore.
+    fn after_persisted(&mut self, persisted: Option<PersistId>) {
         if let (Some(id), Some(restore)) = (persisted, &mut self.restore) {
             if !restore.asked && restore.after.is_some_and(|after| after <= id) {
                 restore.asked = true;

@@ -235,7 +235,11 @@ impl Node {
 
     /// Feeds one event at `now_ms`; returns the actions to execute in order.
     pub fn step(&mut self, now_ms: u64, event: Event) -> Vec<Action> {
-        self.step_batch(now_ms, std::iter::once(event))
+        // Not through `step_batch`'s iterator: one event is moved once, not once per adapter.
+        assert!(now_ms >= self.now_ms, "time went backwards: {now_ms} < {}", self.now_ms);
+        self.now_ms = now_ms;
+        self.dispatch(event);
+        self.finish_step()
     }
 
     /// Feeds several events that happened at `now_ms` as one step: their writes

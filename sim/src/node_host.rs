@@ -327,7 +327,7 @@ impl NodeHost {
 
     /// Steps one driver event (a message, a proposal, a read, a transfer).
     pub fn step(&mut self, now_ms: u64, event: Event, trace: Option<&mut String>) -> Vec<Effect> {
-        self.drive(now_ms, false, trace, |host, tap| host.step_batch_with(now_ms, [event], tap))
+        self.drive(now_ms, false, trace, |host, tap| host.step_with(now_ms, event, tap))
     }
 
     /// The fsync of barrier `id` completed: make it durable, tell the node, and

@@ -115,10 +115,12 @@ impl SimEvent {
 }
 
 /// A message on the wire: serde_json bytes, binary wire bytes, or the value itself.
+/// Each delivery owns its bytes (a duplicate copies them): most messages are
+/// delivered once, so this saves a shared allocation per message.
 #[derive(Clone, Debug)]
 enum Wire {
-    Json(std::rc::Rc<Vec<u8>>),
-    Binary(std::rc::Rc<Vec<u8>>),
+    Json(Vec<u8>),
+    Binary(Vec<u8>),
     Plain(Box<Message>),
 }
 
@@ -771,7 +773,7 @@ impl Cluster {
             WireFormat::Json => {
                 let bytes = serde_json::to_vec(&message).expect("messages serialize");
                 self.counters.message(kind, bytes.len());
-                Wire::Json(std::rc::Rc::new(bytes))
+                Wire::Json(bytes)
             }
             WireFormat::Binary => {
                 let bytes = raft_sm::wire::encode_message(&message);
@@ -785,7 +787,7 @@ impl Cluster {
                         ),
                     }
                 }
-                Wire::Binary(std::rc::Rc::new(bytes))
+                Wire::Binary(bytes)
             }
             WireFormat::Plain => {
                 self.counters.message(kind, approximate_size(&message));
@@ -817,8 +819,12 @@ impl Cluster {
         if let Some(timeline) = &mut self.timeline {
             timeline.message(self.now_ms, from, to, kind, deliver_at_ms.iter().min().copied());
         }
-        for at in deliver_at_ms {
-            self.queue.push(at, SimEvent::Deliver { from, to, wire: wire.clone() });
+        // The last delivery takes the bytes; earlier ones (duplicates) copy them.
+        let mut wire = Some(wire);
+        let deliveries = deliver_at_ms.len();
+        for (delivery, &at) in deliver_at_ms.iter().enumerate() {
+            let wire = if delivery + 1 == deliveries { wire.take() } else { wire.clone() };
+            self.queue.push(at, SimEvent::Deliver { from, to, wire: wire.expect("taken by the last delivery only") });
         }
     }
 
