@@ -37,6 +37,7 @@
 //! `sessions_max` should exceed the number of concurrently active clients.
 
 pub mod history;
+mod key_map;
 pub mod lease;
 mod txn;
 
@@ -52,10 +53,10 @@ use crate::codec::{put_bytes_u32_len, put_u64, ImageWriter, Reader};
 use crate::types::{Entry, LogIndex, Payload, Term};
 use hashbrown::HashMap;
 use history::History;
+use key_map::KeyMap;
 use lease::Leases;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::Bound;
 use std::sync::Arc;
 
 /// A client's session stamp on a write.
@@ -339,7 +340,7 @@ struct Record {
 /// The replicated key-value map.
 #[derive(Clone, Debug)]
 pub struct KvStore {
-    data: BTreeMap<String, Record>,
+    data: KeyMap<Record>,
     revision: u64,
     sessions: HashMap<u64, SessionRecord>,
     /// (last_index, client_id) of every session: the eviction order.
@@ -372,7 +373,7 @@ impl KvStore {
     pub fn new(sessions_max: usize) -> KvStore {
         assert!(sessions_max > 0, "sessions_max must be at least 1");
         KvStore {
-            data: BTreeMap::new(),
+            data: KeyMap::default(),
             revision: 0,
             sessions: HashMap::new(),
             session_age: BTreeSet::new(),
@@ -565,11 +566,11 @@ impl KvStore {
             result.kvs.push(key_value(key, record, request.keys_only));
         };
         if range.is_single() {
-            if let Some(record) = self.data.get(&range.key) {
+            if let Some(record) = self.data.get(range.key.as_str()) {
                 take(&range.key, record);
             }
         } else {
-            for (key, record) in self.data.range::<str, _>((Bound::Included(range.key.as_str()), Bound::Unbounded)) {
+            for (key, record) in self.data.range_from(&range.key) {
                 if !range.before_end(key) {
                     break;
                 }
@@ -624,7 +625,7 @@ impl KvStore {
 
     /// All pairs, sorted by key (for tests and checkers).
     pub fn sorted_pairs(&self) -> Vec<(String, String)> {
-        self.data.iter().map(|(k, r)| (k.clone(), r.value.clone())).collect()
+        self.data.iter().map(|(k, r)| (k.to_owned(), r.value.clone())).collect()
     }
 
     /// Applies one committed log entry. Must be called for every entry, in index
@@ -638,7 +639,7 @@ impl KvStore {
                 Ok(command) => {
                     let term_changed = entry.term != self.last_term;
                     self.last_term = entry.term;
-                    let applied = self.apply_command(entry.index, &command);
+                    let applied = self.apply_command(entry.index, command);
                     self.record_history(&applied.output.events, term_changed);
                     applied
                 }
@@ -651,7 +652,7 @@ impl KvStore {
         }
     }
 
-    fn apply_command(&mut self, index: LogIndex, command: &Command) -> ApplyResult {
+    fn apply_command(&mut self, index: LogIndex, mut command: Command) -> ApplyResult {
         if let Some(session) = command.session {
             if let Some(record) = self.sessions.get(&session.client_id) {
                 let cas_twice = self.mutant_is(crate::Mutant::CasAppliedTwice) && matches!(command.op, Op::Txn(_));
@@ -672,14 +673,16 @@ impl KvStore {
                 }
             }
         }
-        let (result, output) = self.apply_op(&command.op);
+        let (result, output) = self.apply_op(&mut command.op);
         if let Some(session) = command.session {
             self.remember(session, result, &output, index);
         }
         ApplyResult { result, duplicate: false, output }
     }
 
-    fn apply_op(&mut self, op: &Op) -> (Result<(), KvError>, Applied) {
+    /// Takes `op` mutably only to move its values into the store (the decoded
+    /// command is dropped after it).
+    fn apply_op(&mut self, op: &mut Op) -> (Result<(), KvError>, Applied) {
         let next = self.revision + 1;
         let mut changed = false;
         let mut output = Applied { succeeded: true, ..Applied::default() };
@@ -688,7 +691,7 @@ impl KvStore {
                 if key.is_empty() {
                     Err(KvError::KeyEmpty)
                 } else {
-                    self.put(key, value, 0, next);
+                    self.put(key, std::mem::take(value), 0, next);
                     changed = true;
                     Ok(())
                 }
@@ -699,7 +702,7 @@ impl KvStore {
                 } else if *lease != 0 && !self.leases.table.contains_key(lease) {
                     Err(KvError::LeaseNotFound)
                 } else {
-                    self.put(key, value, *lease, next);
+                    self.put(key, std::mem::take(value), *lease, next);
                     changed = true;
                     Ok(())
                 }
@@ -816,7 +819,7 @@ impl KvStore {
         for op in branch {
             let response = match op {
                 TxnOp::Put { key, value, lease } => {
-                    self.put(key, value, *lease, next);
+                    self.put(key, value.clone(), *lease, next);
                     *changed = true;
                     OpResponse::Put
                 }
@@ -854,7 +857,7 @@ impl KvStore {
     }
 
     fn compare(&self, compare: &Compare) -> bool {
-        let record = self.data.get(&compare.key);
+        let record = self.data.get(compare.key.as_str());
         let ordering = match (&compare.target, record) {
             (CompareTarget::Value(_), None) => return false,
             (CompareTarget::Value(value), Some(record)) => record.value.as_bytes().cmp(value.as_bytes()),
@@ -872,14 +875,14 @@ impl KvStore {
 
     /// Every change to a key goes through `put` or `remove`: they keep the
     /// lease key sets and record the change's event.
-    fn put(&mut self, key: &str, value: &str, lease: u64, revision: u64) {
+    fn put(&mut self, key: &str, value: String, lease: u64, revision: u64) {
         // One lookup of the key: the previous state is taken out of its record
         // (the old value moves into the event, it is not copied).
         let (prev, kv) = match self.data.get_mut(key) {
             Some(record) => {
                 let prev = KeyValue {
                     key: key.to_owned(),
-                    value: std::mem::replace(&mut record.value, value.to_owned()),
+                    value: std::mem::replace(&mut record.value, value),
                     create_revision: record.create_revision,
                     mod_revision: record.mod_revision,
                     version: record.version,
@@ -891,15 +894,9 @@ impl KvStore {
                 (Some(prev), key_value(key, record, false))
             }
             None => {
-                let record = Record {
-                    value: value.to_owned(),
-                    create_revision: revision,
-                    mod_revision: revision,
-                    version: 1,
-                    lease,
-                };
+                let record = Record { value, create_revision: revision, mod_revision: revision, version: 1, lease };
                 let kv = key_value(key, &record, false);
-                self.data.insert(key.to_owned(), record);
+                self.data.insert_new(key, record);
                 (None, kv)
             }
         };
@@ -936,7 +933,7 @@ impl KvStore {
     fn leave_first_key(&mut self, id: u64) {
         let lease = self.leases.table.get_mut(&id).expect("the caller checked");
         if let Some(key) = lease.keys.pop_first() {
-            if let Some(record) = self.data.get_mut(&key) {
+            if let Some(record) = self.data.get_mut(key.as_str()) {
                 record.lease = 0;
             }
         }
@@ -967,10 +964,10 @@ impl KvStore {
         }
         let doomed: Vec<String> = self
             .data
-            .range::<str, _>((Bound::Included(range.key.as_str()), Bound::Unbounded))
+            .range_from(&range.key)
             .map(|(key, _)| key)
             .take_while(|key| range.before_end(key))
-            .cloned()
+            .map(str::to_owned)
             .collect();
         for key in &doomed {
             self.remove(key, revision);
@@ -1024,7 +1021,7 @@ impl KvStore {
         put_u64(out, self.sessions_max as u64);
         put_u64(out, self.revision);
         put_u64(out, self.data.len() as u64);
-        for (key, record) in &self.data {
+        for (key, record) in self.data.iter() {
             let out = image.buf();
             put_bytes_u32_len(out, key.as_bytes());
             put_bytes_u32_len(out, record.value.as_bytes());
@@ -1095,7 +1092,7 @@ impl KvStore {
                 return Err(DecodeError("keys out of order"));
             }
             last = Some(key.clone());
-            store.data.insert(key, record);
+            store.data.insert_new(&key, record);
         }
         store.revision = revision.unwrap_or(pairs);
         let sessions = reader.u64()?;
@@ -1113,12 +1110,12 @@ impl KvStore {
         }
         if v3 {
             store.leases = Leases::decode(&mut reader)?;
-            for (key, record) in &store.data {
+            for (key, record) in store.data.iter() {
                 if record.lease == 0 {
                     continue;
                 }
                 let lease = store.leases.table.get_mut(&record.lease).ok_or("a key's lease is not held")?;
-                lease.keys.insert(key.clone());
+                lease.keys.insert(key.to_owned());
             }
             store.history = History::decode(&mut reader)?;
             if store.history.compacted_revision() > store.revision {
