@@ -9,6 +9,7 @@
 //! - [`lease`]: no lease expires while it was kept alive within its TTL (with its holders).
 
 pub mod apply;
+pub mod by_index;
 pub mod durability;
 pub mod election;
 pub mod lease;
