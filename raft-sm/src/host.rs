@@ -317,13 +317,31 @@ impl<S: StateMachine> Host<S> {
     /// ([`Event::SnapshotPersisted`]) or an operator request. Timers go through
     /// [`Host::handle_timeout`]; applies and snapshots are the host's own.
     pub fn step(&mut self, now_ms: u64, event: Event) {
-        self.step_batch_with(now_ms, std::iter::once(event), &mut ());
+        self.step_with(now_ms, event, &mut ());
     }
 
     /// Steps several events that happened at `now_ms` as one batch: their
     /// writes share one sync, their entries one append per follower.
     pub fn step_batch(&mut self, now_ms: u64, events: impl IntoIterator<Item = Event>) {
         self.step_batch_with(now_ms, events, &mut ());
+    }
+
+    /// [`Host::step`] with an observer: [`Host::step_batch_with`] of one event,
+    /// without the batch's iterator (a driver that steps one event at a time,
+    /// like the simulator, moves each event once).
+    pub fn step_with(&mut self, now_ms: u64, event: Event, observer: &mut impl Observer<S::Output>) {
+        assert!(
+            !matches!(event, Event::Applied { .. } | Event::SnapshotTaken { .. }),
+            "the host applies and takes snapshots itself; drivers never step {event:?}"
+        );
+        observer.on_event(&event);
+        let persisted = match event {
+            Event::Persisted { id } => Some(id),
+            _ => None,
+        };
+        let actions = self.node.step(now_ms, event);
+        self.run(now_ms, actions, observer);
+        self.after_persisted(persisted);
     }
 
     /// [`Host::step_batch`] with an observer.
@@ -333,21 +351,27 @@ impl<S: StateMachine> Host<S> {
         events: impl IntoIterator<Item = Event>,
         observer: &mut impl Observer<S::Output>,
     ) {
-        let events: Vec<Event> = events.into_iter().collect();
-        for event in &events {
+        // Each event is looked at on its way into the core (no collected copy):
+        // the observer sees them in order, before any of the batch's actions.
+        let mut persisted: Option<PersistId> = None;
+        let events = events.into_iter().inspect(|event| {
             assert!(
                 !matches!(event, Event::Applied { .. } | Event::SnapshotTaken { .. }),
                 "the host applies and takes snapshots itself; drivers never step {event:?}"
             );
             observer.on_event(event);
-        }
-        let persisted = events.iter().filter_map(|event| match event {
-            Event::Persisted { id } => Some(*id),
-            _ => None,
+            if let Event::Persisted { id } = event {
+                persisted = persisted.max(Some(*id));
+            }
         });
-        let persisted = persisted.max();
         let actions = self.node.step_batch(now_ms, events);
         self.run(now_ms, actions, observer);
+        self.after_persisted(persisted);
+    }
+
+    /// After a step that completed sync `persisted` (the highest, if several):
+    /// an installed snapshot it made durable is ready to restore.
+    fn after_persisted(&mut self, persisted: Option<PersistId>) {
         if let (Some(id), Some(restore)) = (persisted, &mut self.restore) {
             if !restore.asked && restore.after.is_some_and(|after| after <= id) {
                 restore.asked = true;
@@ -428,9 +452,9 @@ impl<S: StateMachine> Host<S> {
 
     /// [`Host::handle_timeout`] with an observer.
     pub fn handle_timeout_with(&mut self, now_ms: u64, observer: &mut impl Observer<S::Output>) {
-        let due = self.node.due_timers(now_ms);
-        if !due.is_empty() {
-            self.step_batch_with(now_ms, due.into_iter().map(Event::Timer), observer);
+        let due = self.node.due_timer_kinds(now_ms);
+        if due.iter().any(Option::is_some) {
+            self.step_batch_with(now_ms, due.into_iter().flatten().map(Event::Timer), observer);
         } else if self.state_machine.next_duty_ms().is_some_and(|at| at <= now_ms) {
             self.run(now_ms, Vec::new(), observer);
         }
@@ -466,10 +490,11 @@ impl<S: StateMachine> Host<S> {
 
     fn run(&mut self, now_ms: u64, mut actions: Vec<Action>, observer: &mut impl Observer<S::Output>) {
         loop {
-            for action in actions {
+            for action in actions.drain(..) {
                 observer.on_action(&self.node, &action);
                 self.execute(action, observer);
             }
+            self.node.recycle_actions(actions);
             if self.follow_ups.is_empty() {
                 let leading = (self.node.role() == crate::Role::Leader).then(|| self.node.term());
                 for command in self.state_machine.leader_duties(now_ms, leading) {
@@ -480,11 +505,11 @@ impl<S: StateMachine> Host<S> {
             if self.follow_ups.is_empty() {
                 return;
             }
-            let events = std::mem::take(&mut self.follow_ups);
-            for event in &events {
+            for event in &self.follow_ups {
                 observer.on_event(event);
             }
-            actions = self.node.step_batch(now_ms, events);
+            // Drained, not taken: the buffer keeps its allocation for the next follow-ups.
+            actions = self.node.step_batch(now_ms, self.follow_ups.drain(..));
         }
     }
 

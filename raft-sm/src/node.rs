@@ -234,7 +234,11 @@ impl Node {
 
     /// Feeds one event at `now_ms`; returns the actions to execute in order.
     pub fn step(&mut self, now_ms: u64, event: Event) -> Vec<Action> {
-        self.step_batch(now_ms, std::iter::once(event))
+        // Not through `step_batch`'s iterator: one event is moved once, not once per adapter.
+        assert!(now_ms >= self.now_ms, "time went backwards: {now_ms} < {}", self.now_ms);
+        self.now_ms = now_ms;
+        self.dispatch(event);
+        self.finish_step()
     }
 
     /// Feeds several events that happened at `now_ms` as one step: their writes
@@ -644,7 +648,23 @@ impl Node {
 
     /// The timer kinds due at `now_ms`, in slot order.
     pub fn due_timers(&self, now_ms: u64) -> Vec<TimerKind> {
-        TimerKind::ALL.into_iter().filter(|&kind| self.timers.is_due(kind, now_ms)).collect()
+        self.due_timer_kinds(now_ms).into_iter().flatten().collect()
+    }
+
+    /// [`Node::due_timers`] without a heap allocation (the host asks on every
+    /// wake-up): per kind of [`TimerKind::ALL`], the kind if it is due.
+    pub(crate) fn due_timer_kinds(&self, now_ms: u64) -> [Option<TimerKind>; TimerKind::ALL.len()] {
+        TimerKind::ALL.map(|kind| self.timers.is_due(kind, now_ms).then_some(kind))
+    }
+
+    /// Gives back an action buffer the driver has emptied, so that the next
+    /// step's actions reuse its allocation instead of growing a new `Vec`
+    /// (optional: a pure optimisation, the host does it after every step).
+    pub fn recycle_actions(&mut self, mut buffer: Vec<Action>) {
+        buffer.clear();
+        if self.actions.is_empty() && buffer.capacity() > self.actions.capacity() {
+            self.actions = buffer;
+        }
     }
 
     /// Debug-build invariants that hold at the end of every step.
@@ -745,7 +765,12 @@ impl Node {
     }
     /// On a leader, each follower's (match index, next index).
     pub fn replication_progress(&self) -> Vec<(NodeId, LogIndex, LogIndex)> {
-        self.progress.iter().map(|(&id, p)| (id, p.match_index, p.next_index)).collect()
+        self.replication_progress_iter().collect()
+    }
+    /// [`Node::replication_progress`] without collecting it (for checkers that
+    /// look at it after every step).
+    pub fn replication_progress_iter(&self) -> impl Iterator<Item = (NodeId, LogIndex, LogIndex)> + Clone + '_ {
+        self.progress.iter().map(|(&id, p)| (id, p.match_index, p.next_index))
     }
     /// Number of proposals accepted and not yet applied (leader only).
     pub fn pending_proposals(&self) -> usize {

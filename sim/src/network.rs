@@ -47,11 +47,51 @@ impl Default for NetworkOptions {
     }
 }
 
+/// Delivery times of one message: at most [`DeliveryTimes::MAX`], kept inline
+/// (a send is the commonest event; a `Vec` here was an allocation per message).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryTimes {
+    times_ms: [u64; DeliveryTimes::MAX],
+    len: usize,
+}
+
+impl DeliveryTimes {
+    /// Most deliveries of one message: a duplicate and the cluster's vote echo.
+    pub const MAX: usize = 3;
+
+    /// Adds a delivery at `at_ms`.
+    pub fn push(&mut self, at_ms: u64) {
+        assert!(self.len < Self::MAX, "at most {} deliveries of one message", Self::MAX);
+        self.times_ms[self.len] = at_ms;
+        self.len += 1;
+    }
+
+    /// Forgets every delivery.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Number of deliveries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the message is not delivered at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The delivery times, in the order they were added.
+    pub fn iter(&self) -> std::slice::Iter<'_, u64> {
+        self.times_ms[..self.len].iter()
+    }
+}
+
 /// What happened to one sent message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SendFate {
     /// Delivery times (empty: not delivered; two: duplicated).
-    pub deliver_at_ms: Vec<u64>,
+    pub deliver_at_ms: DeliveryTimes,
     /// Dropped because the link is down.
     pub blocked: bool,
     /// Lost at random.

@@ -4,11 +4,12 @@
 //! does too: writes to the disk in order, fsync barriers, background snapshot
 //! writes, the next wake-up, answers to clients.
 
+use crate::checker::log::EntryDigest;
 use crate::disk::{CrashDamage, Disk};
 use crate::rng::SimRng;
 use raft_sm::kv::{ApplyResult, KvError, KvStore};
 use raft_sm::{
-    Action, Config, Entry, Event, Host, LogIndex, Message, Node, NodeId, Note, Observer, Output, PersistId,
+    Action, Config, Entry, Event, Host, LogIndex, Message, Node, NodeId, Note, Observer, Output, Payload, PersistId,
     ProposalAnswer, ReadOutcome, Rejection, Role, SnapshotMeta, Term, Write,
 };
 use std::collections::BTreeMap;
@@ -60,16 +61,25 @@ pub enum Effect {
     },
     /// Entries were appended to the log; `prev_term` is the term before the first.
     Appended {
-        /// The entries.
-        entries: Vec<Entry>,
+        /// The entries as the log checker sees them (index, term, payload hash):
+        /// no copy of their payloads.
+        entries: Vec<EntryDigest>,
         /// Term of the entry before the first, if known.
         prev_term: Option<Term>,
+        /// The last configuration entry among them, if any (for the membership check).
+        membership: Option<Entry>,
     },
-    /// An entry was applied to the store.
+    /// An entry was applied to the store. The entry itself is the node's
+    /// [`NodeHost::applied`] at `entry.index` (a different one there is a
+    /// `Violation` effect before this one).
     Applied {
-        /// The entry.
-        entry: Entry,
-        /// The store's result (None for no-ops).
+        /// The entry, as the checkers see it.
+        entry: EntryDigest,
+        /// A command that was a retry, not applied again.
+        duplicate: bool,
+        /// The store's result (None for no-ops), only when the cluster asked
+        /// for results ([`NodeHost::keep_apply_results`]: watchers or lease
+        /// holders check them); else `None`.
         result: Option<ApplyResult>,
     },
     /// The store's serialized image at `index` (a snapshot taken or installed).
@@ -129,6 +139,10 @@ pub struct NodeHost {
     pub snapshot_persisted_early: bool,
     /// What the last boot read back from the disk.
     pub boot_image: BootImage,
+    /// Whether `Effect::Applied` carries the store's result (a clone of it).
+    pub keep_apply_results: bool,
+    /// An emptied effects buffer to fill next (see [`NodeHost::recycle_effects`]).
+    spare_effects: Vec<Effect>,
 }
 
 /// The simulator's taps into a host: trace text, checker effects.
@@ -137,6 +151,7 @@ struct Tap<'a> {
     effects: &'a mut Vec<Effect>,
     applied: &'a mut BTreeMap<LogIndex, Entry>,
     installed: &'a mut Vec<LogIndex>,
+    keep_apply_results: bool,
     trace: Option<&'a mut String>,
     /// Whether the first event of this drive has been traced (later ones are follow-ups).
     traced_event: bool,
@@ -158,7 +173,12 @@ impl Observer<Option<ApplyResult>> for Tap<'_> {
         }
         if let Action::Write(Write::Append { entries }) = action {
             let prev_term = entries.first().and_then(|first| node.term_at(first.index.prev()));
-            self.effects.push(Effect::Appended { entries: entries.clone(), prev_term });
+            let membership = entries.iter().rev().find(|entry| matches!(entry.payload, Payload::Membership(_)));
+            self.effects.push(Effect::Appended {
+                entries: entries.iter().map(EntryDigest::of).collect(),
+                prev_term,
+                membership: membership.cloned(),
+            });
         }
     }
 
@@ -173,7 +193,9 @@ impl Observer<Option<ApplyResult>> for Tap<'_> {
         } else {
             self.applied.insert(entry.index, entry.clone());
         }
-        self.effects.push(Effect::Applied { entry: entry.clone(), result: result.clone() });
+        let duplicate = result.as_ref().is_some_and(|result| result.duplicate);
+        let result = if self.keep_apply_results { result.clone() } else { None };
+        self.effects.push(Effect::Applied { entry: EntryDigest::of(entry), duplicate, result });
     }
 
     fn on_snapshot_restored(&mut self, snapshot: &SnapshotMeta) {
@@ -207,6 +229,18 @@ impl NodeHost {
             ack_before_fsync: false,
             snapshot_persisted_early: false,
             boot_image: BootImage::default(),
+            keep_apply_results: false,
+            spare_effects: Vec::new(),
+        }
+    }
+
+    /// Gives back an effects buffer the cluster has emptied, so the next step
+    /// fills it instead of growing a new one (a step's effects are many
+    /// messages and entries: the allocations showed in profiles).
+    pub fn recycle_effects(&mut self, mut effects: Vec<Effect>) {
+        effects.clear();
+        if effects.capacity() > self.spare_effects.capacity() {
+            self.spare_effects = effects;
         }
     }
 
@@ -293,7 +327,7 @@ impl NodeHost {
 
     /// Steps one driver event (a message, a proposal, a read, a transfer).
     pub fn step(&mut self, now_ms: u64, event: Event, trace: Option<&mut String>) -> Vec<Effect> {
-        self.drive(now_ms, false, trace, |host, tap| host.step_batch_with(now_ms, [event], tap))
+        self.drive(now_ms, false, trace, |host, tap| host.step_with(now_ms, event, tap))
     }
 
     /// The fsync of barrier `id` completed: make it durable, tell the node, and
@@ -341,13 +375,14 @@ impl NodeHost {
         trace: Option<&mut String>,
         drive: impl FnOnce(&mut Host<KvStore>, &mut Tap<'_>),
     ) -> Vec<Effect> {
-        let mut effects = Vec::new();
+        let mut effects = std::mem::take(&mut self.spare_effects);
         let host = self.host.as_mut().expect("driving a running node");
         let mut tap = Tap {
             id: self.id,
             effects: &mut effects,
             applied: &mut self.applied,
             installed: &mut self.installed_snapshots,
+            keep_apply_results: self.keep_apply_results,
             trace,
             traced_event: false,
         };

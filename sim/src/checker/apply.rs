@@ -3,7 +3,8 @@
 //! In-order, exactly-once application per store is enforced where entries are
 //! applied (`node_host`).
 
-use super::log::payload_hash;
+use super::by_index::ByIndex;
+use super::log::EntryDigest;
 use super::{Step, Violation};
 use raft_sm::{Entry, LogIndex, NodeId, Term};
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 /// store's image at every index a snapshot was taken or installed at.
 #[derive(Default)]
 pub struct ApplyChecker {
-    applied: BTreeMap<LogIndex, (Term, u64, NodeId, Step)>,
+    applied: ByIndex<(Term, u64, NodeId, Step)>,
     images: BTreeMap<LogIndex, (u64, NodeId)>,
 }
 
@@ -20,8 +21,13 @@ impl ApplyChecker {
     /// Records that `node` applied `entry` at `step`; a violation comes with
     /// the node that applied the other entry first.
     pub fn observe(&mut self, node: NodeId, entry: &Entry, step: Step) -> Result<(), (Violation, NodeId)> {
-        let hash = payload_hash(&entry.payload);
-        match self.applied.get(&entry.index) {
+        self.observe_digest(node, EntryDigest::of(entry), step)
+    }
+
+    /// [`ApplyChecker::observe`] of the entry's digest.
+    pub fn observe_digest(&mut self, node: NodeId, entry: EntryDigest, step: Step) -> Result<(), (Violation, NodeId)> {
+        let hash = entry.hash;
+        match self.applied.get(entry.index) {
             None => {
                 self.applied.insert(entry.index, (entry.term, hash, node, step));
                 Ok(())
@@ -61,6 +67,6 @@ impl ApplyChecker {
 
     /// The highest index any node applied.
     pub fn applied_max(&self) -> LogIndex {
-        self.applied.keys().next_back().copied().unwrap_or_default()
+        self.applied.last_index()
     }
 }

@@ -9,6 +9,7 @@
 //! - [`lease`]: no lease expires while it was kept alive within its TTL (with its holders).
 
 pub mod apply;
+pub mod by_index;
 pub mod durability;
 pub mod election;
 pub mod lease;
@@ -17,7 +18,8 @@ pub mod progress;
 pub mod watch;
 
 use crate::node_host::NodeHost;
-use raft_sm::{Entry, Message, NodeId, Term};
+use log::EntryDigest;
+use raft_sm::{Message, NodeId, Term};
 use std::fmt;
 
 /// A broken safety invariant.
@@ -88,14 +90,19 @@ impl Checker {
     }
 
     /// `node` appended `entries` after an entry of `prev_term`.
-    pub fn on_append(&mut self, node: NodeId, entries: &[Entry], prev_term: Option<Term>) -> Result<(), Violation> {
-        self.log.observe_append(node, entries, prev_term, self.step)
+    pub fn on_append(
+        &mut self,
+        node: NodeId,
+        entries: &[EntryDigest],
+        prev_term: Option<Term>,
+    ) -> Result<(), Violation> {
+        self.log.observe_append_digests(node, entries.iter().copied(), prev_term, self.step)
     }
 
     /// `node`, in `current_term`, applied `entry`. A state-machine-safety
     /// violation names the first divergent step of the two nodes' logs.
-    pub fn on_apply(&mut self, node: NodeId, current_term: Term, entry: &Entry) -> Result<(), Violation> {
-        if let Err((mut violation, first)) = self.apply.observe(node, entry, self.step) {
+    pub fn on_apply(&mut self, node: NodeId, current_term: Term, entry: EntryDigest) -> Result<(), Violation> {
+        if let Err((mut violation, first)) = self.apply.observe_digest(node, entry, self.step) {
             if let Some(divergence) = self.log.first_divergence(node, first) {
                 violation.detail += &format!("; {divergence}");
             }

@@ -31,9 +31,10 @@ impl ProgressChecker {
     pub fn observe(&mut self, incarnation: u64, node: &Node) -> Result<(), Violation> {
         let id = node.id();
         let leader = node.role() == Role::Leader;
-        let progress = if leader { node.replication_progress() } else { Vec::new() };
-        if let Some(&(peer, match_index, next_index)) =
-            progress.iter().find(|&&(_, match_index, next_index)| next_index <= match_index)
+        // Not collected: a leader's progress is read straight from the core.
+        let progress = node.replication_progress_iter().filter(|_| leader);
+        if let Some((peer, match_index, next_index)) =
+            progress.clone().find(|&(_, match_index, next_index)| next_index <= match_index)
         {
             return Err(Violation::new(
                 "progress",
@@ -60,7 +61,7 @@ impl ProgressChecker {
             if leader && seen.match_term == Some(node.term()) {
                 // By peer: membership changes add and remove followers (a
                 // follower added again starts over, as it was gone in between).
-                for &(peer, is, _) in &progress {
+                for (peer, is, _) in progress.clone() {
                     let Some(&(_, was)) = seen.matches.iter().find(|(known, _)| *known == peer) else {
                         continue;
                     };
@@ -79,7 +80,7 @@ impl ProgressChecker {
         seen.commit = node.commit_index();
         seen.match_term = leader.then(|| node.term());
         seen.matches.clear();
-        seen.matches.extend(progress.iter().map(|&(peer, match_index, _)| (peer, match_index)));
+        seen.matches.extend(progress.map(|(peer, match_index, _)| (peer, match_index)));
         Ok(())
     }
 }

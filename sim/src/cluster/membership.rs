@@ -296,7 +296,7 @@ impl Cluster {
     /// A node's configuration is the latest configuration in its log (or its
     /// snapshot's, with none after the base): configurations take effect in
     /// log order, when appended, and truncation reverts them.
-    pub(super) fn check_membership(&mut self, index: usize, appended: &[Entry]) {
+    pub(super) fn check_membership(&mut self, index: usize, later: Option<&Entry>) {
         let host = &self.hosts[index];
         let Some(node) = host.node() else {
             return;
@@ -308,7 +308,6 @@ impl Cluster {
             }
             None => at <= node.log_base().0,
         };
-        let later = appended.iter().rev().find(|entry| matches!(entry.payload, Payload::Membership(_)));
         let stale = later.is_some_and(|entry| node.entry(entry.index) == Some(entry) && entry.index > at);
         if !holds || stale {
             let detail = format!(

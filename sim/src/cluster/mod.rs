@@ -115,10 +115,12 @@ impl SimEvent {
 }
 
 /// A message on the wire: serde_json bytes, binary wire bytes, or the value itself.
+/// Each delivery owns its bytes (a duplicate copies them): most messages are
+/// delivered once, so this saves a shared allocation per message.
 #[derive(Clone, Debug)]
 enum Wire {
-    Json(std::rc::Rc<Vec<u8>>),
-    Binary(std::rc::Rc<Vec<u8>>),
+    Json(Vec<u8>),
+    Binary(Vec<u8>),
     Plain(Box<Message>),
 }
 
@@ -239,6 +241,8 @@ impl Cluster {
                 host.ack_before_fsync =
                     options.driver_bug_ack_before_fsync || options.mutant == Some(raft_sm::Mutant::AckBeforeFsync);
                 host.snapshot_persisted_early = options.driver_bug_snapshot_persisted_early;
+                // Only the watchers and lease holders read apply results.
+                host.keep_apply_results = options.watchers > 0 || options.lease_holders > 0;
                 host
             })
             .collect();
@@ -620,13 +624,14 @@ impl Cluster {
         }
     }
 
-    fn after_node_step(&mut self, id: NodeId, effects: Vec<Effect>) {
+    fn after_node_step(&mut self, id: NodeId, mut effects: Vec<Effect>) {
         let index = (id.0 - 1) as usize;
         self.watch_timers(index, &effects);
         self.goals_after_step(index, &effects);
         self.checker.step = crate::checker::Step { at_ms: self.now_ms, event: self.events };
-        let mut appended = Vec::new();
-        for effect in effects {
+        // The last configuration entry this step appended (for the membership check).
+        let mut membership_appended = None;
+        for effect in effects.drain(..) {
             match effect {
                 Effect::Send(message) => self.send(index, message),
                 Effect::StartFsync(persist) => {
@@ -638,26 +643,34 @@ impl Cluster {
                 }
                 Effect::StartSnapshotWrite(ticket) => self.schedule_snapshot_write(id, ticket),
                 Effect::Answer { request, answer } => self.route_answer(index, request, answer),
-                Effect::Appended { entries, prev_term } => {
+                Effect::Appended { entries, prev_term, membership } => {
                     let result = self.checker.on_append(id, &entries, prev_term);
                     self.check_safety(result);
-                    appended.extend(entries);
+                    if membership.is_some() {
+                        membership_appended = membership;
+                    }
                 }
-                Effect::Applied { entry, result } => {
-                    if result.as_ref().is_some_and(|r| r.duplicate) {
+                Effect::Applied { entry, duplicate, result } => {
+                    if duplicate {
                         self.counters.add("duplicates_suppressed", 1);
                     }
                     self.counters.add("entries_applied", 1);
                     let term = self.hosts[index].node().map_or(Term(0), Node::term);
-                    let checked = self.checker.on_apply(id, term, &entry);
+                    let checked = self.checker.on_apply(id, term, entry);
                     self.check_safety(checked);
-                    self.membership_applied(&entry);
+                    // The entry itself is the node's record of what it applied there
+                    // (a different entry there was a violation before this effect).
+                    let applied = &self.hosts[index].applied[&entry.index];
+                    if matches!(applied.payload, raft_sm::Payload::Membership(_)) {
+                        let membership = applied.clone();
+                        self.membership_applied(&membership);
+                    }
                     if let Some(watchers) = &mut self.watchers {
                         let checked = watchers.on_apply(id, entry.index, &result);
                         self.check_safety(checked);
                     }
                     if let Some(leases) = &mut self.leases {
-                        let checked = leases.on_apply(self.now_ms, &entry, &result);
+                        let checked = leases.on_apply(self.now_ms, &self.hosts[index].applied[&entry.index], &result);
                         self.check_safety(checked);
                     }
                 }
@@ -674,7 +687,8 @@ impl Cluster {
                 Effect::Violation(detail) => self.fail(FailureKind::Safety, detail),
             }
         }
-        self.check_membership(index, &appended);
+        self.hosts[index].recycle_effects(effects);
+        self.check_membership(index, membership_appended.as_ref());
         self.sample_timeline(index);
         if let Some(deadline_ms) = self.hosts[index].take_new_deadline() {
             let incarnation = self.hosts[index].incarnation;
@@ -759,7 +773,7 @@ impl Cluster {
             WireFormat::Json => {
                 let bytes = serde_json::to_vec(&message).expect("messages serialize");
                 self.counters.message(kind, bytes.len());
-                Wire::Json(std::rc::Rc::new(bytes))
+                Wire::Json(bytes)
             }
             WireFormat::Binary => {
                 let bytes = raft_sm::wire::encode_message(&message);
@@ -773,7 +787,7 @@ impl Cluster {
                         ),
                     }
                 }
-                Wire::Binary(std::rc::Rc::new(bytes))
+                Wire::Binary(bytes)
             }
             WireFormat::Plain => {
                 self.counters.message(kind, approximate_size(&message));
@@ -805,8 +819,12 @@ impl Cluster {
         if let Some(timeline) = &mut self.timeline {
             timeline.message(self.now_ms, from, to, kind, deliver_at_ms.iter().min().copied());
         }
-        for at in deliver_at_ms {
-            self.queue.push(at, SimEvent::Deliver { from, to, wire: wire.clone() });
+        // The last delivery takes the bytes; earlier ones (duplicates) copy them.
+        let mut wire = Some(wire);
+        let deliveries = deliver_at_ms.len();
+        for (delivery, &at) in deliver_at_ms.iter().enumerate() {
+            let wire = if delivery + 1 == deliveries { wire.take() } else { wire.clone() };
+            self.queue.push(at, SimEvent::Deliver { from, to, wire: wire.expect("taken by the last delivery only") });
         }
     }
 
